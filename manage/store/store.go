@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every implementation returns (wrapped) so callers can map them to
+// HTTP statuses with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists") // unique constraint
+	ErrInvalid  = errors.New("invalid argument")
+)
+
+// Store is the controller's persistence. Methods whose first argument after
+// ctx is orgID only ever see or touch rows of that organization.
+type Store interface {
+	// InTx runs fn in one transaction: all of its writes land or none do.
+	InTx(ctx context.Context, fn func(tx Store) error) error
+	Close() error
+	// SchemaVersion is the highest applied migration.
+	SchemaVersion(ctx context.Context) (int, error)
+	// Backend is "sqlite" or "postgres".
+	Backend() string
+
+	// Tenancy.
+	CreateAccount(ctx context.Context, a *Account) error
+	GetAccount(ctx context.Context, id string) (Account, error)
+	ListAccounts(ctx context.Context, ids []string, opt ListOptions) (Page[Account], error) // ids nil = all
+	UpdateAccount(ctx context.Context, a *Account) error
+	DeleteAccount(ctx context.Context, id string) error
+
+	CreateGroup(ctx context.Context, g *Group) error
+	GetGroup(ctx context.Context, accountID, id string) (Group, error)
+	ListGroups(ctx context.Context, accountID string, opt ListOptions) (Page[Group], error)
+	UpdateGroup(ctx context.Context, g *Group) error
+	DeleteGroup(ctx context.Context, accountID, id string) error // ErrConflict while it holds organizations
+
+	CreateOrganization(ctx context.Context, o *Organization) error
+	GetOrganization(ctx context.Context, id string) (Organization, error)
+	// ListOrganizations lists organizations whose id is in ids (nil = all);
+	// filters: account_id, group_id, name.
+	ListOrganizations(ctx context.Context, ids []string, opt ListOptions) (Page[Organization], error)
+	UpdateOrganization(ctx context.Context, o *Organization) error
+	DeleteOrganization(ctx context.Context, id string) error // cascades to its inventory
+
+	// Users and access.
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByEmail(ctx context.Context, email string) (User, error)
+	ListUsers(ctx context.Context, ids []string, opt ListOptions) (Page[User], error)
+	UpdateUser(ctx context.Context, u *User) error
+	DeleteUser(ctx context.Context, id string) error
+	CountUsers(ctx context.Context) (int, error)
+
+	CreateMembership(ctx context.Context, m *Membership) error
+	DeleteMembership(ctx context.Context, id string) error
+	GetMembership(ctx context.Context, id string) (Membership, error)
+	ListMembershipsByUser(ctx context.Context, userID string) ([]Membership, error)
+	// ListMembershipsByAccount lists every membership whose scope lies in the account.
+	ListMembershipsByAccount(ctx context.Context, accountID string) ([]Membership, error)
+
+	CreateInvitation(ctx context.Context, inv *Invitation) error
+	GetInvitationByTokenHash(ctx context.Context, hash string) (Invitation, error)
+	ListInvitations(ctx context.Context, accountID string, opt ListOptions) (Page[Invitation], error)
+	MarkInvitationAccepted(ctx context.Context, id string, at time.Time) error
+	DeleteInvitation(ctx context.Context, accountID, id string) error
+
+	CreateSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, idHash string) (Session, error)
+	TouchSession(ctx context.Context, idHash string, seen time.Time) error
+	UpdateSessionMFA(ctx context.Context, idHash string, verified bool) error
+	DeleteSession(ctx context.Context, idHash string) error
+	DeleteUserSessions(ctx context.Context, userID string) error
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string) error
+	// UseRecoveryCode marks the unused code with this hash used; ErrNotFound if none.
+	UseRecoveryCode(ctx context.Context, userID, hash string, at time.Time) error
+	CountUnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
+
+	CreateAccessKey(ctx context.Context, k *AccessKey) error
+	GetAccessKey(ctx context.Context, id string) (AccessKey, error)
+	GetAccessKeyByPrefix(ctx context.Context, prefix string) (AccessKey, error)
+	// ListAccessKeys filters: user_id, scope, scope_id, revoked (true/false).
+	ListAccessKeys(ctx context.Context, accountID string, opt ListOptions) (Page[AccessKey], error)
+	RevokeAccessKey(ctx context.Context, accountID, id string, at time.Time) error
+	TouchAccessKey(ctx context.Context, id string, at time.Time) error
+
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// ListAudit filters: org_id, actor_id, action, object_type, object_id, since, until (RFC 3339).
+	ListAudit(ctx context.Context, accountID string, opt ListOptions) (Page[AuditEntry], error)
+
+	// Inventory (organization scoped).
+	CreateDevice(ctx context.Context, d *Device) error
+	GetDevice(ctx context.Context, orgID, id string) (Device, error)
+	GetDeviceByMachineID(ctx context.Context, orgID, machineID string) (Device, error)
+	// GetDeviceByCredentialHash finds a device across organizations by its credential (device auth).
+	GetDeviceByCredentialHash(ctx context.Context, hash string) (Device, error)
+	// ListDevices filters: approval, conn_state, sync_status, site, name (substring).
+	ListDevices(ctx context.Context, orgID string, opt ListOptions) (Page[Device], error)
+	UpdateDevice(ctx context.Context, d *Device) error // matches on (OrgID, ID)
+	DeleteDevice(ctx context.Context, orgID, id string) error
+	CountDevicesInAccount(ctx context.Context, accountID string) (int, error)
+
+	CreateOrgToken(ctx context.Context, t *OrgToken) error
+	GetOrgToken(ctx context.Context, orgID, id string) (OrgToken, error)
+	GetOrgTokenByHash(ctx context.Context, hash string) (OrgToken, error)
+	// ListOrgTokens filters: revoked (true/false), name.
+	ListOrgTokens(ctx context.Context, orgID string, opt ListOptions) (Page[OrgToken], error)
+	RevokeOrgToken(ctx context.Context, orgID, id string, at time.Time) error
+
+	CreatePathLabel(ctx context.Context, l *PathLabel) error
+	GetPathLabel(ctx context.Context, orgID, id string) (PathLabel, error)
+	// ListPathLabels filters: type, name.
+	ListPathLabels(ctx context.Context, orgID string, opt ListOptions) (Page[PathLabel], error)
+	UpdatePathLabel(ctx context.Context, l *PathLabel) error
+	DeletePathLabel(ctx context.Context, orgID, id string) error
+
+	// Settings is a small key/value table for controller-wide secrets and
+	// options (e.g. the token signing key, sealed).
+	GetSetting(ctx context.Context, key string) (string, error)
+	SetSetting(ctx context.Context, key, value string) error
+}
