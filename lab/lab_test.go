@@ -1,0 +1,231 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/lab/relay"
+	"github.com/vishvananda/netlink"
+)
+
+// The test binary doubles as the relay: Up re-executes it with this
+// variable set.
+const relayEnv = "TRELLIS_LAB_TEST_RELAY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(relayEnv) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		if err := relay.Command(ctx, os.Args[1:], os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces (CI runs as root)")
+	}
+}
+
+// testPrefix is a fresh kernel-object prefix so tests never clash with a
+// running lab or with each other.
+func testPrefix(t *testing.T) string {
+	b := make([]byte, 2)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "tt" + hex.EncodeToString(b)
+}
+
+func relayCommand(t *testing.T) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"/usr/bin/env", relayEnv + "=1", exe}
+}
+
+// upLab builds a lab for the test and registers its removal, which also
+// checks that nothing is left behind.
+func upLab(t *testing.T, top Topology, withRelay bool) (*Lab, Options) {
+	t.Helper()
+	needRoot(t)
+	prefix := testPrefix(t)
+	plan, err := NewPlan(prefix, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{StateRoot: t.TempDir()}
+	if withRelay {
+		opts.RelayCommand = relayCommand(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		if err := Down(context.Background(), prefix, opts.StateRoot); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	l, err := Up(ctx, plan, opts)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	return l, opts
+}
+
+func mustPing(t *testing.T, ns string, dst netip.Addr) time.Duration {
+	t.Helper()
+	rtt, err := Ping(context.Background(), ns, dst, 20, 250*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rtt
+}
+
+func TestUpReachabilityAndDown(t *testing.T) {
+	needRoot(t)
+	top := Topology{
+		EdgeBreakout: true,
+		Sites: []Site{
+			{WANs: []WAN{{}, {NAT: NATPortRestricted}}, LANs: []LAN{{Kind: LANBridge, Hosts: 2}, {Kind: LANDirect}}},
+			{WANs: []WAN{{NAT: NATSymmetric}}},
+		},
+		Manage: Manage{Run: []Process{{Name: "sleeper", Argv: []string{"sleep", "600"}}}},
+	}
+	if err := top.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	l, opts := upLab(t, top, false)
+	p := l.Plan
+
+	// Every host reaches its edge, the internet router and manage (through
+	// the edge's breakout NAT); every edge reaches both over every WAN.
+	for _, n := range p.Nodes {
+		switch n.Role {
+		case RoleHost:
+			gw := p.Routes[slices.IndexFunc(p.Routes, func(r Route) bool { return r.Node == n.Name })].Via
+			mustPing(t, n.NS, gw)
+			mustPing(t, n.NS, p.InternetAddr)
+			mustPing(t, n.NS, p.ManageAddr)
+		case RoleEdge, RoleManage, RoleISP:
+			mustPing(t, n.NS, p.InternetAddr)
+			mustPing(t, n.NS, p.ManageAddr)
+		}
+	}
+	// Public (non-NAT) WAN addresses are reachable from manage; hosts of
+	// another site are not (no tunnels in a plumbing-only lab).
+	mgmt, _ := p.Node("manage")
+	mustPing(t, mgmt.NS, netip.MustParseAddr("198.18.1.6"))
+	if _, err := Ping(context.Background(), mgmt.NS, netip.MustParseAddr("10.2.0.11"), 2, 200*time.Millisecond); err == nil {
+		t.Error("manage reached a LAN host directly; LANs must be private")
+	}
+	h1, _ := p.Node("s1/h1")
+	if _, err := Ping(context.Background(), h1.NS, netip.MustParseAddr("10.2.0.11"), 2, 200*time.Millisecond); err == nil {
+		t.Error("s1/h1 reached s2/h1 without tunnels")
+	}
+
+	// The hook process runs in the manage namespace.
+	if len(l.State.Processes) != 1 || !l.State.Processes[0].Alive() {
+		t.Fatalf("processes = %+v, want the sleeper alive", l.State.Processes)
+	}
+	pids, err := pidsInNamespace(mgmt.NS)
+	if err != nil || !slices.Contains(pids, l.State.Processes[0].PID) {
+		t.Errorf("sleeper pid %d not in %s (found %v, %v)", l.State.Processes[0].PID, mgmt.NS, pids, err)
+	}
+
+	// A second up with the same prefix is refused.
+	if _, err := Up(context.Background(), p, opts); err == nil || !strings.Contains(err.Error(), "already up") {
+		t.Errorf("second up: %v, want 'already up'", err)
+	}
+
+	// Down removes everything, and again is harmless.
+	sleeper := l.State.Processes[0]
+	if err := Down(context.Background(), p.Prefix, opts.StateRoot); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	assertGone(t, p.Prefix, opts.StateRoot, sleeper)
+	if err := Down(context.Background(), p.Prefix, opts.StateRoot); err != nil {
+		t.Errorf("second down: %v", err)
+	}
+}
+
+// assertGone checks that no namespace, link, process, nftables table or
+// state of the prefix is left.
+func assertGone(t *testing.T, prefix, stateRoot string, procs ...ProcRecord) {
+	t.Helper()
+	if ns, err := ListNamespaces(prefix); err != nil || len(ns) > 0 {
+		t.Errorf("namespaces left: %v (%v)", ns, err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, prefix) {
+			t.Errorf("link left in the host namespace: %s", l.Attrs().Name)
+		}
+	}
+	for _, p := range procs {
+		if p.Alive() {
+			t.Errorf("process %s (pid %d) still running", p.Name, p.PID)
+		}
+	}
+	tables, err := ListNFTables("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(tables, NFTable) {
+		t.Errorf("nftables table %s left in the host namespace", NFTable)
+	}
+	if _, err := os.Stat(StateDir(stateRoot, prefix)); !os.IsNotExist(err) {
+		t.Errorf("state directory left: %v", err)
+	}
+}
+
+func TestDownAfterCrash(t *testing.T) {
+	needRoot(t)
+	// Simulate a crash half-way: namespaces and a process exist, but the
+	// state file is gone. Down must sweep by prefix.
+	prefix := testPrefix(t)
+	root := t.TempDir()
+	t.Cleanup(func() { _ = Down(context.Background(), prefix, root) })
+	top, err := FromSimple(Simple{Sites: 1, WANs: 1, LANs: 1, Hosts: 1, NAT: NATFullCone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top.Manage.Run = []Process{{Name: "sleeper", Argv: []string{"sleep", "600"}}}
+	plan, err := NewPlan(prefix, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Up(context.Background(), plan, Options{StateRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isp, _ := plan.Node("s1/isp1")
+	if tables, err := ListNFTables(isp.NS); err != nil || !slices.Contains(tables, NFTable) {
+		t.Fatalf("NAT table in %s: %v %v", isp.NS, tables, err)
+	}
+	if err := os.RemoveAll(StateDir(root, prefix)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(context.Background(), prefix, root); err != nil {
+		t.Fatalf("down without state: %v", err)
+	}
+	assertGone(t, prefix, root, l.State.Processes...)
+}

@@ -1,0 +1,321 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+)
+
+// Role is what a namespace is for.
+type Role string
+
+// Namespace roles.
+const (
+	RoleInternet Role = "internet"
+	RoleManage   Role = "manage"
+	RoleISP      Role = "isp"
+	RoleRelay    Role = "relay"
+	RoleEdge     Role = "edge"
+	RoleHost     Role = "host"
+)
+
+// Node is one network namespace of the plan.
+type Node struct {
+	// Name is the lab name used on the command line: "internet", "manage",
+	// "s1/edge", "s1/isp1", "s1/wan1" (the WAN's relay), "s1/h1".
+	Name string
+	// NS is the kernel name of the namespace (under /run/netns).
+	NS      string
+	Role    Role
+	Site    int // 1-based; 0 for internet and manage
+	Forward bool
+	Run     []Process
+}
+
+// Iface is one end of a link.
+type Iface struct {
+	Node string // lab node name
+	Name string // interface name inside the node's namespace
+	// Addr is the address with prefix length; invalid when unnumbered.
+	Addr netip.Prefix
+	// Bridge names a bridge in the same namespace to enslave the interface to.
+	Bridge string
+}
+
+// Link is a veth pair.
+type Link struct {
+	A, B Iface
+}
+
+// Bridge is a Linux bridge with an optional address.
+type Bridge struct {
+	Node string
+	Name string
+	Addr netip.Prefix
+}
+
+// Route is a static route in a node.
+type Route struct {
+	Node   string
+	Dst    netip.Prefix
+	Via    netip.Addr
+	Dev    string
+	Metric int
+	Table  int // 0: main
+}
+
+// Rule is a source-based policy routing rule.
+type Rule struct {
+	Node     string
+	Src      netip.Prefix
+	Table    int
+	Priority int
+}
+
+// NAT is the NAT of one ISP router.
+type NAT struct {
+	Node    string // ISP node
+	Type    NATType
+	Inside  string // interface towards the edge
+	Outside string // interface towards the internet
+	Public  netip.Addr
+	Private netip.Addr // the edge's WAN address behind the NAT
+}
+
+// Breakout is the masquerade an edge does for its LANs in plumbing mode.
+type Breakout struct {
+	Node string
+	WANs []string
+}
+
+// RelayLink is an impairment relay between an edge WAN and its ISP router.
+type RelayLink struct {
+	// Name is the link's lab name, "s1/wan1".
+	Name string
+	// Node is the relay namespace (same as Name).
+	Node string
+	// EdgeSide and ISPSide are the relay's two interfaces in its namespace.
+	EdgeSide, ISPSide string
+}
+
+// Plan is a topology expanded into kernel objects.
+type Plan struct {
+	Prefix    string
+	Topology  Topology
+	Nodes     []Node
+	Links     []Link
+	Bridges   []Bridge
+	Routes    []Route
+	Rules     []Rule
+	NATs      []NAT
+	Breakouts []Breakout
+	Relays    []RelayLink
+	// ManageAddr is manage's address on the internet.
+	ManageAddr netip.Addr
+	// InternetAddr is the internet router's address on the manage link, a
+	// stable target for reachability checks.
+	InternetAddr netip.Addr
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{1,7}$`)
+
+// ValidatePrefix checks a kernel-object prefix: 2-8 lower-case letters and
+// digits starting with a letter (namespace names are "<prefix>-s1-edge").
+func ValidatePrefix(p string) error {
+	if !prefixRE.MatchString(p) {
+		return fmt.Errorf("invalid prefix %q: use 2-8 lower-case letters and digits, starting with a letter", p)
+	}
+	return nil
+}
+
+// NSName is the kernel namespace name of a lab node name.
+func NSName(prefix, node string) string {
+	return prefix + "-" + strings.ReplaceAll(node, "/", "-")
+}
+
+// Addressing plan. All of it exists only inside the lab's namespaces.
+var (
+	// ManageNet links the internet router (.1) and manage (.2).
+	ManageNet = netip.MustParsePrefix("100.64.0.0/30")
+)
+
+func pfx(a [4]byte, bits int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4(a), bits)
+}
+
+// ISPUplink is the /30 between the internet router (.1 of the /30) and the ISP
+// router (.2) of site s, WAN w: 100.64.<s>.<4w>/30.
+func ISPUplink(s, w int) (inet, isp netip.Prefix) {
+	base := byte(4 * w)
+	return pfx([4]byte{100, 64, byte(s), base + 1}, 30), pfx([4]byte{100, 64, byte(s), base + 2}, 30)
+}
+
+// Access is the edge ⇄ ISP network of site s, WAN w: without NAT the public
+// 198.18.<s>.<4w>/30 (ISP .1, edge .2); behind NAT the private
+// 192.168.<w>.0/24 (ISP .1, edge .2), identical at every site.
+func Access(s, w int, nat NATType) (isp, edge netip.Prefix) {
+	if nat == NATNone {
+		base := byte(4 * w)
+		return pfx([4]byte{198, 18, byte(s), base + 1}, 30), pfx([4]byte{198, 18, byte(s), base + 2}, 30)
+	}
+	return pfx([4]byte{192, 168, byte(w), 1}, 24), pfx([4]byte{192, 168, byte(w), 2}, 24)
+}
+
+// LANNet is LAN l (1-based) of site s: 10.<s>.<l-1>.0/24, edge .1, hosts .11+.
+func LANNet(s, l int) netip.Prefix {
+	return pfx([4]byte{10, byte(s), byte(l - 1), 0}, 24)
+}
+
+// HostAddr is the address of the i-th (1-based) host on LAN l of site s.
+func HostAddr(s, l, i int) netip.Prefix {
+	return pfx([4]byte{10, byte(s), byte(l - 1), byte(10 + i)}, 24)
+}
+
+// EdgeLANAddr is the edge's address on LAN l of site s.
+func EdgeLANAddr(s, l int) netip.Prefix {
+	return pfx([4]byte{10, byte(s), byte(l - 1), 1}, 24)
+}
+
+var defaultRoute = netip.MustParsePrefix("0.0.0.0/0")
+
+// NewPlan expands a normalized topology into a plan with the given prefix.
+func NewPlan(prefix string, t Topology) (*Plan, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	if err := t.Normalize(); err != nil {
+		return nil, err
+	}
+	p := &Plan{Prefix: prefix, Topology: t}
+	add := func(n Node) {
+		n.NS = NSName(prefix, n.Name)
+		p.Nodes = append(p.Nodes, n)
+	}
+	inetAddr := pfx([4]byte{100, 64, 0, 1}, 30)
+	mgmtAddr := pfx([4]byte{100, 64, 0, 2}, 30)
+	p.InternetAddr, p.ManageAddr = inetAddr.Addr(), mgmtAddr.Addr()
+
+	add(Node{Name: "internet", Role: RoleInternet, Forward: true})
+	add(Node{Name: "manage", Role: RoleManage, Run: t.Manage.Run})
+	p.Links = append(p.Links, Link{
+		A: Iface{Node: "internet", Name: "manage", Addr: inetAddr},
+		B: Iface{Node: "manage", Name: "eth0", Addr: mgmtAddr},
+	})
+	p.Routes = append(p.Routes, Route{Node: "manage", Dst: defaultRoute, Via: inetAddr.Addr()})
+
+	for si, site := range t.Sites {
+		s := si + 1
+		edge := fmt.Sprintf("s%d/edge", s)
+		add(Node{Name: edge, Role: RoleEdge, Site: s, Forward: true, Run: site.Run})
+		var breakout Breakout
+		for wi, wan := range site.WANs {
+			w := wi + 1
+			isp := fmt.Sprintf("s%d/isp%d", s, w)
+			relay := fmt.Sprintf("s%d/wan%d", s, w)
+			wanIf := fmt.Sprintf("wan%d", w)
+			add(Node{Name: isp, Role: RoleISP, Site: s, Forward: true})
+			add(Node{Name: relay, Role: RoleRelay, Site: s})
+			upInet, upISP := ISPUplink(s, w)
+			accISP, accEdge := Access(s, w, wan.NAT)
+			p.Links = append(p.Links,
+				Link{
+					A: Iface{Node: "internet", Name: fmt.Sprintf("s%dw%d", s, w), Addr: upInet},
+					B: Iface{Node: isp, Name: "inet", Addr: upISP},
+				},
+				Link{
+					A: Iface{Node: relay, Name: "isp"},
+					B: Iface{Node: isp, Name: "cust", Addr: accISP},
+				},
+				Link{
+					A: Iface{Node: edge, Name: wanIf, Addr: accEdge},
+					B: Iface{Node: relay, Name: "edge"},
+				},
+			)
+			p.Relays = append(p.Relays, RelayLink{Name: relay, Node: relay, EdgeSide: "edge", ISPSide: "isp"})
+			p.Routes = append(p.Routes, Route{Node: isp, Dst: defaultRoute, Via: upInet.Addr()})
+			if wan.NAT == NATNone {
+				p.Routes = append(p.Routes, Route{Node: "internet", Dst: accEdge.Masked(), Via: upISP.Addr()})
+			} else {
+				p.NATs = append(p.NATs, NAT{Node: isp, Type: wan.NAT, Inside: "cust", Outside: "inet",
+					Public: upISP.Addr(), Private: accEdge.Addr()})
+			}
+			// Default route per WAN (lower metric for wan1) and a table per
+			// WAN chosen by source address, so replies leave by the WAN that
+			// owns the address.
+			table := 100 + w
+			p.Routes = append(p.Routes,
+				Route{Node: edge, Dst: defaultRoute, Via: accISP.Addr(), Dev: wanIf, Metric: 100 * w},
+				Route{Node: edge, Dst: defaultRoute, Via: accISP.Addr(), Dev: wanIf, Table: table},
+			)
+			p.Rules = append(p.Rules, Rule{Node: edge, Src: netip.PrefixFrom(accEdge.Addr(), 32), Table: table, Priority: 1000 + w})
+			breakout.WANs = append(breakout.WANs, wanIf)
+		}
+		if t.EdgeBreakout {
+			breakout.Node = edge
+			p.Breakouts = append(p.Breakouts, breakout)
+		}
+		hostN := 0
+		for li, lan := range site.LANs {
+			l := li + 1
+			lanIf := fmt.Sprintf("lan%d", l)
+			if lan.Kind == LANBridge {
+				p.Bridges = append(p.Bridges, Bridge{Node: edge, Name: lanIf, Addr: EdgeLANAddr(s, l)})
+			}
+			for hi := 1; hi <= lan.Hosts; hi++ {
+				hostN++
+				host := fmt.Sprintf("s%d/h%d", s, hostN)
+				add(Node{Name: host, Role: RoleHost, Site: s})
+				a := Iface{Node: edge, Name: lanIf, Addr: EdgeLANAddr(s, l)}
+				if lan.Kind == LANBridge {
+					a = Iface{Node: edge, Name: fmt.Sprintf("%sh%d", lanIf, hi), Bridge: lanIf}
+				}
+				p.Links = append(p.Links, Link{A: a, B: Iface{Node: host, Name: "eth0", Addr: HostAddr(s, l, hi)}})
+				p.Routes = append(p.Routes, Route{Node: host, Dst: defaultRoute, Via: EdgeLANAddr(s, l).Addr()})
+			}
+		}
+	}
+	return p, nil
+}
+
+// Node returns the plan's node with the given lab name.
+func (p *Plan) Node(name string) (Node, bool) {
+	name = strings.TrimSpace(name)
+	for _, n := range p.Nodes {
+		if n.Name == name || n.NS == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Relay returns the relay link with the given name ("s1/wan1"; "s1-wan1" too).
+func (p *Plan) Relay(name string) (RelayLink, bool) {
+	name = strings.ReplaceAll(strings.TrimSpace(name), "-", "/")
+	for _, r := range p.Relays {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return RelayLink{}, false
+}
+
+// Addrs lists the addressed interfaces of a node as "name addr" pairs.
+func (p *Plan) Addrs(node string) []Iface {
+	var out []Iface
+	for _, b := range p.Bridges {
+		if b.Node == node && b.Addr.IsValid() {
+			out = append(out, Iface{Node: node, Name: b.Name, Addr: b.Addr})
+		}
+	}
+	for _, l := range p.Links {
+		for _, e := range []Iface{l.A, l.B} {
+			if e.Node == node && e.Addr.IsValid() {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+var invalidPrefix netip.Prefix

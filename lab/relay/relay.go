@@ -1,0 +1,317 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Port is one side of the relay: it reads and writes whole frames.
+type Port interface {
+	// ReadFrame reads one frame into buf and returns its length n in buf
+	// and its length on the wire (used for rate accounting). wire == 0
+	// means the frame is to be ignored (e.g. one this host sent).
+	ReadFrame(buf []byte) (n, wire int, err error)
+	// WriteFrame sends a frame as ReadFrame returned it.
+	WriteFrame(frame []byte) error
+	// Close unblocks ReadFrame and WriteFrame and releases the port.
+	Close() error
+}
+
+// Stats count what one direction did.
+type Stats struct {
+	RxFrames     uint64 `json:"rx_frames"`
+	RxBytes      uint64 `json:"rx_bytes"`
+	TxFrames     uint64 `json:"tx_frames"`
+	TxBytes      uint64 `json:"tx_bytes"`
+	DroppedLoss  uint64 `json:"dropped_loss"`
+	DroppedDown  uint64 `json:"dropped_down"`
+	DroppedQueue uint64 `json:"dropped_queue"`
+	TxErrors     uint64 `json:"tx_errors"`
+	Queued       int    `json:"queued"`
+	QueuedBytes  int64  `json:"queued_bytes"`
+}
+
+// Defaults of the queue that holds frames being delayed or rate limited.
+const (
+	DefaultQueueFrames = 4096
+	DefaultQueueBytes  = 4 << 20
+	// MaxFrame is the largest frame the relay handles (a 64 KiB GSO frame
+	// plus headers).
+	MaxFrame = 65536 + 256
+)
+
+// Engine relays frames between two ports, impaired.
+type Engine struct {
+	cfg         atomic.Pointer[Impairment]
+	queueFrames int
+	queueBytes  int64
+	dirs        [2]*direction
+	pool        sync.Pool
+	log         *slog.Logger
+}
+
+// NewEngine creates an engine between ports a and b, named for its two
+// directions ("a→b" is dirNames[0]). queueFrames and queueBytes bound each
+// direction's queue (0 for the defaults).
+func NewEngine(a, b Port, dirNames [2]string, queueFrames int, queueBytes int64, log *slog.Logger) *Engine {
+	if queueFrames <= 0 {
+		queueFrames = DefaultQueueFrames
+	}
+	if queueBytes <= 0 {
+		queueBytes = DefaultQueueBytes
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{queueFrames: queueFrames, queueBytes: queueBytes, log: log}
+	e.pool.New = func() any { b := make([]byte, MaxFrame); return &b }
+	e.cfg.Store(&Impairment{})
+	e.dirs[0] = newDirection(dirNames[0], a, b, queueFrames)
+	e.dirs[1] = newDirection(dirNames[1], b, a, queueFrames)
+	return e
+}
+
+// Impairment returns the current impairment.
+func (e *Engine) Impairment() Impairment { return *e.cfg.Load() }
+
+// Set replaces the impairment after validating it.
+func (e *Engine) Set(im Impairment) error {
+	if err := im.Validate(); err != nil {
+		return err
+	}
+	e.cfg.Store(&im)
+	for _, d := range e.dirs {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+	e.log.Info("impairment set", "impairment", im.String())
+	return nil
+}
+
+// Stats returns a snapshot of both directions' counters, keyed by name.
+func (e *Engine) Stats() map[string]Stats {
+	out := make(map[string]Stats, 2)
+	for _, d := range e.dirs {
+		out[d.name] = d.snapshot()
+	}
+	return out
+}
+
+// Run relays until ctx is done, then closes both ports.
+func (e *Engine) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for _, d := range e.dirs {
+		wg.Add(2)
+		go func() { defer wg.Done(); errc <- d.read(ctx, e) }()
+		go func() { defer wg.Done(); d.write(ctx, e) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		cancel()
+	}
+	for _, d := range e.dirs {
+		d.in.Close()
+	}
+	wg.Wait()
+	return err
+}
+
+type frame struct {
+	buf     *[]byte
+	n, wire int
+	release time.Time
+}
+
+type direction struct {
+	name    string
+	in, out Port
+	q       chan frame
+	qBytes  atomic.Int64
+	wake    chan struct{}
+
+	rxFrames, rxBytes, txFrames, txBytes  atomic.Uint64
+	dropLoss, dropDown, dropQueue, txErrs atomic.Uint64
+
+	// Owned by the reader goroutine.
+	rng         *rand.Rand
+	lastRelease time.Time
+	// Owned by the writer goroutine.
+	linkFree time.Time
+}
+
+func newDirection(name string, in, out Port, queueFrames int) *direction {
+	return &direction{
+		name: name, in: in, out: out,
+		q:    make(chan frame, queueFrames),
+		wake: make(chan struct{}, 1),
+		rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+}
+
+func (d *direction) snapshot() Stats {
+	return Stats{
+		RxFrames: d.rxFrames.Load(), RxBytes: d.rxBytes.Load(),
+		TxFrames: d.txFrames.Load(), TxBytes: d.txBytes.Load(),
+		DroppedLoss: d.dropLoss.Load(), DroppedDown: d.dropDown.Load(),
+		DroppedQueue: d.dropQueue.Load(), TxErrors: d.txErrs.Load(),
+		Queued: len(d.q), QueuedBytes: d.qBytes.Load(),
+	}
+}
+
+// read takes frames from the input port, drops those lost or arriving while
+// the link is down, stamps the others with their release time and queues
+// them, dropping at the tail when the queue is full.
+func (d *direction) read(ctx context.Context, e *Engine) error {
+	for {
+		bp := e.pool.Get().(*[]byte)
+		n, wire, err := d.in.ReadFrame(*bp)
+		if err != nil {
+			e.pool.Put(bp)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s: reading: %w", d.name, err)
+		}
+		if wire == 0 {
+			e.pool.Put(bp)
+			continue
+		}
+		d.rxFrames.Add(1)
+		d.rxBytes.Add(uint64(wire))
+		cfg := e.cfg.Load()
+		if cfg.Down {
+			d.dropDown.Add(1)
+			e.pool.Put(bp)
+			continue
+		}
+		if cfg.LossPct > 0 && d.rng.Float64()*100 < cfg.LossPct {
+			d.dropLoss.Add(1)
+			e.pool.Put(bp)
+			continue
+		}
+		now := time.Now()
+		release := now
+		if cfg.Delay > 0 || cfg.Jitter > 0 {
+			delay := cfg.Delay
+			if cfg.Jitter > 0 {
+				delay += time.Duration(d.rng.Int64N(int64(2*cfg.Jitter)+1)) - cfg.Jitter
+			}
+			release = now.Add(max(delay, 0))
+		}
+		// Frames keep their order: never release before the previous one.
+		if release.Before(d.lastRelease) {
+			release = d.lastRelease
+		}
+		if d.qBytes.Add(int64(wire)) > e.queueBytes {
+			d.qBytes.Add(-int64(wire))
+			d.dropQueue.Add(1)
+			e.pool.Put(bp)
+			continue
+		}
+		select {
+		case d.q <- frame{buf: bp, n: n, wire: wire, release: release}:
+			d.lastRelease = release
+		default:
+			d.qBytes.Add(-int64(wire))
+			d.dropQueue.Add(1)
+			e.pool.Put(bp)
+		}
+	}
+}
+
+// write sends queued frames once their release time has come and the rate
+// limiter allows, dropping them if the link went down meanwhile.
+func (d *direction) write(ctx context.Context, e *Engine) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	// sleepUntil waits for t, a config change or the end; false at the end.
+	sleepUntil := func(t time.Time) bool {
+		wait := time.Until(t)
+		if wait <= 0 {
+			return true
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-d.wake:
+			timer.Stop()
+		case <-timer.C:
+		}
+		return true
+	}
+	for {
+		var f frame
+		select {
+		case <-ctx.Done():
+			return
+		case f = <-d.q:
+		}
+		sent := d.deliver(ctx, e, f, sleepUntil)
+		d.qBytes.Add(-int64(f.wire))
+		e.pool.Put(f.buf)
+		if !sent && ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (d *direction) deliver(ctx context.Context, e *Engine, f frame, sleepUntil func(time.Time) bool) bool {
+	for {
+		cfg := e.cfg.Load()
+		if cfg.Down {
+			d.dropDown.Add(1)
+			return false
+		}
+		now := time.Now()
+		if now.Before(f.release) {
+			if !sleepUntil(f.release) {
+				return false
+			}
+			continue // re-check down after waking
+		}
+		if cfg.RateBps > 0 {
+			// Virtual-clock shaper: the link is busy until linkFree; an idle
+			// link may send a small burst at once.
+			burst := max(3028*8*time.Second/time.Duration(cfg.RateBps), 5*time.Millisecond)
+			if floor := now.Add(-burst); d.linkFree.Before(floor) {
+				d.linkFree = floor
+			}
+			if now.Before(d.linkFree) {
+				if !sleepUntil(d.linkFree) {
+					return false
+				}
+				continue
+			}
+			d.linkFree = d.linkFree.Add(time.Duration(uint64(f.wire) * 8 * uint64(time.Second) / cfg.RateBps))
+		}
+		if err := d.out.WriteFrame((*f.buf)[:f.n]); err != nil {
+			d.txErrs.Add(1)
+			if ctx.Err() != nil {
+				return false
+			}
+			e.log.Debug("write failed", "dir", d.name, "err", err)
+			return false
+		}
+		d.txFrames.Add(1)
+		d.txBytes.Add(uint64(f.wire))
+		return true
+	}
+}
+
+// errClosed is returned by ports after Close.
+var errClosed = errors.New("port closed")
