@@ -14,10 +14,10 @@ const DefaultStateRoot = "/run/trellis-lab"
 
 // ProcRecord is a process the lab started.
 type ProcRecord struct {
-	Name string   `json:"name"`
-	Node string   `json:"node"`
-	NS   string   `json:"ns"`
-	PID  int      `json:"pid"`
+	Name string `json:"name"`
+	Node string `json:"node"`
+	NS   string `json:"ns"`
+	PID  int    `json:"pid"`
 	// Start is the process start time (clock ticks since boot, field 22 of
 	// /proc/PID/stat) so a recycled PID is never mistaken for ours.
 	Start uint64   `json:"start"`
