@@ -302,11 +302,16 @@ func (c *Client) DeleteInvitation(ctx context.Context, accountID, id string) err
 
 // AcceptInvitation accepts an invitation, creating a user (name, password)
 // or, with a session token set, adding the membership to the current user.
-func (c *Client) AcceptInvitation(ctx context.Context, in AcceptInvitationInput) error {
+// It returns the new membership.
+func (c *Client) AcceptInvitation(ctx context.Context, in AcceptInvitationInput) (*Membership, error) {
 	if strings.TrimSpace(in.Token) == "" {
-		return errors.New("invitation token is empty")
+		return nil, errors.New("invitation token is empty")
 	}
-	return c.post(ctx, "/invitations/accept", in, nil)
+	var m Membership
+	if err := c.post(ctx, "/invitations/accept", in, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // ---- access keys ----

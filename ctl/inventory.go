@@ -46,7 +46,7 @@ func (c *cli) devicesCommand() *cobra.Command {
 		Short:   "Edge devices of the organization: list, get, update, delete, approve",
 	}
 	list := &cobra.Command{Use: "list", Short: "List devices", Args: cobra.NoArgs}
-	lf := addListFlags(list, "approval", "conn_state", "sync_status", "site", "name")
+	lf := addListFlags(list, "approval", "conn_state", "sync_status", "site", "name", "machine_id")
 	list.RunE = c.orgClient(func(ctx context.Context, cl *client.Client, org string, _ []string) error {
 		return runList(ctx, c, deviceView, lf, func(ctx context.Context, p client.ListParams) (*client.Page[client.Device], error) {
 			return cl.ListDevices(ctx, org, p)
@@ -119,7 +119,7 @@ func (c *cli) tokensCommand() *cobra.Command {
 		Short:   "Organization (registration) tokens: list, create, get, revoke",
 	}
 	list := &cobra.Command{Use: "list", Short: "List tokens", Args: cobra.NoArgs}
-	lf := addListFlags(list, "name")
+	lf := addListFlags(list, "name", "revoked")
 	list.RunE = c.orgClient(func(ctx context.Context, cl *client.Client, org string, _ []string) error {
 		return runList(ctx, c, tokenView, lf, func(ctx context.Context, p client.ListParams) (*client.Page[client.OrgToken], error) {
 			return cl.ListOrgTokens(ctx, org, p)

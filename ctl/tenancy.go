@@ -406,7 +406,7 @@ func (c *cli) membersCommand() *cobra.Command {
 		Short:   "Memberships of an account: list, add, remove",
 	}
 	list := &cobra.Command{Use: "list", Short: "List the memberships of the account", Args: cobra.NoArgs}
-	lf := addListFlags(list, "user_id", "scope", "role")
+	lf := addListFlags(list, "user_id", "scope", "scope_id", "role")
 	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
 		acc, err := c.accountID(ctx, cl)
 		if err != nil {
@@ -467,7 +467,7 @@ func (c *cli) invitationsCommand() *cobra.Command {
 		Short:   "Invitations: list, create, delete, accept",
 	}
 	list := &cobra.Command{Use: "list", Short: "List the invitations of the account", Args: cobra.NoArgs}
-	lf := addListFlags(list, "email")
+	lf := addListFlags(list, "email", "scope", "role", "accepted")
 	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
 		acc, err := c.accountID(ctx, cl)
 		if err != nil {
@@ -562,12 +562,16 @@ password is asked for twice (or read from one line of stdin with
 		if err != nil {
 			return err
 		}
-		if err := cl.AcceptInvitation(ctx, in); err != nil {
+		m, err := cl.AcceptInvitation(ctx, in)
+		if err != nil {
 			return err
 		}
-		msg := "Invitation accepted."
+		if c.output == "json" {
+			return writeJSON(c.io.Stdout, m)
+		}
+		msg := fmt.Sprintf("Invitation accepted: %s at %s %s.", m.Role, m.Scope, m.ScopeID)
 		if in.Name != "" {
-			msg += " Log in with: trellisctl login EMAIL"
+			msg += fmt.Sprintf("\nLog in with: trellisctl login %s", memberUser(*m))
 		}
 		return printDone(c, msg)
 	}
@@ -603,7 +607,7 @@ func (c *cli) accessKeysCommand() *cobra.Command {
 		Short:   "Access keys for scripts: list, create, revoke",
 	}
 	list := &cobra.Command{Use: "list", Short: "List the access keys of the account", Args: cobra.NoArgs}
-	lf := addListFlags(list, "user_id", "scope")
+	lf := addListFlags(list, "name", "user_id", "scope", "role", "revoked")
 	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
 		acc, err := c.accountID(ctx, cl)
 		if err != nil {
@@ -701,7 +705,7 @@ func (c *cli) auditCommand() *cobra.Command {
 		Short: "List audit entries of the selected organization, or of the account with --account",
 		Args:  cobra.NoArgs,
 	}
-	lf := addListFlags(list, "org_id", "actor_id", "action", "object_type", "object_id", "since", "until")
+	lf := addListFlags(list, "org_id", "actor_id", "actor_type", "action", "object_type", "object_id", "since", "until")
 	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
 		if ref, _, err := c.orgRef(); err == nil && ref != "" && c.account == "" {
 			org, err := c.orgID(ctx, cl)
