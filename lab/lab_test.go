@@ -76,15 +76,18 @@ func upLab(t *testing.T, top Topology, withRelay bool) (*Lab, Options) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	var procs []ProcRecord
 	t.Cleanup(func() {
 		if err := Down(context.Background(), prefix, opts.StateRoot); err != nil {
 			t.Errorf("down: %v", err)
 		}
+		assertGone(t, prefix, opts.StateRoot, procs...)
 	})
 	l, err := Up(ctx, plan, opts)
 	if err != nil {
 		t.Fatalf("up: %v", err)
 	}
+	procs = l.State.Processes
 	return l, opts
 }
 

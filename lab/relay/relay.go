@@ -146,8 +146,7 @@ type direction struct {
 	dropLoss, dropDown, dropQueue, txErrs atomic.Uint64
 
 	// Owned by the reader goroutine.
-	rng         *rand.Rand
-	lastRelease time.Time
+	rng *rand.Rand
 	// Owned by the writer goroutine.
 	linkFree time.Time
 }
@@ -211,19 +210,16 @@ func (d *direction) read(ctx context.Context, e *Engine) error {
 			}
 			release = now.Add(max(delay, 0))
 		}
-		// Frames keep their order: never release before the previous one.
-		if release.Before(d.lastRelease) {
-			release = d.lastRelease
-		}
-		if d.qBytes.Add(int64(wire)) > e.queueBytes {
-			d.qBytes.Add(-int64(wire))
+		// Only this goroutine adds to qBytes (the writer subtracts), so
+		// checking before adding never lets the queue exceed its limit.
+		if d.qBytes.Load()+int64(wire) > e.queueBytes {
 			d.dropQueue.Add(1)
 			e.pool.Put(bp)
 			continue
 		}
+		d.qBytes.Add(int64(wire))
 		select {
 		case d.q <- frame{buf: bp, n: n, wire: wire, release: release}:
-			d.lastRelease = release
 		default:
 			d.qBytes.Add(-int64(wire))
 			d.dropQueue.Add(1)
@@ -232,7 +228,9 @@ func (d *direction) read(ctx context.Context, e *Engine) error {
 	}
 }
 
-// write sends queued frames once their release time has come and the rate
+// write sends queued frames in FIFO order (so frames never overtake each
+// other: with jitter a frame due earlier waits for the one ahead of it)
+// once their release time has come and the rate
 // limiter allows, dropping them if the link went down meanwhile.
 func (d *direction) write(ctx context.Context, e *Engine) {
 	timer := time.NewTimer(time.Hour)
