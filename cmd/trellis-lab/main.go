@@ -1,0 +1,313 @@
+// Command trellis-lab builds a whole multi-site Trellis network in network
+// namespaces on one Linux host. See lab/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/trellis-sdwan/trellis/lab"
+	"github.com/trellis-sdwan/trellis/lab/relay"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trellis-lab:", err)
+		os.Exit(1)
+	}
+}
+
+type globals struct {
+	prefix    string
+	stateRoot string
+	verbose   bool
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "trellis-lab",
+		Short:         "A multi-site Trellis SD-WAN in network namespaces on one Linux host",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	defPrefix := os.Getenv("TRELLIS_LAB_PREFIX")
+	if defPrefix == "" {
+		defPrefix = "tl"
+	}
+	root.PersistentFlags().StringVar(&g.prefix, "prefix", defPrefix, "prefix of every namespace and the state directory (env TRELLIS_LAB_PREFIX)")
+	root.PersistentFlags().StringVar(&g.stateRoot, "state-root", lab.DefaultStateRoot, "directory holding the state of each lab")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress")
+	root.AddCommand(upCmd(g), downCmd(g), statusCmd(g), execCmd(g), impairCmd(g), relayCmd())
+	return root
+}
+
+func needRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, netlink, nftables): run it with sudo")
+	}
+	return nil
+}
+
+func (g *globals) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func (g *globals) state() (*lab.State, error) {
+	st, err := lab.LoadState(lab.StateDir(g.stateRoot, g.prefix))
+	if errors.Is(err, lab.ErrNoLab) {
+		return nil, fmt.Errorf("no lab with prefix %q is up: run `trellis-lab up` first", g.prefix)
+	}
+	return st, err
+}
+
+func upCmd(g *globals) *cobra.Command {
+	var (
+		file     string
+		simple   = lab.DefaultSimple
+		nat      string
+		breakout bool
+		noRelay  bool
+		dryRun   bool
+	)
+	c := &cobra.Command{
+		Use:   "up [--file F | --sites N --wans N --nat TYPE ...]",
+		Short: "Build the lab (default: 3 sites, 1 WAN each, no NAT, 1 LAN with 1 host each)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var top lab.Topology
+			var err error
+			if file != "" {
+				for _, f := range []string{"sites", "wans", "lans", "hosts", "nat"} {
+					if cmd.Flags().Changed(f) {
+						return fmt.Errorf("--%s cannot be combined with --file: describe it in the file", f)
+					}
+				}
+				top, err = lab.LoadTopology(file)
+			} else {
+				if simple.NAT, err = lab.ParseNAT(nat); err != nil {
+					return err
+				}
+				top, err = lab.FromSimple(simple)
+			}
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("breakout") {
+				top.EdgeBreakout = breakout
+			}
+			plan, err := lab.NewPlan(g.prefix, top)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if dryRun {
+				return plan.WriteTable(out)
+			}
+			if err := needRoot(); err != nil {
+				return err
+			}
+			opts := lab.Options{StateRoot: g.stateRoot, Logger: g.logger()}
+			if !noRelay {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("finding this program to run the relays: %w", err)
+				}
+				opts.RelayCommand = []string{exe, "relay"}
+			}
+			start := time.Now()
+			l, err := lab.Up(cmd.Context(), plan, opts)
+			if err != nil {
+				return err
+			}
+			if err := plan.WriteTable(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\nlab %q up in %v; state in %s\n", plan.Prefix, time.Since(start).Round(time.Millisecond), l.State.Dir)
+			fmt.Fprintf(out, "try: trellis-lab exec s1/h1 -- ping -c1 %s     trellis-lab impair s1/wan1 --loss 5%% --delay 40ms     trellis-lab down\n", plan.ManageAddr)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&file, "file", "f", "", "topology file (YAML or JSON; see lab/README.md)")
+	f.IntVar(&simple.Sites, "sites", simple.Sites, "number of sites (1-99)")
+	f.IntVar(&simple.WANs, "wans", simple.WANs, "WAN links per site (1-3)")
+	f.IntVar(&simple.LANs, "lans", simple.LANs, "LAN segments per site")
+	f.IntVar(&simple.Hosts, "hosts", simple.Hosts, "hosts per LAN")
+	f.StringVar(&nat, "nat", "none", "NAT on every WAN: none, full-cone, port-restricted, symmetric")
+	f.BoolVar(&breakout, "breakout", false, "let the lab masquerade LAN traffic at each edge (hosts reach the internet without trellis-edge)")
+	f.BoolVar(&noRelay, "no-relay", false, "join WAN links with kernel bridges instead of impairment relays (impair unavailable)")
+	f.BoolVar(&dryRun, "dry-run", false, "print the plan and build nothing")
+	return c
+}
+
+func downCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove everything the lab made (also after a crash: sweeps by prefix)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := needRoot(); err != nil {
+				return err
+			}
+			if err := lab.Down(cmd.Context(), g.prefix, g.stateRoot); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lab %q is down\n", g.prefix)
+			return nil
+		},
+	}
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show namespaces, processes and link impairments of the lab",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := g.state()
+			if err != nil {
+				return err
+			}
+			return lab.WriteStatus(cmd.Context(), cmd.OutOrStdout(), st)
+		},
+	}
+}
+
+func execCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "exec NODE -- COMMAND [ARG...]",
+		Short: "Run a command in a lab namespace (NODE: internet, manage, s1/edge, s1/isp1, s1/wan1, s1/h1 ...)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(); err != nil {
+				return err
+			}
+			st, err := g.state()
+			if err != nil {
+				return err
+			}
+			plan, err := lab.NewPlan(st.Prefix, st.Topology)
+			if err != nil {
+				return err
+			}
+			name := strings.ReplaceAll(args[0], "-", "/")
+			node, ok := plan.Node(name)
+			if !ok {
+				var names []string
+				for _, n := range plan.Nodes {
+					names = append(names, n.Name)
+				}
+				return fmt.Errorf("unknown node %q: use one of %s", args[0], strings.Join(names, ", "))
+			}
+			return lab.ExecIn(node.NS, args[1:], os.Environ())
+		},
+	}
+}
+
+func impairCmd(g *globals) *cobra.Command {
+	var (
+		loss, rate    string
+		delay, jitter time.Duration
+		down, up      bool
+		clear         bool
+	)
+	c := &cobra.Command{
+		Use:   "impair LINK [--loss 5%] [--delay 80ms] [--jitter 10ms] [--rate 20mbit] [--down | --up] [--clear]",
+		Short: "Impair a WAN link (LINK: s1/wan1 ...); delay, loss and rate apply in each direction",
+		Long: "Changes what the link's relay does to frames, in each direction: --delay 40ms adds 80ms to the round trip.\n" +
+			"Flags not given keep their current value; --clear resets the link to unimpaired first.\n" +
+			"With no flags, shows the link's impairment and counters.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.state()
+			if err != nil {
+				return err
+			}
+			if down && up {
+				return errors.New("--down and --up contradict each other: give one")
+			}
+			var u relay.Update
+			u.Clear = clear
+			fl := cmd.Flags()
+			changed := clear
+			if fl.Changed("loss") {
+				v, err := relay.ParseLoss(loss)
+				if err != nil {
+					return err
+				}
+				u.LossPct, changed = &v, true
+			}
+			if fl.Changed("rate") {
+				v, err := relay.ParseRate(rate)
+				if err != nil {
+					return err
+				}
+				u.RateBps, changed = &v, true
+			}
+			if fl.Changed("delay") {
+				u.Delay, changed = &delay, true
+			}
+			if fl.Changed("jitter") {
+				u.Jitter, changed = &jitter, true
+			}
+			if down || up {
+				v := down
+				u.Down, changed = &v, true
+			}
+			var rep relay.Reply
+			if changed {
+				rep, err = lab.Impair(cmd.Context(), st, args[0], u)
+			} else {
+				rep, err = lab.LinkStatus(cmd.Context(), st, args[0])
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: %s\n", rep.Name, rep.Impairment)
+			for _, dir := range []string{"edge->isp", "isp->edge"} {
+				s := rep.Stats[dir]
+				fmt.Fprintf(out, "  %-10s rx %d tx %d frames; dropped: loss %d, down %d, queue %d; queued %d\n",
+					dir, s.RxFrames, s.TxFrames, s.DroppedLoss, s.DroppedDown, s.DroppedQueue, s.Queued)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&loss, "loss", "0%", "frame loss percentage, e.g. 5%")
+	f.DurationVar(&delay, "delay", 0, "added delay per direction, e.g. 80ms")
+	f.DurationVar(&jitter, "jitter", 0, "delay variation ± per direction, e.g. 10ms (order is kept)")
+	f.StringVar(&rate, "rate", "0", "rate limit, e.g. 20mbit, 512kbit (0: unlimited)")
+	f.BoolVar(&down, "down", false, "cut the link (drop everything)")
+	f.BoolVar(&up, "up", false, "restore a cut link")
+	f.BoolVar(&clear, "clear", false, "reset to unimpaired before applying the other flags")
+	return c
+}
+
+func relayCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "relay",
+		Short:              "Run one impairment relay (started by up)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return relay.Command(cmd.Context(), args, cmd.ErrOrStderr())
+		},
+	}
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/trellis-sdwan/trellis/lab"
+)
+
+// The test binary is also trellis-lab: `up` re-executes it as `relay`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "relay" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestUpDryRunAndValidation(t *testing.T) {
+	out, err := run(t, "--prefix", "tx", "up", "--dry-run", "--sites", "2", "--wans", "2", "--nat", "symmetric")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"tx-s2-isp2", "100.64.2.10/30", "s2/wan2", "symmetric", "10.2.0.11/24"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry-run output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run(t, "--prefix", "tx", "up", "--dry-run")
+	if err != nil || !strings.Contains(out, "s3/h1") || strings.Contains(out, "s4/") {
+		t.Errorf("default is not 3 sites: %v\n%s", err, out)
+	}
+	bad := [][]string{
+		{"up", "--dry-run", "--nat", "cone"},
+		{"up", "--dry-run", "--wans", "4"},
+		{"up", "--dry-run", "--sites", "0"},
+		{"--prefix", "Bad-Prefix", "up", "--dry-run"},
+		{"up", "--dry-run", "--file", "/nonexistent.yaml"},
+		{"up", "--dry-run", "--file", "x.yaml", "--sites", "2"},
+		{"exec", "s1/h1"},
+		{"impair"},
+	}
+	for _, args := range bad {
+		if _, err := run(t, args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+func TestCommandsEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces (CI runs as root)")
+	}
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	prefix := "tt" + hex.EncodeToString(b)
+	root := t.TempDir()
+	g := []string{"--prefix", prefix, "--state-root", root}
+	t.Cleanup(func() { _ = lab.Down(context.Background(), prefix, root) })
+
+	file := root + "/topo.yaml"
+	if err := os.WriteFile(file, []byte("sites:\n  - wans: [{nat: symmetric}, {}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, append(g, "up", "--file", file)...)
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, prefix+"-s1-edge") {
+		t.Errorf("up output lacks the edge namespace:\n%s", out)
+	}
+	out, err = run(t, append(g, "status")...)
+	if err != nil || !strings.Contains(out, "s1/wan2") || strings.Contains(out, "NOT ANSWERING") || strings.Contains(out, "EXITED") {
+		t.Errorf("status: %v\n%s", err, out)
+	}
+	out, err = run(t, append(g, "impair", "s1/wan2", "--loss", "5%", "--delay", "30ms", "--rate", "20mbit")...)
+	if err != nil || !strings.Contains(out, "loss 5%, delay 30ms, rate 20mbit") {
+		t.Errorf("impair: %v\n%s", err, out)
+	}
+	out, err = run(t, append(g, "impair", "s1/wan2", "--down")...)
+	if err != nil || !strings.Contains(out, "s1/wan2: down") {
+		t.Errorf("impair --down: %v\n%s", err, out)
+	}
+	if _, err := run(t, append(g, "impair", "s1/wan2", "--down", "--up")...); err == nil {
+		t.Error("--down --up accepted")
+	}
+	if _, err := run(t, append(g, "impair", "s1/wan9", "--up")...); err == nil {
+		t.Error("unknown link accepted")
+	}
+	if _, err := run(t, append(g, "up")...); err == nil {
+		t.Error("second up accepted")
+	}
+	if out, err := run(t, append(g, "down")...); err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	if ns, _ := lab.ListNamespaces(prefix); len(ns) > 0 {
+		t.Errorf("namespaces left: %v", ns)
+	}
+	if _, err := run(t, append(g, "status")...); err == nil {
+		t.Error("status after down succeeded")
+	}
+}
