@@ -113,7 +113,7 @@ func TestUpReachabilityAndDown(t *testing.T) {
 	if err := top.Normalize(); err != nil {
 		t.Fatal(err)
 	}
-	l, opts := upLab(t, top, false)
+	l, opts := upLab(t, top, true)
 	p := l.Plan
 
 	// Every host reaches its edge, the internet router and manage (through
@@ -142,13 +142,27 @@ func TestUpReachabilityAndDown(t *testing.T) {
 		t.Error("s1/h1 reached s2/h1 without tunnels")
 	}
 
-	// The hook process runs in the manage namespace.
-	if len(l.State.Processes) != 1 || !l.State.Processes[0].Alive() {
-		t.Fatalf("processes = %+v, want the sleeper alive", l.State.Processes)
+	// The hook process runs in the manage namespace, next to one relay
+	// per WAN link in its own namespace, all alive.
+	var sleeper ProcRecord
+	relays := 0
+	for _, pr := range l.State.Processes {
+		if !pr.Alive() {
+			t.Errorf("process %s in %s not running", pr.Name, pr.Node)
+		}
+		switch pr.Name {
+		case "sleeper":
+			sleeper = pr
+		case "relay":
+			relays++
+		}
+	}
+	if relays != 3 || sleeper.Node != "manage" {
+		t.Fatalf("processes = %+v, want 3 relays and the sleeper in manage", l.State.Processes)
 	}
 	pids, err := pidsInNamespace(mgmt.NS)
-	if err != nil || !slices.Contains(pids, l.State.Processes[0].PID) {
-		t.Errorf("sleeper pid %d not in %s (found %v, %v)", l.State.Processes[0].PID, mgmt.NS, pids, err)
+	if err != nil || !slices.Contains(pids, sleeper.PID) {
+		t.Errorf("sleeper pid %d not in %s (found %v, %v)", sleeper.PID, mgmt.NS, pids, err)
 	}
 
 	// A second up with the same prefix is refused.
@@ -157,11 +171,10 @@ func TestUpReachabilityAndDown(t *testing.T) {
 	}
 
 	// Down removes everything, and again is harmless.
-	sleeper := l.State.Processes[0]
 	if err := Down(context.Background(), p.Prefix, opts.StateRoot); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	assertGone(t, p.Prefix, opts.StateRoot, sleeper)
+	assertGone(t, p.Prefix, opts.StateRoot, l.State.Processes...)
 	if err := Down(context.Background(), p.Prefix, opts.StateRoot); err != nil {
 		t.Errorf("second down: %v", err)
 	}

@@ -62,7 +62,16 @@ func TestNATBehaviour(t *testing.T) {
 	if err := top.Normalize(); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := upLab(t, top, false)
+	// Through kernel-bridged WAN links and through impairment relays.
+	for _, withRelay := range []bool{false, true} {
+		t.Run(fmt.Sprintf("relay=%v", withRelay), func(t *testing.T) {
+			testNAT(t, top, types, withRelay)
+		})
+	}
+}
+
+func testNAT(t *testing.T, top Topology, types []NATType, withRelay bool) {
+	l, _ := upLab(t, top, withRelay)
 	p := l.Plan
 	inet, _ := p.Node("internet")
 	mgmt, _ := p.Node("manage")
