@@ -1,0 +1,157 @@
+// Package api serves the controller's REST API under /api/v1 (docs/api.md):
+// one route table drives both the HTTP mux and the OpenAPI document, so the
+// two cannot drift. Every mutation runs in one store transaction together
+// with its audit entry.
+package api
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/store"
+)
+
+// Prefix is where the API lives.
+const Prefix = "/api/v1"
+
+// SessionCookie is the cookie the web UI keeps its session token in.
+const SessionCookie = "trellis_session"
+
+// Config wires the API to its dependencies.
+type Config struct {
+	Store  store.Store
+	Logger *slog.Logger
+	// PublicURL is manage's base URL as edges and browsers reach it
+	// (https://host:port); it goes into organization tokens.
+	PublicURL string
+	// CertFingerprint is the hex SHA-256 of manage's TLS certificate (DER);
+	// it goes into organization tokens.
+	CertFingerprint string
+	// SigningKey signs organization tokens.
+	SigningKey ed25519.PrivateKey
+	// Sealer encrypts TOTP secrets at rest.
+	Sealer *auth.Sealer
+	// PasswordParams for new hashes (auth.DefaultPasswordParams if zero).
+	PasswordParams auth.PasswordParams
+	// SessionTTL is the lifetime of a full session (12 h if zero);
+	// PartialSessionTTL of one waiting for its second factor (10 min).
+	SessionTTL        time.Duration
+	PartialSessionTTL time.Duration
+	// InvitationTTL is how long an invitation can be accepted (7 days).
+	InvitationTTL time.Duration
+	// LoginLimiter limits login attempts (auth.NewLoginLimiter if nil).
+	LoginLimiter *auth.LoginLimiter
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// Registerer receives the API's Prometheus metrics (none if nil).
+	Registerer prometheus.Registerer
+	// SecureCookie marks the session cookie Secure (set when serving HTTPS).
+	SecureCookie bool
+	// TOTPIssuer names the service in authenticator apps ("Trellis").
+	TOTPIssuer string
+}
+
+// API is the REST API handler.
+type API struct {
+	cfg     Config
+	st      store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	totp    *auth.TOTPVerifier
+	limiter *auth.LoginLimiter
+	routes  []*Route
+	mux     *http.ServeMux
+	metrics *metrics
+	// dummyHash is verified against when a login names an unknown user, so
+	// timing does not reveal which emails exist.
+	dummyHash string
+}
+
+// New builds the API.
+func New(cfg Config) (*API, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: a store is required")
+	}
+	if len(cfg.SigningKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("api: an Ed25519 signing key is required")
+	}
+	if cfg.Sealer == nil {
+		return nil, errors.New("api: a sealer is required")
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("api: the public URL is required")
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PasswordParams == (auth.PasswordParams{}) {
+		cfg.PasswordParams = auth.DefaultPasswordParams
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.PartialSessionTTL == 0 {
+		cfg.PartialSessionTTL = 10 * time.Minute
+	}
+	if cfg.InvitationTTL == 0 {
+		cfg.InvitationTTL = 7 * 24 * time.Hour
+	}
+	if cfg.LoginLimiter == nil {
+		cfg.LoginLimiter = auth.NewLoginLimiter(cfg.Now)
+	}
+	if cfg.TOTPIssuer == "" {
+		cfg.TOTPIssuer = "Trellis"
+	}
+	dummy, err := auth.HashPassword("not a real password", cfg.PasswordParams)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
+		totp: auth.NewTOTPVerifier(cfg.Now), limiter: cfg.LoginLimiter, dummyHash: dummy}
+	a.metrics = newMetrics(cfg.Registerer)
+	a.routes = a.routeTable()
+	a.mux = http.NewServeMux()
+	for _, rt := range a.routes {
+		a.mux.Handle(rt.Method+" "+Prefix+rt.Path, a.wrap(rt))
+	}
+	a.mux.HandleFunc(Prefix+"/", a.notFoundOrMethod)
+	return a, nil
+}
+
+// Handler serves everything under /api/v1.
+func (a *API) Handler() http.Handler {
+	return a.outer(a.mux)
+}
+
+// Routes returns the route table (read-only).
+func (a *API) Routes() []*Route { return a.routes }
+
+// notFoundOrMethod answers requests no route matched: 405 with Allow when
+// the path exists for other methods, else 404.
+func (a *API) notFoundOrMethod(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PATCH", "PUT", "DELETE"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pat := a.mux.Handler(r2); pat != "" && pat != Prefix+"/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s (see %s/openapi.json)", r.Method, r.URL.Path, Prefix))
+}

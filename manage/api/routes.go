@@ -1,0 +1,129 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/store"
+)
+
+// authMode says which credentials a route accepts.
+type authMode int
+
+const (
+	authOpen     authMode = iota // no credentials (login, OpenAPI document)
+	authOptional                 // credentials used when given (accept an invitation)
+	authAny                      // a full session or an access key
+	authSession                  // a full user session only
+	authPartial                  // a session, also while its second factor is pending
+	authEnroll                   // a session, also while a forced TOTP enrollment is pending
+)
+
+func (m authMode) String() string {
+	return [...]string{"open", "optional", "any", "session", "partial", "enroll"}[m]
+}
+
+// Route is one entry of the route table: what the mux serves and what the
+// OpenAPI document describes.
+type Route struct {
+	Method  string
+	Path    string // below /api/v1, with {params}
+	Summary string
+	Tag     string
+	Auth    authMode
+	// OrgAction, when set, makes the route organization scoped: {org_id} is
+	// loaded and the subject needs this action there (404 when it cannot
+	// even read the organization).
+	OrgAction auth.Action
+	// Account routes load {account_id}; 404 unless the subject holds a
+	// grant in that account.
+	Account bool
+	Body    any // request body type, nil when the route takes none
+	Resp    any // answer type (the item type for lists), nil for 204
+	List    bool
+	Filters []string
+	Sorts   []string
+	Status  int
+	handle  func(c *call) (any, error)
+}
+
+var (
+	sortsBasic   = []string{"id", "name", "created_at", "updated_at"}
+	sortsOrgs    = []string{"id", "name", "account_id", "group_id", "created_at", "updated_at"}
+	sortsDevices = []string{"id", "name", "machine_id", "site", "hostname", "approval", "conn_state", "sync_status", "created_at", "updated_at", "last_seen_at"}
+	sortsTokens  = []string{"id", "name", "created_at", "revoked_at"}
+	sortsLabels  = []string{"id", "name", "type", "color", "created_at", "updated_at"}
+	sortsInv     = []string{"id", "email", "created_at", "expires_at", "accepted_at"}
+	sortsKeys    = []string{"id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"}
+	sortsAudit   = []string{"id", "created_at", "action", "actor_id", "object_type"}
+	sortsMembers = []string{"id", "created_at", "role", "scope", "user_id"}
+	auditFilters = []string{"org_id", "actor_id", "actor_type", "action", "object_type", "object_id", "since", "until"}
+)
+
+func (a *API) routeTable() []*Route {
+	const (
+		read  = auth.ActionRead
+		write = auth.ActionWrite
+		admin = auth.ActionAdmin
+	)
+	return []*Route{
+		// Authentication.
+		{Method: "POST", Path: "/auth/login", Tag: "auth", Summary: "Log in with email and password", Auth: authOpen, Body: loginRequest{}, Resp: loginResponse{}, handle: a.login},
+		{Method: "POST", Path: "/auth/logout", Tag: "auth", Summary: "End this session", Auth: authPartial, Status: http.StatusNoContent, handle: a.logout},
+		{Method: "GET", Path: "/auth/me", Tag: "auth", Summary: "Who am I", Auth: authAny, Resp: meResponse{}, handle: a.me},
+		{Method: "POST", Path: "/auth/password", Tag: "auth", Summary: "Change my password (ends my other sessions)", Auth: authSession, Body: passwordRequest{}, Status: http.StatusNoContent, handle: a.changePassword},
+		{Method: "POST", Path: "/auth/totp/enroll", Tag: "auth", Summary: "Start TOTP enrollment", Auth: authEnroll, Resp: totpEnrollResponse{}, handle: a.totpEnroll},
+		{Method: "POST", Path: "/auth/totp/activate", Tag: "auth", Summary: "Activate TOTP with a first code; returns recovery codes once", Auth: authEnroll, Body: codeRequest{}, Resp: recoveryCodesResponse{}, handle: a.totpActivate},
+		{Method: "POST", Path: "/auth/totp/verify", Tag: "auth", Summary: "Complete a login with a TOTP or recovery code", Auth: authPartial, Body: totpVerifyRequest{}, Status: http.StatusNoContent, handle: a.totpVerify},
+		{Method: "POST", Path: "/auth/totp/disable", Tag: "auth", Summary: "Disable TOTP", Auth: authSession, Body: codeRequest{}, Status: http.StatusNoContent, handle: a.totpDisable},
+
+		// Accounts and groups.
+		{Method: "GET", Path: "/accounts", Tag: "accounts", Summary: "List accounts I belong to", Auth: authAny, Resp: store.Account{}, List: true, Filters: []string{"name"}, Sorts: sortsBasic, handle: a.listAccounts},
+		{Method: "POST", Path: "/accounts", Tag: "accounts", Summary: "Create an account (owners of an account only); I become its owner", Auth: authSession, Body: accountInput{}, Resp: store.Account{}, Status: http.StatusCreated, handle: a.createAccount},
+		{Method: "GET", Path: "/accounts/{account_id}", Tag: "accounts", Summary: "Get an account", Auth: authAny, Account: true, Resp: store.Account{}, handle: a.getAccount},
+		{Method: "PATCH", Path: "/accounts/{account_id}", Tag: "accounts", Summary: "Change an account (owner)", Auth: authAny, Account: true, Body: accountPatch{}, Resp: store.Account{}, handle: a.patchAccount},
+		{Method: "DELETE", Path: "/accounts/{account_id}", Tag: "accounts", Summary: "Delete an account with everything in it (owner)", Auth: authAny, Account: true, Status: http.StatusNoContent, handle: a.deleteAccount},
+		{Method: "GET", Path: "/accounts/{account_id}/groups", Tag: "accounts", Summary: "List groups (account viewer)", Auth: authAny, Account: true, Resp: store.Group{}, List: true, Filters: []string{"name"}, Sorts: sortsBasic, handle: a.listGroups},
+		{Method: "POST", Path: "/accounts/{account_id}/groups", Tag: "accounts", Summary: "Create a group (account owner)", Auth: authAny, Account: true, Body: groupInput{}, Resp: store.Group{}, Status: http.StatusCreated, handle: a.createGroup},
+		{Method: "GET", Path: "/accounts/{account_id}/groups/{group_id}", Tag: "accounts", Summary: "Get a group", Auth: authAny, Account: true, Resp: store.Group{}, handle: a.getGroup},
+		{Method: "PATCH", Path: "/accounts/{account_id}/groups/{group_id}", Tag: "accounts", Summary: "Rename a group (owner)", Auth: authAny, Account: true, Body: groupPatch{}, Resp: store.Group{}, handle: a.patchGroup},
+		{Method: "DELETE", Path: "/accounts/{account_id}/groups/{group_id}", Tag: "accounts", Summary: "Delete an empty group (owner; 409 while it holds organizations)", Auth: authAny, Account: true, Status: http.StatusNoContent, handle: a.deleteGroup},
+
+		// Members, invitations, access keys, audit.
+		{Method: "GET", Path: "/accounts/{account_id}/members", Tag: "access", Summary: "List memberships I can see", Auth: authAny, Account: true, Resp: memberView{}, List: true, Filters: []string{"user_id", "scope", "scope_id", "role"}, Sorts: sortsMembers, handle: a.listMembers},
+		{Method: "POST", Path: "/accounts/{account_id}/members", Tag: "access", Summary: "Grant an existing user a role (no more than I hold there)", Auth: authAny, Account: true, Body: memberInput{}, Resp: memberView{}, Status: http.StatusCreated, handle: a.addMember},
+		{Method: "DELETE", Path: "/accounts/{account_id}/members/{membership_id}", Tag: "access", Summary: "Remove a membership (owner at its scope)", Auth: authAny, Account: true, Status: http.StatusNoContent, handle: a.removeMember},
+		{Method: "GET", Path: "/accounts/{account_id}/invitations", Tag: "access", Summary: "List invitations (account manager)", Auth: authAny, Account: true, Resp: store.Invitation{}, List: true, Filters: []string{"email", "scope", "scope_id", "role", "invited_by", "accepted"}, Sorts: sortsInv, handle: a.listInvitations},
+		{Method: "POST", Path: "/accounts/{account_id}/invitations", Tag: "access", Summary: "Invite someone (no more than I hold there); token shown once", Auth: authAny, Account: true, Body: invitationInput{}, Resp: invitationCreated{}, Status: http.StatusCreated, handle: a.createInvitation},
+		{Method: "DELETE", Path: "/accounts/{account_id}/invitations/{invitation_id}", Tag: "access", Summary: "Withdraw an invitation", Auth: authAny, Account: true, Status: http.StatusNoContent, handle: a.deleteInvitation},
+		{Method: "POST", Path: "/invitations/accept", Tag: "access", Summary: "Accept an invitation (new user: name and password; existing user: with a session)", Auth: authOptional, Body: acceptInput{}, Resp: memberView{}, handle: a.acceptInvitation},
+		{Method: "GET", Path: "/accounts/{account_id}/access-keys", Tag: "access", Summary: "List access keys (mine; all for account owners)", Auth: authAny, Account: true, Resp: store.AccessKey{}, List: true, Filters: []string{"user_id", "scope", "scope_id", "role", "name", "revoked"}, Sorts: sortsKeys, handle: a.listAccessKeys},
+		{Method: "POST", Path: "/accounts/{account_id}/access-keys", Tag: "access", Summary: "Create an access key (scope and role within my rights); key shown once", Auth: authSession, Account: true, Body: accessKeyInput{}, Resp: accessKeyCreated{}, Status: http.StatusCreated, handle: a.createAccessKey},
+		{Method: "DELETE", Path: "/accounts/{account_id}/access-keys/{key_id}", Tag: "access", Summary: "Revoke an access key (its creator or an owner)", Auth: authAny, Account: true, Status: http.StatusNoContent, handle: a.revokeAccessKey},
+		{Method: "GET", Path: "/accounts/{account_id}/audit", Tag: "access", Summary: "Audit log of the account (manager)", Auth: authAny, Account: true, Resp: store.AuditEntry{}, List: true, Filters: auditFilters, Sorts: sortsAudit, handle: a.listAccountAudit},
+
+		// Organizations and their inventory.
+		{Method: "GET", Path: "/organizations", Tag: "organizations", Summary: "List organizations I can see", Auth: authAny, Resp: store.Organization{}, List: true, Filters: []string{"account_id", "group_id", "name"}, Sorts: sortsOrgs, handle: a.listOrgs},
+		{Method: "POST", Path: "/organizations", Tag: "organizations", Summary: "Create an organization (manager of its group or account)", Auth: authAny, Body: orgInput{}, Resp: store.Organization{}, Status: http.StatusCreated, handle: a.createOrg},
+		{Method: "GET", Path: "/organizations/{org_id}", Tag: "organizations", Summary: "Get an organization", Auth: authAny, OrgAction: read, Resp: store.Organization{}, handle: a.getOrg},
+		{Method: "PATCH", Path: "/organizations/{org_id}", Tag: "organizations", Summary: "Change an organization (manager)", Auth: authAny, OrgAction: write, Body: orgPatch{}, Resp: store.Organization{}, handle: a.patchOrg},
+		{Method: "DELETE", Path: "/organizations/{org_id}", Tag: "organizations", Summary: "Delete an organization and its inventory (owner)", Auth: authAny, OrgAction: admin, Status: http.StatusNoContent, handle: a.deleteOrg},
+		{Method: "GET", Path: "/organizations/{org_id}/devices", Tag: "devices", Summary: "List devices", Auth: authAny, OrgAction: read, Resp: store.Device{}, List: true, Filters: []string{"approval", "conn_state", "sync_status", "site", "name", "machine_id"}, Sorts: sortsDevices, handle: a.listDevices},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}", Tag: "devices", Summary: "Get a device", Auth: authAny, OrgAction: read, Resp: store.Device{}, handle: a.getDevice},
+		{Method: "PATCH", Path: "/organizations/{org_id}/devices/{device_id}", Tag: "devices", Summary: "Change a device's name, description or site (manager)", Auth: authAny, OrgAction: write, Body: devicePatch{}, Resp: store.Device{}, handle: a.patchDevice},
+		{Method: "DELETE", Path: "/organizations/{org_id}/devices/{device_id}", Tag: "devices", Summary: "Delete a device and revoke its credential (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteDevice},
+		{Method: "POST", Path: "/organizations/{org_id}/devices/{device_id}/approve", Tag: "devices", Summary: "Approve a pending device (manager)", Auth: authAny, OrgAction: write, Resp: store.Device{}, handle: a.approveDevice},
+		{Method: "GET", Path: "/organizations/{org_id}/tokens", Tag: "tokens", Summary: "List organization tokens", Auth: authAny, OrgAction: read, Resp: store.OrgToken{}, List: true, Filters: []string{"revoked", "name"}, Sorts: sortsTokens, handle: a.listTokens},
+		{Method: "POST", Path: "/organizations/{org_id}/tokens", Tag: "tokens", Summary: "Create an organization token (manager); token text shown once", Auth: authAny, OrgAction: write, Body: tokenInput{}, Resp: tokenCreated{}, Status: http.StatusCreated, handle: a.createToken},
+		{Method: "GET", Path: "/organizations/{org_id}/tokens/{token_id}", Tag: "tokens", Summary: "Get an organization token", Auth: authAny, OrgAction: read, Resp: store.OrgToken{}, handle: a.getToken},
+		{Method: "DELETE", Path: "/organizations/{org_id}/tokens/{token_id}", Tag: "tokens", Summary: "Revoke an organization token (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.revokeToken},
+		{Method: "GET", Path: "/organizations/{org_id}/path-labels", Tag: "path-labels", Summary: "List path labels", Auth: authAny, OrgAction: read, Resp: store.PathLabel{}, List: true, Filters: []string{"type", "name"}, Sorts: sortsLabels, handle: a.listLabels},
+		{Method: "POST", Path: "/organizations/{org_id}/path-labels", Tag: "path-labels", Summary: "Create a path label (manager)", Auth: authAny, OrgAction: write, Body: labelInput{}, Resp: store.PathLabel{}, Status: http.StatusCreated, handle: a.createLabel},
+		{Method: "GET", Path: "/organizations/{org_id}/path-labels/{label_id}", Tag: "path-labels", Summary: "Get a path label", Auth: authAny, OrgAction: read, Resp: store.PathLabel{}, handle: a.getLabel},
+		{Method: "PATCH", Path: "/organizations/{org_id}/path-labels/{label_id}", Tag: "path-labels", Summary: "Change a path label (manager)", Auth: authAny, OrgAction: write, Body: labelPatch{}, Resp: store.PathLabel{}, handle: a.patchLabel},
+		{Method: "DELETE", Path: "/organizations/{org_id}/path-labels/{label_id}", Tag: "path-labels", Summary: "Delete a path label (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteLabel},
+		{Method: "GET", Path: "/organizations/{org_id}/audit", Tag: "organizations", Summary: "Audit log of the organization (manager)", Auth: authAny, OrgAction: write, Resp: store.AuditEntry{}, List: true, Filters: auditFilters[1:], Sorts: sortsAudit, handle: a.listOrgAudit},
+
+		{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document", Auth: authOpen, handle: a.openapi},
+	}
+}
