@@ -64,6 +64,16 @@ or --recovery-code CODE).`,
 				return err
 			}
 			cl.SetToken(res.Token)
+			if res.MFARequired && !res.User.TOTPEnabled {
+				// The account forces a second factor the user has not set
+				// up: keep the partial session, which may only enroll.
+				if err := c.rememberLogin(ctx, cl, opts, res); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.io.Stderr, "Your account requires a second factor. Set it up now:\n"+
+					"  trellisctl totp enroll\n  trellisctl totp activate CODE")
+				return nil
+			}
 			if res.MFARequired {
 				if err := c.secondFactor(ctx, cl, totp, recovery); err != nil {
 					return err

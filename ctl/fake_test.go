@@ -111,7 +111,7 @@ func (f *fakeAPI) handler() http.Handler {
 		tok := fmt.Sprintf("tss_%d", f.nextID)
 		f.sessions[tok] = !f.mfa
 		writeOK(w, 200, map[string]any{"token": tok, "expires_at": "2026-12-01T00:00:00Z", "mfa_required": f.mfa,
-			"user": map[string]any{"id": "usr-1", "email": in.Email, "name": "Ada"}})
+			"user": map[string]any{"id": "usr-1", "email": in.Email, "name": "Ada", "totp_enabled": f.mfa}})
 	})
 	mux.HandleFunc("POST /api/v1/auth/totp/verify", auth(func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
