@@ -1,0 +1,106 @@
+package dataplane
+
+import (
+	"time"
+
+	"github.com/trellis-sdwan/trellis/edge/dataplane/frame"
+	"github.com/trellis-sdwan/trellis/edge/dataplane/ippkt"
+)
+
+const maxEchoData = 512
+
+// probeLoop probes every tunnel each interval (ICMP echo to the far /31
+// end, answered by the far data plane), settles lost probes, updates
+// up/down and quality, refreshes path selection and expires old SAs.
+func (e *Engine) probeLoop() {
+	defer e.wg.Done()
+	interval := e.snap.Load().cfg.ProbeInterval
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	buf := make([]byte, frame.MaxHeadroom+28+16+frame.MaxTailroom)
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		snap := e.snap.Load()
+		if iv := snap.cfg.ProbeInterval; iv != interval {
+			interval = iv
+			tick.Reset(iv)
+		}
+		now := time.Now()
+		for name, t := range snap.tunnels {
+			t.probeMu.Lock()
+			up := t.probe.evaluate(now, interval)
+			st := t.probe.stats()
+			seq := t.probe.send(now)
+			t.probeMu.Unlock()
+			t.score.Store(st.score())
+			if prev := t.up.Swap(up); prev != up {
+				if up {
+					e.log.Info("tunnel up", "tunnel", name, "rtt", st.LastRTT)
+				} else {
+					e.log.Warn("tunnel down", "tunnel", name, "lost_probes", probeDownAfter)
+				}
+			}
+			t.pruneSAs(now)
+			e.sendProbe(t, seq, now, buf)
+		}
+		for _, s := range snap.sites {
+			s.refresh()
+		}
+	}
+}
+
+func (e *Engine) sendProbe(t *tunnel, seq uint16, now time.Time, buf []byte) {
+	var data [16]byte
+	copy(data[:8], probeMagic[:])
+	ns := now.UnixNano()
+	for i := 0; i < 8; i++ {
+		data[8+i] = byte(ns >> (56 - 8*i))
+	}
+	n := ippkt.BuildEcho(buf[frame.MaxHeadroom:], false, t.ep.Local, t.ep.Remote, uint16(t.cfg.VNI), seq, data[:])
+	e.sendInner(t, buf, n)
+}
+
+// sendInner encapsulates buf[frame.MaxHeadroom:][:n] and sends it at once
+// (control traffic: probes and probe replies).
+func (e *Engine) sendInner(t *tunnel, buf []byte, n int) {
+	f, err := frame.Encap(buf, frame.MaxHeadroom, n, &t.ep, t.sas.Load().out)
+	if err != nil {
+		t.drop(DropSeqExhausted)
+		return
+	}
+	if _, err := t.wan.conn.WriteTo(f, t.remote.Load()); err != nil {
+		t.drop(DropSendError)
+		return
+	}
+	t.txPackets.Add(1)
+	t.txBytes.Add(uint64(n))
+}
+
+// handleProbe answers echo requests addressed to the tunnel's /31 end and
+// records replies to our probes.
+func (e *Engine) handleProbe(t *tunnel, inner, reply []byte, now time.Time) {
+	ech, ok := ippkt.ParseEcho(inner)
+	if !ok {
+		t.drop(DropMalformed)
+		return
+	}
+	if !ech.Reply {
+		if len(ech.Data) > maxEchoData || frame.MaxHeadroom+28+len(ech.Data)+frame.MaxTailroom > len(reply) {
+			t.drop(DropTooBig)
+			return
+		}
+		n := ippkt.BuildEcho(reply[frame.MaxHeadroom:], true, t.ep.Local, ech.Src, ech.ID, ech.Seq, ech.Data)
+		e.sendInner(t, reply, n)
+		return
+	}
+	if ech.ID != uint16(t.cfg.VNI) || len(ech.Data) < 8 || [8]byte(ech.Data[:8]) != probeMagic {
+		return
+	}
+	t.probeMu.Lock()
+	t.probe.reply(ech.Seq, now)
+	t.probeMu.Unlock()
+}

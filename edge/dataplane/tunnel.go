@@ -1,0 +1,179 @@
+package dataplane
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
+	"github.com/trellis-sdwan/trellis/edge/dataplane/frame"
+	"github.com/trellis-sdwan/trellis/edge/dataplane/ippkt"
+)
+
+// DropReason classifies dropped packets.
+type DropReason int
+
+// Drop reasons counted per tunnel (and engine-wide for packets that match
+// no tunnel).
+const (
+	DropAuth         DropReason = iota // ESP authentication failed
+	DropReplay                         // replayed or too old
+	DropNoRoute                        // no route or no usable tunnel
+	DropNoSA                           // unknown SPI or tunnel
+	DropMalformed                      // unparseable packet
+	DropTooBig                         // larger than the tunnel MTU
+	DropSeqExhausted                   // outbound SA must be rekeyed
+	DropSendError                      // socket or TUN write failed
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{"auth", "replay", "no_route", "no_sa", "malformed", "too_big", "seq_exhausted", "send_error"}
+
+func (r DropReason) String() string { return dropNames[r] }
+
+type counters struct {
+	txPackets, txBytes atomic.Uint64
+	rxPackets, rxBytes atomic.Uint64
+	drops              [numDropReasons]atomic.Uint64
+}
+
+func (c *counters) drop(r DropReason) { c.drops[r].Add(1) }
+
+// inboundSA is an inbound SA; expires is zero for the current one.
+type inboundSA struct {
+	sa      *esp.SA
+	cfg     esp.Config
+	expires time.Time
+}
+
+// saSet is an immutable set of SAs of a tunnel.
+type saSet struct {
+	out    *esp.SA
+	outCfg esp.Config
+	in     []inboundSA
+}
+
+func (s *saSet) lookup(spi uint32) *esp.SA {
+	for i := range s.in {
+		if s.in[i].sa.SPI() == spi {
+			return s.in[i].sa
+		}
+	}
+	return nil
+}
+
+// tunnel is the runtime state of one tunnel. Fields set at creation are
+// immutable; the rest is atomic or guarded by probeMu.
+type tunnel struct {
+	id       uint64 // for path hashing
+	cfg      TunnelConfig
+	ep       frame.Endpoint
+	wan      *wanSock
+	maxInner int    // largest original packet (bytes)
+	mss4     uint16 // MSS clamp
+	mss6     uint16
+
+	remote atomic.Pointer[net.UDPAddr]
+	sas    atomic.Pointer[saSet]
+	up     atomic.Bool
+	score  atomic.Int64 // lower is better (nanoseconds of "effective RTT")
+
+	counters
+
+	probeMu sync.Mutex
+	probe   probeState
+}
+
+func newTunnel(id uint64, c TunnelConfig, wan *wanSock, sas *saSet, underlayMTU, tunMTU int) *tunnel {
+	t := &tunnel{id: id, cfg: c, wan: wan}
+	t.ep = frame.NewEndpoint(c.VNI, c.Local.As4(), c.Peer.As4())
+	t.setRemote(c.Remote.Addr().As4(), c.Remote.Port())
+	t.sas.Store(sas)
+	t.maxInner = min(frame.MaxInner(sas.out, underlayMTU), tunMTU)
+	t.mss4, t.mss6 = ippkt.MSSFor(t.maxInner)
+	t.up.Store(true) // usable until probes say otherwise
+	t.probe.init()
+	return t
+}
+
+func (t *tunnel) setRemote(ip [4]byte, port uint16) {
+	t.remote.Store(&net.UDPAddr{IP: net.IP(ip[:]).To16(), Port: int(port)})
+}
+
+// pickTunnel chooses a tunnel among candidates for a flow by rendezvous
+// hashing: a flow stays on its tunnel while that tunnel remains a
+// candidate, and only the flows of a removed tunnel move.
+func pickTunnel(cands []*tunnel, flow uint32) *tunnel {
+	if len(cands) == 1 {
+		return cands[0]
+	}
+	var best *tunnel
+	var bestW uint64
+	for _, t := range cands {
+		w := mix64(uint64(flow)<<32 ^ t.id)
+		if best == nil || w > bestW {
+			best, bestW = t, w
+		}
+	}
+	return best
+}
+
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// site groups the tunnels reaching one remote site. active holds the
+// tunnels currently eligible for new and existing flows.
+type site struct {
+	name    string
+	tunnels []*tunnel
+	active  atomic.Pointer[[]*tunnel]
+}
+
+// refresh recomputes the eligible tunnels: the up tunnels whose quality
+// score is close to the best one (so that near-equal paths share load and
+// small fluctuations do not move flows). With no tunnel up, all tunnels
+// stay eligible so that traffic keeps trying.
+func (s *site) refresh() {
+	var best int64 = -1
+	for _, t := range s.tunnels {
+		if t.up.Load() {
+			if sc := t.score.Load(); best < 0 || sc < best {
+				best = sc
+			}
+		}
+	}
+	var act []*tunnel
+	if best < 0 {
+		act = append(act, s.tunnels...)
+	} else {
+		limit := best + best/4 + int64(5*time.Millisecond)
+		for _, t := range s.tunnels {
+			if t.up.Load() && t.score.Load() <= limit {
+				act = append(act, t)
+			}
+		}
+	}
+	if old := s.active.Load(); old != nil && sameTunnels(*old, act) {
+		return
+	}
+	s.active.Store(&act)
+}
+
+func sameTunnels(a, b []*tunnel) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
