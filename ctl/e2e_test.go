@@ -1,0 +1,315 @@
+package ctl
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/client"
+	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/store"
+)
+
+// The end-to-end tests drive trellisctl through Main against the real
+// controller (see startManage in manage_test.go) on a temporary SQLite
+// database, over HTTPS with the controller's own certificate pinned.
+
+// jsonOut decodes a -o json answer.
+func jsonOut[T any](t *testing.T, r result) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("stdout is not the expected JSON: %v\n%s", err, r.stdout)
+	}
+	return v
+}
+
+// fails runs and checks exit code 1 and an "error: CODE: ..." line.
+func (e *env) fails(code string, stdin string, args ...string) result {
+	e.t.Helper()
+	r := e.run(stdin, args...)
+	if r.code != ExitError || !strings.Contains(r.stderr, "error: "+code) {
+		e.t.Fatalf("trellisctl %s: exit %d, stderr %q; want exit 1 and error: %s", strings.Join(args, " "), r.code, r.stderr, code)
+	}
+	return r
+}
+
+func TestEndToEnd(t *testing.T) {
+	m := startManage(t)
+	admin := newEnv(t)
+
+	// Logging in needs the pin; the refusal says which one to pin.
+	r := admin.run(m.password+"\n", "login", "--server", m.url, m.email)
+	if r.code != ExitError || !strings.Contains(r.stderr, m.fingerprint) {
+		t.Fatalf("unpinned login: exit %d %q", r.code, r.stderr)
+	}
+	admin.fails("unauthorized", "not-the-password\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", client.FormatFingerprint(m.fingerprint), m.email)
+
+	me := jsonOut[client.Me](t, admin.must("", "whoami", "-o", "json"))
+	if me.User.Email != m.email || me.Auth.Type != "session" || len(me.Memberships) == 0 || me.Memberships[0].Role != "owner" {
+		t.Fatalf("whoami: %+v", me)
+	}
+
+	// Tenancy: account, group, organizations.
+	accounts := jsonOut[[]client.Account](t, admin.must("", "accounts", "list", "-o", "json"))
+	if len(accounts) != 1 {
+		t.Fatalf("accounts: %+v", accounts)
+	}
+	acc := accounts[0]
+	if got := jsonOut[client.Account](t, admin.must("", "accounts", "get", "-o", "json")); got.ID != acc.ID {
+		t.Errorf("accounts get (the only one) = %+v", got)
+	}
+	renamed := jsonOut[client.Account](t, admin.must("", "accounts", "update", acc.ID, "--name", "Acme Corp", "--device-limit", "50", "-o", "json"))
+	if renamed.Name != "Acme Corp" || renamed.DeviceLimit != 50 {
+		t.Errorf("accounts update: %+v", renamed)
+	}
+	eu := jsonOut[client.Group](t, admin.must("", "groups", "create", "EU", "-o", "json"))
+	admin.must("", "groups", "update", "EU", "--name", "Europe")
+	if gs := jsonOut[[]client.Group](t, admin.must("", "groups", "list", "-o", "json")); len(gs) != 1 || gs[0].Name != "Europe" {
+		t.Errorf("groups: %+v", gs)
+	}
+	paris := jsonOut[client.Organization](t, admin.must("", "orgs", "create", "Paris", "--group", "Europe", "--description", "HQ", "-o", "json"))
+	if paris.GroupID != eu.ID || paris.AccountID != acc.ID || paris.Description != "HQ" {
+		t.Errorf("orgs create: %+v", paris)
+	}
+	lyon := jsonOut[client.Organization](t, admin.must("", "orgs", "create", "Lyon", "-o", "json"))
+	if lyon.GroupID != eu.ID {
+		t.Errorf("an organization created without --group is in group %q, want the account's first group %q", lyon.GroupID, eu.ID)
+	}
+	admin.fails("conflict", "", "groups", "delete", "Europe") // it holds Paris
+	r = admin.must("", "orgs", "list")
+	if !strings.Contains(r.stdout, "Paris") || !strings.Contains(r.stdout, "Lyon") || !strings.HasPrefix(r.stdout, "ID ") {
+		t.Errorf("orgs list:\n%s", r.stdout)
+	}
+	admin.must("", "orgs", "update", "Lyon", "--description", "branch")
+	if o := jsonOut[client.Organization](t, admin.must("", "orgs", "get", lyon.ID, "-o", "json")); o.Description != "branch" {
+		t.Errorf("orgs update: %+v", o)
+	}
+
+	// Organization selection.
+	admin.must("", "org", "use", "paris")
+	if r := admin.must("", "org", "current"); !strings.Contains(r.stdout, paris.ID) {
+		t.Errorf("org current: %q", r.stdout)
+	}
+
+	// Path labels: full CRUD, by name.
+	admin.must("", "path-labels", "create", "MPLS", "--type", "tunnel", "--color", "#112233")
+	admin.must("", "path-labels", "create", "Internet", "--type", "dia", "--description", "local breakout")
+	admin.fails("conflict", "", "path-labels", "create", "MPLS")
+	admin.fails("invalid", "", "orgs", "create", "Nice", "--tunnel-range", "not-a-cidr")
+	labels := jsonOut[[]client.PathLabel](t, admin.must("", "path-labels", "list", "--sort", "name", "-o", "json"))
+	if len(labels) != 2 || labels[0].Name != "Internet" || labels[1].Name != "MPLS" {
+		t.Fatalf("labels sorted by name: %+v", labels)
+	}
+	if ls := jsonOut[[]client.PathLabel](t, admin.must("", "path-labels", "list", "--type", "dia", "-o", "json")); len(ls) != 1 || ls[0].Name != "Internet" {
+		t.Errorf("labels filtered by type: %+v", ls)
+	}
+	up := jsonOut[client.PathLabel](t, admin.must("", "path-labels", "update", "MPLS", "--color", "#abcdef", "--name", "MPLS-1", "-o", "json"))
+	if up.Color != "#abcdef" || up.Name != "MPLS-1" {
+		t.Errorf("label update: %+v", up)
+	}
+	r = admin.must("", "path-labels", "get", "mpls-1")
+	if !strings.Contains(r.stdout, "#abcdef") {
+		t.Errorf("label get:\n%s", r.stdout)
+	}
+	admin.must("", "path-labels", "delete", "MPLS-1")
+	admin.fails("", "", "path-labels", "get", "MPLS-1")
+
+	// Organization tokens: the text is shown once and is a signed token.
+	created := jsonOut[client.CreatedOrgToken](t, admin.must("", "tokens", "create", "site-image", "-o", "json"))
+	if !strings.HasPrefix(created.Token, "trellis1.") || created.OrgToken.Name != "site-image" {
+		t.Fatalf("tokens create: %+v", created)
+	}
+	r = admin.must("", "tokens", "create", "second")
+	if !regexp.MustCompile(`(?m)^trellis1\.\S+\.\S+$`).MatchString(r.stdout) {
+		t.Errorf("tokens create (table) does not show the token text:\n%s", r.stdout)
+	}
+	if tok := jsonOut[client.OrgToken](t, admin.must("", "tokens", "get", created.OrgToken.ID, "-o", "json")); tok.RevokedAt != nil {
+		t.Errorf("fresh token revoked: %+v", tok)
+	}
+	admin.must("", "tokens", "revoke", created.OrgToken.ID)
+	if tok := jsonOut[client.OrgToken](t, admin.must("", "tokens", "get", created.OrgToken.ID, "-o", "json")); tok.RevokedAt == nil {
+		t.Errorf("revoked token: %+v", tok)
+	}
+	if ts := jsonOut[[]client.OrgToken](t, admin.must("", "tokens", "list", "-o", "json")); len(ts) != 2 {
+		t.Errorf("tokens list: %+v", ts)
+	}
+
+	// Devices: registration is the edge's business; seed one directly.
+	dev := m.seedDevice(t, paris.ID, "machine-1", "paris-edge-1")
+	r = admin.must("", "devices", "list", "--approval", "pending")
+	if !strings.Contains(r.stdout, "paris-edge-1") || !strings.Contains(r.stdout, "pending") {
+		t.Errorf("devices list:\n%s", r.stdout)
+	}
+	admin.must("", "devices", "update", "paris-edge-1", "--site", "Paris HQ", "--name", "paris-1")
+	if d := jsonOut[client.Device](t, admin.must("", "devices", "approve", "paris-1", "-o", "json")); d.Approval != "approved" || d.Site != "Paris HQ" {
+		t.Errorf("devices approve: %+v", d)
+	}
+	r = admin.must("", "devices", "get", dev)
+	if !strings.Contains(r.stdout, "Machine ID:") || !strings.Contains(r.stdout, "machine-1") {
+		t.Errorf("devices get:\n%s", r.stdout)
+	}
+	if ds := jsonOut[[]client.Device](t, admin.must("", "--org", "Lyon", "devices", "list", "-o", "json")); len(ds) != 0 {
+		t.Errorf("Lyon sees Paris's devices: %+v", ds)
+	}
+	admin.fails("", "", "--org", "Lyon", "devices", "get", dev) // not found in another organization
+
+	// An access key scoped to Paris, viewer: reads there, nothing else.
+	key := jsonOut[client.CreatedAccessKey](t, admin.must("", "access-keys", "create", "ci", "--role", "viewer", "--expires", "720h", "-o", "json"))
+	if !strings.HasPrefix(key.Key, "tak_") || key.AccessKey.Scope != "organization" || key.AccessKey.ScopeID != paris.ID {
+		t.Fatalf("access key: %+v", key)
+	}
+	script := newEnv(t)
+	script.vars["TRELLIS_ACCESS_KEY"] = key.Key
+	script.vars["TRELLIS_SERVER"] = m.url
+	script.vars["TRELLIS_FINGERPRINT"] = m.fingerprint
+	if me := jsonOut[client.Me](t, script.must("", "whoami", "-o", "json")); me.Auth.Type != "access_key" {
+		t.Errorf("whoami with a key: %+v", me)
+	}
+	if ds := jsonOut[[]client.Device](t, script.must("", "--org", paris.ID, "devices", "list", "-o", "json")); len(ds) != 1 {
+		t.Errorf("key devices list: %+v", ds)
+	}
+	script.fails("forbidden", "", "--org", paris.ID, "path-labels", "create", "LTE")
+	if r := script.fails("", "", "--org", lyon.ID, "devices", "list"); !strings.Contains(r.stderr, "no organization with id or name") {
+		t.Errorf("key used on another organization: %q", r.stderr)
+	}
+	if ks := jsonOut[[]client.AccessKey](t, admin.must("", "access-keys", "list", "-o", "json")); len(ks) != 1 || ks[0].Prefix == "" {
+		t.Errorf("access-keys list: %+v", ks)
+	}
+	admin.must("", "access-keys", "revoke", key.AccessKey.ID)
+	r = script.run("", "whoami")
+	if r.code != ExitError || !strings.Contains(r.stderr, "unauthorized") || !strings.Contains(r.stderr, "access key") {
+		t.Errorf("revoked key: exit %d %q", r.code, r.stderr)
+	}
+
+	// Invite a manager of Paris; they sign up, log in and see only Paris.
+	inv := jsonOut[client.CreatedInvitation](t, admin.must("", "invitations", "create", "bob@example.net", "--role", "manager", "-o", "json"))
+	if inv.Token == "" || inv.Invitation.ScopeID != paris.ID {
+		t.Fatalf("invitation: %+v", inv)
+	}
+	bob := newEnv(t)
+	bob.must("", "config", "set", "server", m.url)
+	bob.must("", "config", "set", "fingerprint", m.fingerprint)
+	bob.must("correct horse battery\n", "invitations", "accept", inv.Token, "--new-user", "--name", "Bob", "--password-stdin")
+	r = bob.must("correct horse battery\n", "login", "bob@example.net")
+	if !strings.Contains(r.stdout, "Using organization Paris") {
+		t.Errorf("bob's login did not select his only organization:\n%s", r.stdout)
+	}
+	bob.must("", "path-labels", "create", "LTE", "--type", "dia")
+	bob.fails("forbidden", "", "orgs", "delete", "Paris")
+	bob.fails("", "", "org", "use", "Lyon")
+	members := jsonOut[[]client.Membership](t, admin.must("", "members", "list", "-o", "json"))
+	var bobMembership string
+	for _, mb := range members {
+		if mb.UserEmail == "bob@example.net" {
+			bobMembership = mb.ID
+		}
+	}
+	if bobMembership == "" {
+		t.Fatalf("bob not among the members: %+v", members)
+	}
+	if invs := jsonOut[[]client.Invitation](t, admin.must("", "invitations", "list", "-o", "json")); len(invs) != 1 || invs[0].AcceptedAt == nil {
+		t.Errorf("invitations list: %+v", invs)
+	}
+	inv2 := jsonOut[client.CreatedInvitation](t, admin.must("", "invitations", "create", "carol@example.net", "-o", "json"))
+	admin.must("", "invitations", "delete", inv2.Invitation.ID)
+	admin.must("", "members", "remove", bobMembership)
+	bob.fails("", "", "path-labels", "list") // no longer a member of Paris
+
+	// Bob is now without a membership; add him back at the account, as viewer.
+	admin.must("", "members", "add", "bob@example.net", "--scope", "account", "--role", "viewer")
+	if os := jsonOut[[]client.Organization](t, bob.must("", "orgs", "list", "-o", "json")); len(os) != 2 {
+		t.Errorf("account viewer sees %d organizations, want 2", len(os))
+	}
+
+	// The audit log records the changes.
+	r = admin.must("", "audit", "list", "--limit", "1000")
+	for _, action := range []string{"path_label", "org_token", "device"} {
+		if !strings.Contains(r.stdout, action) {
+			t.Errorf("organization audit lacks %s entries:\n%s", action, r.stdout)
+		}
+	}
+	entries := jsonOut[[]client.AuditEntry](t, admin.must("", "--account", acc.ID, "audit", "list", "--all", "-o", "json"))
+	if len(entries) < 10 {
+		t.Errorf("account audit has %d entries", len(entries))
+	}
+
+	// Organization and group deletion; the selection is forgotten.
+	admin.must("", "orgs", "delete", "Paris")
+	if cfg := admin.readConfig(); cfg.OrgID != "" {
+		t.Errorf("deleted organization still selected: %+v", cfg)
+	}
+	admin.fails("conflict", "", "groups", "delete", "Europe") // Lyon landed in the only group
+	admin.must("", "orgs", "delete", lyon.ID)
+	admin.must("", "groups", "delete", "Europe")
+	r = admin.run("", "devices", "list")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "no organization selected") {
+		t.Errorf("no selection: exit %d %q", r.code, r.stderr)
+	}
+
+	// Logout ends the session on the server.
+	token := admin.readConfig().Token
+	admin.must("", "logout")
+	stale := newEnv(t)
+	stale.vars["TRELLIS_ACCESS_KEY"] = token // a bearer token all the same
+	stale.vars["TRELLIS_SERVER"] = m.url
+	stale.vars["TRELLIS_FINGERPRINT"] = m.fingerprint
+	stale.fails("unauthorized", "", "whoami")
+	admin.fails("", "", "whoami") // not logged in
+}
+
+func TestEndToEndTOTP(t *testing.T) {
+	m := startManage(t)
+	e := newEnv(t)
+	e.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+
+	enr := jsonOut[client.TOTPEnrollment](t, e.must("", "totp", "enroll", "-o", "json"))
+	if enr.Secret == "" || !strings.HasPrefix(enr.OTPAuthURL, "otpauth://") {
+		t.Fatalf("enroll: %+v", enr)
+	}
+	e.fails("", "", "totp", "activate", "000000")
+	code := func(at time.Time) string {
+		c, err := auth.TOTPCode(enr.Secret, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// The replay guard wants strictly increasing steps, each within one step
+	// of the server's clock: previous, current, next step, each taken when
+	// the command runs.
+	act := jsonOut[client.TOTPActivation](t, e.must("", "totp", "activate", code(time.Now().Add(-30*time.Second)), "-o", "json"))
+	if len(act.RecoveryCodes) != 10 {
+		t.Fatalf("activate: %+v", act)
+	}
+	e.must("", "logout")
+
+	// A password alone leaves a partial session: the TOTP step is needed.
+	e.fails("", m.password+"\n000000\n", "login", m.email)
+	e.must(m.password+"\n", "login", "--recovery-code", act.RecoveryCodes[0], m.email)
+	e.must("", "whoami")
+	e.must("", "logout")
+	e.fails("", m.password+"\n", "login", "--recovery-code", act.RecoveryCodes[0], m.email) // used up
+	e.must(m.password+"\n"+code(time.Now())+"\n", "login", m.email)
+	e.must("", "whoami")
+	e.fails("", "", "totp", "disable", "123")
+	e.must("", "totp", "disable", code(time.Now().Add(30*time.Second)))
+	e.must("", "logout")
+	e.must(m.password+"\n", "login", m.email) // no second factor any more
+}
+
+// seedDevice creates a pending device as if an edge had registered.
+func (m *manage) seedDevice(t *testing.T, orgID, machineID, name string) string {
+	t.Helper()
+	d := store.Device{OrgID: orgID, MachineID: machineID, Name: name, Hostname: name, OS: "Debian 13",
+		Versions: map[string]string{"edge": "0.1.0"}, Approval: store.ApprovalPending,
+		ConnState: store.ConnDisconnected, SyncStatus: store.SyncPending,
+		Interfaces: []store.Interface{{Name: "wan0", MAC: "52:54:00:12:34:56", Addresses: []string{"192.0.2.10/24"}, LinkUp: true}}}
+	if err := m.store.CreateDevice(t.Context(), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}
