@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -312,4 +313,157 @@ func (m *manage) seedDevice(t *testing.T, orgID, machineID, name string) string 
 		t.Fatal(err)
 	}
 	return d.ID
+}
+
+// TestClientRoutesExist calls every method of the client against the real
+// API: none may hit a route the server does not have (the catch-all answers
+// "no such endpoint" or method_not_allowed).
+func TestClientRoutesExist(t *testing.T) {
+	m := startManage(t)
+	cl, err := client.New(client.Options{BaseURL: m.url, Fingerprint: m.fingerprint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	res, err := cl.Login(ctx, m.email, m.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.SetToken(res.Token)
+	const x = "00000000-0000-0000-0000-000000000000"
+	s := "s"
+	p := client.ListParams{}
+	calls := map[string]func() error{
+		"Me":                 func() error { _, err := cl.Me(ctx); return err },
+		"ChangePassword":     func() error { return cl.ChangePassword(ctx, "wrong password!", "another password") },
+		"EnrollTOTP":         func() error { _, err := cl.EnrollTOTP(ctx); return err },
+		"ActivateTOTP":       func() error { _, err := cl.ActivateTOTP(ctx, "000000"); return err },
+		"VerifyTOTP":         func() error { return cl.VerifyTOTP(ctx, "000000") },
+		"VerifyRecoveryCode": func() error { return cl.VerifyRecoveryCode(ctx, "nope") },
+		"DisableTOTP":        func() error { return cl.DisableTOTP(ctx, "000000") },
+		"ListAccounts":       func() error { _, err := cl.ListAccounts(ctx, p); return err },
+		"CreateAccount":      func() error { _, err := cl.CreateAccount(ctx, client.AccountInput{Name: "n"}); return err },
+		"GetAccount":         func() error { _, err := cl.GetAccount(ctx, x); return err },
+		"UpdateAccount":      func() error { _, err := cl.UpdateAccount(ctx, x, client.AccountPatch{Name: &s}); return err },
+		"DeleteAccount":      func() error { return cl.DeleteAccount(ctx, x) },
+		"ListGroups":         func() error { _, err := cl.ListGroups(ctx, x, p); return err },
+		"CreateGroup":        func() error { _, err := cl.CreateGroup(ctx, x, client.GroupInput{Name: "n"}); return err },
+		"GetGroup":           func() error { _, err := cl.GetGroup(ctx, x, x); return err },
+		"UpdateGroup":        func() error { _, err := cl.UpdateGroup(ctx, x, x, client.GroupInput{Name: "n"}); return err },
+		"DeleteGroup":        func() error { return cl.DeleteGroup(ctx, x, x) },
+		"ListMembers":        func() error { _, err := cl.ListMembers(ctx, x, p); return err },
+		"AddMember": func() error {
+			_, err := cl.AddMember(ctx, x, client.MemberInput{Email: "a@b.c", Scope: "account", ScopeID: x, Role: "viewer"})
+			return err
+		},
+		"RemoveMember":    func() error { return cl.RemoveMember(ctx, x, x) },
+		"ListInvitations": func() error { _, err := cl.ListInvitations(ctx, x, p); return err },
+		"CreateInvitation": func() error {
+			_, err := cl.CreateInvitation(ctx, x, client.InvitationInput{Email: "a@b.c", Scope: "account", ScopeID: x, Role: "viewer"})
+			return err
+		},
+		"DeleteInvitation": func() error { return cl.DeleteInvitation(ctx, x, x) },
+		"AcceptInvitation": func() error {
+			_, err := cl.AcceptInvitation(ctx, client.AcceptInvitationInput{Token: "nope"})
+			return err
+		},
+		"ListAccessKeys": func() error { _, err := cl.ListAccessKeys(ctx, x, p); return err },
+		"CreateAccessKey": func() error {
+			_, err := cl.CreateAccessKey(ctx, x, client.AccessKeyInput{Name: "n", Scope: "account", ScopeID: x, Role: "viewer"})
+			return err
+		},
+		"RevokeAccessKey":   func() error { return cl.RevokeAccessKey(ctx, x, x) },
+		"ListAccountAudit":  func() error { _, err := cl.ListAccountAudit(ctx, x, p); return err },
+		"ListOrgAudit":      func() error { _, err := cl.ListOrgAudit(ctx, x, p); return err },
+		"ListOrganizations": func() error { _, err := cl.ListOrganizations(ctx, p); return err },
+		"CreateOrganization": func() error {
+			_, err := cl.CreateOrganization(ctx, client.OrganizationInput{AccountID: x, Name: "n"})
+			return err
+		},
+		"GetOrganization":    func() error { _, err := cl.GetOrganization(ctx, x); return err },
+		"UpdateOrganization": func() error { _, err := cl.UpdateOrganization(ctx, x, client.OrganizationPatch{Name: &s}); return err },
+		"DeleteOrganization": func() error { return cl.DeleteOrganization(ctx, x) },
+		"ListDevices":        func() error { _, err := cl.ListDevices(ctx, x, p); return err },
+		"GetDevice":          func() error { _, err := cl.GetDevice(ctx, x, x); return err },
+		"UpdateDevice":       func() error { _, err := cl.UpdateDevice(ctx, x, x, client.DevicePatch{Name: &s}); return err },
+		"DeleteDevice":       func() error { return cl.DeleteDevice(ctx, x, x) },
+		"ApproveDevice":      func() error { _, err := cl.ApproveDevice(ctx, x, x); return err },
+		"ListOrgTokens":      func() error { _, err := cl.ListOrgTokens(ctx, x, p); return err },
+		"CreateOrgToken":     func() error { _, err := cl.CreateOrgToken(ctx, x, "n"); return err },
+		"GetOrgToken":        func() error { _, err := cl.GetOrgToken(ctx, x, x); return err },
+		"RevokeOrgToken":     func() error { return cl.RevokeOrgToken(ctx, x, x) },
+		"ListPathLabels":     func() error { _, err := cl.ListPathLabels(ctx, x, p); return err },
+		"CreatePathLabel": func() error {
+			_, err := cl.CreatePathLabel(ctx, x, client.PathLabelInput{Name: "n", Type: "dia"})
+			return err
+		},
+		"GetPathLabel":    func() error { _, err := cl.GetPathLabel(ctx, x, x); return err },
+		"UpdatePathLabel": func() error { _, err := cl.UpdatePathLabel(ctx, x, x, client.PathLabelPatch{Name: &s}); return err },
+		"DeletePathLabel": func() error { return cl.DeletePathLabel(ctx, x, x) },
+		"OpenAPI":         func() error { _, err := cl.OpenAPI(ctx); return err },
+		"Logout":          func() error { return cl.Logout(ctx) },
+	}
+	for name, call := range calls {
+		if name == "Logout" {
+			continue // last, below
+		}
+		err := call()
+		if client.HasCode(err, "method_not_allowed") || (err != nil && strings.Contains(err.Error(), "no such endpoint")) {
+			t.Errorf("%s: the server has no such route: %v", name, err)
+		}
+		var ae *client.Error
+		if err != nil && !errors.As(err, &ae) {
+			t.Errorf("%s: %v is not an API error", name, err)
+		}
+	}
+	if err := calls["Logout"](); err != nil {
+		t.Errorf("Logout: %v", err)
+	}
+	if _, err := cl.Me(ctx); !client.HasCode(err, client.CodeUnauthorized) {
+		t.Errorf("Me after Logout: %v, want unauthorized", err)
+	}
+}
+
+func TestEndToEndLoginRateLimit(t *testing.T) {
+	m := startManage(t)
+	e := newEnv(t)
+	var last result
+	for i := 0; i < 30; i++ { // the limiter allows a burst of about 10 per email
+		last = e.run("wrong password\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+		if strings.Contains(last.stderr, "too_many_requests") {
+			break
+		}
+	}
+	if last.code != ExitError || !strings.Contains(last.stderr, "error: too_many_requests: ") || !strings.Contains(last.stderr, "retry after") {
+		t.Errorf("after many wrong passwords: exit %d %q", last.code, last.stderr)
+	}
+}
+
+func TestEndToEndForcedTOTP(t *testing.T) {
+	m := startManage(t)
+	e := newEnv(t)
+	e.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	e.must("", "accounts", "update", "Acme", "--force-totp")
+	e.must("", "logout")
+	r := e.must(m.password+"\n", "login", m.email)
+	if !strings.Contains(r.stderr, "requires a second factor") {
+		t.Fatalf("forced TOTP login: %q", r.stderr)
+	}
+	r = e.fails("mfa_required", "", "orgs", "list")
+	if !strings.Contains(r.stderr, "TOTP") {
+		t.Errorf("mfa_required hint: %q", r.stderr)
+	}
+	enr := jsonOut[client.TOTPEnrollment](t, e.must("", "totp", "enroll", "-o", "json"))
+	c, err := auth.TOTPCode(enr.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must("", "totp", "activate", c)
+	e.must("", "logout")
+	c, err = auth.TOTPCode(enr.Secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(m.password+"\n"+c+"\n", "login", m.email)
+	e.must("", "orgs", "list")
 }
