@@ -48,6 +48,9 @@ type Config struct {
 	InvitationTTL time.Duration
 	// LoginLimiter limits login attempts (auth.NewLoginLimiter if nil).
 	LoginLimiter *auth.LoginLimiter
+	// TOTPLimiter limits second-factor attempts per user (burst 10, then
+	// one every 30 s, if nil).
+	TOTPLimiter *auth.Limiter
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 	// Registerer receives the API's Prometheus metrics (none if nil).
@@ -109,6 +112,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.LoginLimiter == nil {
 		cfg.LoginLimiter = auth.NewLoginLimiter(cfg.Now)
+	}
+	if cfg.TOTPLimiter == nil {
+		cfg.TOTPLimiter = auth.NewLimiter(10, 30*time.Second, cfg.Now)
 	}
 	if cfg.TOTPIssuer == "" {
 		cfg.TOTPIssuer = "Trellis"

@@ -183,7 +183,7 @@ func (a *API) totpEnroll(c *call) (any, error) {
 
 // checkTOTP verifies a code of the current user (rate limited per user).
 func (c *call) checkTOTP(u store.User, code string) error {
-	if ok, wait := c.a.limiter.Email.Allow("totp:" + u.ID); !ok {
+	if ok, wait := c.a.cfg.TOTPLimiter.Allow(u.ID); !ok {
 		e := errorf(http.StatusTooManyRequests, CodeTooManyRequests, "too many attempts: retry in %s", wait.Round(time.Second))
 		e.RetryAfter = wait
 		return e
@@ -264,7 +264,7 @@ func (a *API) totpVerify(c *call) (any, error) {
 		}
 		return nil, a.st.UpdateSessionMFA(c.ctx, c.p.session.IDHash, true)
 	case in.RecoveryCode != "":
-		if ok, wait := a.limiter.Email.Allow("totp:" + u.ID); !ok {
+		if ok, wait := a.cfg.TOTPLimiter.Allow(u.ID); !ok {
 			e := errorf(http.StatusTooManyRequests, CodeTooManyRequests, "too many attempts: retry in %s", wait.Round(time.Second))
 			e.RetryAfter = wait
 			return nil, e
