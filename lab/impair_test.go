@@ -228,8 +228,17 @@ func TestRelayImpairment(t *testing.T) {
 
 	t.Run("down and up", func(t *testing.T) {
 		t.Cleanup(func() { set(relay.Update{Clear: true}) })
-		before := stats()
 		set(relay.Update{Down: b(true)})
+		// Let anything already in the relay drain before the reference.
+		if err := waitFor(ctx, 10*time.Second, func() error {
+			if s := stats(); s.Queued != 0 || s.QueuedBytes != 0 {
+				return fmt.Errorf("relay still holds %d frames", s.Queued)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		before := stats()
 		if _, err := Ping(ctx, edge.NS, gw, 3, 100*time.Millisecond); err == nil {
 			t.Error("ping crossed a link that is down")
 		}

@@ -97,6 +97,8 @@ type RelayLink struct {
 	Node string
 	// EdgeSide and ISPSide are the relay's two interfaces in its namespace.
 	EdgeSide, ISPSide string
+	// The far ends: the edge's WAN interface and the ISP's customer side.
+	Edge, ISP Iface
 }
 
 // Plan is a topology expanded into kernel objects.
@@ -232,7 +234,8 @@ func NewPlan(prefix string, t Topology) (*Plan, error) {
 					B: Iface{Node: relay, Name: "edge"},
 				},
 			)
-			p.Relays = append(p.Relays, RelayLink{Name: relay, Node: relay, EdgeSide: "edge", ISPSide: "isp"})
+			p.Relays = append(p.Relays, RelayLink{Name: relay, Node: relay, EdgeSide: "edge", ISPSide: "isp",
+				Edge: Iface{Node: edge, Name: wanIf}, ISP: Iface{Node: isp, Name: "cust"}})
 			p.Routes = append(p.Routes, Route{Node: isp, Dst: defaultRoute, Via: upInet.Addr()})
 			if wan.NAT == NATNone {
 				p.Routes = append(p.Routes, Route{Node: "internet", Dst: accEdge.Masked(), Via: upISP.Addr()})

@@ -39,6 +39,23 @@ func (b *builder) relays(ctx context.Context, cmd []string) error {
 			}
 			continue
 		}
+		// One wire-sized frame per packet into the relay, so loss, delay
+		// and rate act on packets and not on 64 KiB GSO super-frames: a
+		// GSO limit of one segment makes the sending stack (or the
+		// forwarding path) segment before the veth.
+		for _, end := range []Iface{r.Edge, r.ISP} {
+			eh, err := b.handle(end.Node)
+			if err != nil {
+				return err
+			}
+			link, err := eh.LinkByName(end.Name)
+			if err != nil {
+				return fmt.Errorf("%s: finding %s: %w", end.Node, end.Name, err)
+			}
+			if err := eh.LinkSetGSOMaxSegs(link, 1); err != nil {
+				return fmt.Errorf("%s: limiting GSO on %s: %w", end.Node, end.Name, err)
+			}
+		}
 		sock := filepath.Join(b.st.Dir, strings.ReplaceAll(r.Name, "/", "-")+".sock")
 		argv := append(append([]string(nil), cmd...),
 			"--name", r.Name, "--a", r.EdgeSide, "--b", r.ISPSide, "--control", sock)

@@ -269,6 +269,7 @@ func (d *direction) write(ctx context.Context, e *Engine) {
 }
 
 func (d *direction) deliver(ctx context.Context, e *Engine, f frame, sleepUntil func(time.Time) bool) bool {
+	var due time.Time // when the rate limiter lets this frame out; set once
 	for {
 		cfg := e.cfg.Load()
 		if cfg.Down {
@@ -282,26 +283,26 @@ func (d *direction) deliver(ctx context.Context, e *Engine, f frame, sleepUntil 
 			}
 			continue // re-check down after waking
 		}
-		if cfg.RateBps > 0 {
-			// Virtual-clock shaper: the link is busy until linkFree; an idle
-			// link may send a small burst at once.
-			burst := max(3028*8*time.Second/time.Duration(cfg.RateBps), 5*time.Millisecond)
-			if floor := now.Add(-burst); d.linkFree.Before(floor) {
-				d.linkFree = floor
+		if cfg.RateBps > 0 && due.IsZero() {
+			// Virtual-clock shaper: the link is busy until linkFree and a
+			// frame is out once it has been serialized after that. An idle
+			// link has up to burst of credit, so a lone frame is not held.
+			burst := max(2*1514*8*time.Second/time.Duration(cfg.RateBps), 5*time.Millisecond)
+			start := d.linkFree
+			if floor := now.Add(-burst); start.Before(floor) {
+				start = floor
 			}
-			if now.Before(d.linkFree) {
-				if !sleepUntil(d.linkFree) {
-					return false
-				}
-				continue
+			due = start.Add(time.Duration(uint64(f.wire) * 8 * uint64(time.Second) / cfg.RateBps))
+			d.linkFree = due
+		}
+		if now.Before(due) {
+			if !sleepUntil(due) {
+				return false
 			}
-			d.linkFree = d.linkFree.Add(time.Duration(uint64(f.wire) * 8 * uint64(time.Second) / cfg.RateBps))
+			continue
 		}
 		if err := d.out.WriteFrame((*f.buf)[:f.n]); err != nil {
 			d.txErrs.Add(1)
-			if ctx.Err() != nil {
-				return false
-			}
 			e.log.Debug("write failed", "dir", d.name, "err", err)
 			return false
 		}
