@@ -52,7 +52,7 @@ type listSpec struct {
 	filters     map[string]filterSpec
 }
 
-// SortKeys returns the sort keys a list accepts, sorted.
+// sortKeys returns the sort keys a list accepts, sorted.
 func (l *listSpec) sortKeys() []string {
 	keys := make([]string, 0, len(l.sorts))
 	for k := range l.sorts {
@@ -241,4 +241,30 @@ func collect[T any](rows *sql.Rows, scan func(rowScanner) (T, error)) ([]T, erro
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// listSpecs names every list for ListFields.
+var listSpecs = map[string]*listSpec{
+	"accounts":      accountList,
+	"groups":        groupList,
+	"organizations": orgList,
+	"users":         userList,
+	"invitations":   invitationList,
+	"access_keys":   accessKeyList,
+	"audit":         auditList,
+	"devices":       deviceList,
+	"org_tokens":    orgTokenList,
+	"path_labels":   pathLabelList,
+}
+
+// ListFields returns the sort keys and filter keys a list accepts (sorted),
+// so that API layers and documentation can stay in step with the store.
+// Lists: accounts, groups, organizations, users, invitations, access_keys,
+// audit, devices, org_tokens, path_labels. ok is false for other names.
+func ListFields(list string) (sorts, filters []string, ok bool) {
+	l, ok := listSpecs[list]
+	if !ok {
+		return nil, nil, false
+	}
+	return l.sortKeys(), l.filterKeys(), true
 }
