@@ -227,7 +227,12 @@ func (c *cli) whoamiCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(c.io.Stdout)
-			return writeTable(c.io.Stdout, membershipView.columns, me.Memberships)
+			return writeTable(c.io.Stdout, []column[client.Membership]{
+				{"ROLE", func(m client.Membership) string { return m.Role }},
+				{"SCOPE", func(m client.Membership) string { return m.Scope }},
+				{"SCOPE_ID", func(m client.Membership) string { return m.ScopeID }},
+				{"MEMBERSHIP", func(m client.Membership) string { return m.ID }},
+			}, me.Memberships)
 		},
 	}
 }

@@ -76,7 +76,13 @@ func TestEndToEnd(t *testing.T) {
 	if paris.GroupID != eu.ID || paris.AccountID != acc.ID || paris.Description != "HQ" {
 		t.Errorf("orgs create: %+v", paris)
 	}
+	if cfg := admin.readConfig(); cfg.OrgID != paris.ID {
+		t.Errorf("the first organization created was not selected: %+v", cfg)
+	}
 	lyon := jsonOut[client.Organization](t, admin.must("", "orgs", "create", "Lyon", "-o", "json"))
+	if cfg := admin.readConfig(); cfg.OrgID != paris.ID {
+		t.Errorf("creating a second organization changed the selection: %+v", cfg)
+	}
 	if lyon.GroupID != eu.ID {
 		t.Errorf("an organization created without --group is in group %q, want the account's first group %q", lyon.GroupID, eu.ID)
 	}

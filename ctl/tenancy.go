@@ -85,6 +85,17 @@ func (c *cli) orgsCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// The first organization becomes the selected one.
+		if ref, _, err := c.orgRef(); err == nil && ref == "" {
+			if _, isKey, _ := c.credential(); !isKey {
+				cfg, _ := c.config()
+				cfg.OrgID, cfg.OrgName = o.ID, o.Name
+				if err := c.saveConfig(); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.io.Stderr, "Using organization %s (%s).\n", o.Name, o.ID)
+			}
+		}
 		return printOne(c, orgView, *o)
 	}
 
