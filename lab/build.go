@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -33,6 +34,7 @@ type Options struct {
 type Lab struct {
 	Plan  *Plan
 	State *State
+	mu    sync.Mutex // serializes Start's state updates
 }
 
 // Up builds the plan. On failure everything made so far is removed again.
@@ -300,16 +302,14 @@ func (b *builder) routes(context.Context) error {
 
 func (b *builder) processes(context.Context) error {
 	for _, n := range b.plan.Nodes {
+		if err := os.MkdirAll(b.st.NodeDir(n.Name), 0o755); err != nil {
+			return fmt.Errorf("creating the directory of %s: %w", n.Name, err)
+		}
+	}
+	l := &Lab{Plan: b.plan, State: b.st}
+	for _, n := range b.plan.Nodes {
 		for _, p := range n.Run {
-			logPath := filepath.Join(b.st.Dir, "logs", strings.ReplaceAll(n.Name, "/", "-")+"-"+p.Name+".log")
-			rec, err := startInNamespace(n.NS, p.Name, n.Name, p.Argv, p.Env, logPath)
-			if rec.PID > 0 {
-				b.st.Processes = append(b.st.Processes, rec)
-				if serr := b.st.Save(); serr != nil {
-					err = errors.Join(err, serr)
-				}
-			}
-			if err != nil {
+			if _, err := l.Start(n.Name, p); err != nil {
 				return err
 			}
 		}

@@ -108,7 +108,7 @@ func TestUpReachabilityAndDown(t *testing.T) {
 			{WANs: []WAN{{}, {NAT: NATPortRestricted}}, LANs: []LAN{{Kind: LANBridge, Hosts: 2}, {Kind: LANDirect}}},
 			{WANs: []WAN{{NAT: NATSymmetric}}},
 		},
-		Manage: Manage{Run: []Process{{Name: "sleeper", Argv: []string{"sleep", "600"}}}},
+		Manage: Manage{Run: []Process{{Name: "sleeper", Argv: []string{"sh", "-c", "echo {node} {site} {manage} {ns} > {dir}/out; exec sleep 600"}}}},
 	}
 	if err := top.Normalize(); err != nil {
 		t.Fatal(err)
@@ -165,6 +165,41 @@ func TestUpReachabilityAndDown(t *testing.T) {
 		t.Errorf("sleeper pid %d not in %s (found %v, %v)", sleeper.PID, mgmt.NS, pids, err)
 	}
 
+	// Placeholders are expanded; the process runs in its node's directory.
+	out := l.State.NodeDir("manage") + "/out"
+	if err := waitFor(context.Background(), 10*time.Second, func() error {
+		data, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		if want := fmt.Sprintf("manage 0 100.64.0.2 %s\n", mgmt.NS); string(data) != want {
+			return fmt.Errorf("%s holds %q, want %q", out, data, want)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	// Processes started after Up (manage first, then edges) are recorded
+	// and stopped by Down too; Open finds the lab from its state.
+	opened, err := Open(opts.StateRoot, p.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := opened.Start("s2/edge", Process{Name: "late", Argv: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge2, _ := p.Node("s2/edge")
+	if pids, _ := pidsInNamespace(edge2.NS); !slices.Contains(pids, late.PID) {
+		t.Errorf("late process %d not in %s", late.PID, edge2.NS)
+	}
+	if _, err := opened.Start("s9/edge", Process{Name: "x", Argv: []string{"true"}}); err == nil {
+		t.Error("start on an unknown node accepted")
+	}
+	if _, err := opened.Start("s1/edge", Process{Name: "x", Argv: []string{"/nonexistent/binary"}}); err == nil {
+		t.Error("start of a missing binary accepted")
+	}
+
 	// A second up with the same prefix is refused.
 	if _, err := Up(context.Background(), p, opts); err == nil || !strings.Contains(err.Error(), "already up") {
 		t.Errorf("second up: %v, want 'already up'", err)
@@ -174,7 +209,7 @@ func TestUpReachabilityAndDown(t *testing.T) {
 	if err := Down(context.Background(), p.Prefix, opts.StateRoot); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	assertGone(t, p.Prefix, opts.StateRoot, l.State.Processes...)
+	assertGone(t, p.Prefix, opts.StateRoot, append(l.State.Processes, late)...)
 	if err := Down(context.Background(), p.Prefix, opts.StateRoot); err != nil {
 		t.Errorf("second down: %v", err)
 	}

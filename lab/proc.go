@@ -18,7 +18,7 @@ import (
 // start happens inside InNamespace. The returned record identifies the
 // process for Down. The child is reaped in the background if it exits while
 // this process still lives.
-func startInNamespace(ns, name, node string, argv, env []string, logPath string) (ProcRecord, error) {
+func startInNamespace(ns, name, node string, argv, env []string, dir, logPath string) (ProcRecord, error) {
 	rec := ProcRecord{Name: name, Node: node, NS: ns, Argv: argv, Log: logPath}
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -27,6 +27,7 @@ func startInNamespace(ns, name, node string, argv, env []string, logPath string)
 	defer logf.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := InNamespace(ns, cmd.Start); err != nil {

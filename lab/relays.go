@@ -61,7 +61,7 @@ func (b *builder) relays(ctx context.Context, cmd []string) error {
 			"--name", r.Name, "--a", r.EdgeSide, "--b", r.ISPSide, "--control", sock)
 		logPath := filepath.Join(b.st.Dir, "logs", strings.ReplaceAll(r.Name, "/", "-")+"-relay.log")
 		b.st.Relays = append(b.st.Relays, RelayRecord{Name: r.Name, NS: n.NS, Socket: sock})
-		rec, err := startInNamespace(n.NS, "relay", r.Name, argv, nil, logPath)
+		rec, err := startInNamespace(n.NS, "relay", r.Name, argv, nil, "", logPath)
 		if rec.PID > 0 {
 			b.st.Processes = append(b.st.Processes, rec)
 		}

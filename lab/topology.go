@@ -68,6 +68,10 @@ const (
 
 // Process is a program that the lab runs inside a namespace once the network
 // is built (the hook that trellis-manage and trellis-edge are started by).
+// In Argv, Env and Dir these placeholders are replaced: {node} (s1/edge),
+// {ns} (tl-s1-edge), {site} (1; 0 outside sites), {dir} (the node's own
+// directory under the state directory, created by Up), {state} (the state
+// directory) and {manage} (manage's address, 100.64.0.2).
 type Process struct {
 	// Name identifies the process in status output and logs ("manage", "edge").
 	Name string `yaml:"name" json:"name"`
@@ -75,6 +79,8 @@ type Process struct {
 	Argv []string `yaml:"argv" json:"argv"`
 	// Env is added to the lab's own environment.
 	Env []string `yaml:"env,omitempty" json:"env,omitempty"`
+	// Dir is the working directory (default: the node's directory).
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
 }
 
 // WAN is one WAN link of a site: edge ⇄ impairment relay ⇄ ISP router.

@@ -198,14 +198,14 @@ func execCmd(g *globals) *cobra.Command {
 			if err := needRoot(); err != nil {
 				return err
 			}
-			st, err := g.state()
+			l, err := lab.Open(g.stateRoot, g.prefix)
+			if errors.Is(err, lab.ErrNoLab) {
+				return fmt.Errorf("no lab with prefix %q is up: run `trellis-lab up` first", g.prefix)
+			}
 			if err != nil {
 				return err
 			}
-			plan, err := lab.NewPlan(st.Prefix, st.Topology)
-			if err != nil {
-				return err
-			}
+			plan := l.Plan
 			name := strings.ReplaceAll(args[0], "-", "/")
 			node, ok := plan.Node(name)
 			if !ok {
