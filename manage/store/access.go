@@ -167,7 +167,7 @@ func (s *sqlStore) UpdateUser(ctx context.Context, u *User) error {
 func (s *sqlStore) DeleteUser(ctx context.Context, id string) error {
 	op := fmt.Sprintf("delete user %q", id)
 	n, err := s.execN(ctx, "DELETE FROM users WHERE id = ?", id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 func (s *sqlStore) CountUsers(ctx context.Context) (int, error) {
@@ -212,7 +212,7 @@ func (s *sqlStore) CreateMembership(ctx context.Context, m *Membership) error {
 func (s *sqlStore) DeleteMembership(ctx context.Context, id string) error {
 	op := fmt.Sprintf("delete membership %q", id)
 	n, err := s.execN(ctx, "DELETE FROM memberships WHERE id = ?", id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 func (s *sqlStore) GetMembership(ctx context.Context, id string) (Membership, error) {
@@ -334,7 +334,7 @@ func (s *sqlStore) MarkInvitationAccepted(ctx context.Context, id string, at tim
 func (s *sqlStore) DeleteInvitation(ctx context.Context, accountID, id string) error {
 	op := fmt.Sprintf("delete invitation %q", id)
 	n, err := s.execN(ctx, "DELETE FROM invitations WHERE account_id = ? AND id = ?", accountID, id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 // ---- sessions ----
@@ -378,20 +378,20 @@ func (s *sqlStore) GetSession(ctx context.Context, idHash string) (Session, erro
 func (s *sqlStore) TouchSession(ctx context.Context, idHash string, seen time.Time) error {
 	const op = "touch session"
 	n, err := s.execN(ctx, "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?", s.d.ts(seen), idHash)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 func (s *sqlStore) UpdateSessionMFA(ctx context.Context, idHash string, verified bool) error {
 	const op = "update session MFA state"
 	n, err := s.execN(ctx, "UPDATE sessions SET mfa_verified = ? WHERE id_hash = ?", verified, idHash)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 // DeleteSession ends one session (ErrNotFound when there is none).
 func (s *sqlStore) DeleteSession(ctx context.Context, idHash string) error {
 	const op = "delete session"
 	n, err := s.execN(ctx, "DELETE FROM sessions WHERE id_hash = ?", idHash)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 // DeleteUserSessions ends every session of the user (none is fine).
@@ -438,7 +438,7 @@ func (s *sqlStore) UseRecoveryCode(ctx context.Context, userID, hash string, at 
 	const op = "use recovery code"
 	n, err := s.execN(ctx, "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
 		s.d.ts(at), userID, hash)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 func (s *sqlStore) CountUnusedRecoveryCodes(ctx context.Context, userID string) (int, error) {
@@ -528,13 +528,13 @@ func (s *sqlStore) RevokeAccessKey(ctx context.Context, accountID, id string, at
 	op := fmt.Sprintf("revoke access key %q", id)
 	n, err := s.execN(ctx, "UPDATE access_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE account_id = ? AND id = ?",
 		s.d.ts(at), accountID, id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 func (s *sqlStore) TouchAccessKey(ctx context.Context, id string, at time.Time) error {
 	op := fmt.Sprintf("touch access key %q", id)
 	n, err := s.execN(ctx, "UPDATE access_keys SET last_used_at = ? WHERE id = ?", s.d.ts(at), id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 // ---- audit ----

@@ -172,7 +172,7 @@ func (s *sqlStore) UpdateDevice(ctx context.Context, d *Device) error {
 func (s *sqlStore) DeleteDevice(ctx context.Context, orgID, id string) error {
 	op := fmt.Sprintf("delete device %q", id)
 	n, err := s.execN(ctx, "DELETE FROM devices WHERE org_id = ? AND id = ?", orgID, id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 // CountDevicesInAccount counts the devices of every organization of the
@@ -246,7 +246,7 @@ func (s *sqlStore) RevokeOrgToken(ctx context.Context, orgID, id string, at time
 	op := fmt.Sprintf("revoke organization token %q", id)
 	n, err := s.execN(ctx, "UPDATE org_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE org_id = ? AND id = ?",
 		s.d.ts(at), orgID, id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 // ---- path labels ----
@@ -336,7 +336,7 @@ func (s *sqlStore) UpdatePathLabel(ctx context.Context, l *PathLabel) error {
 func (s *sqlStore) DeletePathLabel(ctx context.Context, orgID, id string) error {
 	op := fmt.Sprintf("delete path label %q", id)
 	n, err := s.execN(ctx, "DELETE FROM path_labels WHERE org_id = ? AND id = ?", orgID, id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 var _ Store = (*sqlStore)(nil)

@@ -85,7 +85,13 @@ func redactDSN(dsn string) string {
 }
 
 func openSQLite(ctx context.Context, dsn string, logger *slog.Logger) (*sqlStore, error) {
-	path := strings.TrimPrefix(dsn, "sqlite:")
+	path := dsn
+	for _, p := range []string{"sqlite:", "file:"} {
+		if strings.HasPrefix(path, p) {
+			path = strings.TrimPrefix(path, p)
+			break
+		}
+	}
 	if strings.HasPrefix(path, "//") {
 		path = strings.TrimPrefix(path, "//")
 	}
@@ -117,6 +123,13 @@ func openSQLite(ctx context.Context, dsn string, logger *slog.Logger) (*sqlStore
 			return nil, fmt.Errorf("open sqlite: create directory: %w", err)
 		}
 	}
+	// The database holds password hashes and sealed secrets: create it
+	// private (SQLite gives its -wal and -shm files the same mode).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	f.Close()
 	base := "file:" + path + "?" + common + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
@@ -270,15 +283,13 @@ func (s *sqlStore) fail(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// notFoundIfNone turns "no row affected" into ErrNotFound.
-func notFoundIfNone(op string, n int64, err error) error {
-	if err != nil {
-		return err
+// notFoundIfNone turns "no row affected" into ErrNotFound (fail adds the
+// operation).
+func notFoundIfNone(n int64, err error) error {
+	if err == nil && n == 0 {
+		return ErrNotFound
 	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", op, ErrNotFound)
-	}
-	return nil
+	return err
 }
 
 func invalid(field, format string, args ...any) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -91,6 +92,18 @@ func TestReopenSQLite(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "sub", "trellis.db")
 	reopenCase(t, "sqlite:"+path, "sqlite", path)
+	for _, f := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			if f != path && errors.Is(err, os.ErrNotExist) {
+				continue // checkpointed away on close
+			}
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600 (it holds password hashes)", f, fi.Mode().Perm())
+		}
+	}
 }
 
 func TestReopenPostgres(t *testing.T) {

@@ -101,7 +101,7 @@ func (s *sqlStore) UpdateAccount(ctx context.Context, a *Account) error {
 func (s *sqlStore) DeleteAccount(ctx context.Context, id string) error {
 	op := fmt.Sprintf("delete account %q", id)
 	n, err := s.execN(ctx, "DELETE FROM accounts WHERE id = ?", id)
-	return s.fail(op, notFoundIfNone(op, n, err))
+	return s.fail(op, notFoundIfNone(n, err))
 }
 
 // ---- groups ----
@@ -178,7 +178,7 @@ func (s *sqlStore) DeleteGroup(ctx context.Context, accountID, id string) error 
 			return fmt.Errorf("%s: it still holds %d organization(s); move or delete them first: %w", op, orgs, ErrConflict)
 		}
 		n, err := tx.execN(ctx, "DELETE FROM account_groups WHERE account_id = ? AND id = ?", accountID, id)
-		if err := notFoundIfNone(op, n, err); err != nil {
+		if err := notFoundIfNone(n, err); err != nil {
 			return tx.fail(op, err)
 		}
 		return tx.deleteScoped(ctx, op, accountID, ScopeGroup, id)

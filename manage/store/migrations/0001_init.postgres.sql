@@ -125,7 +125,7 @@ CREATE TABLE audit_log (
 	action      TEXT NOT NULL,
 	object_type TEXT NOT NULL DEFAULT '',
 	object_id   TEXT NOT NULL DEFAULT '',
-	details     JSONB,
+	details     JSON, -- JSON keeps the text as written (JSONB would reorder keys)
 	ip          TEXT NOT NULL DEFAULT '',
 	created_at  TIMESTAMPTZ NOT NULL
 );

@@ -29,7 +29,9 @@ func testAudit(t *testing.T, s store.Store) {
 		}
 		entries = append(entries, e)
 	}
-	accountLevel := store.AuditEntry{AccountID: a.acct.ID, ActorType: "system", Action: "account.update", CreatedAt: t0.Add(10 * time.Minute)}
+	// Details come back as written (compacted), key order included.
+	accountLevel := store.AuditEntry{AccountID: a.acct.ID, ActorType: "system", Action: "account.update", CreatedAt: t0.Add(10 * time.Minute),
+		Details: json.RawMessage(`{"zeta": [1, 2], "alpha": {"b": null, "a": "é"}}`)}
 	must(t, s.AppendAudit(ctx, &accountLevel))
 	other := store.AuditEntry{AccountID: b.acct.ID, OrgID: b.org.ID, Action: "device.approve"}
 	must(t, s.AppendAudit(ctx, &other))
@@ -44,6 +46,9 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	want := []store.AuditEntry{accountLevel, entries[3], entries[2], entries[1], entries[0]}
 	same(t, page.Items, want, "audit newest first")
+	if got := string(page.Items[0].Details); got != `{"zeta":[1,2],"alpha":{"b":null,"a":"é"}}` {
+		t.Fatalf("details = %s", got)
+	}
 	var details map[string]any
 	must(t, json.Unmarshal(page.Items[4].Details, &details))
 	if details["n"] != float64(0) || details["name"] != "x" {
