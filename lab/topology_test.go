@@ -172,3 +172,23 @@ func TestPlanAddressing(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseTopology(f *testing.F) {
+	f.Add([]byte("sites: [{}]"))
+	f.Add([]byte("nat: symmetric\nsites:\n  - wans: [{}, {nat: full-cone}]\n    lans: [{kind: direct}, {hosts: 3}]\n"))
+	f.Add([]byte(`{"sites": [{"run": [{"name": "e", "argv": ["x"]}]}], "edge_breakout": true}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		top, err := ParseTopology(data)
+		if err != nil {
+			return
+		}
+		// Whatever parses must plan, within the addressing limits.
+		p, err := NewPlan("tf", top)
+		if err != nil {
+			t.Fatalf("parsed topology does not plan: %v", err)
+		}
+		if len(p.Nodes) < 3 {
+			t.Fatalf("plan has %d nodes", len(p.Nodes))
+		}
+	})
+}
