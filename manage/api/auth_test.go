@@ -99,7 +99,7 @@ func TestPasswordChange(t *testing.T) {
 		t.Fatalf("field: %s", r.raw)
 	}
 	e.must(http.StatusNoContent, "POST", "/auth/password", w.aliceTok, map[string]string{"current_password": testPassword, "new_password": "another long password"})
-	e.must(http.StatusOK, "GET", "/auth/me", w.aliceTok, nil)   // this session stays
+	e.must(http.StatusOK, "GET", "/auth/me", w.aliceTok, nil)      // this session stays
 	e.must(http.StatusUnauthorized, "GET", "/auth/me", other, nil) // others end
 	e.must(http.StatusUnauthorized, "POST", "/auth/login", "", map[string]string{"email": "alice@acme.test", "password": testPassword})
 	e.must(http.StatusOK, "POST", "/auth/login", "", map[string]string{"email": "alice@acme.test", "password": "another long password"})

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/trellis-sdwan/trellis/manage/store"
+)
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	w := e.world()
+	labels := "/organizations/" + w.orgA.ID + "/path-labels"
+	cases := []struct {
+		name   string
+		ctype  string
+		body   string
+		status int
+		code   string
+		field  string
+	}{
+		{"malformed", "application/json", `{"name":`, 400, CodeBadRequest, ""},
+		{"syntax", "application/json", `{"name" "x"}`, 400, CodeBadRequest, ""},
+		{"unknown field", "application/json", `{"name":"x","type":"dia","colour":"#000000"}`, 400, CodeBadRequest, "colour"},
+		{"wrong type", "application/json", `{"name":5,"type":"dia"}`, 400, CodeBadRequest, "name"},
+		{"array", "application/json", `[{"name":"x"}]`, 400, CodeBadRequest, ""},
+		{"null", "application/json", `null`, 400, CodeBadRequest, ""},
+		{"two objects", "application/json", `{"name":"x","type":"dia"}{"name":"y"}`, 400, CodeBadRequest, ""},
+		{"trailing garbage", "application/json", `{"name":"x","type":"dia"} x`, 400, CodeBadRequest, ""},
+		{"empty", "application/json", ``, 400, CodeBadRequest, ""},
+		{"text", "text/plain", `{"name":"x","type":"dia"}`, 415, CodeUnsupportedMedia, ""},
+		{"no content type", "", `{"name":"x","type":"dia"}`, 415, CodeUnsupportedMedia, ""},
+		{"oversize", "application/json", `{"name":"` + strings.Repeat("a", 1<<20) + `","type":"dia"}`, 413, CodeTooLarge, ""},
+		{"missing name", "application/json", `{"type":"dia"}`, 422, CodeInvalid, "name"},
+		{"bad type", "application/json", `{"name":"x","type":"mpls"}`, 422, CodeInvalid, "type"},
+		{"bad color", "application/json", `{"name":"x","type":"dia","color":"red"}`, 422, CodeInvalid, "color"},
+		{"control chars", "application/json", `{"name":"x\u0000y","type":"dia"}`, 422, CodeInvalid, "name"},
+		{"long name", "application/json", `{"name":"` + strings.Repeat("n", 65) + `","type":"dia"}`, 422, CodeInvalid, "name"},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest("POST", e.srv.URL+Prefix+labels, strings.NewReader(c.body))
+		if c.ctype != "" {
+			req.Header.Set("Content-Type", c.ctype)
+		}
+		req.Header.Set("Authorization", "Bearer "+w.aliceTok)
+		r := e.send(req)
+		if r.status != c.status || r.errCode() != c.code || r.errField() != c.field {
+			t.Errorf("%s: got %d %s field %q, want %d %s field %q: %s", c.name, r.status, r.errCode(), r.errField(), c.status, c.code, c.field, r.raw)
+		}
+		if e, _ := r.body["error"].(map[string]any); e != nil && e["message"] == "" {
+			t.Errorf("%s: empty message", c.name)
+		}
+	}
+	// Nothing was written, and the server still serves.
+	r := e.must(http.StatusOK, "GET", labels, w.aliceTok, nil)
+	if r.total() != 1 {
+		t.Fatalf("labels after bad input: %s", r.raw)
+	}
+	// Bad list parameters.
+	for q, field := range map[string]string{"limit=abc": "limit", "limit=0": "limit", "offset=-1": "offset", "sort=password": "sort",
+		"color=red": "color", "type=dia&type=tunnel": "type"} {
+		r := e.must(http.StatusUnprocessableEntity, "GET", labels+"?"+q, w.aliceTok, nil)
+		if r.errField() != field {
+			t.Errorf("?%s: field %q: %s", q, r.errField(), r.raw)
+		}
+	}
+	r = e.must(http.StatusUnprocessableEntity, "GET", "/organizations/"+w.orgA.ID+"/audit?since=yesterday", w.aliceTok, nil)
+	if r.errField() != "since" {
+		t.Errorf("audit since: %s", r.raw)
+	}
+	// Unknown endpoint and wrong method.
+	if r := e.must(http.StatusNotFound, "GET", "/nope", w.aliceTok, nil); r.errCode() != CodeNotFound {
+		t.Fatal(r.raw2())
+	}
+	r = e.must(http.StatusMethodNotAllowed, "PUT", labels, w.aliceTok, map[string]any{})
+	if !strings.Contains(r.header.Get("Allow"), "POST") {
+		t.Fatalf("Allow: %v", r.header)
+	}
+	// Request ids: given ones are echoed, else one is made.
+	req, _ := http.NewRequest("GET", e.srv.URL+Prefix+"/openapi.json", nil)
+	req.Header.Set("X-Request-Id", "abc-123")
+	if r := e.send(req); r.header.Get("X-Request-Id") != "abc-123" {
+		t.Fatal("request id not echoed")
+	}
+	e.must(http.StatusOK, "GET", "/auth/me", w.aliceTok, nil)
+}
+
+// TestPanicRecovery: a handler panic becomes a JSON 500 and the server
+// keeps serving.
+func TestPanicRecovery(t *testing.T) {
+	e := newEnv(t)
+	w := e.world()
+	e.api.routes[0].handle = func(*call) (any, error) { panic("boom") } // POST /auth/login
+	r := e.must(http.StatusInternalServerError, "POST", "/auth/login", "", map[string]string{"email": "a@b.c", "password": "x"})
+	if r.errCode() != CodeInternal || strings.Contains(r.raw2(), "boom") {
+		t.Fatalf("panic answer: %s", r.raw)
+	}
+	e.must(http.StatusOK, "GET", "/auth/me", w.aliceTok, nil)
+}
+
+// TestAuditAtomic: a mutation writes exactly one audit entry with the
+// change; a failing one writes neither.
+func TestAuditAtomic(t *testing.T) {
+	e := newEnv(t)
+	w := e.world()
+	ctx := context.Background()
+	count := func() int {
+		p, err := e.st.ListAudit(ctx, w.accA.ID, store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Total
+	}
+	n0 := count()
+	lbl := e.must(http.StatusCreated, "POST", "/organizations/"+w.orgA.ID+"/path-labels", w.aliceTok, map[string]any{"name": "Broadband", "type": "dia"})
+	if count() != n0+1 {
+		t.Fatalf("audit entries %d, want %d", count(), n0+1)
+	}
+	p, _ := e.st.ListAudit(ctx, w.accA.ID, store.ListOptions{Sort: "id", Desc: true, Limit: 1})
+	a := p.Items[0]
+	if a.Action != "path_label.create" || a.ActorID != w.alice.ID || a.ActorType != "user" || a.OrgID != w.orgA.ID || a.ObjectID != lbl.str("id") || a.IP == "" {
+		t.Fatalf("audit entry %+v", a)
+	}
+	// Duplicate name: 409, no audit entry, no label.
+	e.must(http.StatusConflict, "POST", "/organizations/"+w.orgA.ID+"/path-labels", w.aliceTok, map[string]any{"name": "Broadband", "type": "tunnel"})
+	if count() != n0+1 {
+		t.Fatal("failed mutation left an audit entry")
+	}
+	// Group with organizations: delete refused (409), nothing changes.
+	e.must(http.StatusConflict, "DELETE", "/accounts/"+w.accA.ID+"/groups/"+w.grpA.ID, w.aliceTok, nil)
+	if _, err := e.st.GetGroup(ctx, w.accA.ID, w.grpA.ID); err != nil || count() != n0+1 {
+		t.Fatalf("refused delete changed something: %v", err)
+	}
+	// The audit endpoints show the entry with filters.
+	r := e.must(http.StatusOK, "GET", "/organizations/"+w.orgA.ID+"/audit?action=path_label.create", w.aliceTok, nil)
+	if r.total() != 1 {
+		t.Fatalf("org audit: %s", r.raw)
+	}
+	r = e.must(http.StatusOK, "GET", "/accounts/"+w.accA.ID+"/audit?object_type=path_label&sort=-created_at", w.aliceTok, nil)
+	if r.total() != 1 {
+		t.Fatalf("account audit: %s", r.raw)
+	}
+	// An org audit never shows another org's entries, whatever org_id says.
+	r = e.must(http.StatusOK, "GET", "/organizations/"+w.orgA2.ID+"/audit", w.aliceTok, nil)
+	if r.total() != 0 {
+		t.Fatalf("other org's audit: %s", r.raw)
+	}
+}
