@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -68,9 +69,14 @@ func (p *Plan) WriteTable(w io.Writer) error {
 	return tw.Flush()
 }
 
+// ErrUnhealthy is returned by WriteStatus when a namespace is missing, a
+// process has exited or a relay does not answer.
+var ErrUnhealthy = errors.New("lab is not healthy (see above); `trellis-lab down` and `up` rebuild it")
+
 // WriteStatus prints the state of a lab: namespaces present, processes
 // running, and each link's impairment and counters.
 func WriteStatus(ctx context.Context, w io.Writer, st *State) error {
+	healthy := st.Complete
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	complete := "complete"
 	if !st.Complete {
@@ -81,6 +87,7 @@ func WriteStatus(ctx context.Context, w io.Writer, st *State) error {
 	for _, ns := range st.Namespaces {
 		if _, err := os.Stat(filepath.Join(NetnsDir, ns)); err != nil {
 			missing++
+			healthy = false
 			fmt.Fprintf(tw, "namespace %s MISSING\n", ns)
 		}
 	}
@@ -91,6 +98,7 @@ func WriteStatus(ctx context.Context, w io.Writer, st *State) error {
 			state := "running"
 			if !p.Alive() {
 				state = "EXITED"
+				healthy = false
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", p.Node, p.Name, p.PID, state, p.Log)
 		}
@@ -102,6 +110,7 @@ func WriteStatus(ctx context.Context, w io.Writer, st *State) error {
 			rep, err := LinkStatus(ctx, st, r.Name)
 			if err != nil {
 				fmt.Fprintf(tw, "%s\tRELAY NOT ANSWERING: %v\t\t\n", r.Name, err)
+				healthy = false
 				continue
 			}
 			cell := func(dir string) string {
@@ -111,7 +120,13 @@ func WriteStatus(ctx context.Context, w io.Writer, st *State) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, rep.Impairment, cell("edge->isp"), cell("isp->edge"))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !healthy {
+		return ErrUnhealthy
+	}
+	return nil
 }
 
 // ExecIn replaces the current process with argv running inside the network

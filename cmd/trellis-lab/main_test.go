@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/trellis-sdwan/trellis/lab"
 )
@@ -105,6 +107,28 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	if _, err := run(t, append(g, "up")...); err == nil {
 		t.Error("second up accepted")
+	}
+	// A relay that dies makes status fail, naming it.
+	l, err := lab.Open(root, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim lab.ProcRecord
+	for _, p := range l.State.Processes {
+		if p.Node == "s1/wan1" {
+			victim = p
+		}
+	}
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for victim.Alive() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	out, err = run(t, append(g, "status")...)
+	if err == nil || !strings.Contains(out, "EXITED") || !strings.Contains(out, "RELAY NOT ANSWERING") {
+		t.Errorf("status with a dead relay: %v\n%s", err, out)
 	}
 	if out, err := run(t, append(g, "down")...); err != nil {
 		t.Fatalf("down: %v\n%s", err, out)
