@@ -57,6 +57,9 @@ func (b *builder) relays(ctx context.Context, cmd []string) error {
 			}
 		}
 		sock := filepath.Join(b.st.Dir, strings.ReplaceAll(r.Name, "/", "-")+".sock")
+		if len(sock) >= 104 { // sun_path is 108 bytes
+			return fmt.Errorf("relay control socket path %s is too long for a unix socket: use a shorter state root", sock)
+		}
 		argv := append(append([]string(nil), cmd...),
 			"--name", r.Name, "--a", r.EdgeSide, "--b", r.ISPSide, "--control", sock)
 		logPath := filepath.Join(b.st.Dir, "logs", strings.ReplaceAll(r.Name, "/", "-")+"-relay.log")
