@@ -190,8 +190,33 @@ func (s *sqlStore) reader() queryer {
 	return s.rdb
 }
 
-func (s *sqlStore) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return s.writer().ExecContext(ctx, s.d.rebind(q), args...)
+func (s *sqlStore) exec(ctx context.Context, q string, args ...any) (res sql.Result, err error) {
+	err = s.guard(ctx, func() error {
+		res, err = s.writer().ExecContext(ctx, s.d.rebind(q), args...)
+		return err
+	})
+	return res, err
+}
+
+// guard runs one write. Inside a PostgreSQL transaction it wraps it in a
+// savepoint: PostgreSQL aborts the whole transaction on any failed
+// statement, SQLite does not. With the savepoint a caller that handles an
+// error (say ErrConflict) can go on with the transaction on both backends.
+func (s *sqlStore) guard(ctx context.Context, f func() error) error {
+	if s.tx == nil || !s.d.postgres() {
+		return f()
+	}
+	if _, err := s.tx.ExecContext(ctx, "SAVEPOINT trellis_stmt"); err != nil {
+		return err
+	}
+	if err := f(); err != nil {
+		if _, rbErr := s.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT trellis_stmt"); rbErr != nil {
+			return errors.Join(err, rbErr)
+		}
+		return err
+	}
+	_, err := s.tx.ExecContext(ctx, "RELEASE SAVEPOINT trellis_stmt")
+	return err
 }
 
 // execN runs a write and returns the number of rows it affected.
@@ -203,9 +228,23 @@ func (s *sqlStore) execN(ctx context.Context, q string, args ...any) (int64, err
 	return res.RowsAffected()
 }
 
-// writeRow runs a write with RETURNING and scans the single row.
-func (s *sqlStore) writeRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return s.writer().QueryRowContext(ctx, s.d.rebind(q), args...)
+// writeRow prepares a write with RETURNING; Scan runs it (guarded) and
+// reads the single row.
+func (s *sqlStore) writeRow(ctx context.Context, q string, args ...any) writtenRow {
+	return writtenRow{s: s, ctx: ctx, q: q, args: args}
+}
+
+type writtenRow struct {
+	s    *sqlStore
+	ctx  context.Context
+	q    string
+	args []any
+}
+
+func (w writtenRow) Scan(dest ...any) error {
+	return w.s.guard(w.ctx, func() error {
+		return w.s.writer().QueryRowContext(w.ctx, w.s.d.rebind(w.q), w.args...).Scan(dest...)
+	})
 }
 
 func (s *sqlStore) queryRow(ctx context.Context, q string, args ...any) *sql.Row {

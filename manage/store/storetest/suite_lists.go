@@ -226,6 +226,27 @@ func testTransactions(t *testing.T, s store.Store) {
 	_, err = s.GetUserByEmail(ctx, "once@example.com")
 	wantErr(t, err, store.ErrNotFound, "user of failed transaction")
 
+	// An error the caller handles does not spoil the transaction (PostgreSQL
+	// would abort it; the store must behave the same on both backends).
+	must(t, s.CreateUser(ctx, &store.User{Email: "taken@example.com"}))
+	var fresh store.User
+	must(t, s.InTx(ctx, func(tx store.Store) error {
+		err := tx.CreateUser(ctx, &store.User{Email: "taken@example.com"})
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("want ErrConflict, got %v", err)
+		}
+		if err := tx.UpdateAccount(ctx, &store.Account{ID: "missing", Name: "x"}); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("want ErrNotFound, got %v", err)
+		}
+		if err := tx.CreateOrganization(ctx, &store.Organization{AccountID: "missing", Name: "x"}); !errors.Is(err, store.ErrInvalid) {
+			return fmt.Errorf("want ErrInvalid, got %v", err)
+		}
+		fresh = store.User{Email: "fresh@example.com"}
+		return tx.CreateUser(ctx, &fresh)
+	}))
+	_, err = s.GetUser(ctx, fresh.ID)
+	must(t, err)
+
 	// A panic rolls back and propagates; the store stays usable.
 	func() {
 		defer func() {
