@@ -1,0 +1,135 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/trellis-sdwan/trellis/manage/auth"
+)
+
+// Defaults.
+const (
+	DefaultDataDir    = "./trellis-data"
+	DefaultListen     = ":8443"
+	DefaultAdminEmail = "admin@trellis.local"
+)
+
+// Config of a manage server. Zero values take the defaults above.
+type Config struct {
+	// DataDir holds the SQLite database, the TLS certificate (tls/), and
+	// seal.key, which encrypts secrets at rest. Keep it private and back it
+	// up: without seal.key, TOTP secrets and the token signing key are lost.
+	DataDir string
+	// DB is a PostgreSQL URL (postgres://...) or a SQLite file path;
+	// default DataDir/trellis.db.
+	DB string
+	// Listen is the HTTPS address (":8443"); "" with HTTPListen set serves
+	// plain HTTP only.
+	Listen string
+	// HTTPListen, when set, also serves plain HTTP there (for a TLS
+	// terminating proxy or tests). Off by default.
+	HTTPListen string
+	// TLSCert and TLSKey name a PEM certificate and key; when empty a
+	// self-signed certificate is generated once in DataDir/tls.
+	TLSCert, TLSKey string
+	// PublicURL is how edges and browsers reach this server, e.g.
+	// https://manage.example.com:8443; it goes into organization tokens.
+	// Default https://<hostname><listen port>.
+	PublicURL string
+	// AdminEmail and AdminPassword create the first admin on first start;
+	// a password is generated and printed once when empty.
+	AdminEmail, AdminPassword string
+	// Logger for structured logs; Out receives the start-up lines meant for
+	// the operator (fingerprint, generated admin password). Defaults:
+	// JSON-less text to stderr, and stdout.
+	Logger *slog.Logger
+	Out    io.Writer
+	// PasswordParams of argon2id (auth.DefaultPasswordParams if zero).
+	PasswordParams auth.PasswordParams
+	// LoginLimiter overrides the login rate limiter (tests).
+	LoginLimiter *auth.LoginLimiter
+}
+
+// ParseFlags reads the configuration from command-line flags, falling back
+// to TRELLIS_* environment variables (getenv, usually os.Getenv).
+func ParseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.DataDir, "data-dir", env("TRELLIS_DATA_DIR", DefaultDataDir), "data directory: SQLite database, TLS certificate, seal key (env TRELLIS_DATA_DIR)")
+	fs.StringVar(&c.DB, "db", env("TRELLIS_DB", ""), "database: postgres://user:pass@host/db for PostgreSQL, else a SQLite file (default <data-dir>/trellis.db) (env TRELLIS_DB)")
+	fs.StringVar(&c.Listen, "listen", env("TRELLIS_LISTEN", DefaultListen), "HTTPS listen address; empty to serve only --http-listen (env TRELLIS_LISTEN)")
+	fs.StringVar(&c.HTTPListen, "http-listen", env("TRELLIS_HTTP_LISTEN", ""), "also serve plain HTTP on this address, e.g. 127.0.0.1:8080 (off by default) (env TRELLIS_HTTP_LISTEN)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("TRELLIS_TLS_CERT", ""), "PEM certificate file; default: self-signed, generated in <data-dir>/tls (env TRELLIS_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("TRELLIS_TLS_KEY", ""), "PEM key file for --tls-cert (env TRELLIS_TLS_KEY)")
+	fs.StringVar(&c.PublicURL, "public-url", env("TRELLIS_PUBLIC_URL", ""), "URL edges and users reach this server at, e.g. https://manage.example.com:8443 (env TRELLIS_PUBLIC_URL)")
+	fs.StringVar(&c.AdminEmail, "admin-email", env("TRELLIS_ADMIN_EMAIL", DefaultAdminEmail), "email of the first admin, created on first start (env TRELLIS_ADMIN_EMAIL)")
+	fs.StringVar(&c.AdminPassword, "admin-password", env("TRELLIS_ADMIN_PASSWORD", ""), "password of the first admin; generated and printed once when empty (env TRELLIS_ADMIN_PASSWORD)")
+	level := fs.String("log-level", env("TRELLIS_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env TRELLIS_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q: %s takes only flags", fs.Args(), name)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("--log-level: %w", err)
+	}
+	c.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	return c, nil
+}
+
+// withDefaults fills defaults and checks the configuration.
+func (c Config) withDefaults() (Config, error) {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.DB == "" {
+		c.DB = filepath.Join(c.DataDir, "trellis.db")
+	}
+	if c.Listen == "" && c.HTTPListen == "" {
+		return c, errors.New("nothing to serve: set --listen (HTTPS) or --http-listen")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.AdminEmail == "" {
+		c.AdminEmail = DefaultAdminEmail
+	}
+	c.AdminEmail = strings.ToLower(strings.TrimSpace(c.AdminEmail))
+	if c.AdminPassword != "" {
+		if err := auth.ValidatePassword(c.AdminPassword); err != nil {
+			return c, fmt.Errorf("--admin-password: %w", err)
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return c, fmt.Errorf("--public-url %q: want an absolute URL like https://manage.example.com:8443", c.PublicURL)
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.PasswordParams == (auth.PasswordParams{}) {
+		c.PasswordParams = auth.DefaultPasswordParams
+	}
+	return c, nil
+}

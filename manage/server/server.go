@@ -1,0 +1,434 @@
+// Package server assembles trellis-manage: configuration, store, first-start
+// bootstrap, keys, TLS, the REST API, health and metrics endpoints, and
+// graceful shutdown. Tests and the lab start real servers in-process with
+// New and Run.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/trellis-sdwan/trellis/manage/api"
+	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/manage/tlscert"
+)
+
+// Server is a configured trellis-manage, listening but not yet serving
+// until Run.
+type Server struct {
+	cfg         Config
+	log         *slog.Logger
+	st          store.Store
+	api         *api.API
+	reg         *prometheus.Registry
+	handler     http.Handler
+	cert        tls.Certificate
+	fingerprint string
+	publicURL   string
+	httpsLn     net.Listener
+	httpLn      net.Listener
+	closeOnce   sync.Once
+}
+
+// New opens the store (running migrations), bootstraps a first admin on an
+// empty database, loads keys and the TLS certificate and binds the
+// listeners, so Addr is known before Run.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	sealKey, err := auth.LoadOrCreateSealKey(filepath.Join(cfg.DataDir, "seal.key"))
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := auth.NewSealer(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	if s.st, err = store.Open(ctx, cfg.DB, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	// Listeners first: the public URL defaults to the bound port.
+	if cfg.Listen != "" {
+		if s.httpsLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		}
+	}
+	if cfg.HTTPListen != "" {
+		if s.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPListen, err)
+		}
+	}
+	s.publicURL = s.defaultPublicURL()
+	if err := s.loadCert(); err != nil {
+		return nil, err
+	}
+	signing, err := signingKey(ctx, s.st, sealer)
+	if err != nil {
+		return nil, err
+	}
+	if err := bootstrap(ctx, s.st, cfg, s.log); err != nil {
+		return nil, err
+	}
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newDeviceCollector(s.st, s.log))
+	s.api, err = api.New(api.Config{Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: s.fingerprint,
+		SigningKey: signing, Sealer: sealer, PasswordParams: cfg.PasswordParams, Registerer: s.reg,
+		SecureCookie: s.httpLn == nil, LoginLimiter: cfg.LoginLimiter})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(api.Prefix+"/", s.api.Handler())
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "trellis-manage\nAPI: %s%s/openapi.json\n", s.publicURL, api.Prefix)
+	})
+	s.handler = mux
+	return s, nil
+}
+
+func (s *Server) defaultPublicURL() string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	scheme, ln := "https", s.httpsLn
+	if ln == nil {
+		scheme, ln = "http", s.httpLn
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+func (s *Server) loadCert() error {
+	var created bool
+	var err error
+	if s.cfg.TLSCert != "" {
+		s.cert, s.fingerprint, err = tlscert.Load(s.cfg.TLSCert, s.cfg.TLSKey)
+	} else {
+		hosts := []string{"localhost", "127.0.0.1", "::1"}
+		if h, herr := os.Hostname(); herr == nil && h != "" {
+			hosts = append([]string{h}, hosts...)
+		}
+		if u, uerr := url.Parse(s.publicURL); uerr == nil && u.Hostname() != "" {
+			hosts = append([]string{u.Hostname()}, hosts...)
+		}
+		s.cert, s.fingerprint, created, err = tlscert.LoadOrCreate(filepath.Join(s.cfg.DataDir, "tls"), hosts)
+	}
+	if err != nil {
+		return err
+	}
+	if created {
+		s.log.Info("generated a self-signed TLS certificate", "dir", filepath.Join(s.cfg.DataDir, "tls"))
+	}
+	fmt.Fprintf(s.cfg.Out, "trellis-manage: TLS certificate SHA-256 fingerprint: %s\n", s.fingerprint)
+	s.log.Info("TLS certificate", "sha256", s.fingerprint)
+	return nil
+}
+
+// Addr is the bound HTTPS address ("" when HTTPS is off).
+func (s *Server) Addr() string {
+	if s.httpsLn == nil {
+		return ""
+	}
+	return s.httpsLn.Addr().String()
+}
+
+// HTTPAddr is the bound plain HTTP address ("" when off).
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Fingerprint is the hex SHA-256 of the served certificate.
+func (s *Server) Fingerprint() string { return s.fingerprint }
+
+// PublicURL is the URL put into organization tokens.
+func (s *Server) PublicURL() string { return s.publicURL }
+
+// Store is the server's store (for the lab and tests).
+func (s *Server) Store() store.Store { return s.st }
+
+// Handler serves everything (API, /healthz, /metrics) without TLS.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves until ctx ends, then shuts down gracefully (in-flight requests
+// get up to 10 s) and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	var servers []*http.Server
+	errc := make(chan error, 2)
+	serve := func(ln net.Listener, tlsOn bool) {
+		hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		if tlsOn {
+			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.cert}}
+			ln = tls.NewListener(ln, hs.TLSConfig)
+		}
+		servers = append(servers, hs)
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	if s.httpsLn != nil {
+		serve(s.httpsLn, true)
+		s.log.Info("serving HTTPS", "addr", s.Addr(), "public_url", s.publicURL)
+	}
+	if s.httpLn != nil {
+		serve(s.httpLn, false)
+		s.log.Info("serving plain HTTP", "addr", s.HTTPAddr())
+	}
+	go s.sweepSessions(ctx)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("serving: %w", err)
+		}
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, hs := range servers {
+		if err := hs.Shutdown(sctx); err != nil && runErr == nil {
+			runErr = fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	s.log.Info("stopped")
+	return runErr
+}
+
+// sweepSessions deletes expired sessions every 10 minutes.
+func (s *Server) sweepSessions(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.st.DeleteExpiredSessions(ctx, time.Now()); err != nil {
+				s.log.Warn("sweeping sessions", "err", err)
+			} else if n > 0 {
+				s.log.Debug("expired sessions removed", "count", n)
+			}
+		}
+	}
+}
+
+func (s *Server) close() {
+	s.closeOnce.Do(func() {
+		if s.httpsLn != nil {
+			s.httpsLn.Close()
+		}
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		if s.st != nil {
+			if err := s.st.Close(); err != nil {
+				s.log.Warn("closing store", "err", err)
+			}
+		}
+	})
+}
+
+// Close releases the listeners and store of a server that will not Run.
+func (s *Server) Close() { s.close() }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	v, err := s.st.SchemaVersion(ctx)
+	if err != nil {
+		s.log.Warn("health check failed", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "unavailable", "database": s.st.Backend(), "error": "database unreachable"})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "database": s.st.Backend(), "schema_version": v})
+}
+
+// signingKeySetting names the sealed organization-token signing key.
+const signingKeySetting = "orgtoken.signing_key"
+
+// signingKey loads the Ed25519 key that signs organization tokens, creating
+// it on first start. It is kept sealed in the settings table so every
+// replica on the same database (and seal key) signs alike.
+func signingKey(ctx context.Context, st store.Store, sealer *auth.Sealer) (ed25519.PrivateKey, error) {
+	var key ed25519.PrivateKey
+	err := st.InTx(ctx, func(tx store.Store) error {
+		v, err := tx.GetSetting(ctx, signingKeySetting)
+		if err == nil {
+			seed, err := sealer.Open(v, signingKeySetting)
+			if err != nil {
+				return fmt.Errorf("token signing key: %w (is seal.key the one this database was created with?)", err)
+			}
+			if len(seed) != ed25519.SeedSize {
+				return errors.New("token signing key: stored seed has the wrong size")
+			}
+			key = ed25519.NewKeyFromSeed(seed)
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("reading token signing key: %w", err)
+		}
+		_, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		key = priv
+		return tx.SetSetting(ctx, signingKeySetting, sealer.Seal(priv.Seed(), signingKeySetting))
+	})
+	return key, err
+}
+
+// bootstrap creates, on a database without users, the first admin with a
+// first account, group and organization; the admin owns the account.
+func bootstrap(ctx context.Context, st store.Store, cfg Config, log *slog.Logger) error {
+	n, err := st.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("counting users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	password, generated := cfg.AdminPassword, false
+	if password == "" {
+		password, generated = auth.RandomString(12), true
+	}
+	hash, err := auth.HashPassword(password, cfg.PasswordParams)
+	if err != nil {
+		return err
+	}
+	u := store.User{Email: cfg.AdminEmail, Name: "Administrator", PasswordHash: hash}
+	acc := store.Account{Name: "Default"}
+	var org store.Organization
+	err = st.InTx(ctx, func(tx store.Store) error {
+		if n, err := tx.CountUsers(ctx); err != nil || n > 0 {
+			return err // another replica bootstrapped first
+		}
+		if err := tx.CreateUser(ctx, &u); err != nil {
+			return err
+		}
+		if err := tx.CreateAccount(ctx, &acc); err != nil {
+			return err
+		}
+		g := store.Group{AccountID: acc.ID, Name: "Default"}
+		if err := tx.CreateGroup(ctx, &g); err != nil {
+			return err
+		}
+		org = store.Organization{AccountID: acc.ID, GroupID: g.ID, Name: "Default", TunnelRange: api.DefaultTunnelRange, VxlanPort: api.DefaultVxlanPort}
+		if err := tx.CreateOrganization(ctx, &org); err != nil {
+			return err
+		}
+		m := store.Membership{UserID: u.ID, AccountID: acc.ID, Scope: store.ScopeAccount, ScopeID: acc.ID, Role: store.RoleOwner}
+		if err := tx.CreateMembership(ctx, &m); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &store.AuditEntry{AccountID: acc.ID, ActorType: "system", ActorID: "bootstrap", ActorName: "first start",
+			Action: "system.bootstrap", ObjectType: "user", ObjectID: u.ID, CreatedAt: time.Now().UTC()})
+	})
+	if err != nil {
+		return fmt.Errorf("creating the first admin: %w", err)
+	}
+	if u.ID == "" {
+		return nil
+	}
+	log.Info("first start: created the first admin, account, group and organization", "email", u.Email, "account", acc.ID, "organization", org.ID)
+	if generated {
+		fmt.Fprintf(cfg.Out, "trellis-manage: first start: admin %s, generated password (shown once, change it): %s\n", u.Email, password)
+	} else {
+		fmt.Fprintf(cfg.Out, "trellis-manage: first start: admin %s created with the given password\n", u.Email)
+	}
+	return nil
+}
+
+// deviceCollector exports the number of devices per approval and
+// connection state, read from the store at scrape time.
+type deviceCollector struct {
+	st   store.Store
+	log  *slog.Logger
+	desc *prometheus.Desc
+}
+
+func newDeviceCollector(st store.Store, log *slog.Logger) *deviceCollector {
+	return &deviceCollector{st: st, log: log, desc: prometheus.NewDesc("trellis_devices",
+		"Devices by approval and connection state.", []string{"approval", "conn_state"}, nil)}
+}
+
+func (d *deviceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
+
+func (d *deviceCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts := map[[2]string]int{}
+	for _, ap := range []string{store.ApprovalPending, store.ApprovalApproved} {
+		for _, cs := range []string{store.ConnConnected, store.ConnDisconnected} {
+			counts[[2]string{ap, cs}] = 0
+		}
+	}
+	for off := 0; ; off += 1000 {
+		orgs, err := d.st.ListOrganizations(ctx, nil, store.ListOptions{Limit: 1000, Offset: off})
+		if err != nil {
+			d.log.Warn("metrics: listing organizations", "err", err)
+			return
+		}
+		for _, o := range orgs.Items {
+			for _, ap := range []string{store.ApprovalPending, store.ApprovalApproved} {
+				for _, cs := range []string{store.ConnConnected, store.ConnDisconnected} {
+					p, err := d.st.ListDevices(ctx, o.ID, store.ListOptions{Limit: 1, Filter: map[string]string{"approval": ap, "conn_state": cs}})
+					if err != nil {
+						d.log.Warn("metrics: counting devices", "err", err)
+						return
+					}
+					counts[[2]string{ap, cs}] += p.Total
+				}
+			}
+		}
+		if len(orgs.Items) < 1000 {
+			break
+		}
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
