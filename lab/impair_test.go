@@ -12,7 +12,19 @@ import (
 	"time"
 
 	"github.com/trellis-sdwan/trellis/lab/relay"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
+
+func mustNS(t *testing.T, name string) netns.NsHandle {
+	t.Helper()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
 
 // TestRelayImpairment measures what the impairment relay on a real WAN link
 // (edge ⇄ relay ⇄ ISP router) does, always against a reference measured in
@@ -223,6 +235,29 @@ func TestRelayImpairment(t *testing.T) {
 		}
 		if ref < 3*limited {
 			t.Errorf("unimpaired %.1f Mbit/s not well above limited %.1f Mbit/s", ref/1e6, limited/1e6)
+		}
+	})
+
+	t.Run("relay survives its interface flapping", func(t *testing.T) {
+		rl, _ := p.Node(link)
+		h, err := netlink.NewHandleAt(mustNS(t, rl.NS))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		ifc, err := h.LinkByName("edge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetDown(ifc); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetUp(ifc); err != nil {
+			t.Fatal(err)
+		}
+		mustPing(t, edge.NS, gw)
+		if _, err := LinkStatus(ctx, st, link); err != nil {
+			t.Errorf("relay gone after its interface flapped: %v", err)
 		}
 	})
 

@@ -83,6 +83,11 @@ func (p *PacketPort) ReadFrame(buf []byte) (n, wire int, err error) {
 		if errors.Is(err, os.ErrClosed) {
 			return 0, 0, errClosed
 		}
+		if errors.Is(err, unix.ENETDOWN) {
+			// Reported once when the interface is set down; the socket
+			// keeps working when it comes back up.
+			return 0, 0, nil
+		}
 		return 0, 0, fmt.Errorf("receiving on %s: %w", p.ifname, err)
 	}
 	if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {

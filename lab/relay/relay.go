@@ -230,8 +230,8 @@ func (d *direction) read(ctx context.Context, e *Engine) error {
 
 // write sends queued frames in FIFO order (so frames never overtake each
 // other: with jitter a frame due earlier waits for the one ahead of it)
-// once their release time has come and the rate
-// limiter allows, dropping them if the link went down meanwhile.
+// once their release time has come and the rate limiter allows, dropping
+// them if the link went down meanwhile.
 func (d *direction) write(ctx context.Context, e *Engine) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
