@@ -476,3 +476,69 @@ func (l *lab) start(t *testing.T, ns, name, statusSock string, cfg []byte) {
 		}
 	})
 }
+
+// TestThroughput reports iperf3 TCP throughput through each transform (and
+// over the bare underlay). It is a measurement, not a pass/fail check, and
+// runs only when TRELLIS_DP_IPERF=1.
+func TestThroughput(t *testing.T) {
+	if os.Getenv("TRELLIS_DP_IPERF") != "1" {
+		t.Skip("set TRELLIS_DP_IPERF=1 to measure throughput (needs root and iperf3)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		t.Skip("needs iperf3")
+	}
+	l := setupLab(t)
+	srv := exec.Command("ip", "netns", "exec", l.hb, "iperf3", "-s", "-B", "172.16.2.2")
+	srv.Stdout, srv.Stderr = io.Discard, io.Discard
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	// Bare underlay, for reference.
+	bare := exec.Command("ip", "netns", "exec", l.eb, "iperf3", "-s", "-B", "192.0.2.2", "-p", "5202")
+	bare.Stdout, bare.Stderr = io.Discard, io.Discard
+	if err := bare.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bare.Process.Kill(); bare.Wait() })
+	time.Sleep(500 * time.Millisecond)
+	iperf := func(ns, dst string, port string, streams int) float64 {
+		out := run(t, "ip", "netns", "exec", ns, "iperf3", "-c", dst, "-p", port, "-t", "5", "-P", fmt.Sprint(streams), "-J")
+		var r struct {
+			End struct {
+				SumReceived struct {
+					BitsPerSecond float64 `json:"bits_per_second"`
+				} `json:"sum_received"`
+			} `json:"end"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("iperf3 output: %v", err)
+		}
+		return r.End.SumReceived.BitsPerSecond / 1e9
+	}
+	t.Logf("bare veth: 1 stream %.2f Gbit/s, 4 streams %.2f Gbit/s", iperf(l.ea, "192.0.2.2", "5202", 1), iperf(l.ea, "192.0.2.2", "5202", 4))
+	only := func(up, down string, tunnel string) {
+		run(t, "ip", "-n", l.ea, "link", "set", up, "up")
+		run(t, "ip", "-n", l.ea, "link", "set", down, "down")
+		waitFor(t, 20*time.Second, "failover to "+tunnel, func() bool {
+			for _, s := range []string{l.statusA, l.statusB} {
+				for _, tu := range l.status(t, s).Tunnels {
+					if tu.Name != tunnel && tu.Up {
+						return false
+					}
+					if tu.Name == tunnel && !tu.Up {
+						return false
+					}
+				}
+			}
+			return true
+		})
+	}
+	only("tdpw1a", "tdpw2a", "t1")
+	t.Logf("AES-GCM tunnel: 1 stream %.2f Gbit/s, 4 streams %.2f Gbit/s", iperf(l.ha, "172.16.2.2", "5201", 1), iperf(l.ha, "172.16.2.2", "5201", 4))
+	only("tdpw2a", "tdpw1a", "t2")
+	t.Logf("AES-CBC+HMAC tunnel: 1 stream %.2f Gbit/s, 4 streams %.2f Gbit/s", iperf(l.ha, "172.16.2.2", "5201", 1), iperf(l.ha, "172.16.2.2", "5201", 4))
+}

@@ -413,7 +413,7 @@ func (e *Engine) tunReadLoop() {
 		}
 		for w, b := range batches {
 			if b.n > 0 {
-				b.flush(w)
+				b.flush(w, e.log.Warn)
 			}
 			if w.closed.Load() {
 				delete(batches, w)
@@ -468,7 +468,7 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 	}
 	b.add(t, f)
 	if b.n == len(b.msgs) {
-		b.flush(t.wan)
+		b.flush(t.wan, e.log.Warn)
 	}
 }
 
@@ -482,10 +482,30 @@ func (e *Engine) receiveLoop(w *wanSock) {
 	for i := range msgs {
 		bufs[i] = make([]byte, bufSize)
 		msgs[i].Buffers = [][]byte{bufs[i]}
+		msgs[i].OOB = make([]byte, 64)
+	}
+	// Decrypted packets are copied into their own buffers so that the TUN
+	// writer can coalesce TCP segments (GRO) in place.
+	tunBufs := make([][]byte, batchSize)
+	for i := range tunBufs {
+		tunBufs[i] = make([]byte, bufSize)
 	}
 	toTUN := make([][]byte, 0, batchSize)
+	flushTUN := func() {
+		if len(toTUN) == 0 {
+			return
+		}
+		if _, err := e.dev.Write(toTUN, tunWriteOffset); err != nil && !e.closed.Load() {
+			e.global.drop(DropSendError)
+			e.log.Debug("writing to TUN", "err", err)
+		}
+		toTUN = toTUN[:0]
+	}
 	reply := make([]byte, 2048)
 	for {
+		for i := range msgs {
+			msgs[i].OOB = msgs[i].OOB[:cap(msgs[i].OOB)]
+		}
 		n, err := w.pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if w.closed.Load() || errors.Is(err, net.ErrClosed) {
@@ -499,17 +519,27 @@ func (e *Engine) receiveLoop(w *wanSock) {
 		now := time.Now()
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
-			if start, end := e.decapOne(snap, w, bufs[i][:m.N], m.Addr, reply, now); start >= 0 {
-				toTUN = append(toTUN, bufs[i][start-tunWriteOffset:end])
+			seg := m.N
+			if w.gro && m.NN > 0 {
+				if s := groSize(m.OOB[:m.NN]); s > 0 {
+					seg = s
+				}
+			}
+			for off := 0; off < m.N; off += seg {
+				d := bufs[i][off:min(off+seg, m.N)]
+				start, end := e.decapOne(snap, w, d, m.Addr, reply, now)
+				if start < 0 {
+					continue
+				}
+				tb := tunBufs[len(toTUN)]
+				l := copy(tb[tunWriteOffset:], d[start:end])
+				toTUN = append(toTUN, tb[:tunWriteOffset+l])
+				if len(toTUN) == len(tunBufs) {
+					flushTUN()
+				}
 			}
 		}
-		if len(toTUN) > 0 {
-			if _, err := e.dev.Write(toTUN, tunWriteOffset); err != nil && !e.closed.Load() {
-				e.global.drop(DropSendError)
-				e.log.Debug("writing to TUN", "err", err)
-			}
-			toTUN = toTUN[:0]
-		}
+		flushTUN()
 	}
 }
 

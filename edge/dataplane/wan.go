@@ -45,6 +45,8 @@ type wanSock struct {
 	pc     *ipv4.PacketConn
 	closed atomic.Bool
 	done   chan struct{}
+	gso    atomic.Bool // UDP_SEGMENT usable on send
+	gro    bool        // UDP_GRO enabled on receive
 }
 
 func openWAN(k wanKey) (*wanSock, error) {
@@ -80,7 +82,16 @@ func openWAN(k wanKey) (*wanSock, error) {
 		return nil, fmt.Errorf("opening WAN socket %s (is the address configured on the interface?): %w", k, err)
 	}
 	conn := pconn.(*net.UDPConn)
-	return &wanSock{key: k, conn: conn, pc: ipv4.NewPacketConn(conn), done: make(chan struct{})}, nil
+	w := &wanSock{key: k, conn: conn, pc: ipv4.NewPacketConn(conn), done: make(chan struct{})}
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			if _, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil {
+				w.gso.Store(true)
+			}
+			w.gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+		})
+	}
+	return w, nil
 }
 
 func (w *wanSock) close() {
@@ -89,59 +100,113 @@ func (w *wanSock) close() {
 	}
 }
 
-// sendBatch is a batch of datagrams for one WAN socket, owned by one
-// goroutine and reused.
+// sendBatch is a batch of frames for one WAN socket, owned by one
+// goroutine and reused. At flush, runs of equal-sized frames of one tunnel
+// are coalesced into one UDP_SEGMENT send when the kernel supports it.
 type sendBatch struct {
-	msgs    []ipv4.Message
+	frames  [][]byte
 	tunnels []*tunnel
 	n       int
+
+	msgs    []ipv4.Message
+	msgTun  []*tunnel
+	msgCnt  []int
+	gsoBufs [][]byte
+	oob     [][]byte
 }
 
 func newSendBatch(size int) *sendBatch {
-	b := &sendBatch{msgs: make([]ipv4.Message, size), tunnels: make([]*tunnel, size)}
+	b := &sendBatch{
+		frames: make([][]byte, size), tunnels: make([]*tunnel, size),
+		msgs: make([]ipv4.Message, size), msgTun: make([]*tunnel, size), msgCnt: make([]int, size),
+		gsoBufs: make([][]byte, size), oob: make([][]byte, size),
+	}
 	for i := range b.msgs {
 		b.msgs[i].Buffers = make([][]byte, 1)
+		b.oob[i] = make([]byte, cmsgSegmentSpace)
 	}
 	return b
 }
 
 func (b *sendBatch) add(t *tunnel, frame []byte) {
-	m := &b.msgs[b.n]
-	m.Buffers[0] = frame
-	m.Addr = t.remote.Load()
+	b.frames[b.n] = frame
 	b.tunnels[b.n] = t
 	b.n++
 }
 
 // flush sends the batch with sendmmsg. Datagrams the kernel refuses are
 // counted as send errors on their tunnel.
-func (b *sendBatch) flush(w *wanSock) {
+func (b *sendBatch) flush(w *wanSock, log func(msg string, args ...any)) {
+	k := 0
+	gso := w.gso.Load()
+	for i := 0; i < b.n; {
+		t := b.tunnels[i]
+		size := len(b.frames[i])
+		j, total := i+1, size
+		if gso {
+			for j < b.n && j-i < maxGSOSegments && b.tunnels[j] == t && len(b.frames[j]) <= size && total+len(b.frames[j]) <= maxGSOBytes {
+				total += len(b.frames[j])
+				j++
+				if len(b.frames[j-1]) < size {
+					break // a shorter segment must be the last
+				}
+			}
+		}
+		m := &b.msgs[k]
+		m.Addr = t.remote.Load()
+		if j-i == 1 {
+			m.Buffers[0] = b.frames[i]
+			m.OOB = nil
+		} else {
+			if b.gsoBufs[k] == nil {
+				b.gsoBufs[k] = make([]byte, maxGSOBytes)
+			}
+			buf := b.gsoBufs[k][:0]
+			for x := i; x < j; x++ {
+				buf = append(buf, b.frames[x]...)
+			}
+			m.Buffers[0] = buf
+			m.OOB = putSegmentCmsg(b.oob[k], size)
+		}
+		b.msgTun[k], b.msgCnt[k] = t, j-i
+		k++
+		i = j
+	}
 	sent := 0
-	for sent < b.n {
-		n, err := w.pc.WriteBatch(b.msgs[sent:b.n], 0)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				break
-			}
-			// Skip the datagram that failed and go on with the rest.
-			if n < 0 {
-				n = 0
-			}
+	for sent < k {
+		n, err := w.pc.WriteBatch(b.msgs[sent:k], 0)
+		if n > 0 {
 			sent += n
-			if sent < b.n {
-				b.tunnels[sent].drop(DropSendError)
-				sent++
-			}
+		}
+		if err == nil {
 			continue
 		}
-		sent += n
+		if errors.Is(err, net.ErrClosed) {
+			break
+		}
+		if sent < k {
+			if b.msgs[sent].OOB != nil && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL)) && w.gso.CompareAndSwap(true, false) {
+				log("UDP segmentation offload failed; sending datagrams one by one", "wan", w.key.String(), "err", err)
+			}
+			for x := 0; x < b.msgCnt[sent]; x++ {
+				b.msgTun[sent].drop(DropSendError)
+			}
+			sent++
+		}
 	}
-	for i := sent; i < b.n; i++ {
-		b.tunnels[i].drop(DropSendError)
+	for x := sent; x < k; x++ {
+		for y := 0; y < b.msgCnt[x]; y++ {
+			b.msgTun[x].drop(DropSendError)
+		}
 	}
-	for i := 0; i < b.n; i++ {
+	for i := 0; i < k; i++ {
 		b.msgs[i].Buffers[0] = nil
 		b.msgs[i].Addr = nil
+		b.msgs[i].OOB = nil
+		b.msgTun[i] = nil
+	}
+	for i := 0; i < b.n; i++ {
+		b.frames[i] = nil
 		b.tunnels[i] = nil
 	}
 	b.n = 0
