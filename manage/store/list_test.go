@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -93,4 +94,23 @@ func FuzzListBuild(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The list table in README.md is what the code accepts.
+func TestReadmeListTable(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range listSpecs {
+		sorts, filters, _ := ListFields(name)
+		def := l.defaultSort
+		if l.defaultDesc {
+			def = "-" + def
+		}
+		row := "| " + name + " | " + def + " | " + strings.Join(sorts, ", ") + " | " + strings.Join(filters, ", ") + " |"
+		if !strings.Contains(string(b), row+"\n") {
+			t.Errorf("README.md lacks the row\n%s", row)
+		}
+	}
 }
