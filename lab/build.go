@@ -222,6 +222,16 @@ func (b *builder) links(context.Context) error {
 			return fmt.Errorf("adding veth %s:%s ⇄ %s:%s: %w", l.A.Node, l.A.Name, l.B.Node, l.B.Name, err)
 		}
 		for _, e := range []Iface{l.A, l.B} {
+			if e.MTU > 0 {
+				h, _ := b.handle(e.Node)
+				link, err := h.LinkByName(e.Name)
+				if err != nil {
+					return fmt.Errorf("%s: finding %s: %w", e.Node, e.Name, err)
+				}
+				if err := h.LinkSetMTU(link, e.MTU); err != nil {
+					return fmt.Errorf("%s: setting MTU %d on %s: %w", e.Node, e.MTU, e.Name, err)
+				}
+			}
 			if err := b.configure(e.Node, e.Name, e.Addr, e.Bridge); err != nil {
 				return err
 			}

@@ -106,7 +106,7 @@ func TestUpReachabilityAndDown(t *testing.T) {
 		EdgeBreakout: true,
 		Sites: []Site{
 			{WANs: []WAN{{}, {NAT: NATPortRestricted}}, LANs: []LAN{{Kind: LANBridge, Hosts: 2}, {Kind: LANDirect}}},
-			{WANs: []WAN{{NAT: NATSymmetric}}},
+			{WANs: []WAN{{NAT: NATSymmetric, MTU: 1400, Impair: &LinkImpairment{Delay: "5ms"}}}},
 		},
 		Manage: Manage{Run: []Process{{Name: "sleeper", Argv: []string{"sh", "-c", "echo {node} {site} {manage} {ns} > {dir}/out; exec sleep 600"}}}},
 	}
@@ -130,6 +130,29 @@ func TestUpReachabilityAndDown(t *testing.T) {
 			mustPing(t, n.NS, p.ManageAddr)
 		}
 	}
+	// s2's WAN has its MTU on every interface of the link and starts
+	// impaired.
+	for _, e := range []struct{ node, ifname string }{{"s2/edge", "wan1"}, {"s2/wan1", "edge"}, {"s2/wan1", "isp"}, {"s2/isp1", "cust"}} {
+		n, _ := p.Node(e.node)
+		var mtu int
+		if err := InNamespace(n.NS, func() error {
+			link, err := netlink.LinkByName(e.ifname)
+			if err == nil {
+				mtu = link.Attrs().MTU
+			}
+			return err
+		}); err != nil || mtu != 1400 {
+			t.Errorf("%s %s: MTU %d (%v), want 1400", e.node, e.ifname, mtu, err)
+		}
+	}
+	if rep, err := LinkStatus(context.Background(), l.State, "s2/wan1"); err != nil || rep.Impairment.Delay != 5*time.Millisecond {
+		t.Errorf("s2/wan1 impairment %+v (%v), want 5ms delay", rep.Impairment, err)
+	}
+	edge2, _ := p.Node("s2/edge")
+	if rtt := mustPing(t, edge2.NS, netip.MustParseAddr("192.168.1.1")); rtt < 10*time.Millisecond {
+		t.Errorf("RTT %v over a link delayed 5ms each way", rtt)
+	}
+
 	// Public (non-NAT) WAN addresses are reachable from manage; hosts of
 	// another site are not (no tunnels in a plumbing-only lab).
 	mgmt, _ := p.Node("manage")
@@ -189,7 +212,6 @@ func TestUpReachabilityAndDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge2, _ := p.Node("s2/edge")
 	if pids, _ := pidsInNamespace(edge2.NS); !slices.Contains(pids, late.PID) {
 		t.Errorf("late process %d not in %s", late.PID, edge2.NS)
 	}

@@ -41,6 +41,8 @@ type Iface struct {
 	Addr netip.Prefix
 	// Bridge names a bridge in the same namespace to enslave the interface to.
 	Bridge string
+	// MTU, when not zero, replaces the default 1500.
+	MTU int
 }
 
 // Link is a veth pair.
@@ -99,6 +101,8 @@ type RelayLink struct {
 	EdgeSide, ISPSide string
 	// The far ends: the edge's WAN interface and the ISP's customer side.
 	Edge, ISP Iface
+	// Impair is the impairment the relay starts with (nil: none).
+	Impair *LinkImpairment
 }
 
 // Plan is a topology expanded into kernel objects.
@@ -226,16 +230,16 @@ func NewPlan(prefix string, t Topology) (*Plan, error) {
 					B: Iface{Node: isp, Name: "inet", Addr: upISP},
 				},
 				Link{
-					A: Iface{Node: relay, Name: "isp"},
-					B: Iface{Node: isp, Name: "cust", Addr: accISP},
+					A: Iface{Node: relay, Name: "isp", MTU: wan.MTU},
+					B: Iface{Node: isp, Name: "cust", Addr: accISP, MTU: wan.MTU},
 				},
 				Link{
-					A: Iface{Node: edge, Name: wanIf, Addr: accEdge},
-					B: Iface{Node: relay, Name: "edge"},
+					A: Iface{Node: edge, Name: wanIf, Addr: accEdge, MTU: wan.MTU},
+					B: Iface{Node: relay, Name: "edge", MTU: wan.MTU},
 				},
 			)
 			p.Relays = append(p.Relays, RelayLink{Name: relay, Node: relay, EdgeSide: "edge", ISPSide: "isp",
-				Edge: Iface{Node: edge, Name: wanIf}, ISP: Iface{Node: isp, Name: "cust"}})
+				Edge: Iface{Node: edge, Name: wanIf}, ISP: Iface{Node: isp, Name: "cust"}, Impair: wan.Impair})
 			p.Routes = append(p.Routes, Route{Node: isp, Dst: defaultRoute, Via: upInet.Addr()})
 			if wan.NAT == NATNone {
 				p.Routes = append(p.Routes, Route{Node: "internet", Dst: accEdge.Masked(), Via: upISP.Addr()})

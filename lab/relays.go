@@ -26,6 +26,9 @@ func (b *builder) relays(ctx context.Context, cmd []string) error {
 			return err
 		}
 		if len(cmd) == 0 {
+			if r.Impair != nil {
+				return fmt.Errorf("link %s has an impairment but the lab has no relays: drop --no-relay", r.Name)
+			}
 			if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br"}}); err != nil {
 				return fmt.Errorf("%s: adding bridge: %w", r.Node, err)
 			}
@@ -62,6 +65,9 @@ func (b *builder) relays(ctx context.Context, cmd []string) error {
 		}
 		argv := append(append([]string(nil), cmd...),
 			"--name", r.Name, "--a", r.EdgeSide, "--b", r.ISPSide, "--control", sock)
+		if r.Impair != nil {
+			argv = append(argv, r.Impair.Args()...)
+		}
 		logPath := filepath.Join(b.st.Dir, "logs", strings.ReplaceAll(r.Name, "/", "-")+"-relay.log")
 		b.st.Relays = append(b.st.Relays, RelayRecord{Name: r.Name, NS: n.NS, Socket: sock})
 		rec, err := startInNamespace(n.NS, "relay", r.Name, argv, nil, "", logPath)

@@ -17,7 +17,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/trellis-sdwan/trellis/lab/relay"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -89,6 +91,58 @@ type WAN struct {
 	NAT NATType `yaml:"nat,omitempty" json:"nat,omitempty"`
 	// Label is the path label of the underlay (e.g. "Broadband"); informative.
 	Label string `yaml:"label,omitempty" json:"label,omitempty"`
+	// MTU of the WAN link (default 1500; e.g. 1492 for PPPoE-like links).
+	MTU int `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	// Impair is the link's impairment when the lab comes up (needs relays).
+	Impair *LinkImpairment `yaml:"impair,omitempty" json:"impair,omitempty"`
+}
+
+// LinkImpairment is a WAN's initial impairment, written as on the command
+// line: loss "1%", delay "20ms", jitter "5ms", rate "50mbit".
+type LinkImpairment struct {
+	Loss   string `yaml:"loss,omitempty" json:"loss,omitempty"`
+	Delay  string `yaml:"delay,omitempty" json:"delay,omitempty"`
+	Jitter string `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	Rate   string `yaml:"rate,omitempty" json:"rate,omitempty"`
+}
+
+// Parse validates the impairment and converts it.
+func (li LinkImpairment) Parse() (relay.Impairment, error) {
+	var im relay.Impairment
+	var err error
+	if li.Loss != "" {
+		if im.LossPct, err = relay.ParseLoss(li.Loss); err != nil {
+			return im, err
+		}
+	}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{li.Delay, &im.Delay}, {li.Jitter, &im.Jitter}} {
+		if d.s == "" {
+			continue
+		}
+		if *d.dst, err = time.ParseDuration(d.s); err != nil {
+			return im, fmt.Errorf("invalid duration %q: use e.g. 20ms", d.s)
+		}
+	}
+	if li.Rate != "" {
+		if im.RateBps, err = relay.ParseRate(li.Rate); err != nil {
+			return im, err
+		}
+	}
+	return im, im.Validate()
+}
+
+// Args renders the impairment as relay command-line flags.
+func (li LinkImpairment) Args() []string {
+	var a []string
+	for _, kv := range [][2]string{{"--loss", li.Loss}, {"--delay", li.Delay}, {"--jitter", li.Jitter}, {"--rate", li.Rate}} {
+		if kv[1] != "" {
+			a = append(a, kv[0], kv[1])
+		}
+	}
+	return a
 }
 
 // LAN is one LAN segment of a site.
@@ -196,6 +250,14 @@ func (t *Topology) Normalize() error {
 				return fmt.Errorf("%s wan%d: %w", name, w+1, err)
 			}
 			s.WANs[w].NAT = n
+			if m := s.WANs[w].MTU; m != 0 && (m < 576 || m > 9000) {
+				return fmt.Errorf("%s wan%d: MTU %d out of range: use 576 to 9000", name, w+1, m)
+			}
+			if li := s.WANs[w].Impair; li != nil {
+				if _, err := li.Parse(); err != nil {
+					return fmt.Errorf("%s wan%d impair: %w", name, w+1, err)
+				}
+			}
 		}
 		if len(s.LANs) == 0 {
 			s.LANs = []LAN{{}}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseTopology(t *testing.T) {
@@ -64,6 +65,23 @@ manage: {run: [{name: manage, argv: [trellis-manage]}]}`,
 				}
 			},
 		},
+		{
+			name: "mtu and initial impairment",
+			in:   "sites: [{wans: [{mtu: 1492, impair: {loss: 1%, delay: 20ms, jitter: 2ms, rate: 50mbit}}]}]",
+			check: func(t *testing.T, top Topology) {
+				w := top.Sites[0].WANs[0]
+				im, err := w.Impair.Parse()
+				if err != nil || w.MTU != 1492 || im.LossPct != 1 || im.Delay != 20*time.Millisecond || im.RateBps != 50e6 {
+					t.Errorf("got %+v %+v %v", w, im, err)
+				}
+				if got := strings.Join(w.Impair.Args(), " "); got != "--loss 1% --delay 20ms --jitter 2ms --rate 50mbit" {
+					t.Errorf("relay args %q", got)
+				}
+			},
+		},
+		{name: "bad mtu", in: "sites: [{wans: [{mtu: 100}]}]", wantErr: "MTU 100"},
+		{name: "bad impairment", in: "sites: [{wans: [{impair: {delay: soon}}]}]", wantErr: "invalid duration"},
+		{name: "bad loss", in: "sites: [{wans: [{impair: {loss: 200%}}]}]", wantErr: "invalid loss"},
 		{name: "no sites", in: "sites: []", wantErr: "no sites"},
 		{name: "unknown field", in: "sites: [{}]\nsitse: 3", wantErr: "sitse"},
 		{name: "bad nat", in: "sites: [{wans: [{nat: cone}]}]", wantErr: "unknown NAT type"},
