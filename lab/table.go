@@ -37,7 +37,7 @@ func (p *Plan) WriteTable(w io.Writer) error {
 		}
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "LINK\tPATH\tNAT\tPUBLIC ADDRESS")
+	fmt.Fprintln(tw, "LINK\tPATH\tNAT\tPUBLIC ADDRESS\tMTU\tIMPAIRMENT AT START")
 	for si, site := range p.Topology.Sites {
 		s := si + 1
 		for wi, wan := range site.WANs {
@@ -48,8 +48,17 @@ func (p *Plan) WriteTable(w io.Writer) error {
 			if wan.NAT != NATNone {
 				public = up.Addr()
 			}
-			fmt.Fprintf(tw, "s%d/wan%d\ts%d/edge:wan%d ⇄ relay s%d/wan%d ⇄ s%d/isp%d ⇄ internet\t%s\t%s\n",
-				s, w, s, w, s, w, s, w, wan.NAT, public)
+			mtu, impair := wan.MTU, "-"
+			if mtu == 0 {
+				mtu = 1500
+			}
+			if wan.Impair != nil {
+				if im, err := wan.Impair.Parse(); err == nil {
+					impair = im.String()
+				}
+			}
+			fmt.Fprintf(tw, "s%d/wan%d\ts%d/edge:wan%d ⇄ relay s%d/wan%d ⇄ s%d/isp%d ⇄ internet\t%s\t%s\t%d\t%s\n",
+				s, w, s, w, s, w, s, w, wan.NAT, public, mtu, impair)
 		}
 	}
 	var procs []string
