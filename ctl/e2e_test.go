@@ -47,7 +47,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("unpinned login: exit %d %q", r.code, r.stderr)
 	}
 	admin.fails("unauthorized", "not-the-password\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
-	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", client.FormatFingerprint(m.fingerprint), m.email)
+	r = admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", client.FormatFingerprint(m.fingerprint), m.email)
+	if !strings.Contains(r.stdout, "Using organization Default") {
+		t.Errorf("login did not select the only organization:\n%s", r.stdout)
+	}
+	def := admin.readConfig().OrgID
 
 	me := jsonOut[client.Me](t, admin.must("", "whoami", "-o", "json"))
 	if me.User.Email != m.email || me.Auth.Type != "session" || len(me.Memberships) == 0 || me.Memberships[0].Role != "owner" {
@@ -69,22 +73,19 @@ func TestEndToEnd(t *testing.T) {
 	}
 	eu := jsonOut[client.Group](t, admin.must("", "groups", "create", "EU", "-o", "json"))
 	admin.must("", "groups", "update", "EU", "--name", "Europe")
-	if gs := jsonOut[[]client.Group](t, admin.must("", "groups", "list", "-o", "json")); len(gs) != 1 || gs[0].Name != "Europe" {
+	if gs := jsonOut[[]client.Group](t, admin.must("", "groups", "list", "--name", "Europe", "-o", "json")); len(gs) != 1 || gs[0].ID != eu.ID {
 		t.Errorf("groups: %+v", gs)
 	}
 	paris := jsonOut[client.Organization](t, admin.must("", "orgs", "create", "Paris", "--group", "Europe", "--description", "HQ", "-o", "json"))
 	if paris.GroupID != eu.ID || paris.AccountID != acc.ID || paris.Description != "HQ" {
 		t.Errorf("orgs create: %+v", paris)
 	}
-	if cfg := admin.readConfig(); cfg.OrgID != paris.ID {
-		t.Errorf("the first organization created was not selected: %+v", cfg)
+	if cfg := admin.readConfig(); cfg.OrgID != def {
+		t.Errorf("creating an organization changed the selection: %+v", cfg)
 	}
 	lyon := jsonOut[client.Organization](t, admin.must("", "orgs", "create", "Lyon", "-o", "json"))
-	if cfg := admin.readConfig(); cfg.OrgID != paris.ID {
-		t.Errorf("creating a second organization changed the selection: %+v", cfg)
-	}
-	if lyon.GroupID != eu.ID {
-		t.Errorf("an organization created without --group is in group %q, want the account's first group %q", lyon.GroupID, eu.ID)
+	if lyon.GroupID == eu.ID || lyon.GroupID == "" {
+		t.Errorf("an organization created without --group is in group %q, want the account's first group (Default)", lyon.GroupID)
 	}
 	admin.fails("conflict", "", "groups", "delete", "Europe") // it holds Paris
 	r = admin.must("", "orgs", "list")
@@ -228,8 +229,8 @@ func TestEndToEnd(t *testing.T) {
 
 	// Bob is now without a membership; add him back at the account, as viewer.
 	admin.must("", "members", "add", "bob@example.net", "--scope", "account", "--role", "viewer")
-	if os := jsonOut[[]client.Organization](t, bob.must("", "orgs", "list", "-o", "json")); len(os) != 2 {
-		t.Errorf("account viewer sees %d organizations, want 2", len(os))
+	if os := jsonOut[[]client.Organization](t, bob.must("", "orgs", "list", "-o", "json")); len(os) != 3 {
+		t.Errorf("account viewer sees %d organizations, want 3 (Default, Paris, Lyon)", len(os))
 	}
 
 	// The audit log records the changes.
@@ -249,12 +250,15 @@ func TestEndToEnd(t *testing.T) {
 	if cfg := admin.readConfig(); cfg.OrgID != "" {
 		t.Errorf("deleted organization still selected: %+v", cfg)
 	}
-	admin.fails("conflict", "", "groups", "delete", "Europe") // Lyon landed in the only group
+	admin.must("", "groups", "delete", "Europe") // empty now
 	admin.must("", "orgs", "delete", lyon.ID)
-	admin.must("", "groups", "delete", "Europe")
 	r = admin.run("", "devices", "list")
 	if r.code != ExitUsage || !strings.Contains(r.stderr, "no organization selected") {
 		t.Errorf("no selection: exit %d %q", r.code, r.stderr)
+	}
+	nice := jsonOut[client.Organization](t, admin.must("", "orgs", "create", "Nice", "-o", "json"))
+	if cfg := admin.readConfig(); cfg.OrgID != nice.ID {
+		t.Errorf("an organization created with none selected was not selected: %+v", cfg)
 	}
 
 	// Logout ends the session on the server.
@@ -449,7 +453,7 @@ func TestEndToEndForcedTOTP(t *testing.T) {
 	m := startManage(t)
 	e := newEnv(t)
 	e.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
-	e.must("", "accounts", "update", "Acme", "--force-totp")
+	e.must("", "accounts", "update", "Default", "--force-totp")
 	e.must("", "logout")
 	r := e.must(m.password+"\n", "login", m.email)
 	if !strings.Contains(r.stderr, "requires a second factor") {
@@ -472,4 +476,28 @@ func TestEndToEndForcedTOTP(t *testing.T) {
 	}
 	e.must(m.password+"\n"+c+"\n", "login", m.email)
 	e.must("", "orgs", "list")
+}
+
+func TestEndToEndPlainHTTP(t *testing.T) {
+	m := startManageWith(t, true)
+	e := newEnv(t)
+	e.must(m.password+"\n", "login", "--server", m.url, m.email)
+	if cfg := e.readConfig(); cfg.Fingerprint != "" || cfg.Server != m.url {
+		t.Errorf("config: %+v", cfg)
+	}
+	e.must("", "devices", "list")
+	if r := e.run("", "fingerprint"); r.code != ExitError || !strings.Contains(r.stderr, "not https") {
+		t.Errorf("fingerprint of an http server: exit %d %q", r.code, r.stderr)
+	}
+	cl, err := client.New(client.Options{BaseURL: m.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Health(t.Context()); err != nil {
+		t.Errorf("health: %v", err)
+	}
+	doc, err := cl.OpenAPI(t.Context())
+	if err != nil || !strings.Contains(string(doc), `"openapi"`) {
+		t.Errorf("openapi: %v %.100s", err, doc)
+	}
 }

@@ -2,18 +2,12 @@ package ctl
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
+	"log/slog"
 	"testing"
 
-	"github.com/trellis-sdwan/trellis/client"
-	"github.com/trellis-sdwan/trellis/manage/api"
 	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/server"
 	"github.com/trellis-sdwan/trellis/manage/store"
 )
 
@@ -24,57 +18,48 @@ type manage struct {
 	store            store.Store
 }
 
-// startManage runs the controller's REST API on a temporary SQLite
-// database behind HTTPS, with a first admin who owns the first account.
-func startManage(t *testing.T) *manage {
+// startManage runs the real controller (manage/server) in-process on a
+// temporary data directory with SQLite, serving HTTPS with its own
+// self-signed certificate on a free loopback port. On first start it creates
+// the admin, the "Default" account, group and organization. plainHTTP
+// serves http:// instead.
+func startManage(t *testing.T) *manage { return startManageWith(t, false) }
+
+func startManageWith(t *testing.T, plainHTTP bool) *manage {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "manage.db"), nil)
+	m := &manage{email: "admin@example.net", password: "first admin password"}
+	cfg := server.Config{
+		DataDir:        t.TempDir(),
+		Listen:         "127.0.0.1:0",
+		AdminEmail:     m.email,
+		AdminPassword:  m.password,
+		Logger:         slog.New(slog.DiscardHandler),
+		Out:            io.Discard,
+		PasswordParams: auth.TestPasswordParams,
+	}
+	if plainHTTP {
+		cfg.Listen, cfg.HTTPListen = "", "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
-		t.Fatal(err)
+		cancel()
+		t.Fatalf("starting trellis-manage: %v", err)
 	}
-	t.Cleanup(func() { st.Close() })
-
-	var handler http.Handler
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	fp := client.CertFingerprint(srv.Certificate())
-
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("trellis-manage stopped with: %v", err)
+		}
+	})
+	if plainHTTP {
+		m.url = "http://" + srv.HTTPAddr()
+	} else {
+		m.url = "https://" + srv.Addr()
+		m.fingerprint = srv.Fingerprint()
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := auth.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := api.New(api.Config{Store: st, PublicURL: srv.URL, CertFingerprint: fp, SigningKey: priv,
-		Sealer: sealer, PasswordParams: auth.TestPasswordParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler = a.Handler()
-
-	m := &manage{url: srv.URL, fingerprint: fp, email: "admin@example.net", password: "first admin password", store: st}
-	acc := store.Account{Name: "Acme"}
-	if err := st.CreateAccount(ctx, &acc); err != nil {
-		t.Fatal(err)
-	}
-	hash, err := auth.HashPassword(m.password, auth.TestPasswordParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := store.User{Email: m.email, Name: "Admin", PasswordHash: hash}
-	if err := st.CreateUser(ctx, &u); err != nil {
-		t.Fatal(err)
-	}
-	ms := store.Membership{UserID: u.ID, AccountID: acc.ID, Scope: store.ScopeAccount, ScopeID: acc.ID, Role: store.RoleOwner}
-	if err := st.CreateMembership(ctx, &ms); err != nil {
-		t.Fatal(err)
-	}
+	m.store = srv.Store()
 	return m
 }
