@@ -34,12 +34,21 @@ type Reply struct {
 
 const maxRequest = 64 << 10
 
+// maxClients bounds concurrent control connections; more wait in accept.
+const maxClients = 8
+
 // Serve answers control requests on l until ctx is done.
 func Serve(ctx context.Context, l net.Listener, name string, e *Engine, log *slog.Logger) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	go func() { <-ctx.Done(); l.Close() }()
+	slots := make(chan struct{}, maxClients)
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		c, err := l.Accept()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -49,6 +58,7 @@ func Serve(ctx context.Context, l net.Listener, name string, e *Engine, log *slo
 		}
 		wg.Add(1)
 		go func() {
+			defer func() { <-slots }()
 			defer wg.Done()
 			defer c.Close()
 			stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -63,7 +73,7 @@ func handle(c net.Conn, name string, e *Engine) {
 	sc.Buffer(make([]byte, 4096), maxRequest)
 	enc := json.NewEncoder(c)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // idle clients give their slot back
 		if !sc.Scan() {
 			return
 		}
