@@ -211,7 +211,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u.Redacted(), err)
+		return fmt.Errorf("%s %s: %w", method, u.Redacted(), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
@@ -242,7 +242,7 @@ func (c *Client) Health(ctx context.Context) error {
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("health check: %w", err)
+		return fmt.Errorf("health check of %s: %w", c.base.Redacted(), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -291,4 +291,14 @@ func requireID(what, id string) error {
 		return fmt.Errorf("%s id is empty", what)
 	}
 	return nil
+}
+
+// unwrapURLError drops net/http's *url.Error wrapper, whose text repeats the
+// method and URL the caller already names.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

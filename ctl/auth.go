@@ -40,6 +40,14 @@ or --recovery-code CODE).`,
 			if err != nil {
 				return err
 			}
+			// Reach the server (and check its certificate) before asking
+			// for a password that could not be used anyway.
+			if err := cl.Health(ctx); err != nil {
+				var ae *client.Error
+				if !errors.As(err, &ae) {
+					return err
+				}
+			}
 			if email == "" {
 				if email, err = c.prompt("Email: "); err != nil {
 					return err

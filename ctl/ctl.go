@@ -195,14 +195,25 @@ func (c *cli) connOptions() (client.Options, error) {
 	if c.timeout == 0 {
 		o.Timeout = -1
 	}
-	// TLS settings of the config apply only when no TLS flag was given.
-	if o.Fingerprint == "" && o.CAFile == "" && !o.Insecure {
-		o.Fingerprint, o.CAFile, o.Insecure = cfg.Fingerprint, cfg.CACert, cfg.Insecure
-	}
 	if o.BaseURL == "" {
 		return o, usagef("no server: pass --server https://host:port (or run `trellisctl login --server ...` once)")
 	}
+	// TLS settings of the config apply only to the saved server, and only
+	// when no TLS flag was given.
+	if o.Fingerprint == "" && o.CAFile == "" && !o.Insecure && c.savedServer(o.BaseURL) {
+		o.Fingerprint, o.CAFile, o.Insecure = cfg.Fingerprint, cfg.CACert, cfg.Insecure
+	}
 	return o, nil
+}
+
+// savedServer reports whether url is the server of the config file.
+func (c *cli) savedServer(raw string) bool {
+	cfg, err := c.config()
+	if err != nil || cfg.Server == "" {
+		return false
+	}
+	u, err := client.ParseBaseURL(raw)
+	return err == nil && u.String() == cfg.Server
 }
 
 // credential is the bearer token of this run and where it came from.
@@ -216,6 +227,10 @@ func (c *cli) credential() (token string, isAccessKey bool, err error) {
 	}
 	if cfg.Token == "" {
 		return "", false, errors.New("not logged in: run `trellisctl login` or set TRELLIS_ACCESS_KEY")
+	}
+	// The session belongs to the saved server: never send it elsewhere.
+	if s := firstNonEmpty(c.server, c.io.Getenv("TRELLIS_SERVER")); s != "" && !c.savedServer(s) {
+		return "", false, fmt.Errorf("not logged in to %s (the saved session is for %s): run `trellisctl login --server %s`", s, cfg.Server, s)
 	}
 	return cfg.Token, false, nil
 }

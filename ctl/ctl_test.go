@@ -106,6 +106,13 @@ func TestLoginWhoamiLogout(t *testing.T) {
 		t.Errorf("config show leaks or misses the token: %q", r.stdout)
 	}
 
+	// The session is never sent to another server.
+	_, other := startFake(t)
+	if r := e.run("", "--server", other.URL, "whoami"); r.code != ExitError || !strings.Contains(r.stderr, "not logged in to "+other.URL) {
+		t.Errorf("whoami on another server: exit %d %q", r.code, r.stderr)
+	}
+	e.must("", "--server", srv.URL+"/", "whoami") // the same server, spelled differently
+
 	e.must("", "logout")
 	if cfg := e.readConfig(); cfg.Token != "" || cfg.Server != srv.URL {
 		t.Errorf("config after logout: %+v", cfg)
