@@ -139,7 +139,7 @@ func (s *sqlStore) GetUserByEmail(ctx context.Context, email string) (User, erro
 
 func (s *sqlStore) ListUsers(ctx context.Context, ids []string, opt ListOptions) (Page[User], error) {
 	var base []string
-	in, args := inClause("id", ids)
+	in, args := inClause(s.d, "id", ids)
 	if in != "" {
 		base = append(base, in)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -183,20 +184,21 @@ func escapeLike(s string) string {
 	return r.Replace(s)
 }
 
-// inClause returns "col IN (?, ...)" for ids, "1 = 0" for an empty non-nil
-// slice and "" for nil (no restriction).
-func inClause(col string, ids []string) (string, []any) {
+// inClause restricts col to ids: "" for nil (no restriction), "1 = 0" for
+// an empty slice, else one bound JSON array, so that any number of ids fits
+// (SQLite allows 32766 parameters, PostgreSQL 65535).
+func inClause(d *dialect, col string, ids []string) (string, []any) {
 	if ids == nil {
 		return "", nil
 	}
 	if len(ids) == 0 {
 		return "1 = 0", nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	b, _ := json.Marshal(ids) // []string always marshals
+	if d.postgres() {
+		return col + " IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))", []any{string(b)}
 	}
-	return col + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")", args
+	return col + " IN (SELECT value FROM json_each(?))", []any{string(b)}
 }
 
 type rowScanner interface {

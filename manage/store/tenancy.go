@@ -77,7 +77,7 @@ func (s *sqlStore) GetAccount(ctx context.Context, id string) (Account, error) {
 
 func (s *sqlStore) ListAccounts(ctx context.Context, ids []string, opt ListOptions) (Page[Account], error) {
 	var base []string
-	in, args := inClause("id", ids)
+	in, args := inClause(s.d, "id", ids)
 	if in != "" {
 		base = append(base, in)
 	}
@@ -292,7 +292,7 @@ func (s *sqlStore) GetOrganization(ctx context.Context, id string) (Organization
 
 func (s *sqlStore) ListOrganizations(ctx context.Context, ids []string, opt ListOptions) (Page[Organization], error) {
 	var base []string
-	in, args := inClause("id", ids)
+	in, args := inClause(s.d, "id", ids)
 	if in != "" {
 		base = append(base, in)
 	}

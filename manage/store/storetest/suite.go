@@ -188,6 +188,15 @@ func testAccounts(t *testing.T, s store.Store) {
 	if none.Total != 0 || len(none.Items) != 0 || none.Items == nil {
 		t.Fatalf("empty id list: %+v (want empty, non-nil items)", none)
 	}
+	// Any number of ids (more than either backend allows parameters).
+	many := make([]string, 0, 70000)
+	for i := range 70000 {
+		many = append(many, fmt.Sprintf("no-such-id-%d", i))
+	}
+	many = append(many, b.ID, "it's \"quoted\"")
+	lots, err := s.ListAccounts(ctx, many, store.ListOptions{})
+	must(t, err)
+	same(t, ids(lots.Items, accountID), []string{b.ID}, "accounts among 70000 ids")
 	byName, err := s.ListAccounts(ctx, nil, store.ListOptions{Filter: map[string]string{"name": "Beta"}})
 	must(t, err)
 	same(t, ids(byName.Items, accountID), []string{b.ID}, "accounts filtered by name")
