@@ -11,8 +11,9 @@ import (
 	"github.com/trellis-sdwan/trellis/manage/store"
 )
 
-func TestLoginSessionLogout(t *testing.T) {
-	e := newEnv(t)
+func TestLoginSessionLogout(t *testing.T) { testLoginSessionLogout(t, newEnv(t)) }
+
+func testLoginSessionLogout(t *testing.T, e *env) {
 	w := e.world()
 	r := e.must(http.StatusOK, "GET", "/auth/me", w.aliceTok, nil)
 	if r.body["user"].(map[string]any)["email"] != "alice@acme.test" || r.body["auth"].(map[string]any)["type"] != "session" {
@@ -68,8 +69,9 @@ func TestLoginSessionLogout(t *testing.T) {
 
 func (r resp) raw2() string { return string(r.raw) }
 
-func TestLoginRateLimit(t *testing.T) {
-	e := newEnv(t)
+func TestLoginRateLimit(t *testing.T) { testLoginRateLimit(t, newEnv(t)) }
+
+func testLoginRateLimit(t *testing.T, e *env) {
 	e.world()
 	// The test limiter allows 5 attempts per email per minute; world()
 	// logged alice in once already.
@@ -86,8 +88,9 @@ func TestLoginRateLimit(t *testing.T) {
 	e.login("alice@acme.test")
 }
 
-func TestPasswordChange(t *testing.T) {
-	e := newEnv(t)
+func TestPasswordChange(t *testing.T) { testPasswordChange(t, newEnv(t)) }
+
+func testPasswordChange(t *testing.T, e *env) {
 	w := e.world()
 	other := e.login("alice@acme.test")
 	r := e.must(http.StatusUnprocessableEntity, "POST", "/auth/password", w.aliceTok, map[string]string{"current_password": "nope nope nope", "new_password": "another long password"})
@@ -114,8 +117,9 @@ func totpCode(t *testing.T, e *env, secret string) string {
 	return c
 }
 
-func TestTOTPFlow(t *testing.T) {
-	e := newEnv(t)
+func TestTOTPFlow(t *testing.T) { testTOTPFlow(t, newEnv(t)) }
+
+func testTOTPFlow(t *testing.T, e *env) {
 	w := e.world()
 	tok := w.aliceTok
 	r := e.must(http.StatusOK, "POST", "/auth/totp/enroll", tok, nil)
@@ -176,8 +180,9 @@ func TestTOTPFlow(t *testing.T) {
 	}
 }
 
-func TestForceTOTP(t *testing.T) {
-	e := newEnv(t)
+func TestForceTOTP(t *testing.T) { testForceTOTP(t, newEnv(t)) }
+
+func testForceTOTP(t *testing.T, e *env) {
 	w := e.world()
 	viewer := e.user("vic@acme.test", membership(w.accA.ID, store.ScopeOrganization, w.orgA.ID, store.RoleViewer))
 	e.must(http.StatusOK, "PATCH", "/accounts/"+w.accA.ID, w.aliceTok, map[string]any{"force_totp": true})
@@ -203,8 +208,9 @@ func TestForceTOTP(t *testing.T) {
 	e.must(http.StatusOK, "GET", "/organizations", w.bobTok, nil)
 }
 
-func TestAccessKeys(t *testing.T) {
-	e := newEnv(t)
+func TestAccessKeys(t *testing.T) { testAccessKeys(t, newEnv(t)) }
+
+func testAccessKeys(t *testing.T, e *env) {
 	w := e.world()
 	mgr := e.user("max@acme.test", membership(w.accA.ID, store.ScopeGroup, w.grpA.ID, store.RoleManager))
 	mtok := e.login(mgr.Email)
@@ -267,8 +273,9 @@ func TestAccessKeys(t *testing.T) {
 	e.must(http.StatusUnprocessableEntity, "POST", base, w.aliceTok, map[string]any{"name": "old", "scope": "account", "role": "viewer", "expires_at": exp})
 }
 
-func TestInvitations(t *testing.T) {
-	e := newEnv(t)
+func TestInvitations(t *testing.T) { testInvitations(t, newEnv(t)) }
+
+func testInvitations(t *testing.T, e *env) {
 	w := e.world()
 	mgr := e.user("max@acme.test", membership(w.accA.ID, store.ScopeOrganization, w.orgA.ID, store.RoleManager))
 	mtok := e.login(mgr.Email)

@@ -9,8 +9,9 @@ import (
 	"github.com/trellis-sdwan/trellis/manage/store"
 )
 
-func TestBadInput(t *testing.T) {
-	e := newEnv(t)
+func TestBadInput(t *testing.T) { testBadInput(t, newEnv(t)) }
+
+func testBadInput(t *testing.T, e *env) {
 	w := e.world()
 	labels := "/organizations/" + w.orgA.ID + "/path-labels"
 	cases := []struct {
@@ -89,8 +90,9 @@ func TestBadInput(t *testing.T) {
 
 // TestPanicRecovery: a handler panic becomes a JSON 500 and the server
 // keeps serving.
-func TestPanicRecovery(t *testing.T) {
-	e := newEnv(t)
+func TestPanicRecovery(t *testing.T) { testPanicRecovery(t, newEnv(t)) }
+
+func testPanicRecovery(t *testing.T, e *env) {
 	w := e.world()
 	e.api.routes[0].handle = func(*call) (any, error) { panic("boom") } // POST /auth/login
 	r := e.must(http.StatusInternalServerError, "POST", "/auth/login", "", map[string]string{"email": "a@b.c", "password": "x"})
@@ -102,8 +104,9 @@ func TestPanicRecovery(t *testing.T) {
 
 // TestAuditAtomic: a mutation writes exactly one audit entry with the
 // change; a failing one writes neither.
-func TestAuditAtomic(t *testing.T) {
-	e := newEnv(t)
+func TestAuditAtomic(t *testing.T) { testAuditAtomic(t, newEnv(t)) }
+
+func testAuditAtomic(t *testing.T, e *env) {
 	w := e.world()
 	ctx := context.Background()
 	count := func() int {

@@ -71,8 +71,9 @@ func snapshot(t *testing.T, st store.Store, w *world) string {
 // an organization and tries it, as a user and as an access key of account
 // A, against the objects of account B. Every attempt must be refused
 // (404, or 403 for a key's fixed rights) and nothing of B may change.
-func TestOrgIsolation(t *testing.T) {
-	e := newEnv(t)
+func TestOrgIsolation(t *testing.T) { testOrgIsolation(t, newEnv(t)) }
+
+func testOrgIsolation(t *testing.T, e *env) {
 	w := e.world()
 	// Objects of B reachable only through B's account routes.
 	inv := e.must(http.StatusCreated, "POST", "/accounts/"+w.accB.ID+"/invitations", w.bobTok,

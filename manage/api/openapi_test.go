@@ -13,8 +13,9 @@ import (
 
 // TestOpenAPICoverage: every route the mux serves is in the document and
 // every operation of the document is served, by the same handler pattern.
-func TestOpenAPICoverage(t *testing.T) {
-	e := newEnv(t)
+func TestOpenAPICoverage(t *testing.T) { testOpenAPICoverage(t, newEnv(t)) }
+
+func testOpenAPICoverage(t *testing.T, e *env) {
 	r := e.must(http.StatusOK, "GET", "/openapi.json", "", nil)
 	var doc struct {
 		OpenAPI string                                `json:"openapi"`

@@ -12,8 +12,9 @@ import (
 // TestRBACThroughAPI: each role at each scope, reading, changing inventory
 // and granting owner rights, on an organization inside the scope (orgA in
 // group A) and one outside a group/org scope (orgA2 in group A2).
-func TestRBACThroughAPI(t *testing.T) {
-	e := newEnv(t)
+func TestRBACThroughAPI(t *testing.T) { testRBACThroughAPI(t, newEnv(t)) }
+
+func testRBACThroughAPI(t *testing.T, e *env) {
 	w := e.world()
 	target := e.user("target@acme.test")
 	scopes := []struct {

@@ -13,8 +13,9 @@ import (
 	"github.com/trellis-sdwan/trellis/wire/orgtoken"
 )
 
-func TestPathLabelsCRUD(t *testing.T) {
-	e := newEnv(t)
+func TestPathLabelsCRUD(t *testing.T) { testPathLabelsCRUD(t, newEnv(t)) }
+
+func testPathLabelsCRUD(t *testing.T, e *env) {
 	w := e.world()
 	base := "/organizations/" + w.orgA.ID + "/path-labels"
 	for i := 0; i < 7; i++ {
@@ -57,8 +58,9 @@ func TestPathLabelsCRUD(t *testing.T) {
 	}
 }
 
-func TestDevices(t *testing.T) {
-	e := newEnv(t)
+func TestDevices(t *testing.T) { testDevices(t, newEnv(t)) }
+
+func testDevices(t *testing.T, e *env) {
 	w := e.world()
 	ctx := context.Background()
 	for i := 0; i < 4; i++ {
@@ -104,8 +106,9 @@ func TestDevices(t *testing.T) {
 	e.must(http.StatusForbidden, "DELETE", base+"/x", vt, nil)
 }
 
-func TestOrgTokens(t *testing.T) {
-	e := newEnv(t)
+func TestOrgTokens(t *testing.T) { testOrgTokens(t, newEnv(t)) }
+
+func testOrgTokens(t *testing.T, e *env) {
 	w := e.world()
 	ctx := context.Background()
 	base := "/organizations/" + w.orgA.ID + "/tokens"
@@ -142,8 +145,9 @@ func TestOrgTokens(t *testing.T) {
 	e.must(http.StatusUnprocessableEntity, "POST", base, w.aliceTok, map[string]any{"name": " "})
 }
 
-func TestTenancy(t *testing.T) {
-	e := newEnv(t)
+func TestTenancy(t *testing.T) { testTenancy(t, newEnv(t)) }
+
+func testTenancy(t *testing.T, e *env) {
 	w := e.world()
 	// Accounts: only owners of an account may create one; they own it.
 	r := e.must(http.StatusCreated, "POST", "/accounts", w.aliceTok, map[string]any{"name": "Acme Labs", "device_limit": 10})
@@ -204,8 +208,9 @@ func TestTenancy(t *testing.T) {
 	e.must(http.StatusNotFound, "GET", "/accounts/"+newAcc, w.aliceTok, nil)
 }
 
-func TestMembers(t *testing.T) {
-	e := newEnv(t)
+func TestMembers(t *testing.T) { testMembers(t, newEnv(t)) }
+
+func testMembers(t *testing.T, e *env) {
 	w := e.world()
 	base := "/accounts/" + w.accA.ID + "/members"
 	gm := e.user("gina@acme.test", membership(w.accA.ID, store.ScopeGroup, w.grpA.ID, store.RoleManager))

@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-func TestSmoke(t *testing.T) {
-	e := newEnv(t)
+func TestSmoke(t *testing.T) { testSmoke(t, newEnv(t)) }
+
+func testSmoke(t *testing.T, e *env) {
 	w := e.world()
 	r := e.must(http.StatusOK, "GET", "/organizations", w.aliceTok, nil)
 	if r.total() != 2 {
