@@ -54,9 +54,12 @@ func run(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("%s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
 	}
 	return string(out)
 }
@@ -92,13 +95,53 @@ type lab struct {
 	statusA, statusB string
 	saA1, saB1       saKeys // tunnel 1 (GCM): A->B and B->A
 	saA2, saB2       saKeys // tunnel 2 (CBC)
+	procs            map[string]*exec.Cmd
+}
+
+// writeConfigs writes both edges' configuration files. aOut[i] is edge A's
+// outbound SA on tunnel i+1 (edge B's inbound unless a rekey is under way),
+// and so on.
+func (l *lab) writeConfigs(t *testing.T, aOut, aIn, bOut, bIn [2]saKeys) {
+	t.Helper()
+	a := edgeConfig("B", "172.16.2.0/24", [2][2]string{{"tdpw1a", "192.0.2.1"}, {"tdpw2a", "198.51.100.1"}},
+		[2]string{"192.0.2.2", "198.51.100.2"}, [2][2]string{{"10.100.0.0", "10.100.0.1"}, {"10.100.0.2", "10.100.0.3"}},
+		[2][2]saKeys{{aOut[0], aIn[0]}, {aOut[1], aIn[1]}})
+	b := edgeConfig("A", "172.16.1.0/24", [2][2]string{{"tdpw1b", "192.0.2.2"}, {"tdpw2b", "198.51.100.2"}},
+		[2]string{"192.0.2.1", "198.51.100.1"}, [2][2]string{{"10.100.0.1", "10.100.0.0"}, {"10.100.0.3", "10.100.0.2"}},
+		[2][2]saKeys{{bOut[0], bIn[0]}, {bOut[1], bIn[1]}})
+	for name, cfg := range map[string][]byte{"A": a, "B": b} {
+		if err := os.WriteFile(filepath.Join(l.dir, name+".json"), cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// reload sends SIGHUP to both edges and waits until both report the
+// expected outbound SPIs.
+func (l *lab) reload(t *testing.T, wantA, wantB [2]uint32) {
+	t.Helper()
+	for _, name := range []string{"A", "B"} {
+		if err := l.procs[name].Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatalf("SIGHUP to edge %s: %v", name, err)
+		}
+	}
+	waitFor(t, 10*time.Second, "configuration reload", func() bool {
+		for sock, want := range map[string][2]uint32{l.statusA: wantA, l.statusB: wantB} {
+			for i, tu := range l.status(t, sock).Tunnels {
+				if tu.OutboundSPI != want[i] {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 func TestEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("end-to-end data plane test needs root (network namespaces, TUN devices)")
 	}
-	for _, tool := range []string{"ip", "tshark", "ping"} {
+	for _, tool := range []string{"ip", "tshark", "dumpcap", "ping"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("end-to-end data plane test needs %s (run scripts/install-deps.sh)", tool)
 		}
@@ -115,12 +158,17 @@ func TestEndToEnd(t *testing.T) {
 	pcap := filepath.Join(l.dir, "underlay.pcap")
 	capCtx, capCancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer capCancel()
-	capCmd := exec.CommandContext(capCtx, "ip", "netns", "exec", l.ea, "tshark", "-q", "-i", "tdpw1a", "-i", "tdpw2a", "-w", pcap, "-a", "duration:6")
+	capCmd := exec.CommandContext(capCtx, "ip", "netns", "exec", l.ea, "dumpcap", "-q", "-i", "tdpw1a", "-i", "tdpw2a", "-w", pcap, "-a", "duration:8")
 	capCmd.Stderr = io.Discard
 	if err := capCmd.Start(); err != nil {
-		t.Fatalf("starting tshark: %v", err)
+		t.Fatalf("starting dumpcap: %v", err)
 	}
-	time.Sleep(2 * time.Second) // let dumpcap open the interfaces
+	// dumpcap writes the file header once it captures.
+	waitFor(t, 20*time.Second, "dumpcap to start capturing", func() bool {
+		fi, err := os.Stat(pcap)
+		return err == nil && fi.Size() > 0
+	})
+	time.Sleep(500 * time.Millisecond)
 	srv := l.listen(t)
 	conn := l.dial(t)
 	defer conn.Close()
@@ -197,6 +245,44 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return moved.Load() > mark+200<<10
 	})
+	// Rekey every SA while the session runs, in two steps as a controller
+	// would: first both sides add the new inbound SAs (the old ones stay
+	// valid for the grace period), then both switch their outbound SAs.
+	rekey := func(k saKeys) saKeys {
+		k.spi += 0x100
+		k.key = randHex(t, len(k.key)/2)
+		if k.auth != "" {
+			k.auth = randHex(t, 32)
+		}
+		return k
+	}
+	oldA, oldB := [2]saKeys{l.saA1, l.saA2}, [2]saKeys{l.saB1, l.saB2}
+	newA, newB := [2]saKeys{rekey(l.saA1), rekey(l.saA2)}, [2]saKeys{rekey(l.saB1), rekey(l.saB2)}
+	l.writeConfigs(t, oldA, newB, oldB, newA)
+	l.reload(t, [2]uint32{oldA[0].spi, oldA[1].spi}, [2]uint32{oldB[0].spi, oldB[1].spi})
+	time.Sleep(time.Second) // let both edges take the new inbound SAs
+	l.writeConfigs(t, newA, newB, newB, newA)
+	l.reload(t, [2]uint32{newA[0].spi, newA[1].spi}, [2]uint32{newB[0].spi, newB[1].spi})
+	mark = moved.Load()
+	waitFor(t, 20*time.Second, "the session to move data with the new SAs", func() bool {
+		select {
+		case err := <-errc:
+			t.Fatalf("TCP session broke during rekey: %v", err)
+		default:
+		}
+		return moved.Load() > mark+200<<10
+	})
+	for _, sock := range []string{l.statusA, l.statusB} {
+		for _, tu := range l.status(t, sock).Tunnels {
+			if len(tu.InboundSPIs) != 2 {
+				t.Errorf("tunnel %s: inbound SPIs %x, want the new and (in grace) the old one", tu.Name, tu.InboundSPIs)
+			}
+			if tu.Drops["no_sa"] != 0 {
+				t.Errorf("tunnel %s dropped %d packets for no_sa during the rekey", tu.Name, tu.Drops["no_sa"])
+			}
+		}
+	}
+
 	close(stop)
 	conn.Close()
 	wg.Wait()
@@ -334,6 +420,17 @@ func (l *lab) checkTshark(t *testing.T, pcap string) {
 		}
 		args = append(args, "-o", fmt.Sprintf(`uat:esp_sa:"IPv4","%s","%s","0x%08x","%s","0x%s","%s","%s"`, d.src, d.dst, d.sa.spi, enc, d.sa.key, auth, authKey))
 	}
+	mssArgs := append(append([]string(nil), args...), "-Y", "tcp.flags.syn == 1", "-T", "fields", "-e", "tcp.options.mss_val")
+	mss := strings.Fields(run(t, mssArgs...))
+	if len(mss) == 0 {
+		t.Error("no decrypted TCP SYN in the capture")
+	}
+	for _, v := range mss {
+		// TUN MTU 1370 (a CBC tunnel is configured) - 40 bytes of headers.
+		if v != "1330" {
+			t.Errorf("TCP SYN carried MSS %s through the tunnel, want it clamped to 1330 (hosts offer 1460)", v)
+		}
+	}
 	args = append(args, "-T", "fields", "-e", "esp.spi", "-e", "frame.protocols")
 	out = run(t, args...)
 	decrypted := map[string]bool{}
@@ -397,12 +494,11 @@ func setupLab(t *testing.T) *lab {
 	run(t, "go", "build", "-o", l.bin, ".")
 	l.statusA = filepath.Join(l.dir, "a.sock")
 	l.statusB = filepath.Join(l.dir, "b.sock")
-	l.start(t, l.ea, "A", l.statusA, edgeConfig("B", "172.16.2.0/24", [2][2]string{{"tdpw1a", "192.0.2.1"}, {"tdpw2a", "198.51.100.1"}},
-		[2]string{"192.0.2.2", "198.51.100.2"}, [2][2]string{{"10.100.0.0", "10.100.0.1"}, {"10.100.0.2", "10.100.0.3"}},
-		[2][2]saKeys{{l.saA1, l.saB1}, {l.saA2, l.saB2}}))
-	l.start(t, l.eb, "B", l.statusB, edgeConfig("A", "172.16.1.0/24", [2][2]string{{"tdpw1b", "192.0.2.2"}, {"tdpw2b", "198.51.100.2"}},
-		[2]string{"192.0.2.1", "198.51.100.1"}, [2][2]string{{"10.100.0.1", "10.100.0.0"}, {"10.100.0.3", "10.100.0.2"}},
-		[2][2]saKeys{{l.saB1, l.saA1}, {l.saB2, l.saA2}}))
+	l.procs = map[string]*exec.Cmd{}
+	a, b := [2]saKeys{l.saA1, l.saA2}, [2]saKeys{l.saB1, l.saB2}
+	l.writeConfigs(t, a, b, b, a)
+	l.start(t, l.ea, "A", l.statusA)
+	l.start(t, l.eb, "B", l.statusB)
 	waitFor(t, 20*time.Second, "both tunnels to answer probes", func() bool {
 		for _, s := range []string{l.statusA, l.statusB} {
 			if _, err := os.Stat(s); err != nil {
@@ -444,12 +540,9 @@ func edgeConfig(remoteSite, remotePrefix string, wans [2][2]string, remotes [2]s
 	return b
 }
 
-func (l *lab) start(t *testing.T, ns, name, statusSock string, cfg []byte) {
+func (l *lab) start(t *testing.T, ns, name, statusSock string) {
 	t.Helper()
 	path := filepath.Join(l.dir, name+".json")
-	if err := os.WriteFile(path, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	logf, err := os.Create(filepath.Join(l.dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
@@ -459,6 +552,7 @@ func (l *lab) start(t *testing.T, ns, name, statusSock string, cfg []byte) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting edge %s: %v", name, err)
 	}
+	l.procs[name] = cmd
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
