@@ -232,6 +232,25 @@ func TestEndToEnd(t *testing.T) {
 	if os := jsonOut[[]client.Organization](t, bob.must("", "orgs", "list", "-o", "json")); len(os) != 3 {
 		t.Errorf("account viewer sees %d organizations, want 3 (Default, Paris, Lyon)", len(os))
 	}
+	bob.fails("forbidden", "", "--org", "Lyon", "path-labels", "create", "LTE")
+	// An existing, logged-in user accepts an invitation with the session.
+	inv3 := jsonOut[client.CreatedInvitation](t, admin.must("", "invitations", "create", "bob@example.net",
+		"--scope", "organization", "--scope-id", "Lyon", "--role", "manager", "-o", "json"))
+	if inv3.Invitation.ScopeID != lyon.ID {
+		t.Errorf("invitation scope: %+v", inv3.Invitation)
+	}
+	if mb := jsonOut[client.Membership](t, bob.must("", "invitations", "accept", inv3.Token, "-o", "json")); mb.Role != "manager" || mb.ScopeID != lyon.ID {
+		t.Errorf("accepted membership: %+v", mb)
+	}
+	bob.must("", "--org", "Lyon", "path-labels", "create", "LTE")
+
+	// Password change: the current session goes on, the old password is dead.
+	bob.fails("invalid", "wrong current pw\nbrand new password\nbrand new password\n", "password")
+	bob.fails("", "correct horse battery\nbrand new password\nother new password\n", "password")
+	bob.must("correct horse battery\nbrand new password\nbrand new password\n", "password")
+	bob.must("", "whoami")
+	bob.fails("unauthorized", "correct horse battery\n", "login", "bob@example.net")
+	bob.must("brand new password\n", "login", "bob@example.net")
 
 	// The audit log records the changes.
 	r = admin.must("", "audit", "list", "--limit", "1000")
