@@ -265,7 +265,7 @@ func (c *cli) explain(ctx context.Context, err error) string {
 				msg += " (the session expired or was ended: run `trellisctl login`)"
 			}
 		case client.CodeMFARequired:
-			msg += " (finish the login with your TOTP code: `trellisctl login`)"
+			msg += " (log in again and give your TOTP code: `trellisctl login`; without a second factor yet: `trellisctl totp enroll`)"
 		}
 		return msg
 	}

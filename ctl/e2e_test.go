@@ -280,6 +280,29 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("an organization created with none selected was not selected: %+v", cfg)
 	}
 
+	// A second account: account-level commands then need to know which.
+	second := jsonOut[client.Account](t, admin.must("", "accounts", "create", "Second", "--device-limit", "5", "-o", "json"))
+	if second.DeviceLimit != 5 {
+		t.Errorf("accounts create: %+v", second)
+	}
+	if as := jsonOut[[]client.Account](t, admin.must("", "accounts", "list", "-o", "json")); len(as) != 2 {
+		t.Errorf("accounts list: %+v", as)
+	}
+	if r := admin.run("", "orgs", "create", "Toulouse"); r.code != ExitUsage || !strings.Contains(r.stderr, "pass --account") {
+		t.Errorf("orgs create with two accounts: exit %d %q", r.code, r.stderr)
+	}
+	// With Nice selected, account commands use Nice's account.
+	if gs := jsonOut[[]client.Group](t, admin.must("", "groups", "list", "-o", "json")); len(gs) != 1 || gs[0].AccountID != acc.ID {
+		t.Errorf("groups of the selected organization's account: %+v", gs)
+	}
+	admin.must("", "--account", "Second", "groups", "create", "Ops")
+	gs := jsonOut[[]client.Group](t, admin.must("", "--account", "Second", "groups", "list", "--sort", "name", "-o", "json"))
+	if len(gs) != 2 || gs[1].Name != "Ops" || gs[0].AccountID != second.ID || gs[1].AccountID != second.ID {
+		t.Errorf("groups of Second (its default group and Ops): %+v", gs)
+	}
+	admin.must("", "accounts", "delete", "Second")
+	admin.fails("", "", "accounts", "get", second.ID)
+
 	// Logout ends the session on the server.
 	token := admin.readConfig().Token
 	admin.must("", "logout")
