@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Settings", testSettings},
 		{"Timestamps", testTimestamps},
 		{"ConcurrentWrites", testConcurrentWrites},
+		{"Context", testContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -398,4 +399,43 @@ func testConcurrentWrites(t *testing.T, s store.Store) {
 	if ok != 1 {
 		t.Fatalf("code accepted %d times, want once", ok)
 	}
+}
+
+// testContext: a cancelled context stops work with context.Canceled and
+// writes nothing; a transaction's store cannot be closed.
+func testContext(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	wantErr(t, s.CreateAccount(ctx, &store.Account{Name: "never"}), context.Canceled, "create with a cancelled context")
+	_, err := s.ListAccounts(ctx, nil, store.ListOptions{})
+	wantErr(t, err, context.Canceled, "list with a cancelled context")
+	err = s.InTx(ctx, func(tx store.Store) error {
+		return tx.CreateAccount(ctx, &store.Account{Name: "never"})
+	})
+	wantErr(t, err, context.Canceled, "transaction with a cancelled context")
+
+	// Cancelled in the middle of a transaction: rolled back.
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	err = s.InTx(ctx2, func(tx store.Store) error {
+		if err := tx.CreateAccount(ctx2, &store.Account{Name: "half"}); err != nil {
+			return err
+		}
+		cancel2()
+		return tx.CreateAccount(ctx2, &store.Account{Name: "other half"})
+	})
+	wantErr(t, err, context.Canceled, "transaction cancelled midway")
+
+	p, err := s.ListAccounts(t.Context(), nil, store.ListOptions{})
+	must(t, err)
+	if p.Total != 0 {
+		t.Fatalf("%d accounts written under cancelled contexts", p.Total)
+	}
+	must(t, s.InTx(t.Context(), func(tx store.Store) error {
+		if tx.Close() == nil {
+			return errors.New("Close inside a transaction succeeded")
+		}
+		return nil
+	}))
+	// Still usable.
+	must(t, s.CreateAccount(t.Context(), &store.Account{Name: "after"}))
 }
