@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -61,6 +62,9 @@ type Options struct {
 	// HTTPClient replaces the HTTP client built from the TLS options
 	// (Fingerprint, CAFile, Insecure and Timeout are then ignored).
 	HTTPClient *http.Client
+	// Logger receives one debug record per request (method, path, status,
+	// duration; never a token or body). Nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Client talks to one controller. It is safe for concurrent use; SetToken
@@ -70,6 +74,7 @@ type Client struct {
 	token     string
 	userAgent string
 	hc        *http.Client
+	log       *slog.Logger
 }
 
 // New checks the options and builds a client.
@@ -78,7 +83,10 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{base: base, token: opts.Token, userAgent: opts.UserAgent, hc: opts.HTTPClient}
+	c := &Client{base: base, token: opts.Token, userAgent: opts.UserAgent, hc: opts.HTTPClient, log: opts.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
 	if c.userAgent == "" {
 		c.userAgent = "trellis-client"
 	}
@@ -209,11 +217,15 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		c.log.DebugContext(ctx, "request failed", "method", method, "url", u.Redacted(), "err", err)
 		return fmt.Errorf("%s %s: %w", method, u.Redacted(), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	c.log.DebugContext(ctx, "request", "method", method, "url", u.Redacted(), "status", resp.StatusCode,
+		"duration", time.Since(start).Round(time.Microsecond))
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return fmt.Errorf("%s %s: reading answer: %w", method, u.Redacted(), err)

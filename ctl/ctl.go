@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -60,6 +61,7 @@ type cli struct {
 	account     string
 	output      string
 	timeout     time.Duration
+	verbose     bool
 
 	cfgPath string
 	cfg     *Config
@@ -141,6 +143,7 @@ Scripts can authenticate with an access key instead of a login:
 	pf.StringVar(&c.account, "account", "", "account name or id for account-level commands (default: the account of the organization, or the only one)")
 	pf.StringVarP(&c.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&c.timeout, "timeout", client.DefaultTimeout, "timeout of each request")
+	pf.BoolVarP(&c.verbose, "verbose", "v", false, "log every request (method, URL, status, time) to stderr")
 
 	root.AddCommand(
 		c.loginCommand(), c.logoutCommand(), c.whoamiCommand(), c.passwordCommand(),
@@ -191,6 +194,9 @@ func (c *cli) connOptions() (client.Options, error) {
 		Insecure:    c.insecure,
 		Timeout:     c.timeout,
 		UserAgent:   "trellisctl",
+	}
+	if c.verbose {
+		o.Logger = slog.New(slog.NewTextHandler(c.io.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if c.timeout == 0 {
 		o.Timeout = -1

@@ -240,6 +240,20 @@ func TestListPagingNote(t *testing.T) {
 	}
 }
 
+func TestVerbose(t *testing.T) {
+	_, srv := startFake(t)
+	e := newEnv(t)
+	e.vars["TRELLIS_ACCESS_KEY"] = "tak_test_key"
+	r := e.must("", "--server", srv.URL, "-v", "--org", "org-1", "devices", "list")
+	if !strings.Contains(r.stderr, "method=GET") || !strings.Contains(r.stderr, "/api/v1/organizations/org-1/devices") ||
+		!strings.Contains(r.stderr, "status=200") || strings.Contains(r.stderr, "tak_test_key") {
+		t.Errorf("verbose log: %q", r.stderr)
+	}
+	if r := e.must("", "--server", srv.URL, "--org", "org-1", "devices", "list"); r.stderr != "" {
+		t.Errorf("quiet run wrote to stderr: %q", r.stderr)
+	}
+}
+
 func TestAccessKeyEnv(t *testing.T) {
 	_, srv := startFake(t)
 	e := newEnv(t)
