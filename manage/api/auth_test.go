@@ -150,6 +150,9 @@ func testTOTPFlow(t *testing.T, e *env) {
 		}
 	}
 	e.must(http.StatusUnauthorized, "POST", "/auth/totp/enroll", partial, nil)
+	if r := e.must(http.StatusUnauthorized, "POST", "/invitations/accept", partial, map[string]string{"token": "tiv_x"}); r.errCode() != CodeMFARequired {
+		t.Fatalf("accept with partial session: %s", r.raw)
+	}
 	// The code used at activation cannot be replayed within its window.
 	e.must(http.StatusUnprocessableEntity, "POST", "/auth/totp/verify", partial, map[string]string{"code": totpCode(t, e, secret)})
 	e.clock.Add(30 * time.Second)

@@ -168,6 +168,9 @@ func gate(mode authMode, p *principal) *Error {
 		}
 		return unauthorized("authentication required: send Authorization: Bearer <session token or access key>")
 	}
+	if mode == authOptional {
+		mode = authAny // credentials given: they must be complete
+	}
 	if p.key != nil {
 		switch mode {
 		case authSession, authPartial, authEnroll:
@@ -230,12 +233,12 @@ func (a *API) wrap(rt *Route) http.Handler {
 }
 
 func (a *API) serve(c *call) (any, error) {
-	p, aerr := a.authenticate(c.ctx, c.r)
-	if aerr != nil && c.rt.Auth != authOpen {
-		return nil, aerr
-	}
-	if c.rt.Auth == authOpen {
-		p = nil
+	var p *principal
+	if c.rt.Auth != authOpen {
+		var aerr *Error
+		if p, aerr = a.authenticate(c.ctx, c.r); aerr != nil {
+			return nil, aerr
+		}
 	}
 	if gerr := gate(c.rt.Auth, p); gerr != nil {
 		return nil, gerr

@@ -60,6 +60,15 @@ func TestServerStartServeShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tell the test when the in-flight request below has reached a handler.
+	entered := make(chan struct{})
+	inner := srv.handler
+	srv.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Test-Inflight") != "" {
+			close(entered)
+		}
+		inner.ServeHTTP(w, r)
+	})
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 
@@ -142,8 +151,35 @@ func TestServerStartServeShutdown(t *testing.T) {
 	if srv.HTTPAddr() != "" {
 		t.Fatal("plain HTTP on by default")
 	}
-	// Cancelling the context shuts the server down gracefully.
+	// Graceful shutdown: a request whose body is still arriving when the
+	// context is cancelled is answered, then Run returns.
+	pr, pw2 := io.Pipe()
+	req, _ = http.NewRequest("POST", base+"/api/v1/auth/login", pr)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-Inflight", "1")
+	inflight := make(chan int, 1)
+	go func() {
+		res, err := c.Do(req)
+		if err != nil {
+			t.Logf("in-flight request: %v", err)
+			inflight <- -1
+			return
+		}
+		res.Body.Close()
+		inflight <- res.StatusCode
+	}()
+	if _, err := pw2.Write([]byte(`{"email":"admin@trellis.local",`)); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
 	cancel()
+	if _, err := pw2.Write([]byte(`"password":"wrong password!"}`)); err != nil {
+		t.Fatal(err)
+	}
+	pw2.Close()
+	if code := <-inflight; code != http.StatusUnauthorized {
+		t.Fatalf("in-flight request during shutdown: %d", code)
+	}
 	select {
 	case err := <-done:
 		if err != nil {
