@@ -104,37 +104,73 @@ const (
 )
 
 func (d *dialect) classify(err error) errKind {
+	k, _ := d.classifyColumn(err)
+	return k
+}
+
+// classifyColumn is classify that also names the last column of a violated
+// unique constraint when the driver tells it.
+func (d *dialect) classifyColumn(err error) (errKind, string) {
 	if err == nil {
-		return errOther
+		return errOther, ""
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "23505":
-			return errUnique
+			// Detail: Key (org_id, machine_id)=(...) already exists.
+			cols, _, _ := strings.Cut(strings.TrimPrefix(pe.Detail, "Key ("), ")=")
+			return errUnique, lastColumn(cols)
 		case "23503":
-			return errForeignKey
+			return errForeignKey, ""
 		case "23502":
-			return errNotNull
+			return errNotNull, ""
 		case "23514":
-			return errCheck
+			return errCheck, ""
 		}
-		return errOther
+		return errOther, ""
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return errUnique
+			// UNIQUE constraint failed: devices.org_id, devices.machine_id (2067)
+			msg := se.Error()
+			if i := strings.Index(msg, "constraint failed: "); i >= 0 {
+				msg = msg[i+len("constraint failed: "):]
+				if j := strings.Index(msg, " ("); j >= 0 {
+					msg = msg[:j]
+				}
+				return errUnique, lastColumn(msg)
+			}
+			return errUnique, ""
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return errForeignKey
+			return errForeignKey, ""
 		case sqlite3.SQLITE_CONSTRAINT_NOTNULL:
-			return errNotNull
+			return errNotNull, ""
 		case sqlite3.SQLITE_CONSTRAINT_CHECK:
-			return errCheck
+			return errCheck, ""
 		}
 	}
-	return errOther
+	return errOther, ""
+}
+
+// lastColumn returns "machine_id" for "org_id, machine_id" or
+// "devices.org_id, devices.machine_id"; "" unless it is a plain identifier.
+func lastColumn(cols string) string {
+	if i := strings.LastIndex(cols, ","); i >= 0 {
+		cols = cols[i+1:]
+	}
+	if i := strings.LastIndex(cols, "."); i >= 0 {
+		cols = cols[i+1:]
+	}
+	cols = strings.TrimSpace(cols)
+	for _, r := range cols {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return ""
+		}
+	}
+	return cols
 }
 
 // normTime is the canonical form of every stored timestamp: UTC, rounded to

@@ -308,9 +308,10 @@ func (s *sqlStore) fail(op string, err error) error {
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	switch s.d.classify(err) {
+	kind, col := s.d.classifyColumn(err)
+	switch kind {
 	case errUnique:
-		return fmt.Errorf("%s: %w", op, ErrConflict)
+		return fmt.Errorf("%s: %w", op, &ConflictError{Field: col})
 	case errForeignKey:
 		if strings.HasPrefix(op, "delete") {
 			return fmt.Errorf("%s: still referenced by other objects: %w", op, ErrConflict)
@@ -331,8 +332,37 @@ func notFoundIfNone(n int64, err error) error {
 	return err
 }
 
+// FieldError is an ErrInvalid about one input field; errors.As finds it
+// under the wrapping, errors.Is(err, ErrInvalid) holds.
+type FieldError struct {
+	Field   string // e.g. "tunnel_range" (JSON field name)
+	Message string // what is wrong and what is expected
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message + ": " + ErrInvalid.Error() }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// ConflictError is an ErrConflict naming the unique field that clashed
+// (the last column of the constraint, e.g. "email", "machine_id", "name",
+// "prefix"), or "" when unknown.
+type ConflictError struct {
+	Field string
+}
+
+func (e *ConflictError) Error() string {
+	if e.Field == "" {
+		return ErrConflict.Error()
+	}
+	return e.Field + ": " + ErrConflict.Error()
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
 func invalid(field, format string, args ...any) error {
-	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalid)
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -439,3 +439,56 @@ func testContext(t *testing.T, s store.Store) {
 	// Still usable.
 	must(t, s.CreateAccount(t.Context(), &store.Account{Name: "after"}))
 }
+
+// testErrorFields: ErrInvalid errors carry the field (store.FieldError) and
+// ErrConflict errors the unique field that clashed (store.ConflictError),
+// identically on every backend.
+func testErrorFields(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := newTenant(t, s, "a")
+	u := newUser(t, s, "f@example.com")
+	must(t, s.CreateDevice(ctx, &store.Device{OrgID: a.org.ID, MachineID: "m", CredentialHash: "c"}))
+	must(t, s.CreatePathLabel(ctx, &store.PathLabel{OrgID: a.org.ID, Name: "MPLS", Type: store.LabelTunnel}))
+	must(t, s.CreateAccessKey(ctx, &store.AccessKey{UserID: u.ID, AccountID: a.acct.ID, Scope: store.ScopeAccount, Role: store.RoleViewer, Prefix: "p", SecretHash: "h"}))
+	must(t, s.CreateOrgToken(ctx, &store.OrgToken{OrgID: a.org.ID, TokenHash: "t"}))
+
+	conflicts := []struct {
+		err   error
+		field string
+	}{
+		{s.CreateUser(ctx, &store.User{Email: "F@example.com"}), "email"},
+		{s.CreateDevice(ctx, &store.Device{OrgID: a.org.ID, MachineID: "m"}), "machine_id"},
+		{s.CreateDevice(ctx, &store.Device{OrgID: a.org.ID, MachineID: "m2", CredentialHash: "c"}), "credential_hash"},
+		{s.CreatePathLabel(ctx, &store.PathLabel{OrgID: a.org.ID, Name: "MPLS", Type: store.LabelDIA}), "name"},
+		{s.CreateAccessKey(ctx, &store.AccessKey{UserID: u.ID, AccountID: a.acct.ID, Scope: store.ScopeAccount, Role: store.RoleViewer, Prefix: "p", SecretHash: "h"}), "prefix"},
+		{s.CreateOrgToken(ctx, &store.OrgToken{OrgID: a.org.ID, TokenHash: "t"}), "token_hash"},
+		{s.CreateAccount(ctx, &store.Account{ID: a.acct.ID, Name: "x"}), "id"},
+	}
+	for _, c := range conflicts {
+		var ce *store.ConflictError
+		if !errors.As(c.err, &ce) || !errors.Is(c.err, store.ErrConflict) || ce.Field != c.field {
+			t.Errorf("conflict on %s: got %v (%#v)", c.field, c.err, ce)
+		}
+	}
+
+	invalids := []struct {
+		err   error
+		field string
+	}{
+		{s.CreateOrganization(ctx, &store.Organization{AccountID: a.acct.ID, Name: "x", TunnelRange: "nope"}), "tunnel_range"},
+		{s.CreatePathLabel(ctx, &store.PathLabel{OrgID: a.org.ID, Name: "x", Type: "vpn"}), "type"},
+		{s.CreateUser(ctx, &store.User{Email: "bad"}), "email"},
+		{s.CreateMembership(ctx, &store.Membership{UserID: u.ID, AccountID: a.acct.ID, Scope: store.ScopeOrganization, ScopeID: "missing", Role: store.RoleViewer}), "scope_id"},
+		{func() error { _, err := s.ListDevices(ctx, a.org.ID, store.ListOptions{Sort: "nope"}); return err }(), "sort"},
+		{func() error {
+			_, err := s.ListDevices(ctx, a.org.ID, store.ListOptions{Filter: map[string]string{"nope": "1"}})
+			return err
+		}(), "nope"},
+	}
+	for _, c := range invalids {
+		var fe *store.FieldError
+		if !errors.As(c.err, &fe) || !errors.Is(c.err, store.ErrInvalid) || fe.Field != c.field || fe.Message == "" {
+			t.Errorf("invalid %s: got %v (%#v)", c.field, c.err, fe)
+		}
+	}
+}
