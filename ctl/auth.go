@@ -126,6 +126,13 @@ func (c *cli) rememberLogin(ctx context.Context, cl *client.Client, opts client.
 	if cfg.Server != "" && cfg.Server != cl.BaseURL() {
 		// Another server: the old organization means nothing there.
 		cfg.OrgID, cfg.OrgName = "", ""
+	} else if cfg.Token != "" && cfg.Token != res.Token {
+		// End the session this one replaces (best effort: it may be gone).
+		prev := opts
+		prev.Token = cfg.Token
+		if old, err := client.New(prev); err == nil {
+			_ = old.Logout(ctx)
+		}
 	}
 	cfg.Server = cl.BaseURL()
 	cfg.Fingerprint, cfg.CACert, cfg.Insecure = "", opts.CAFile, opts.Insecure

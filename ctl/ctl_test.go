@@ -106,6 +106,12 @@ func TestLoginWhoamiLogout(t *testing.T) {
 		t.Errorf("config show leaks or misses the token: %q", r.stdout)
 	}
 
+	// Logging in again ends the session it replaces.
+	e.must("s3cret\n", "login", "ada@example.net")
+	if len(f.sessions) != 1 {
+		t.Errorf("%d sessions on the server after a second login, want 1", len(f.sessions))
+	}
+
 	// The session is never sent to another server.
 	_, other := startFake(t)
 	if r := e.run("", "--server", other.URL, "whoami"); r.code != ExitError || !strings.Contains(r.stderr, "not logged in to "+other.URL) {
