@@ -44,6 +44,9 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (Store, error) {
 		s   *sqlStore
 		err error
 	)
+	if strings.Contains(dsn, "dbname=") || strings.HasPrefix(dsn, "host=") || strings.HasPrefix(dsn, "user=") {
+		return nil, fmt.Errorf("open store: give PostgreSQL as a URL, postgres://user@host:5432/dbname?sslmode=..., not as key=value pairs: %w", ErrInvalid)
+	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s, err = openPostgres(ctx, dsn, logger)
 	} else {

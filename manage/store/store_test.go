@@ -141,7 +141,7 @@ func TestConcurrentOpenPostgres(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for _, dsn := range []string{"", "sqlite:", "/tmp/what?x=1"} {
+	for _, dsn := range []string{"", "sqlite:", "/tmp/what?x=1", "host=localhost dbname=trellis"} {
 		if _, err := store.Open(ctx, dsn, nil); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("Open(%q): err = %v, want ErrInvalid", dsn, err)
 		}
