@@ -171,6 +171,13 @@ func TestOrgUseAndTables(t *testing.T) {
 	if r.code != ExitError || !strings.Contains(r.stderr, `no organization with id or name "Initech"`) {
 		t.Errorf("org use of a missing org: exit %d %q", r.code, r.stderr)
 	}
+	if r := e.run("", "org", "current"); r.code != ExitError || !strings.Contains(r.stderr, "no organization selected") {
+		t.Errorf("org current with none: exit %d %q", r.code, r.stderr)
+	}
+	e.must("", "config", "set", "org", "org-2") // by id
+	if cfg := e.readConfig(); cfg.OrgID != "org-2" || cfg.OrgName != "Globex" {
+		t.Errorf("config set org: %+v", cfg)
+	}
 	r = e.must("", "org", "use", "acme") // case-insensitive name
 	if !strings.Contains(r.stdout, "Using organization Acme (org-1)") {
 		t.Errorf("org use said %q", r.stdout)
