@@ -71,6 +71,19 @@ func testBadInput(t *testing.T, e *env) {
 	if r.errField() != "since" {
 		t.Errorf("audit since: %s", r.raw)
 	}
+	// Garbage identifiers are plain 404s, never 500s.
+	for _, id := range []string{strings.Repeat("x", 5000), "%00", "%27%3B--", "%E2%98%83", "..%2F..%2Fetc"} {
+		for _, p := range []string{"/organizations/" + id, "/organizations/" + w.orgA.ID + "/devices/" + id, "/accounts/" + id + "/groups"} {
+			if r := e.do("GET", p, w.aliceTok, nil); r.status != http.StatusNotFound {
+				t.Errorf("GET %s: %d %s", p[:min(len(p), 80)], r.status, r.raw)
+			}
+		}
+	}
+	// Numbers out of range are type errors.
+	r = e.must(http.StatusBadRequest, "PATCH", "/organizations/"+w.orgA.ID, w.aliceTok, `{"vxlan_port":1e30}`)
+	if r.errField() != "vxlan_port" {
+		t.Errorf("huge number: %s", r.raw)
+	}
 	// Unknown endpoint and wrong method.
 	if r := e.must(http.StatusNotFound, "GET", "/nope", w.aliceTok, nil); r.errCode() != CodeNotFound {
 		t.Fatal(r.raw2())
