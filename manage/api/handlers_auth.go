@@ -71,11 +71,16 @@ func (a *API) login(c *call) (any, error) {
 			u.PasswordHash = h
 		}
 	}
-	err = a.st.InTx(c.ctx, func(tx store.Store) error {
+	err = c.tx(func(tx store.Store) (*store.AuditEntry, error) {
 		if err := tx.CreateSession(c.ctx, &s); err != nil {
-			return err
+			return nil, err
 		}
-		return tx.UpdateUser(c.ctx, &u)
+		if err := tx.UpdateUser(c.ctx, &u); err != nil {
+			return nil, err
+		}
+		e := audit("user.login", "user", u.ID, map[string]bool{"mfa_pending": mfa})
+		e.ActorType, e.ActorID, e.ActorName = "user", u.ID, u.Email
+		return e, nil
 	})
 	if err != nil {
 		return nil, err
@@ -98,7 +103,13 @@ func truncate(s string, n int) string {
 }
 
 func (a *API) logout(c *call) (any, error) {
-	if err := a.st.DeleteSession(c.ctx, c.p.session.IDHash); err != nil && !errors.Is(err, store.ErrNotFound) {
+	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
+		if err := tx.DeleteSession(c.ctx, c.p.session.IDHash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return audit("user.logout", "user", c.p.user.ID, nil), nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	http.SetCookie(c.w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.cfg.SecureCookie, SameSite: http.SameSiteStrictMode})
@@ -262,7 +273,12 @@ func (a *API) totpVerify(c *call) (any, error) {
 		if err := c.checkTOTP(u, in.Code); err != nil {
 			return nil, err
 		}
-		return nil, a.st.UpdateSessionMFA(c.ctx, c.p.session.IDHash, true)
+		return nil, c.tx(func(tx store.Store) (*store.AuditEntry, error) {
+			if err := tx.UpdateSessionMFA(c.ctx, c.p.session.IDHash, true); err != nil {
+				return nil, err
+			}
+			return audit("user.mfa_verify", "user", u.ID, nil), nil
+		})
 	case in.RecoveryCode != "":
 		if ok, wait := a.cfg.TOTPLimiter.Allow(u.ID); !ok {
 			e := errorf(http.StatusTooManyRequests, CodeTooManyRequests, "too many attempts: retry in %s", wait.Round(time.Second))

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -199,9 +200,20 @@ func TestServerStartServeShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv2.Close()
 	if srv2.Fingerprint() != srv.Fingerprint() || strings.Contains(out2.String(), "first start") {
 		t.Fatalf("restart: fp %s vs %s, output %s", srv2.Fingerprint(), srv.Fingerprint(), out2)
+	}
+	// Health reports a database that does not answer.
+	rec := httptest.NewRecorder()
+	srv2.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("healthz: %d", rec.Code)
+	}
+	srv2.Close()
+	rec = httptest.NewRecorder()
+	srv2.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "unavailable") {
+		t.Fatalf("healthz with closed database: %d %s", rec.Code, rec.Body)
 	}
 }
 
