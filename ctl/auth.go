@@ -433,7 +433,9 @@ func (c *cli) configCommand() *cobra.Command {
 					return err
 				}
 				if cfg.Server != u.String() {
-					cfg.Token, cfg.OrgID, cfg.OrgName = "", "", ""
+					// Session, selection and TLS trust belong to the old server.
+					cfg.Token, cfg.OrgID, cfg.OrgName, cfg.Email = "", "", "", ""
+					cfg.Fingerprint, cfg.CACert, cfg.Insecure = "", "", false
 				}
 				cfg.Server = u.String()
 			case "fingerprint":

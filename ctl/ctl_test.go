@@ -332,6 +332,14 @@ func TestConfigCommands(t *testing.T) {
 	if cfg := e.readConfig(); cfg.Insecure {
 		t.Error("insecure still set")
 	}
+	e.must("", "config", "set", "server", "https://manage.example.net:8443/") // the same server
+	if cfg := e.readConfig(); cfg.Fingerprint == "" {
+		t.Error("setting the same server dropped the pin")
+	}
+	e.must("", "config", "set", "server", "https://other.example.net")
+	if cfg := e.readConfig(); cfg.Fingerprint != "" || cfg.Server != "https://other.example.net" {
+		t.Errorf("a new server kept the old pin: %+v", cfg)
+	}
 	os.WriteFile(e.configFile(), []byte("{not json"), 0o600)
 	if r := e.run("", "config", "show"); r.code != ExitError || !strings.Contains(r.stderr, "not valid JSON") {
 		t.Errorf("corrupt config: exit %d %q", r.code, r.stderr)
