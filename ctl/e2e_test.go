@@ -252,9 +252,16 @@ func TestEndToEnd(t *testing.T) {
 	bob.fails("unauthorized", "correct horse battery\n", "login", "bob@example.net")
 	bob.must("brand new password\n", "login", "bob@example.net")
 
+	// Deleting a device.
+	admin.must("", "devices", "delete", "paris-1")
+	if ds := jsonOut[[]client.Device](t, admin.must("", "devices", "list", "-o", "json")); len(ds) != 0 {
+		t.Errorf("devices after delete: %+v", ds)
+	}
+	admin.fails("", "", "devices", "get", dev)
+
 	// The audit log records the changes.
 	r = admin.must("", "audit", "list", "--limit", "1000")
-	for _, action := range []string{"path_label", "org_token", "device"} {
+	for _, action := range []string{"path_label.create", "path_label.delete", "org_token.create", "org_token.revoke", "device.approve", "device.delete"} {
 		if !strings.Contains(r.stdout, action) {
 			t.Errorf("organization audit lacks %s entries:\n%s", action, r.stdout)
 		}
