@@ -384,20 +384,26 @@ func (l *lab) dial(t *testing.T) net.Conn {
 
 func (l *lab) status(t *testing.T, sock string) dataplane.Status {
 	t.Helper()
+	st, err := tryStatus(sock)
+	if err != nil {
+		t.Fatalf("status of %s: %v", sock, err)
+	}
+	return st
+}
+
+func tryStatus(sock string) (dataplane.Status, error) {
+	var st dataplane.Status
 	hc := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}
 	resp, err := hc.Get("http://edge/status")
 	if err != nil {
-		t.Fatalf("status: %v", err)
+		return st, err
 	}
 	defer resp.Body.Close()
-	var st dataplane.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("decoding status: %v", err)
-	}
-	return st
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
 }
 
 func (l *lab) checkTshark(t *testing.T, pcap string) {
@@ -491,7 +497,11 @@ func setupLab(t *testing.T) *lab {
 	l.saA1, l.saB1, l.saA2, l.saB2 = gcm(0x1001), gcm(0x2001), cbc(0x1002), cbc(0x2002)
 
 	l.bin = filepath.Join(l.dir, "trellis-edge")
-	run(t, "go", "build", "-o", l.bin, ".")
+	build := []string{"go", "build", "-o", l.bin}
+	if os.Getenv("TRELLIS_DP_RACE") == "1" { // race-detector build of the edges
+		build = append(build, "-race")
+	}
+	run(t, append(build, ".")...)
 	l.statusA = filepath.Join(l.dir, "a.sock")
 	l.statusB = filepath.Join(l.dir, "b.sock")
 	l.procs = map[string]*exec.Cmd{}
@@ -501,10 +511,11 @@ func setupLab(t *testing.T) *lab {
 	l.start(t, l.eb, "B", l.statusB)
 	waitFor(t, 20*time.Second, "both tunnels to answer probes", func() bool {
 		for _, s := range []string{l.statusA, l.statusB} {
-			if _, err := os.Stat(s); err != nil {
-				return false
+			st, err := tryStatus(s)
+			if err != nil {
+				return false // not listening yet
 			}
-			for _, tu := range l.status(t, s).Tunnels {
+			for _, tu := range st.Tunnels {
 				if tu.ProbesRecv == 0 {
 					return false
 				}
@@ -564,8 +575,11 @@ func (l *lab) start(t *testing.T, ns, name, statusSock string) {
 			<-done
 		}
 		logf.Close()
+		b, _ := os.ReadFile(logf.Name())
+		if bytes.Contains(b, []byte("DATA RACE")) {
+			t.Errorf("edge %s: the race detector reported a data race", name)
+		}
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
 			t.Logf("edge %s log:\n%s", name, b)
 		}
 	})

@@ -1,0 +1,207 @@
+package dataplane
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// These tests run two engines in two network namespaces joined by a veth
+// pair (root only) and exercise the runtime configuration API.
+
+func nsRun(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// inNS runs f on an OS thread switched into namespace ns, so that the TUN
+// device, sockets and netlink calls made by f belong to it.
+func inNS(t *testing.T, ns string, f func() error) error {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return f()
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after %v", what, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tunnelStatus(e *Engine, name string) (TunnelStatus, bool) {
+	for _, ts := range e.Status().Tunnels {
+		if ts.Name == name {
+			return ts, true
+		}
+	}
+	return TunnelStatus{}, false
+}
+
+func mirrored(tc TunnelConfig) TunnelConfig {
+	m := tc
+	m.Local, m.Peer = tc.Peer, tc.Local
+	m.Outbound, m.Inbound = tc.Inbound, tc.Outbound
+	return m
+}
+
+func TestRuntimeReconfiguration(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and TUN devices")
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	nsA, nsB := "tdp-"+id+"-a", "tdp-"+id+"-b"
+	for _, ns := range []string{nsA, nsB} {
+		nsRun(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	nsRun(t, "ip", "link", "add", "tdpwa", "netns", nsA, "type", "veth", "peer", "name", "tdpwb", "netns", nsB)
+	nsRun(t, "ip", "-n", nsA, "addr", "add", "192.0.2.1/30", "dev", "tdpwa")
+	nsRun(t, "ip", "-n", nsB, "addr", "add", "192.0.2.2/30", "dev", "tdpwb")
+	nsRun(t, "ip", "-n", nsA, "link", "set", "tdpwa", "up")
+	nsRun(t, "ip", "-n", nsB, "link", "set", "tdpwb", "up")
+
+	t1 := tunnelConfig("t1", 1, gcmSA(0x1001, 1), gcmSA(0x2001, 2))
+	t1.WANInterface = "tdpwa"
+	t2 := tunnelConfig("t2", 2, cbcSA(0x1002, 3), cbcSA(0x2002, 4))
+	t2.WANInterface = "tdpwa"
+	t2.Local, t2.Peer = netip.MustParseAddr("10.100.0.2"), netip.MustParseAddr("10.100.0.3")
+	forB := func(tc TunnelConfig) TunnelConfig {
+		m := mirrored(tc)
+		m.Site = "A"
+		m.WANInterface = "tdpwb"
+		m.WANAddress = netip.MustParseAddr("192.0.2.2")
+		m.Remote = netip.MustParseAddrPort("192.0.2.1:4789")
+		return m
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := func(ns string, tc TunnelConfig, routes []RouteConfig) *Engine {
+		var e *Engine
+		err := inNS(t, ns, func() (err error) {
+			e, err = New(context.Background(), Config{TUN: TUNConfig{Name: "tdp0"}, ProbeInterval: 200 * time.Millisecond,
+				Tunnels: []TunnelConfig{tc}, Routes: routes}, log)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("starting engine in %s: %v", ns, err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	a := start(nsA, t1, []RouteConfig{{Prefix: netip.MustParsePrefix("172.16.2.0/24"), Site: "B"}})
+	bEng := start(nsB, forB(t1), nil)
+
+	answered := func(e *Engine, name string, min uint64) func() bool {
+		return func() bool { ts, ok := tunnelStatus(e, name); return ok && ts.ProbesRecv >= min && ts.Up }
+	}
+	waitUntil(t, 10*time.Second, "t1 probes answered", answered(a, "t1", 3))
+	before, _ := tunnelStatus(a, "t1")
+
+	// Add t2 on both sides: t1 keeps its state.
+	if err := inNS(t, nsA, func() error { return a.AddTunnel(t2) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := inNS(t, nsB, func() error { return bEng.AddTunnel(forB(t2)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTunnel(t2); err == nil {
+		t.Fatal("adding a tunnel twice succeeded")
+	}
+	waitUntil(t, 10*time.Second, "t2 probes answered", answered(a, "t2", 3))
+	after, _ := tunnelStatus(a, "t1")
+	if after.ProbesSent < before.ProbesSent || after.OutboundSeq < before.OutboundSeq || after.TxPackets < before.TxPackets {
+		t.Fatalf("t1 lost its state when t2 was added: before %+v after %+v", before, after)
+	}
+	if ts, _ := tunnelStatus(a, "t1"); ts.Drops["no_sa"]+ts.Drops["auth"]+ts.Drops["replay"] != 0 {
+		t.Fatalf("t1 dropped packets during reconfiguration: %v", ts.Drops)
+	}
+
+	// Rekey t2's inbound on A first, then its outbound on B: no drops, and
+	// A keeps the old inbound SA during the grace period.
+	t2new := t2
+	t2new.Inbound = cbcSA(0x2102, 5)
+	if err := a.UpdateTunnel(t2new); err != nil {
+		t.Fatal(err)
+	}
+	if err := bEng.UpdateTunnel(forB(t2new)); err != nil {
+		t.Fatal(err)
+	}
+	mark, _ := tunnelStatus(a, "t2")
+	waitUntil(t, 10*time.Second, "t2 probes after the rekey", answered(a, "t2", mark.ProbesRecv+3))
+	ts, _ := tunnelStatus(a, "t2")
+	if len(ts.InboundSPIs) != 2 || ts.InboundSPIs[0] != 0x2102 || ts.InboundSPIs[1] != 0x2002 {
+		t.Fatalf("t2 inbound SPIs %x, want [2102 2002]", ts.InboundSPIs)
+	}
+	if ts.Drops["no_sa"]+ts.Drops["auth"] != 0 {
+		t.Fatalf("t2 dropped packets during the rekey: %v", ts.Drops)
+	}
+
+	// Routes and metrics.
+	if err := a.SetRoutes([]RouteConfig{{Prefix: netip.MustParsePrefix("172.16.0.0/16"), Site: "B"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Config().Routes; len(got) != 1 || got[0].Prefix.String() != "172.16.0.0/16" {
+		t.Fatalf("routes after SetRoutes: %v", got)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`trellis_dataplane_tunnel_up{site="B",tunnel="t1"} 1`, `trellis_dataplane_tunnel_drops_total{reason="auth",site="B",tunnel="t2"} 0`, "trellis_dataplane_tunnel_rtt_seconds"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Remove t1 on A: B's t1 goes down (its probes are no longer answered),
+	// t2 stays up.
+	if err := a.RemoveTunnel("t1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tunnelStatus(a, "t1"); ok {
+		t.Fatal("t1 still present after RemoveTunnel")
+	}
+	waitUntil(t, 10*time.Second, "t1 down on B", func() bool { ts, _ := tunnelStatus(bEng, "t1"); return !ts.Up })
+	if ts, _ := tunnelStatus(bEng, "t2"); !ts.Up {
+		t.Fatal("t2 went down when t1 was removed")
+	}
+	if err := a.RemoveTunnel("t1"); err == nil {
+		t.Fatal("removing a missing tunnel succeeded")
+	}
+	if err := a.Apply(Config{TUN: TUNConfig{Name: "other"}}); err == nil {
+		t.Fatal("changing the TUN at run time succeeded")
+	}
+}
