@@ -101,7 +101,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newDeviceCollector(s.st, s.log))
-	s.api, err = api.New(api.Config{Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: s.fingerprint,
+	// Organization tokens pin the certificate edges will see. Behind a TLS
+	// proxy (plain HTTP only) that is the proxy's, given with --tls-cert;
+	// without it the token carries no pin and edges use their CA store.
+	tokenFP := s.fingerprint
+	if s.httpsLn == nil && cfg.TLSCert == "" {
+		tokenFP = ""
+		s.log.Warn("HTTPS is off and no --tls-cert names the proxy's certificate: organization tokens will carry no certificate pin")
+	}
+	s.api, err = api.New(api.Config{Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: tokenFP,
 		SigningKey: signing, Sealer: sealer, PasswordParams: cfg.PasswordParams, Registerer: s.reg,
 		SecureCookie: s.httpLn == nil, LoginLimiter: cfg.LoginLimiter})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/store/storetest"
+	"github.com/trellis-sdwan/trellis/wire/orgtoken"
 )
 
 // syncBuffer is an io.Writer safe for the server's goroutines.
@@ -238,9 +239,36 @@ func TestServerPlainHTTPAndGivenPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var login struct{ Token string }
+	_ = json.NewDecoder(res.Body).Decode(&login)
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Fatalf("login: %d", res.StatusCode)
+	}
+	// Behind a TLS proxy without --tls-cert, tokens carry the public URL and no pin.
+	do := func(method, path, body string, out any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+srv.HTTPAddr()+"/api/v1"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+login.Token)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil || res.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %v", method, path, res.StatusCode, err)
+		}
+	}
+	var orgs struct{ Items []struct{ ID string } }
+	do("GET", "/organizations", "", &orgs)
+	var created struct{ Token string }
+	do("POST", "/organizations/"+orgs.Items[0].ID+"/tokens", `{"name":"img"}`, &created)
+	tok, err := orgtoken.Parse(created.Token)
+	if err != nil || tok.Payload.URL != "http://manage.example:8080" || tok.Payload.FP != "" || tok.Payload.Org != orgs.Items[0].ID {
+		t.Fatalf("token %+v %v", tok.Payload, err)
 	}
 	cancel()
 	if err := <-done; err != nil {
