@@ -1,0 +1,197 @@
+// Package devproto is the protocol between trellis-edge and trellis-manage:
+// the registration request over HTTPS and the versioned JSON envelopes of the
+// device channel (a websocket over TLS, authenticated by the per-device
+// credential). Both sides import this package and nothing else of each other.
+package devproto
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Version is the protocol version carried in every envelope. A peer refuses
+// envelopes whose major version it does not know.
+const Version = 1
+
+// HTTP paths served by manage for devices (outside the user-facing API's
+// authentication: registration is authenticated by the organization token,
+// the channel by the device credential).
+const (
+	PathRegister = "/api/v1/device/register"
+	PathChannel  = "/api/v1/device/channel"
+)
+
+// MaxFrame is the largest channel message either side accepts.
+const MaxFrame = 4 << 20
+
+// Interface is one network interface as the edge sees it.
+type Interface struct {
+	Name      string   `json:"name"`
+	MAC       string   `json:"mac"`
+	Addresses []string `json:"addresses"` // CIDR
+	Gateway   string   `json:"gateway,omitempty"`
+	LinkUp    bool     `json:"link_up"`
+	MTU       int      `json:"mtu,omitempty"`
+}
+
+// DeviceInfo describes the box; sent at registration and in Hello.
+type DeviceInfo struct {
+	MachineID  string            `json:"machine_id"`
+	Hostname   string            `json:"hostname"`
+	OS         string            `json:"os"`
+	Versions   map[string]string `json:"versions"` // e.g. {"edge":"0.1.0"}
+	Interfaces []Interface       `json:"interfaces"`
+}
+
+// RegisterRequest is POSTed to PathRegister with the organization token.
+type RegisterRequest struct {
+	Token string     `json:"token"`
+	Info  DeviceInfo `json:"info"`
+}
+
+// RegisterResponse carries the per-device credential (shown once; the edge
+// stores it with mode 0600). Errors use the API's error body with codes
+// token_invalid, token_revoked, device_limit, invalid.
+type RegisterResponse struct {
+	DeviceID   string `json:"device_id"`
+	OrgID      string `json:"org_id"`
+	Credential string `json:"credential"`
+	Approval   string `json:"approval"` // pending, approved
+}
+
+// Message types on the channel.
+const (
+	// edge → manage
+	TypeHello     = "hello"      // Hello
+	TypeApplied   = "applied"    // Applied
+	TypeStats     = "stats"      // Stats
+	TypeEvent     = "event"      // Event
+	TypeJobResult = "job_result" // JobResult
+	// manage → edge
+	TypeWelcome = "welcome" // Welcome
+	TypeConfig  = "config"  // Config
+	TypeJob     = "job"     // Job
+	// both
+	TypePing  = "ping"
+	TypePong  = "pong"
+	TypeError = "error" // ErrorMsg
+)
+
+// Envelope frames every channel message.
+type Envelope struct {
+	V    int             `json:"v"`
+	Type string          `json:"type"`
+	ID   string          `json:"id,omitempty"` // message id, echoed in replies where useful
+	Time time.Time       `json:"time"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Hello is the edge's first message after connecting.
+type Hello struct {
+	Info           DeviceInfo `json:"info"`
+	AppliedVersion string     `json:"applied_version"`
+}
+
+// Welcome answers Hello.
+type Welcome struct {
+	DeviceID          string `json:"device_id"`
+	Approval          string `json:"approval"`
+	HeartbeatSeconds  int    `json:"heartbeat_seconds"`
+	StatsEverySeconds int    `json:"stats_every_seconds"`
+}
+
+// Config is the desired state of one device. Version is the hex SHA-256 of
+// the canonical JSON of Doc; the edge checks it.
+type Config struct {
+	Version string          `json:"version"`
+	Doc     json.RawMessage `json:"doc"`
+}
+
+// Applied reports the outcome of applying a Config.
+type Applied struct {
+	Version string `json:"version"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+	// RolledBackTo is the version running after a failure, if any.
+	RolledBackTo string `json:"rolled_back_to,omitempty"`
+}
+
+// Stats are periodic counters.
+type Stats struct {
+	Interfaces []InterfaceStats `json:"interfaces,omitempty"`
+	Tunnels    []TunnelStats    `json:"tunnels,omitempty"`
+}
+
+// InterfaceStats counts one interface.
+type InterfaceStats struct {
+	Name      string `json:"name"`
+	LinkUp    bool   `json:"link_up"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+}
+
+// TunnelStats counts and measures one tunnel.
+type TunnelStats struct {
+	Number    int     `json:"number"`
+	Up        bool    `json:"up"`
+	RTTMillis float64 `json:"rtt_ms"`
+	JitterMs  float64 `json:"jitter_ms"`
+	LossPct   float64 `json:"loss_pct"`
+	RxBytes   uint64  `json:"rx_bytes"`
+	TxBytes   uint64  `json:"tx_bytes"`
+	RxPackets uint64  `json:"rx_packets"`
+	TxPackets uint64  `json:"tx_packets"`
+	Drops     uint64  `json:"drops"`
+}
+
+// Event kinds.
+const (
+	EventLinkUp          = "link_up"
+	EventLinkDown        = "link_down"
+	EventAddressChange   = "address_change"
+	EventEndpointChange  = "public_endpoint_change"
+	EventConfigRollback  = "config_rollback"
+	EventDataplaneStatus = "dataplane_status"
+)
+
+// Event is something that happened on the edge.
+type Event struct {
+	Kind      string          `json:"kind"`
+	Interface string          `json:"interface,omitempty"`
+	Message   string          `json:"message,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+}
+
+// Job kinds.
+const (
+	JobRestart    = "restart"    // restart the router service
+	JobLogs       = "logs"       // fetch recent logs
+	JobPing       = "ping"       // args: {"target":"...","count":N}
+	JobTraceroute = "traceroute" // args: {"target":"..."}
+	JobRunConfig  = "running_config"
+)
+
+// Job asks the edge to do something once.
+type Job struct {
+	ID   string          `json:"id"`
+	Kind string          `json:"kind"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// JobResult reports a job's outcome.
+type JobResult struct {
+	ID     string `json:"id"`
+	OK     bool   `json:"ok"`
+	Output string `json:"output"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ErrorMsg tells the peer what it sent wrong; the connection stays up unless
+// Fatal.
+type ErrorMsg struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Fatal   bool   `json:"fatal,omitempty"`
+}
