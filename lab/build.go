@@ -45,7 +45,7 @@ func Up(ctx context.Context, plan *Plan, opts Options) (lab *Lab, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	dir := StateDir(opts.StateRoot, plan.Prefix)
-	if _, err := LoadState(dir); err == nil {
+	if _, err := LoadState(dir); !errors.Is(err, ErrNoLab) {
 		return nil, fmt.Errorf("a lab with prefix %q is already up (state in %s): run `trellis-lab down` first", plan.Prefix, dir)
 	}
 	if left, _ := ListNamespaces(plan.Prefix); len(left) > 0 {
@@ -223,7 +223,10 @@ func (b *builder) links(context.Context) error {
 		}
 		for _, e := range []Iface{l.A, l.B} {
 			if e.MTU > 0 {
-				h, _ := b.handle(e.Node)
+				h, err := b.handle(e.Node)
+				if err != nil {
+					return err
+				}
 				link, err := h.LinkByName(e.Name)
 				if err != nil {
 					return fmt.Errorf("%s: finding %s: %w", e.Node, e.Name, err)
