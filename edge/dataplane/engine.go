@@ -138,12 +138,17 @@ func (e *Engine) MTU() int { return e.tunMTU }
 // Close stops the engine, closes the TUN device (which removes its routes)
 // and the WAN sockets, and waits for the goroutines.
 func (e *Engine) Close() error {
+	// Under cfgMu so that no Apply opens sockets after we collected them.
+	e.cfgMu.Lock()
 	if !e.closed.CompareAndSwap(false, true) {
+		e.cfgMu.Unlock()
 		return nil
 	}
+	wans := e.snap.Load().wans
+	e.cfgMu.Unlock()
 	e.cancel()
 	err := e.dev.Close()
-	for _, w := range e.snap.Load().wans {
+	for _, w := range wans {
 		w.close()
 	}
 	e.wg.Wait()
@@ -207,7 +212,10 @@ func (e *Engine) Apply(cfg Config) error {
 			}
 			t = ot
 			t.sas.Store(sas)
-			if cur := t.remote.Load(); cur.AddrPort() != tc.Remote {
+			// A changed configured endpoint wins over a learned one; an
+			// unchanged one leaves a learned (NAT) endpoint alone.
+			if t.confRemote != tc.Remote {
+				t.confRemote = tc.Remote
 				t.setRemote(tc.Remote.Addr().As4(), tc.Remote.Port())
 			}
 		} else {

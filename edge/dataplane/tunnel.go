@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,10 +75,11 @@ type tunnel struct {
 	mss4     uint16 // MSS clamp
 	mss6     uint16
 
-	remote atomic.Pointer[net.UDPAddr]
-	sas    atomic.Pointer[saSet]
-	up     atomic.Bool
-	score  atomic.Int64 // lower is better (nanoseconds of "effective RTT")
+	remote     atomic.Pointer[net.UDPAddr]
+	confRemote netip.AddrPort // configured endpoint (guarded by Engine.cfgMu)
+	sas        atomic.Pointer[saSet]
+	up         atomic.Bool
+	score      atomic.Int64 // lower is better (nanoseconds of "effective RTT")
 
 	counters
 
@@ -88,6 +90,7 @@ type tunnel struct {
 func newTunnel(id uint64, c TunnelConfig, wan *wanSock, sas *saSet, underlayMTU, tunMTU int) *tunnel {
 	t := &tunnel{id: id, cfg: c, wan: wan}
 	t.ep = frame.NewEndpoint(c.VNI, c.Local.As4(), c.Peer.As4())
+	t.confRemote = c.Remote
 	t.setRemote(c.Remote.Addr().As4(), c.Remote.Port())
 	t.sas.Store(sas)
 	t.maxInner = min(frame.MaxInner(sas.out, underlayMTU), tunMTU)
