@@ -66,7 +66,7 @@ type cli struct {
 	cfgPath string
 	cfg     *Config
 	lines   *bufio.Reader // stdin, shared by every prompt
-	started bool          // a command's RunE began (errors after this are not usage errors)
+	started bool          // arguments and flags were accepted (later errors are not usage errors)
 	// noAuthHints drops the "log in again" hints (login itself fails).
 	noAuthHints bool
 }
@@ -139,7 +139,7 @@ Scripts can authenticate with an access key instead of a login:
 	pf.StringVar(&c.caCert, "ca-cert", "", "PEM file of CAs to trust instead of the system ones")
 	pf.BoolVar(&c.insecure, "insecure", false, "do not verify the server certificate at all (testing only)")
 	pf.StringVar(&c.accessKey, "access-key", "", "authenticate with an access key instead of the login session (env TRELLIS_ACCESS_KEY)")
-	pf.StringVar(&c.org, "org", "", "organization name or id for this command (env TRELLIS_ORG; default: `org use`)")
+	pf.StringVar(&c.org, "org", "", "organization name or id for this command (env TRELLIS_ORG; default: the one of 'org use')")
 	pf.StringVar(&c.account, "account", "", "account name or id for account-level commands (default: the account of the organization, or the only one)")
 	pf.StringVarP(&c.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&c.timeout, "timeout", client.DefaultTimeout, "timeout of each request")
@@ -152,7 +152,29 @@ Scripts can authenticate with an access key instead of a login:
 		c.invitationsCommand(), c.accessKeysCommand(), c.auditCommand(),
 		c.devicesCommand(), c.tokensCommand(), c.pathLabelsCommand(),
 	)
+	for _, sub := range root.Commands() {
+		groupCommand(sub)
+	}
 	return root
+}
+
+// groupCommand makes a command that only holds subcommands (devices, orgs,
+// ...) print its help when called alone and refuse an unknown subcommand
+// as a usage error (cobra would print the help and succeed).
+func groupCommand(cmd *cobra.Command) {
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+	for _, sub := range cmd.Commands() {
+		groupCommand(sub)
+	}
 }
 
 // config loads the config file once.

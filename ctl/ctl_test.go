@@ -21,6 +21,8 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
+		{"unknown subcommand", []string{"devices", "frob"}, `unknown command "frob" for "trellisctl devices"`},
+		{"unknown sub-subcommand", []string{"config", "frob"}, `unknown command "frob" for "trellisctl config"`},
 		{"unknown flag", []string{"devices", "list", "--colour"}, "unknown flag"},
 		{"too many args", []string{"devices", "get", "a", "b"}, "takes 1 argument"},
 		{"missing arg", []string{"path-labels", "delete"}, "takes 1 argument"},
@@ -53,9 +55,11 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelpExitsZero(t *testing.T) {
 	e := newEnv(t)
-	r := e.run("", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "path-labels") {
-		t.Errorf("help: exit %d, stdout %q", r.code, r.stdout)
+	for _, args := range [][]string{{"--help"}, {}, {"devices"}, {"devices", "--help"}, {"totp"}} {
+		r := e.run("", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") || r.stderr != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 
