@@ -128,8 +128,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Engine, error) {
 		<-e.ctx.Done()
 		e.Close()
 	}()
+	go e.watchTUN()
 	log.Info("data plane started", "tun", cfg.TUN.Name, "mtu", e.tunMTU, "tunnels", len(cfg.Tunnels), "routes", len(cfg.Routes))
 	return e, nil
+}
+
+// watchTUN drains the TUN device's events (so that its netlink listener
+// never blocks) and logs them.
+func (e *Engine) watchTUN() {
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case ev, ok := <-e.dev.Events():
+			if !ok {
+				return
+			}
+			switch {
+			case ev&tun.EventDown != 0:
+				e.log.Warn("TUN device went down", "tun", e.tunCfg.Name)
+			case ev&tun.EventUp != 0:
+				e.log.Info("TUN device up", "tun", e.tunCfg.Name)
+			case ev&tun.EventMTUUpdate != 0:
+				if mtu, err := e.dev.MTU(); err == nil && mtu != e.tunMTU {
+					e.log.Warn("TUN MTU changed outside the data plane", "tun", e.tunCfg.Name, "mtu", mtu, "expected", e.tunMTU)
+				}
+			}
+		}
+	}
 }
 
 // MTU returns the TUN device MTU.
@@ -402,6 +428,20 @@ func (e *Engine) tunReadLoop() {
 	batches := map[*wanSock]*sendBatch{}
 	for {
 		cnt, err := e.dev.Read(bufs, sizes, frame.MaxHeadroom)
+		if cnt > 0 {
+			snap := e.snap.Load()
+			for i := 0; i < cnt; i++ {
+				e.encapOne(snap, bufs[i], sizes[i], batches)
+			}
+			for w, b := range batches {
+				if b.n > 0 {
+					b.flush(w, e.log.Warn)
+				}
+				if w.closed.Load() {
+					delete(batches, w)
+				}
+			}
+		}
 		if err != nil {
 			if e.closed.Load() || errors.Is(err, os.ErrClosed) {
 				return
@@ -413,19 +453,6 @@ func (e *Engine) tunReadLoop() {
 			e.log.Warn("reading from TUN", "err", err)
 			e.global.drop(DropMalformed)
 			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		snap := e.snap.Load()
-		for i := 0; i < cnt; i++ {
-			e.encapOne(snap, bufs[i], sizes[i], batches)
-		}
-		for w, b := range batches {
-			if b.n > 0 {
-				b.flush(w, e.log.Warn)
-			}
-			if w.closed.Load() {
-				delete(batches, w)
-			}
 		}
 	}
 }

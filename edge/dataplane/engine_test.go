@@ -325,3 +325,34 @@ func TestTUNMTU(t *testing.T) {
 		t.Errorf("jumbo TUN MTU %d, want 8890", got)
 	}
 }
+
+// TestDropsCounted checks that the receive path charges drops to the
+// tunnel (or engine-wide when no tunnel is known) and counts good packets.
+func TestDropsCounted(t *testing.T) {
+	snap, w, tn, peer := testPair(t, gcmSA(0x700, 7))
+	e := &Engine{}
+	reply := make([]byte, 2048)
+	now := time.Now()
+	good := sealFrom(t, peer, 5, innerPacket(100))
+	tampered := sealFrom(t, peer, 5, innerPacket(100))
+	tampered[len(tampered)-1] ^= 1
+	wrongSPI, _ := esp.New(gcmSA(0x701, 7))
+	for _, b := range [][]byte{clone(good), clone(good), tampered, sealFrom(t, wrongSPI, 5, innerPacket(50)), sealFrom(t, peer, 9, innerPacket(50)), {1, 2, 3}} {
+		start, end := e.decapOne(snap, w, b, nil, reply, now)
+		if start >= 0 && !bytes.Equal(b[start:end], innerPacket(100)) {
+			t.Fatal("delivered packet differs")
+		}
+	}
+	want := map[DropReason]uint64{DropReplay: 1, DropAuth: 1, DropNoSA: 1}
+	for r := DropReason(0); r < numDropReasons; r++ {
+		if got := tn.drops[r].Load(); got != want[r] {
+			t.Errorf("tunnel drops[%v] = %d, want %d", r, got, want[r])
+		}
+	}
+	if tn.rxPackets.Load() != 1 || tn.rxBytes.Load() != 100 {
+		t.Errorf("rx packets %d bytes %d, want 1 and 100", tn.rxPackets.Load(), tn.rxBytes.Load())
+	}
+	if e.global.drops[DropNoSA].Load() != 1 || e.global.drops[DropMalformed].Load() != 1 {
+		t.Errorf("engine-wide drops: no_sa %d (unknown VNI), malformed %d", e.global.drops[DropNoSA].Load(), e.global.drops[DropMalformed].Load())
+	}
+}
