@@ -261,6 +261,26 @@ func TestRelayImpairment(t *testing.T) {
 		}
 	})
 
+	t.Run("one direction down", func(t *testing.T) {
+		t.Cleanup(func() { set(relay.Update{Clear: true}) })
+		rep := set(relay.Update{Dir: DirDownload, Down: b(true)})
+		if rep.Symmetric() || !rep.Impairments[DirDownload].Down || rep.Impairments[DirUpload].Down {
+			t.Fatalf("impairments %+v", rep.Impairments)
+		}
+		before := stats()
+		if _, err := Ping(ctx, edge.NS, gw, 2, 100*time.Millisecond); err == nil {
+			t.Error("ping answered with the download direction down")
+		}
+		// The requests went out; the replies were dropped.
+		if s := stats(); s.TxFrames <= before.TxFrames {
+			t.Errorf("upload carried nothing: %+v", s)
+		}
+		rep, err := LinkStatus(ctx, st, link)
+		if err != nil || rep.Stats[DirDownload].DroppedDown == 0 {
+			t.Errorf("download drops %+v (%v)", rep.Stats[DirDownload], err)
+		}
+	})
+
 	t.Run("down and up", func(t *testing.T) {
 		t.Cleanup(func() { set(relay.Update{Clear: true}) })
 		set(relay.Update{Down: b(true)})

@@ -153,3 +153,32 @@ func (s *State) relay(link string) (RelayRecord, error) {
 	}
 	return RelayRecord{}, fmt.Errorf("unknown link %q: use one of %s", link, strings.Join(names, ", "))
 }
+
+// Relay direction names: frames from the edge to the ISP (upload) and back.
+const (
+	DirUpload   = "edge->isp"
+	DirDownload = "isp->edge"
+)
+
+// Direction maps "upload", "download" or "both" ("" too) to a relay
+// direction name ("" for both).
+func Direction(s string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "both":
+		return "", nil
+	case "upload", "up", DirUpload:
+		return DirUpload, nil
+	case "download", DirDownload:
+		return DirDownload, nil
+	}
+	return "", fmt.Errorf("unknown direction %q: use upload, download or both", s)
+}
+
+// DescribeImpairment renders a relay's impairment, per direction when the
+// two differ.
+func DescribeImpairment(rep relay.Reply) string {
+	if rep.Symmetric() {
+		return rep.Impairment.String()
+	}
+	return "upload " + rep.Impairments[DirUpload].String() + "; download " + rep.Impairments[DirDownload].String()
+}

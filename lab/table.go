@@ -126,7 +126,7 @@ func WriteStatus(ctx context.Context, w io.Writer, st *State) error {
 				s := rep.Stats[dir]
 				return fmt.Sprintf("%d (%d/%d/%d)", s.TxFrames, s.DroppedLoss, s.DroppedDown, s.DroppedQueue)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, rep.Impairment, cell("edge->isp"), cell("isp->edge"))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, DescribeImpairment(rep), cell(DirUpload), cell(DirDownload))
 		}
 	}
 	if err := tw.Flush(); err != nil {

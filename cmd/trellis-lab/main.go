@@ -226,11 +226,13 @@ func impairCmd(g *globals) *cobra.Command {
 		delay, jitter time.Duration
 		down, up      bool
 		clear         bool
+		dir           string
 	)
 	c := &cobra.Command{
 		Use:   "impair LINK [--loss 5%] [--delay 80ms] [--jitter 10ms] [--rate 20mbit] [--down | --up] [--clear]",
 		Short: "Impair a WAN link (LINK: s1/wan1 ...); delay, loss and rate apply in each direction",
 		Long: "Changes what the link's relay does to frames, in each direction: --delay 40ms adds 80ms to the round trip.\n" +
+			"--dir upload or --dir download changes one direction only (e.g. an ADSL-like --rate).\n" +
 			"Flags not given keep their current value; --clear resets the link to unimpaired first.\n" +
 			"With no flags, shows the link's impairment and counters.",
 		Args: cobra.ExactArgs(1),
@@ -244,6 +246,9 @@ func impairCmd(g *globals) *cobra.Command {
 			}
 			var u relay.Update
 			u.Clear = clear
+			if u.Dir, err = lab.Direction(dir); err != nil {
+				return err
+			}
 			fl := cmd.Flags()
 			changed := clear
 			if fl.Changed("loss") {
@@ -280,7 +285,7 @@ func impairCmd(g *globals) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s: %s\n", rep.Name, rep.Impairment)
+			fmt.Fprintf(out, "%s: %s\n", rep.Name, lab.DescribeImpairment(rep))
 			for _, dir := range []string{"edge->isp", "isp->edge"} {
 				s := rep.Stats[dir]
 				fmt.Fprintf(out, "  %-10s rx %d tx %d frames; dropped: loss %d, down %d, queue %d; queued %d\n",
@@ -297,6 +302,7 @@ func impairCmd(g *globals) *cobra.Command {
 	f.BoolVar(&down, "down", false, "cut the link (drop everything)")
 	f.BoolVar(&up, "up", false, "restore a cut link")
 	f.BoolVar(&clear, "clear", false, "reset to unimpaired before applying the other flags")
+	f.StringVar(&dir, "dir", "both", "direction to change: upload (edge to ISP), download (ISP to edge) or both")
 	return c
 }
 

@@ -95,8 +95,15 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(out, "loss 5%, delay 30ms, rate 20mbit") {
 		t.Errorf("impair: %v\n%s", err, out)
 	}
+	out, err = run(t, append(g, "impair", "s1/wan2", "--dir", "download", "--rate", "1mbit")...)
+	if err != nil || !strings.Contains(out, "upload up, loss 5%, delay 30ms, rate 20mbit; download up, loss 5%, delay 30ms, rate 1mbit") {
+		t.Errorf("impair --dir download: %v\n%s", err, out)
+	}
+	if _, err := run(t, append(g, "impair", "s1/wan2", "--dir", "sideways", "--up")...); err == nil {
+		t.Error("--dir sideways accepted")
+	}
 	out, err = run(t, append(g, "impair", "s1/wan2", "--down")...)
-	if err != nil || !strings.Contains(out, "s1/wan2: down") {
+	if err != nil || !strings.Contains(out, "s1/wan2: upload down; download down") {
 		t.Errorf("impair --down: %v\n%s", err, out)
 	}
 	if _, err := run(t, append(g, "impair", "s1/wan2", "--down", "--up")...); err == nil {

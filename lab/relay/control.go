@@ -25,11 +25,23 @@ type Request struct {
 
 // Reply answers a Request.
 type Reply struct {
-	OK         bool             `json:"ok"`
-	Error      string           `json:"error,omitempty"`
-	Name       string           `json:"name"`
-	Impairment Impairment       `json:"impairment"`
-	Stats      map[string]Stats `json:"stats"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Name  string `json:"name"`
+	// Impairment is the first direction's; Impairments has both by name.
+	Impairment  Impairment            `json:"impairment"`
+	Impairments map[string]Impairment `json:"impairments"`
+	Stats       map[string]Stats      `json:"stats"`
+}
+
+// Symmetric reports whether both directions are impaired alike.
+func (r Reply) Symmetric() bool {
+	for _, im := range r.Impairments {
+		if im != r.Impairment {
+			return false
+		}
+	}
+	return true
 }
 
 const maxRequest = 64 << 10
@@ -90,7 +102,7 @@ func handle(c net.Conn, name string, e *Engine) {
 					rep.Error = "set needs an update"
 					break
 				}
-				if err := e.Set(req.Update.Apply(e.Impairment())); err != nil {
+				if err := e.Update(*req.Update); err != nil {
 					rep.Error = err.Error()
 					break
 				}
@@ -99,7 +111,7 @@ func handle(c net.Conn, name string, e *Engine) {
 				rep.Error = fmt.Sprintf("unknown op %q: use get or set", req.Op)
 			}
 		}
-		rep.Impairment, rep.Stats = e.Impairment(), e.Stats()
+		rep.Impairment, rep.Impairments, rep.Stats = e.Impairment(), e.Impairments(), e.Stats()
 		if err := enc.Encode(rep); err != nil {
 			return
 		}

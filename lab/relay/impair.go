@@ -78,6 +78,8 @@ type Update struct {
 	Down    *bool          `json:"down,omitempty"`
 	// Clear resets everything to unimpaired before applying the other fields.
 	Clear bool `json:"clear,omitempty"`
+	// Dir names the one direction to change; empty changes both.
+	Dir string `json:"dir,omitempty"`
 }
 
 // Apply returns im changed by u.

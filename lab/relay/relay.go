@@ -48,7 +48,6 @@ const (
 
 // Engine relays frames between two ports, impaired.
 type Engine struct {
-	cfg         atomic.Pointer[Impairment]
 	queueFrames int
 	queueBytes  int64
 	dirs        [2]*direction
@@ -71,28 +70,59 @@ func NewEngine(a, b Port, dirNames [2]string, queueFrames int, queueBytes int64,
 	}
 	e := &Engine{queueFrames: queueFrames, queueBytes: queueBytes, log: log}
 	e.pool.New = func() any { b := make([]byte, MaxFrame); return &b }
-	e.cfg.Store(&Impairment{})
 	e.dirs[0] = newDirection(dirNames[0], a, b, queueFrames)
 	e.dirs[1] = newDirection(dirNames[1], b, a, queueFrames)
 	return e
 }
 
-// Impairment returns the current impairment.
-func (e *Engine) Impairment() Impairment { return *e.cfg.Load() }
+// Impairment returns the impairment of the first direction (the same as
+// the second's unless they were set apart).
+func (e *Engine) Impairment() Impairment { return *e.dirs[0].cfg.Load() }
 
-// Set replaces the impairment after validating it.
-func (e *Engine) Set(im Impairment) error {
-	if err := im.Validate(); err != nil {
-		return err
-	}
-	e.cfg.Store(&im)
+// Impairments returns each direction's impairment, keyed by name.
+func (e *Engine) Impairments() map[string]Impairment {
+	out := make(map[string]Impairment, 2)
 	for _, d := range e.dirs {
+		out[d.name] = *d.cfg.Load()
+	}
+	return out
+}
+
+// Directions returns the two direction names, first a→b.
+func (e *Engine) Directions() [2]string { return [2]string{e.dirs[0].name, e.dirs[1].name} }
+
+// Set gives both directions the impairment after validating it.
+func (e *Engine) Set(im Impairment) error {
+	return e.Update(Update{Clear: true, LossPct: &im.LossPct, Delay: &im.Delay, Jitter: &im.Jitter, RateBps: &im.RateBps, Down: &im.Down})
+}
+
+// Update applies u to the direction it names (both when u.Dir is empty),
+// validating the result first so that nothing changes on error.
+func (e *Engine) Update(u Update) error {
+	var sel []*direction
+	for _, d := range e.dirs {
+		if u.Dir == "" || u.Dir == d.name {
+			sel = append(sel, d)
+		}
+	}
+	if len(sel) == 0 {
+		return fmt.Errorf("unknown direction %q: use %s, %s or none for both", u.Dir, e.dirs[0].name, e.dirs[1].name)
+	}
+	next := make([]Impairment, len(sel))
+	for i, d := range sel {
+		next[i] = u.Apply(*d.cfg.Load())
+		if err := next[i].Validate(); err != nil {
+			return err
+		}
+	}
+	for i, d := range sel {
+		d.cfg.Store(&next[i])
 		select {
 		case d.wake <- struct{}{}:
 		default:
 		}
+		e.log.Info("impairment set", "dir", d.name, "impairment", next[i].String())
 	}
-	e.log.Info("impairment set", "impairment", im.String())
 	return nil
 }
 
@@ -141,6 +171,7 @@ type direction struct {
 	q       chan frame
 	qBytes  atomic.Int64
 	wake    chan struct{}
+	cfg     atomic.Pointer[Impairment]
 
 	rxFrames, rxBytes, txFrames, txBytes  atomic.Uint64
 	dropLoss, dropDown, dropQueue, txErrs atomic.Uint64
@@ -152,12 +183,14 @@ type direction struct {
 }
 
 func newDirection(name string, in, out Port, queueFrames int) *direction {
-	return &direction{
+	d := &direction{
 		name: name, in: in, out: out,
 		q:    make(chan frame, queueFrames),
 		wake: make(chan struct{}, 1),
 		rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
+	d.cfg.Store(&Impairment{})
+	return d
 }
 
 func (d *direction) snapshot() Stats {
@@ -190,7 +223,7 @@ func (d *direction) read(ctx context.Context, e *Engine) error {
 		}
 		d.rxFrames.Add(1)
 		d.rxBytes.Add(uint64(wire))
-		cfg := e.cfg.Load()
+		cfg := d.cfg.Load()
 		if cfg.Down {
 			d.dropDown.Add(1)
 			e.pool.Put(bp)
@@ -271,7 +304,7 @@ func (d *direction) write(ctx context.Context, e *Engine) {
 func (d *direction) deliver(ctx context.Context, e *Engine, f frame, sleepUntil func(time.Time) bool) bool {
 	var due time.Time // when the rate limiter lets this frame out; set once
 	for {
-		cfg := e.cfg.Load()
+		cfg := d.cfg.Load()
 		if cfg.Down {
 			d.dropDown.Add(1)
 			return false

@@ -173,6 +173,28 @@ func TestEngineDownDropsQueuedAndUpRestores(t *testing.T) {
 	}
 }
 
+func TestEngineOneDirectionDown(t *testing.T) {
+	e, a, b := startEngine(t, Impairment{}, 0, 0)
+	down := true
+	if err := e.Update(Update{Dir: "a->b", Down: &down}); err != nil {
+		t.Fatal(err)
+	}
+	a.in <- seqFrame(1, 100)
+	b.in <- seqFrame(2, 100)
+	select {
+	case f := <-a.out:
+		if binary.BigEndian.Uint32(f) != 2 {
+			t.Errorf("got frame %d", binary.BigEndian.Uint32(f))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b->a stopped although only a->b is down")
+	}
+	waitStats(t, e, "a->b drop", func(s Stats) bool { return s.DroppedDown == 1 })
+	if len(b.out) != 0 {
+		t.Error("a frame crossed the direction that is down")
+	}
+}
+
 func TestParseRateAndLoss(t *testing.T) {
 	rates := []struct {
 		in   string
@@ -235,6 +257,15 @@ func TestControlSocket(t *testing.T) {
 	if err != nil || !rep.Impairment.Down || rep.Impairment.LossPct != 5 {
 		t.Errorf("partial update lost fields: %+v %v", rep.Impairment, err)
 	}
+	// One direction only.
+	ten := 10.0
+	rep, err = Call(ctx, path, Request{Op: "set", Update: &Update{Dir: "b->a", LossPct: &ten}})
+	if err != nil || rep.Impairments["b->a"].LossPct != 10 || rep.Impairments["a->b"].LossPct != 5 || rep.Symmetric() {
+		t.Errorf("one-direction update: %+v %v", rep.Impairments, err)
+	}
+	if _, err := Call(ctx, path, Request{Op: "set", Update: &Update{Dir: "sideways", LossPct: &ten}}); err == nil {
+		t.Error("unknown direction accepted")
+	}
 	bad := 150.0
 	if _, err := Call(ctx, path, Request{Op: "set", Update: &Update{LossPct: &bad}}); err == nil {
 		t.Error("loss 150% accepted")
@@ -243,7 +274,7 @@ func TestControlSocket(t *testing.T) {
 		t.Error("unknown op accepted")
 	}
 	rep, err = Call(ctx, path, Request{Op: "set", Update: &Update{Clear: true}})
-	if err != nil || rep.Impairment != (Impairment{}) {
+	if err != nil || rep.Impairment != (Impairment{}) || !rep.Symmetric() {
 		t.Errorf("clear: %+v %v", rep.Impairment, err)
 	}
 	// Garbage on the socket gets an error reply, not a crash.
