@@ -11,6 +11,7 @@ import (
 	"github.com/trellis-sdwan/trellis/client"
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/manage/store/storetest"
 )
 
 // The end-to-end tests drive trellisctl through Main against the real
@@ -38,7 +39,14 @@ func (e *env) fails(code string, stdin string, args ...string) result {
 }
 
 func TestEndToEnd(t *testing.T) {
-	m := startManage(t)
+	t.Run("sqlite", func(t *testing.T) { endToEnd(t, startManage(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		endToEnd(t, startManageWith(t, false, storetest.NewPostgresDSN(t)))
+	})
+}
+
+// endToEnd drives every resource through trellisctl against m.
+func endToEnd(t *testing.T, m *manage) {
 	admin := newEnv(t)
 
 	// Logging in needs the pin; the refusal says which one to pin.
@@ -528,7 +536,7 @@ func TestEndToEndForcedTOTP(t *testing.T) {
 }
 
 func TestEndToEndPlainHTTP(t *testing.T) {
-	m := startManageWith(t, true)
+	m := startManageWith(t, true, "")
 	e := newEnv(t)
 	e.must(m.password+"\n", "login", "--server", m.url, m.email)
 	if cfg := e.readConfig(); cfg.Fingerprint != "" || cfg.Server != m.url {

@@ -23,9 +23,11 @@ type manage struct {
 // self-signed certificate on a free loopback port. On first start it creates
 // the admin, the "Default" account, group and organization. plainHTTP
 // serves http:// instead.
-func startManage(t *testing.T) *manage { return startManageWith(t, false) }
+func startManage(t *testing.T) *manage { return startManageWith(t, false, "") }
 
-func startManageWith(t *testing.T, plainHTTP bool) *manage {
+// startManageWith can serve plain HTTP instead of HTTPS and use another
+// database (a PostgreSQL DSN) instead of the SQLite default.
+func startManageWith(t *testing.T, plainHTTP bool, db string) *manage {
 	t.Helper()
 	m := &manage{email: "admin@example.net", password: "first admin password"}
 	cfg := server.Config{
@@ -36,6 +38,7 @@ func startManageWith(t *testing.T, plainHTTP bool) *manage {
 		Logger:         slog.New(slog.DiscardHandler),
 		Out:            io.Discard,
 		PasswordParams: auth.TestPasswordParams,
+		DB:             db,
 	}
 	if plainHTTP {
 		cfg.Listen, cfg.HTTPListen = "", "127.0.0.1:0"
