@@ -56,6 +56,10 @@ type Engine struct {
 
 	global counters // drops not attributable to a tunnel
 
+	// Used by the TUN reader only: ICMP "fragmentation needed" replies.
+	icmpBuf  []byte
+	icmpLast time.Time
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -477,6 +481,7 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 	t := pickTunnel(*act, ippkt.FlowHash(pkt))
 	if size > t.maxInner {
 		t.drop(DropTooBig)
+		e.sendFragNeeded(t, pkt)
 		return
 	}
 	if pkt[0]>>4 == 4 {
@@ -504,6 +509,31 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 	b.add(t, f)
 	if b.n == len(b.msgs) {
 		b.flush(t.wan, e.log.Warn)
+	}
+}
+
+// sendFragNeeded answers an IPv4 packet with DF set that is too big for its
+// tunnel with an ICMP "fragmentation needed" (at most one per millisecond),
+// so that path MTU discovery adapts the sender. Called by the TUN reader.
+func (e *Engine) sendFragNeeded(t *tunnel, pkt []byte) {
+	now := time.Now()
+	if now.Sub(e.icmpLast) < time.Millisecond {
+		return
+	}
+	if e.icmpBuf == nil {
+		e.icmpBuf = make([]byte, tunWriteOffset+128)
+	}
+	src := t.ep.Local
+	if a := e.tunCfg.Address.Addr(); a.Is4() {
+		src = a.As4()
+	}
+	n := ippkt.BuildFragNeeded(e.icmpBuf[tunWriteOffset:], src, pkt, t.maxInner)
+	if n == 0 {
+		return
+	}
+	e.icmpLast = now
+	if _, err := e.dev.Write([][]byte{e.icmpBuf[:tunWriteOffset+n]}, tunWriteOffset); err != nil {
+		e.log.Debug("writing ICMP fragmentation needed to TUN", "err", err)
 	}
 }
 

@@ -201,6 +201,21 @@ func TestRuntimeReconfiguration(t *testing.T) {
 	if err := a.RemoveTunnel("t1"); err == nil {
 		t.Fatal("removing a missing tunnel succeeded")
 	}
+	// A's TUN MTU came from the GCM tunnel t1 (1390); B is now only reached
+	// over the CBC tunnel t2 (1370): a too-big DF packet is dropped and
+	// answered with ICMP "fragmentation needed" carrying 1370.
+	if a.MTU() != 1390 {
+		t.Fatalf("TUN MTU %d, want 1390", a.MTU())
+	}
+	nsRun(t, "ip", "-n", nsA, "addr", "add", "10.255.0.1/32", "dev", "tdp0")
+	nsRun(t, "ip", "-n", nsA, "route", "add", "172.16.2.0/24", "dev", "tdp0", "src", "10.255.0.1")
+	out, _ := exec.Command("ip", "netns", "exec", nsA, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1362", "172.16.2.9").CombinedOutput()
+	if !strings.Contains(string(out), "1370") {
+		t.Errorf("ping of 1390 bytes did not learn MTU 1370 from the data plane:\n%s", out)
+	}
+	if ts, _ := tunnelStatus(a, "t2"); ts.Drops["too_big"] == 0 {
+		t.Errorf("too-big packet not counted: %v", ts.Drops)
+	}
 	if err := a.Apply(Config{TUN: TUNConfig{Name: "other"}}); err == nil {
 		t.Fatal("changing the TUN at run time succeeded")
 	}

@@ -246,3 +246,45 @@ func checksum(b []byte) uint16 {
 	}
 	return ^uint16(sum)
 }
+
+// BuildFragNeeded writes into b an IPv4 ICMP "fragmentation needed"
+// (type 3, code 4, RFC 1191) from src about the offending packet orig,
+// announcing mtu, and returns its length (0 if orig is not an IPv4 packet
+// with DF set that may be answered).
+func BuildFragNeeded(b []byte, src [4]byte, orig []byte, mtu int) int {
+	if len(orig) < 20 || orig[0]>>4 != 4 || binary.BigEndian.Uint16(orig[6:])&0x4000 == 0 {
+		return 0
+	}
+	ihl := int(orig[0]&0x0f) * 4
+	if ihl < 20 || len(orig) < ihl {
+		return 0
+	}
+	if orig[9] == ProtoICMP && len(orig) >= ihl+1 && orig[ihl] != 0 && orig[ihl] != 8 {
+		return 0 // never answer an ICMP error with an error
+	}
+	quote := min(len(orig), ihl+8)
+	n := 20 + 8 + quote
+	if len(b) < n {
+		return 0
+	}
+	h := b[:20]
+	h[0] = 0x45
+	h[1] = 0xc0 // network control
+	binary.BigEndian.PutUint16(h[2:], uint16(n))
+	binary.BigEndian.PutUint16(h[4:], 0)
+	binary.BigEndian.PutUint16(h[6:], 0)
+	h[8] = 64
+	h[9] = ProtoICMP
+	h[10], h[11] = 0, 0
+	copy(h[12:], src[:])
+	copy(h[16:], orig[12:16])
+	binary.BigEndian.PutUint16(h[10:], checksum(h))
+	icmp := b[20:n]
+	icmp[0], icmp[1] = 3, 4
+	icmp[2], icmp[3] = 0, 0
+	binary.BigEndian.PutUint16(icmp[4:], 0)
+	binary.BigEndian.PutUint16(icmp[6:], uint16(mtu))
+	copy(icmp[8:], orig[:quote])
+	binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
+	return n
+}

@@ -1,6 +1,7 @@
 package ippkt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"testing"
@@ -146,5 +147,31 @@ func TestEcho(t *testing.T) {
 	}
 	if _, ok := ParseEcho(tcpSYN(nil, 2)); ok {
 		t.Fatal("TCP parsed as echo")
+	}
+}
+
+func TestBuildFragNeeded(t *testing.T) {
+	orig := tcpSYN([]byte{2, 4, 5, 0xb4}, 2)
+	binary.BigEndian.PutUint16(orig[6:], 0x4000) // DF
+	b := make([]byte, 100)
+	n := BuildFragNeeded(b, [4]byte{10, 100, 0, 0}, orig, 1370)
+	if n != 20+8+28 {
+		t.Fatalf("length %d", n)
+	}
+	if checksum(b[:20]) != 0 || checksum(b[20:n]) != 0 {
+		t.Fatal("bad checksum")
+	}
+	if b[20] != 3 || b[21] != 4 || binary.BigEndian.Uint16(b[26:]) != 1370 || !bytes.Equal(b[16:20], orig[12:16]) || !bytes.Equal(b[28:n], orig[:28]) {
+		t.Fatalf("bad message % x", b[:n])
+	}
+	binary.BigEndian.PutUint16(orig[6:], 0) // no DF: no error
+	if BuildFragNeeded(b, [4]byte{}, orig, 1370) != 0 {
+		t.Fatal("answered a packet without DF")
+	}
+	errPkt := make([]byte, 56)
+	BuildFragNeeded(errPkt, [4]byte{1, 2, 3, 4}, func() []byte { binary.BigEndian.PutUint16(orig[6:], 0x4000); return orig }(), 1000)
+	binary.BigEndian.PutUint16(errPkt[6:], 0x4000)
+	if BuildFragNeeded(b, [4]byte{}, errPkt, 1000) != 0 {
+		t.Fatal("answered an ICMP error with an ICMP error")
 	}
 }
