@@ -130,7 +130,6 @@ Scripts can authenticate with an access key instead of a login:
 			return nil
 		},
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.configFlag, "config", "", "config file (default $XDG_CONFIG_HOME/trellis/ctl.json; env TRELLIS_CONFIG)")

@@ -63,6 +63,14 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 }
 
+func TestCompletion(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("", "completion", "bash")
+	if r.code != 0 || !strings.Contains(r.stdout, "__trellisctl") {
+		t.Errorf("completion bash: exit %d, %.200q", r.code, r.stdout)
+	}
+}
+
 func TestLoginWhoamiLogout(t *testing.T) {
 	f, srv := startFake(t)
 	e := newEnv(t)
