@@ -302,3 +302,57 @@ func TestDownAfterCrash(t *testing.T) {
 	}
 	assertGone(t, prefix, root, l.State.Processes...)
 }
+
+func TestUpFailureCleansUp(t *testing.T) {
+	needRoot(t)
+	prefix := testPrefix(t)
+	root := t.TempDir()
+	t.Cleanup(func() { _ = Down(context.Background(), prefix, root) })
+	top, err := FromSimple(Simple{Sites: 2, WANs: 2, LANs: 1, Hosts: 1, NAT: NATSymmetric})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last step fails: a process that cannot start, after the
+	// relays and a first process are running.
+	top.Manage.Run = []Process{
+		{Name: "ok", Argv: []string{"sh", "-c", "sleep 600; echo marker-" + prefix}},
+		{Name: "broken", Argv: []string{"/nonexistent/trellis-manage"}},
+	}
+	plan, err := NewPlan(prefix, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Up(context.Background(), plan, Options{StateRoot: root, RelayCommand: relayCommand(t)})
+	if err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("up: %v, want the broken process named", err)
+	}
+	assertGone(t, prefix, root)
+	// The sleeper and the relays were stopped (the relays' command lines
+	// hold the state root).
+	for _, marker := range []string{"marker-" + prefix, root} {
+		if pids := pidsWithArg(t, marker); len(pids) > 0 {
+			t.Errorf("processes with %q still running: %v", marker, pids)
+		}
+	}
+}
+
+// pidsWithArg lists live processes with an argument containing s.
+func pidsWithArg(t *testing.T, s string) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(data), s) && procAlive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
