@@ -241,32 +241,12 @@ func TestUpReachabilityAndDown(t *testing.T) {
 // state of the prefix is left.
 func assertGone(t *testing.T, prefix, stateRoot string, procs ...ProcRecord) {
 	t.Helper()
-	if ns, err := ListNamespaces(prefix); err != nil || len(ns) > 0 {
-		t.Errorf("namespaces left: %v (%v)", ns, err)
-	}
-	links, err := netlink.LinkList()
+	left, err := Leftovers(prefix, stateRoot, procs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, prefix) {
-			t.Errorf("link left in the host namespace: %s", l.Attrs().Name)
-		}
-	}
-	for _, p := range procs {
-		if p.Alive() {
-			t.Errorf("process %s (pid %d) still running", p.Name, p.PID)
-		}
-	}
-	tables, err := ListNFTables("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Contains(tables, NFTable) {
-		t.Errorf("nftables table %s left in the host namespace", NFTable)
-	}
-	if _, err := os.Stat(StateDir(stateRoot, prefix)); !os.IsNotExist(err) {
-		t.Errorf("state directory left: %v", err)
+	for _, l := range left {
+		t.Errorf("left behind: %s", l)
 	}
 }
 
