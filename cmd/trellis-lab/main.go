@@ -139,7 +139,11 @@ func upCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(out, "\nlab %q up in %v; state in %s\n", plan.Prefix, time.Since(start).Round(time.Millisecond), l.State.Dir)
-			fmt.Fprintf(out, "try: trellis-lab exec s1/h1 -- ping -c1 %s     trellis-lab impair s1/wan1 --loss 5%% --delay 40ms     trellis-lab down\n", plan.ManageAddr)
+			from := "s1/edge"
+			if top.EdgeBreakout {
+				from = "s1/h1"
+			}
+			fmt.Fprintf(out, "try: trellis-lab exec %s -- ping -c1 %s     trellis-lab impair s1/wan1 --loss 5%% --delay 40ms     trellis-lab down\n", from, plan.ManageAddr)
 			return nil
 		},
 	}
