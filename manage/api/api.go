@@ -129,6 +129,9 @@ func New(cfg Config) (*API, error) {
 	a.routes = a.routeTable()
 	a.mux = http.NewServeMux()
 	for _, rt := range a.routes {
+		for _, m := range pathParamRE.FindAllStringSubmatch(rt.Path, -1) {
+			rt.params = append(rt.params, m[1])
+		}
 		a.mux.Handle(rt.Method+" "+Prefix+rt.Path, a.wrap(rt))
 	}
 	a.mux.HandleFunc(Prefix+"/", a.notFoundOrMethod)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/store"
@@ -45,6 +46,11 @@ type call struct {
 }
 
 func (c *call) decode(dst any) error { return decodeJSON(c.body, dst) }
+
+// cleanID accepts identifiers that can be sent to the database.
+func cleanID(v string) bool {
+	return len(v) <= 256 && utf8.ValidString(v) && !strings.ContainsRune(v, 0)
+}
 
 func (c *call) param(name string) string { return c.r.PathValue(name) }
 
@@ -244,6 +250,13 @@ func (a *API) serve(c *call) (any, error) {
 		return nil, gerr
 	}
 	c.p = p
+	// Identifiers in the path are opaque, but never NUL, invalid UTF-8 or
+	// huge: such ones cannot name anything (and some databases refuse them).
+	for _, name := range c.rt.params {
+		if v := c.param(name); !cleanID(v) {
+			return nil, notFound(strings.TrimSuffix(name, "_id"))
+		}
+	}
 	if c.rt.OrgAction != "" {
 		if err := c.loadOrg(c.rt.OrgAction); err != nil {
 			return nil, err

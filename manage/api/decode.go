@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -60,6 +61,55 @@ func decodeJSON(body []byte, dst any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("request body must contain a single JSON object")
+	}
+	return checkNUL(reflect.ValueOf(dst), "")
+}
+
+// checkNUL refuses strings with NUL characters anywhere in a decoded body:
+// no field may hold one, and databases refuse them.
+func checkNUL(v reflect.Value, field string) error {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return checkNUL(v.Elem(), field)
+		}
+	case reflect.String:
+		if strings.ContainsRune(v.String(), 0) {
+			e := badRequest("field %q must not contain NUL characters", field)
+			e.Field = field
+			return e
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			if err := checkNUL(v.Field(i), name); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if err := checkNUL(v.Index(i), field); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			if err := checkNUL(it.Key(), field); err != nil {
+				return err
+			}
+			if err := checkNUL(it.Value(), field); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -37,7 +37,8 @@ func testBadInput(t *testing.T, e *env) {
 		{"missing name", "application/json", `{"type":"dia"}`, 422, CodeInvalid, "name"},
 		{"bad type", "application/json", `{"name":"x","type":"mpls"}`, 422, CodeInvalid, "type"},
 		{"bad color", "application/json", `{"name":"x","type":"dia","color":"red"}`, 422, CodeInvalid, "color"},
-		{"control chars", "application/json", `{"name":"x\u0000y","type":"dia"}`, 422, CodeInvalid, "name"},
+		{"control chars", "application/json", `{"name":"x\u0001y","type":"dia"}`, 422, CodeInvalid, "name"},
+		{"NUL", "application/json", `{"name":"x\u0000y","type":"dia"}`, 400, CodeBadRequest, "name"},
 		{"long name", "application/json", `{"name":"` + strings.Repeat("n", 65) + `","type":"dia"}`, 422, CodeInvalid, "name"},
 	}
 	for _, c := range cases {
@@ -72,12 +73,28 @@ func testBadInput(t *testing.T, e *env) {
 		t.Errorf("audit since: %s", r.raw)
 	}
 	// Garbage identifiers are plain 404s, never 500s.
-	for _, id := range []string{strings.Repeat("x", 5000), "%00", "%27%3B--", "%E2%98%83", "..%2F..%2Fetc"} {
+	for _, id := range []string{strings.Repeat("x", 5000), "%00", "%FF%FE", "%27%3B--", "%E2%98%83", "..%2F..%2Fetc"} {
 		for _, p := range []string{"/organizations/" + id, "/organizations/" + w.orgA.ID + "/devices/" + id, "/accounts/" + id + "/groups"} {
 			if r := e.do("GET", p, w.aliceTok, nil); r.status != http.StatusNotFound {
 				t.Errorf("GET %s: %d %s", p[:min(len(p), 80)], r.status, r.raw)
 			}
 		}
+	}
+	// NUL characters in any body field or query value are refused.
+	for _, c := range []struct{ method, path, body, field string }{
+		{"POST", "/auth/login", `{"email":"a\u0000@b.c","password":"x"}`, "email"},
+		{"POST", "/accounts/" + w.accA.ID + "/members", `{"user_id":"\u0000","scope":"account","role":"viewer"}`, "user_id"},
+		{"POST", "/invitations/accept", `{"token":"tiv_\u0000"}`, "token"},
+	} {
+		if r := e.do(c.method, c.path, w.aliceTok, c.body); r.status != http.StatusBadRequest || r.errField() != c.field {
+			t.Errorf("%s %s %s: %d %s", c.method, c.path, c.body, r.status, r.raw)
+		}
+	}
+	if r := e.do("GET", labels+"?name=%00", w.aliceTok, nil); r.status != http.StatusUnprocessableEntity || r.errField() != "name" {
+		t.Errorf("NUL filter: %d %s", r.status, r.raw)
+	}
+	if r := e.do("GET", labels+"?name=%FF", w.aliceTok, nil); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("invalid UTF-8 filter: %d %s", r.status, r.raw)
 	}
 	// Numbers out of range are type errors.
 	r = e.must(http.StatusBadRequest, "PATCH", "/organizations/"+w.orgA.ID, w.aliceTok, `{"vxlan_port":1e30}`)

@@ -20,6 +20,9 @@ func (c *call) listOptions() (store.ListOptions, error) {
 			return opt, invalid(k, "query parameter %q given %d times: give it once", k, len(vs))
 		}
 		v := vs[0]
+		if !cleanID(v) || !cleanID(k) {
+			return opt, invalid(k, "query parameter values must be valid UTF-8 without NUL, at most 256 bytes")
+		}
 		switch k {
 		case "limit":
 			n, err := strconv.Atoi(v)

@@ -45,6 +45,7 @@ type Route struct {
 	Sorts   []string
 	Status  int
 	handle  func(c *call) (any, error)
+	params  []string // path parameter names
 }
 
 var (
