@@ -201,11 +201,19 @@ func TestRuntimeReconfiguration(t *testing.T) {
 	if err := a.RemoveTunnel("t1"); err == nil {
 		t.Fatal("removing a missing tunnel succeeded")
 	}
+	if err := a.Apply(Config{TUN: TUNConfig{Name: "other"}}); err == nil {
+		t.Fatal("changing the TUN at run time succeeded")
+	}
+
 	// A's TUN MTU came from the GCM tunnel t1 (1390); B is now only reached
 	// over the CBC tunnel t2 (1370): a too-big DF packet is dropped and
 	// answered with ICMP "fragmentation needed" carrying 1370.
 	if a.MTU() != 1390 {
 		t.Fatalf("TUN MTU %d, want 1390", a.MTU())
+	}
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Log("iputils ping missing: skipping the path MTU check")
+		return
 	}
 	nsRun(t, "ip", "-n", nsA, "addr", "add", "10.255.0.1/32", "dev", "tdp0")
 	nsRun(t, "ip", "-n", nsA, "route", "add", "172.16.2.0/24", "dev", "tdp0", "src", "10.255.0.1")
@@ -215,8 +223,5 @@ func TestRuntimeReconfiguration(t *testing.T) {
 	}
 	if ts, _ := tunnelStatus(a, "t2"); ts.Drops["too_big"] == 0 {
 		t.Errorf("too-big packet not counted: %v", ts.Drops)
-	}
-	if err := a.Apply(Config{TUN: TUNConfig{Name: "other"}}); err == nil {
-		t.Fatal("changing the TUN at run time succeeded")
 	}
 }
