@@ -14,6 +14,7 @@ func TestAPIOnPostgres(t *testing.T) {
 		"AccessKeys":         testAccessKeys,
 		"AuditAtomic":        testAuditAtomic,
 		"BadInput":           testBadInput,
+		"ConcurrentRequests": testConcurrentRequests,
 		"Devices":            testDevices,
 		"ForceTOTP":          testForceTOTP,
 		"Invitations":        testInvitations,

@@ -176,3 +176,6 @@ func (s Subject) InAccount(accountID string) bool {
 
 // IsKey reports whether the subject is an access key.
 func (s Subject) IsKey() bool { return s.KeyID != "" }
+
+// Can reports whether subject s may perform action a on resource r.
+func Can(s Subject, a Action, r Resource) bool { return s.Can(a, r) }
