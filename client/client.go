@@ -233,6 +233,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeError(resp, data)
 	}
+	if dst, ok := ctx.Value(rawAnswerKey{}).(*json.RawMessage); ok && dst != nil {
+		*dst = append((*dst)[:0], data...)
+	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
@@ -313,4 +316,14 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+type rawAnswerKey struct{}
+
+// WithRawAnswer returns a context under which every successful call of a
+// Client stores the raw body of its answer in *dst (the last call wins; an
+// empty answer leaves it empty). trellisctl uses it to print objects exactly
+// as the server sent them.
+func WithRawAnswer(ctx context.Context, dst *json.RawMessage) context.Context {
+	return context.WithValue(ctx, rawAnswerKey{}, dst)
 }

@@ -424,3 +424,19 @@ func TestContextCancel(t *testing.T) {
 		t.Errorf("Me with a cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+func TestWithRawAnswer(t *testing.T) {
+	srv, _ := recorder(t, `{"id":"l1","name":"MPLS","future_field":[1,2]}`)
+	c, err := New(Options{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw json.RawMessage
+	l, err := c.GetPathLabel(WithRawAnswer(context.Background(), &raw), "o1", "l1")
+	if err != nil || l.Name != "MPLS" {
+		t.Fatalf("GetPathLabel = %+v, %v", l, err)
+	}
+	if !strings.Contains(string(raw), `"future_field":[1,2]`) {
+		t.Errorf("raw answer %q", raw)
+	}
+}

@@ -216,7 +216,7 @@ func (c *cli) whoamiCommand() *cobra.Command {
 				return err
 			}
 			if c.output == "json" {
-				return writeJSON(c.io.Stdout, me)
+				return printAnswer(c, me)
 			}
 			cfg, _ := c.config()
 			auth := me.Auth.Type
@@ -304,7 +304,7 @@ func (c *cli) totpCommand() *cobra.Command {
 				return err
 			}
 			if c.output == "json" {
-				return writeJSON(c.io.Stdout, e)
+				return printAnswer(c, e)
 			}
 			if err := writeFields(c.io.Stdout, []field{{"Secret", e.Secret}, {"URL", e.OTPAuthURL}}); err != nil {
 				return err
@@ -326,7 +326,7 @@ func (c *cli) totpCommand() *cobra.Command {
 				return err
 			}
 			if c.output == "json" {
-				return writeJSON(c.io.Stdout, a)
+				return printAnswer(c, a)
 			}
 			fmt.Fprintln(c.io.Stdout, "TOTP is active. Recovery codes (each works once; store them safely, they are not shown again):")
 			for _, rc := range a.RecoveryCodes {

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -70,18 +71,34 @@ func runList[T any](ctx context.Context, c *cli, v view[T], lf *listFlags, fetch
 	if err != nil {
 		return err
 	}
+	// Collect the items of every page as the server sent them, for JSON.
+	var raw []json.RawMessage
+	rawFetch := func(ctx context.Context, p client.ListParams) (*client.Page[T], error) {
+		var body json.RawMessage
+		page, err := fetch(client.WithRawAnswer(ctx, &body), p)
+		if err != nil {
+			return nil, err
+		}
+		var env struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if json.Unmarshal(body, &env) == nil && len(env.Items) == len(page.Items) {
+			raw = append(raw, env.Items...)
+		}
+		return page, nil
+	}
 	if lf.all {
-		items, err := client.Collect(ctx, fetch, p)
+		items, err := client.Collect(ctx, rawFetch, p)
 		if err != nil {
 			return err
 		}
-		return printList(c, v, items)
+		return printList(c, v, items, raw)
 	}
-	page, err := fetch(ctx, p)
+	page, err := rawFetch(ctx, p)
 	if err != nil {
 		return err
 	}
-	if err := printList(c, v, page.Items); err != nil {
+	if err := printList(c, v, page.Items, raw); err != nil {
 		return err
 	}
 	if c.output == "table" && page.Offset+len(page.Items) < page.Total {

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,8 @@ type cli struct {
 	started bool          // arguments and flags were accepted (later errors are not usage errors)
 	// noAuthHints drops the "log in again" hints (login itself fails).
 	noAuthHints bool
+	// lastRaw is the raw body of the last successful API answer.
+	lastRaw json.RawMessage
 }
 
 // Main runs trellisctl with args (without the program name) and returns
@@ -81,6 +84,8 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 		stdio.Stdin = strings.NewReader("")
 	}
 	c := &cli{io: stdio}
+	// Keep the raw answer of the last call, for -o json.
+	ctx = client.WithRawAnswer(ctx, &c.lastRaw)
 	root := c.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdio.Stdin)

@@ -213,6 +213,13 @@ func TestOrgUseAndTables(t *testing.T) {
 		t.Errorf("json list: %v %q", err, r.stdout)
 	}
 
+	if strings.Count(r.stdout, `"x_future": "kept"`) != 2 {
+		t.Errorf("json list does not pass the server's objects through:\n%s", r.stdout)
+	}
+	r = e.must("", "path-labels", "get", "lbl-1", "-o", "json")
+	if !strings.Contains(r.stdout, `"x_future": "kept"`) || jsonOut[client.PathLabel](t, r).Name != "MPLS" {
+		t.Errorf("json get does not pass the server's object through:\n%s", r.stdout)
+	}
 	r = e.must("", "path-labels", "get", "MPLS")
 	if !strings.Contains(r.stdout, "lbl-1") {
 		t.Errorf("get by name: %q", r.stdout)

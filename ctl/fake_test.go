@@ -152,13 +152,20 @@ func (f *fakeAPI) handler() http.Handler {
 		}
 		writeErr(w, 404, "not_found", "organization not found", "")
 	}))
+	// Labels carry a field the client does not know, as a newer server's
+	// would: -o json must pass it through.
 	mux.HandleFunc("GET /api/v1/organizations/{id}/path-labels", auth(func(w http.ResponseWriter, r *http.Request) {
-		writeOK(w, 200, page(r, f.labels[r.PathValue("id")]))
+		p := page(r, f.labels[r.PathValue("id")])
+		items := make([]any, len(p.Items))
+		for i, l := range p.Items {
+			items[i] = withFuture(l)
+		}
+		writeOK(w, 200, map[string]any{"items": items, "total": p.Total, "limit": p.Limit, "offset": p.Offset})
 	}))
 	mux.HandleFunc("GET /api/v1/organizations/{id}/path-labels/{lid}", auth(func(w http.ResponseWriter, r *http.Request) {
 		for _, l := range f.labels[r.PathValue("id")] {
 			if l.ID == r.PathValue("lid") {
-				writeOK(w, 200, l)
+				writeOK(w, 200, withFuture(l))
 				return
 			}
 		}
@@ -204,6 +211,15 @@ func (f *fakeAPI) handler() http.Handler {
 		f.requests = append(f.requests, r.Method+" "+r.URL.RequestURI())
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// withFuture adds a field unknown to the client to a label.
+func withFuture(l client.PathLabel) map[string]any {
+	b, _ := json.Marshal(l)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	m["x_future"] = "kept"
+	return m
 }
 
 // env is one test's isolated environment: a config dir and variables.

@@ -132,7 +132,7 @@ func (c *cli) tokensCommand() *cobra.Command {
 			return err
 		}
 		if c.output == "json" {
-			return writeJSON(c.io.Stdout, r)
+			return printAnswer(c, r)
 		}
 		if err := writeTable(c.io.Stdout, tokenView.columns, []client.OrgToken{r.OrgToken}); err != nil {
 			return err

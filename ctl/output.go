@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -73,9 +74,13 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// printList prints items in the chosen format.
-func printList[T any](c *cli, v view[T], items []T) error {
+// printList prints items in the chosen format; raw, when it has one entry
+// per item, holds the items as the server sent them (for JSON).
+func printList[T any](c *cli, v view[T], items []T, raw []json.RawMessage) error {
 	if c.output == "json" {
+		if len(raw) == len(items) && raw != nil {
+			return writeRawJSON(c.io.Stdout, rawArray(raw))
+		}
 		if items == nil {
 			items = []T{}
 		}
@@ -84,15 +89,72 @@ func printList[T any](c *cli, v view[T], items []T) error {
 	return writeTable(c.io.Stdout, v.columns, items)
 }
 
-// printOne prints one object in the chosen format.
+// rawArray joins raw JSON values into one array.
+func rawArray(items []json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, it := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(it)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+// writeRawJSON prints JSON text indented like writeJSON.
+func writeRawJSON(w io.Writer, raw json.RawMessage) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return fmt.Errorf("server answer is not valid JSON: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// sameObject reports whether raw is a JSON object with the same "id" as
+// obj (so it is obj as the server sent it, not some other answer).
+func sameObject(raw json.RawMessage, obj any) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	typed, err := json.Marshal(obj)
+	if err != nil {
+		return false
+	}
+	var a, b struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(raw, &a) != nil || json.Unmarshal(typed, &b) != nil {
+		return false
+	}
+	return len(a.ID) > 0 && bytes.Equal(a.ID, b.ID)
+}
+
+// printOne prints one object in the chosen format. JSON is the server's
+// own answer when the last call returned this very object.
 func printOne[T any](c *cli, v view[T], obj T) error {
 	if c.output == "json" {
+		if sameObject(c.lastRaw, obj) {
+			return writeRawJSON(c.io.Stdout, c.lastRaw)
+		}
 		return writeJSON(c.io.Stdout, obj)
 	}
 	if v.detail != nil {
 		return writeFields(c.io.Stdout, v.detail(obj))
 	}
 	return writeTable(c.io.Stdout, v.columns, []T{obj})
+}
+
+// printAnswer prints, as JSON, the answer of the last API call: the server's
+// own text when there is one, else the decoded value v.
+func printAnswer(c *cli, v any) error {
+	if len(bytes.TrimSpace(c.lastRaw)) > 0 {
+		return writeRawJSON(c.io.Stdout, c.lastRaw)
+	}
+	return writeJSON(c.io.Stdout, v)
 }
 
 // printDone tells a person that an action without an object succeeded; in

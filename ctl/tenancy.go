@@ -509,7 +509,7 @@ func (c *cli) invitationsCommand() *cobra.Command {
 				return err
 			}
 			if c.output == "json" {
-				return writeJSON(c.io.Stdout, r)
+				return printAnswer(c, r)
 			}
 			if err := printOne(c, invitationView, r.Invitation); err != nil {
 				return err
@@ -578,7 +578,7 @@ password is asked for twice (or read from one line of stdin with
 			return err
 		}
 		if c.output == "json" {
-			return writeJSON(c.io.Stdout, m)
+			return printAnswer(c, m)
 		}
 		msg := fmt.Sprintf("Invitation accepted: %s at %s %s.", m.Role, m.Scope, m.ScopeID)
 		if in.Name != "" {
@@ -658,7 +658,7 @@ func (c *cli) accessKeysCommand() *cobra.Command {
 				return err
 			}
 			if c.output == "json" {
-				return writeJSON(c.io.Stdout, r)
+				return printAnswer(c, r)
 			}
 			if err := writeTable(c.io.Stdout, accessKeyView.columns, []client.AccessKey{r.AccessKey}); err != nil {
 				return err
