@@ -257,12 +257,13 @@ var listSpecs = map[string]*listSpec{
 	"devices":       deviceList,
 	"org_tokens":    orgTokenList,
 	"path_labels":   pathLabelList,
+	"jobs":          jobList,
 }
 
 // ListFields returns the sort keys and filter keys a list accepts (sorted),
 // so that API layers and documentation can stay in step with the store.
 // Lists: accounts, groups, organizations, users, invitations, access_keys,
-// audit, devices, org_tokens, path_labels. ok is false for other names.
+// audit, devices, org_tokens, path_labels, jobs. ok is false for other names.
 func ListFields(list string) (sorts, filters []string, ok bool) {
 	l, ok := listSpecs[list]
 	if !ok {

@@ -257,3 +257,49 @@ type Page[T any] struct {
 	Items []T `json:"items"`
 	Total int `json:"total"`
 }
+
+// Job states.
+const (
+	JobQueued  = "queued"
+	JobRunning = "running"
+	JobDone    = "done"
+	JobFailed  = "failed"
+	JobExpired = "expired"
+)
+
+// Job is an imperative action on one device (restart, fetch logs, ping...)
+// with its outcome. Queued jobs wait for the device until ExpiresAt; at most
+// one job per device is running.
+type Job struct {
+	ID         string          `json:"id"`
+	OrgID      string          `json:"org_id"`
+	DeviceID   string          `json:"device_id"`
+	Kind       string          `json:"kind"`
+	Args       json.RawMessage `json:"args,omitempty"`
+	State      string          `json:"state"` // queued, running, done, failed, expired
+	Output     string          `json:"output"`
+	Error      string          `json:"error,omitempty"`
+	CreatedBy  string          `json:"created_by"`
+	CreatedAt  time.Time       `json:"created_at"`
+	StartedAt  *time.Time      `json:"started_at,omitempty"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	ExpiresAt  time.Time       `json:"expires_at"`
+}
+
+// DeviceReport is what an edge reports about itself (Hello).
+type DeviceReport struct {
+	Hostname   string
+	OS         string
+	Versions   map[string]string
+	Interfaces []Interface
+}
+
+// AppliedReport is an edge's outcome of applying a desired version.
+type AppliedReport struct {
+	Version string // the version the edge tried
+	OK      bool
+	Error   string // when !OK
+	// Running is the version running after a failure (rolled back to);
+	// empty when unknown.
+	Running string
+}

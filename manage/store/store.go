@@ -105,6 +105,45 @@ type Store interface {
 	DeleteDevice(ctx context.Context, orgID, id string) error
 	CountDevicesInAccount(ctx context.Context, accountID string) (int, error)
 
+	// Device status, written by the device channel; they leave the admin's
+	// fields (and UpdatedAt) alone, so they never race an API change.
+	//
+	// SetDeviceConnection sets conn_state and last_seen_at.
+	SetDeviceConnection(ctx context.Context, orgID, id, state string, seen time.Time) error
+	// SetDeviceReport stores what the edge reports about itself.
+	SetDeviceReport(ctx context.Context, orgID, id string, r DeviceReport) error
+	// SetDeviceCredential replaces the credential hash (re-registration).
+	SetDeviceCredential(ctx context.Context, orgID, id, hash string) error
+	// SetDesiredVersion records a newly compiled desired version; the sync
+	// status becomes in-sync when it equals the applied version, else
+	// pending (the error is cleared).
+	SetDesiredVersion(ctx context.Context, orgID, id, version string) error
+	// ReportApplied records an edge's outcome: OK sets the applied version
+	// (in-sync when it is the desired one, else pending); a failure of the
+	// desired version sets failed with the error and the running version.
+	ReportApplied(ctx context.Context, orgID, id string, r AppliedReport) error
+
+	// Jobs (organization scoped).
+	//
+	// CreateJob queues a job; DeviceID must be a device of OrgID (else
+	// ErrInvalid on device_id). State defaults to queued.
+	CreateJob(ctx context.Context, j *Job) error
+	GetJob(ctx context.Context, orgID, id string) (Job, error)
+	// ListJobs filters: device_id, state, kind.
+	ListJobs(ctx context.Context, orgID string, opt ListOptions) (Page[Job], error)
+	// ClaimNextJob expires the device's queued jobs past their expiry, then
+	// marks its oldest queued job running and returns it. ErrNotFound when
+	// nothing is queued, ErrConflict while another job of the device runs.
+	ClaimNextJob(ctx context.Context, orgID, deviceID string, now time.Time) (Job, error)
+	// FinishJob records the outcome of a running job (state done or
+	// failed); ErrNotFound unless that job of the device is running.
+	FinishJob(ctx context.Context, orgID, deviceID, id, state, output, errMsg string, at time.Time) error
+	// FailRunningJobs fails the device's running jobs (lost connection).
+	FailRunningJobs(ctx context.Context, orgID, deviceID, errMsg string, at time.Time) (int, error)
+	// ExpireJobs marks queued jobs with expires_at <= now expired, in every
+	// organization.
+	ExpireJobs(ctx context.Context, now time.Time) (int, error)
+
 	CreateOrgToken(ctx context.Context, t *OrgToken) error
 	GetOrgToken(ctx context.Context, orgID, id string) (OrgToken, error)
 	GetOrgTokenByHash(ctx context.Context, hash string) (OrgToken, error)
