@@ -1,12 +1,14 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NodeDir is a node's own directory under the state directory (for its
@@ -80,4 +82,21 @@ func (l *Lab) Start(node string, p Process) (ProcRecord, error) {
 		err = errors.Join(err, serr)
 	}
 	return rec, err
+}
+
+// Stop stops the processes named name that were started in node (SIGTERM,
+// then SIGKILL after grace) and reports how many it stopped.
+func (l *Lab) Stop(ctx context.Context, node, name string, grace time.Duration) (int, error) {
+	l.mu.Lock()
+	var pids []int
+	for _, p := range l.State.Processes {
+		if p.Node == node && p.Name == name && p.Alive() {
+			pids = append(pids, p.PID)
+		}
+	}
+	l.mu.Unlock()
+	if left := terminate(ctx, pids, grace); len(left) > 0 {
+		return len(pids) - len(left), fmt.Errorf("processes %v of %s did not exit", left, node)
+	}
+	return len(pids), nil
 }

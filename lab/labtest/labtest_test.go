@@ -39,8 +39,16 @@ func TestUpPingImpairDown(t *testing.T) {
 		_, err := lab.Ping(ctx, NS(t, l, "s2/h1"), netip.MustParseAddr("100.64.0.2"), 1, 200*time.Millisecond)
 		return err
 	})
-	// A process started after Up is stopped by the cleanup too.
+	// Processes started after Up can be stopped by name, and are stopped
+	// by the cleanup otherwise.
 	if _, err := l.Start("s1/edge", lab.Process{Name: "late", Argv: []string{"sleep", "600"}}); err != nil {
 		t.Fatal(err)
+	}
+	rec, err := l.Start("manage", lab.Process{Name: "mgr", Argv: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Stop(ctx, "manage", "mgr", 2*time.Second); err != nil || n != 1 || rec.Alive() {
+		t.Errorf("stop: %d stopped, %v; alive %v", n, err, rec.Alive())
 	}
 }
