@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ func (a *API) login(c *call) (any, error) {
 	if len(email) > 254 || len(in.Password) > auth.MaxPasswordLen {
 		return nil, unauthorized("wrong email or password")
 	}
-	if ok, wait := a.limiter.Allow(c.ip, email); !ok {
+	if ok, wait := a.limiter.Allow(limiterKey(c.ip), email); !ok {
 		a.metrics.logins.WithLabelValues("limited").Inc()
 		e := errorf(http.StatusTooManyRequests, CodeTooManyRequests, "too many login attempts: retry in %s", wait.Round(time.Second))
 		e.RetryAfter = wait
@@ -93,6 +94,21 @@ func (a *API) login(c *call) (any, error) {
 	http.SetCookie(c.w, &http.Cookie{Name: SessionCookie, Value: tok, Path: "/", Expires: s.ExpiresAt,
 		HttpOnly: true, Secure: a.cfg.SecureCookie, SameSite: http.SameSiteStrictMode})
 	return loginResponse{Token: tok, ExpiresAt: s.ExpiresAt, MFARequired: mfa, User: u}, nil
+}
+
+// limiterKey groups IPv6 clients by /64 (one site or host can hold a whole
+// /64); IPv4 addresses count alone.
+func limiterKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 func truncate(s string, n int) string {

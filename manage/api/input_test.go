@@ -181,3 +181,12 @@ func testAuditAtomic(t *testing.T, e *env) {
 		t.Fatalf("other org's audit: %s", r.raw)
 	}
 }
+
+func TestLimiterKey(t *testing.T) {
+	for in, want := range map[string]string{"192.0.2.7": "192.0.2.7", "::ffff:192.0.2.7": "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64", "2001:db8:1:2::9": "2001:db8:1:2::/64", "junk": "junk"} {
+		if got := limiterKey(in); got != want {
+			t.Errorf("limiterKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

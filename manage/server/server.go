@@ -40,6 +40,8 @@ type Server struct {
 	api         *api.API
 	reg         *prometheus.Registry
 	handler     http.Handler
+	mux         *http.ServeMux
+	tokenPub    ed25519.PublicKey
 	cert        tls.Certificate
 	fingerprint string
 	publicURL   string
@@ -123,7 +125,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "trellis-manage\nAPI: %s%s/openapi.json\n", s.publicURL, api.Prefix)
 	})
-	s.handler = mux
+	s.handler, s.mux = mux, mux
+	s.tokenPub = signing.Public().(ed25519.PublicKey)
 	return s, nil
 }
 
@@ -190,6 +193,13 @@ func (s *Server) Fingerprint() string { return s.fingerprint }
 
 // PublicURL is the URL put into organization tokens.
 func (s *Server) PublicURL() string { return s.publicURL }
+
+// TokenPublicKey verifies the organization tokens this server signs.
+func (s *Server) TokenPublicKey() ed25519.PublicKey { return s.tokenPub }
+
+// Handle adds a handler to the server's top-level mux (outside /api/v1),
+// e.g. the device channel. Call it before Run.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Store is the server's store (for the lab and tests).
 func (s *Server) Store() store.Store { return s.st }

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -136,6 +138,11 @@ func TestServerStartServeShutdown(t *testing.T) {
 	if res.StatusCode != 201 {
 		t.Fatalf("token: %d %s", res.StatusCode, raw)
 	}
+	var created struct{ Token string }
+	_ = json.Unmarshal(raw, &created)
+	if p, err := orgtoken.ParseVerify(created.Token, srv.TokenPublicKey()); err != nil || p.FP != srv.Fingerprint() || p.URL != srv.PublicURL() {
+		t.Fatalf("token payload %+v: %v", p, err)
+	}
 	// Metrics: a registry of this server with request and login counters.
 	res, err = c.Get(base + "/metrics")
 	if err != nil {
@@ -200,6 +207,9 @@ func TestServerStartServeShutdown(t *testing.T) {
 	srv2, err := New(context.Background(), testConfig(t, dir, out2))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !srv2.TokenPublicKey().Equal(srv.TokenPublicKey()) {
+		t.Fatal("token signing key changed across restarts")
 	}
 	if srv2.Fingerprint() != srv.Fingerprint() || strings.Contains(out2.String(), "first start") {
 		t.Fatalf("restart: fp %s vs %s, output %s", srv2.Fingerprint(), srv.Fingerprint(), out2)
@@ -321,5 +331,23 @@ func TestServerPostgres(t *testing.T) {
 	n, err := srv.Store().CountUsers(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("users %d %v", n, err)
+	}
+}
+
+// TestServerWrongSealKey: a data directory whose seal key does not match
+// the database refuses to start with a message saying so.
+func TestServerWrongSealKey(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := New(context.Background(), testConfig(t, dir, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if err := os.WriteFile(filepath.Join(dir, "seal.key"), bytes.Repeat([]byte{1}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(context.Background(), testConfig(t, dir, io.Discard))
+	if err == nil || !strings.Contains(err.Error(), "seal.key") {
+		t.Fatalf("wrong seal key: %v", err)
 	}
 }
