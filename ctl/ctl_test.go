@@ -424,3 +424,24 @@ func TestCell(t *testing.T) {
 		}
 	}
 }
+
+func TestRelativeTime(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in, want string
+		wantErr  bool
+	}{
+		{in: "", want: ""},
+		{in: "24h", want: "2026-11-24T12:00:00Z"},
+		{in: "90m", want: "2026-11-25T10:30:00Z"},
+		{in: "2026-11-01T00:00:00Z", want: "2026-11-01T00:00:00Z"},
+		{in: "yesterday", want: "yesterday"}, // the server refuses it with a clear message
+		{in: "-1h", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := relativeTime(tt.in, now)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("relativeTime(%q) = %q, %v; want %q (error %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

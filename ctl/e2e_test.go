@@ -274,6 +274,9 @@ func endToEnd(t *testing.T, m *manage) {
 			t.Errorf("organization audit lacks %s entries:\n%s", action, r.stdout)
 		}
 	}
+	if es := jsonOut[[]client.AuditEntry](t, admin.must("", "audit", "list", "--since", "1h", "--action", "device.approve", "-o", "json")); len(es) != 1 {
+		t.Errorf("audit of the last hour, device.approve: %+v", es)
+	}
 	entries := jsonOut[[]client.AuditEntry](t, admin.must("", "--account", acc.ID, "audit", "list", "--all", "-o", "json"))
 	if len(entries) < 10 {
 		t.Errorf("account audit has %d entries", len(entries))

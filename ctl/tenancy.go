@@ -718,6 +718,14 @@ func (c *cli) auditCommand() *cobra.Command {
 	}
 	lf := addListFlags(list, "org_id", "actor_id", "actor_type", "action", "object_type", "object_id", "since", "until")
 	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
+		now := time.Now()
+		for _, k := range []string{"since", "until"} {
+			v, err := relativeTime(*lf.named[k], now)
+			if err != nil {
+				return usagef("--%s: %v", k, err)
+			}
+			*lf.named[k] = v
+		}
 		if ref, _, err := c.orgRef(); err == nil && ref != "" && c.account == "" {
 			org, err := c.orgID(ctx, cl)
 			if err != nil {
@@ -737,4 +745,21 @@ func (c *cli) auditCommand() *cobra.Command {
 	})
 	cmd.AddCommand(list)
 	return cmd
+}
+
+// relativeTime turns a duration ("24h": that long ago) into an RFC 3339
+// time; anything else is passed on for the server to check.
+func relativeTime(v string, now time.Time) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return v, nil
+	}
+	if d < 0 {
+		return "", fmt.Errorf("%q: give how long ago as a positive duration, e.g. 24h", v)
+	}
+	return now.Add(-d).UTC().Format(time.RFC3339), nil
 }
