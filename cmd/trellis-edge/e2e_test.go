@@ -103,10 +103,10 @@ type lab struct {
 // and so on.
 func (l *lab) writeConfigs(t *testing.T, aOut, aIn, bOut, bIn [2]saKeys) {
 	t.Helper()
-	a := edgeConfig("B", "172.16.2.0/24", [2][2]string{{"tdpw1a", "192.0.2.1"}, {"tdpw2a", "198.51.100.1"}},
+	a := edgeConfig("B", [2]string{"172.16.2.0/24", "fd00:2::/64"}, [2][2]string{{"tdpw1a", "192.0.2.1"}, {"tdpw2a", "198.51.100.1"}},
 		[2]string{"192.0.2.2", "198.51.100.2"}, [2][2]string{{"10.100.0.0", "10.100.0.1"}, {"10.100.0.2", "10.100.0.3"}},
 		[2][2]saKeys{{aOut[0], aIn[0]}, {aOut[1], aIn[1]}})
-	b := edgeConfig("A", "172.16.1.0/24", [2][2]string{{"tdpw1b", "192.0.2.2"}, {"tdpw2b", "198.51.100.2"}},
+	b := edgeConfig("A", [2]string{"172.16.1.0/24", "fd00:1::/64"}, [2][2]string{{"tdpw1b", "192.0.2.2"}, {"tdpw2b", "198.51.100.2"}},
 		[2]string{"192.0.2.1", "198.51.100.1"}, [2][2]string{{"10.100.0.1", "10.100.0.0"}, {"10.100.0.3", "10.100.0.2"}},
 		[2][2]saKeys{{bOut[0], bIn[0]}, {bOut[1], bIn[1]}})
 	for name, cfg := range map[string][]byte{"A": a, "B": b} {
@@ -152,6 +152,12 @@ func TestEndToEnd(t *testing.T) {
 	out := run(t, append(append([]string{"ip", "netns", "exec", l.ha}, pingCmd(t)...), "-c", "3", "-W", "3", "172.16.2.2")...)
 	if !strings.Contains(out, " 0% packet loss") {
 		t.Fatalf("ping hostA -> hostB lost packets:\n%s", out)
+	}
+
+	// IPv6 is carried too (GRE protocol 0x86DD).
+	out = run(t, append(append([]string{"ip", "netns", "exec", l.ha}, pingCmd(t)...), "-c", "3", "-W", "3", "fd00:2::2")...)
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("IPv6 ping hostA -> hostB lost packets:\n%s", out)
 	}
 
 	// Capture the underlay on edge A while TCP and probes flow.
@@ -495,10 +501,15 @@ func setupLab(t *testing.T) *lab {
 	addr(l.eb, "tdpw1b", "192.0.2.2/30")
 	addr(l.ea, "tdpw2a", "198.51.100.1/30")
 	addr(l.eb, "tdpw2b", "198.51.100.2/30")
+	for _, a := range [][3]string{{l.ha, "tdplan", "fd00:1::2/64"}, {l.ea, "tdplana", "fd00:1::1/64"}, {l.hb, "tdplan", "fd00:2::2/64"}, {l.eb, "tdplanb", "fd00:2::1/64"}} {
+		run(t, "ip", "-n", a[0], "addr", "add", a[2], "dev", a[1], "nodad")
+	}
+	run(t, "ip", "-n", l.ha, "-6", "route", "add", "default", "via", "fd00:1::1")
+	run(t, "ip", "-n", l.hb, "-6", "route", "add", "default", "via", "fd00:2::1")
 	run(t, "ip", "-n", l.ha, "route", "add", "default", "via", "172.16.1.1")
 	run(t, "ip", "-n", l.hb, "route", "add", "default", "via", "172.16.2.1")
 	for _, ns := range []string{l.ea, l.eb} {
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	}
 
 	gcm := func(spi uint32) saKeys {
@@ -539,7 +550,7 @@ func setupLab(t *testing.T) *lab {
 	return l
 }
 
-func edgeConfig(remoteSite, remotePrefix string, wans [2][2]string, remotes [2]string, ends [2][2]string, sas [2][2]saKeys) []byte {
+func edgeConfig(remoteSite string, remotePrefixes [2]string, wans [2][2]string, remotes [2]string, ends [2][2]string, sas [2][2]saKeys) []byte {
 	type sa struct {
 		SPI       string `json:"spi"`
 		Transform string `json:"transform"`
@@ -559,7 +570,7 @@ func edgeConfig(remoteSite, remotePrefix string, wans [2][2]string, remotes [2]s
 	b, _ := json.MarshalIndent(map[string]any{
 		"tun":     map[string]any{"name": "tdp0"},
 		"tunnels": tunnels,
-		"routes":  []map[string]string{{"prefix": remotePrefix, "site": remoteSite}},
+		"routes":  []map[string]string{{"prefix": remotePrefixes[0], "site": remoteSite}, {"prefix": remotePrefixes[1], "site": remoteSite}},
 	}, "", "  ")
 	return b
 }

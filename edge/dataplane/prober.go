@@ -85,7 +85,8 @@ func (e *Engine) sendInner(t *tunnel, buf []byte, n int) {
 func (e *Engine) handleProbe(t *tunnel, inner, reply []byte, now time.Time) {
 	ech, ok := ippkt.ParseEcho(inner)
 	if !ok {
-		t.drop(DropMalformed)
+		// Only echo is served on the tunnel addresses.
+		t.drop(DropNoRoute)
 		return
 	}
 	if !ech.Reply {
