@@ -82,6 +82,12 @@ func testLoginRateLimit(t *testing.T, e *env) {
 	if r.errCode() != CodeTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("429 without Retry-After: %v %s", r.header, r.raw)
 	}
+	if n := counterValue(t, e, "trellis_logins_total", map[string]string{"result": "limited"}); n != 1 {
+		t.Errorf("limited logins counted %v", n)
+	}
+	if n := counterValue(t, e, "trellis_logins_total", map[string]string{"result": "failed"}); n != 4 {
+		t.Errorf("failed logins counted %v", n)
+	}
 	// Other accounts are unaffected; after the window alice can log in.
 	e.login("bob@bolt.test")
 	e.clock.Add(time.Minute)

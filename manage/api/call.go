@@ -218,7 +218,13 @@ func (a *API) wrap(rt *Route) http.Handler {
 		if !ok {
 			sw = &statusWriter{ResponseWriter: w}
 		}
-		defer func() { a.metrics.observe(rt.Method, rt.Path, max(sw.status, 200), time.Since(start)) }()
+		defer func() {
+			if p := recover(); p != nil {
+				a.metrics.observe(rt.Method, rt.Path, http.StatusInternalServerError, time.Since(start))
+				panic(p) // answered by the outer recovery
+			}
+			a.metrics.observe(rt.Method, rt.Path, max(sw.status, 200), time.Since(start))
+		}()
 		c := &call{a: a, ctx: r.Context(), w: sw, r: r, rt: rt, ip: clientIP(r)}
 		body, err := a.serve(c)
 		if err != nil {

@@ -129,6 +129,9 @@ func testPanicRecovery(t *testing.T, e *env) {
 	if r.errCode() != CodeInternal || strings.Contains(r.raw2(), "boom") {
 		t.Fatalf("panic answer: %s", r.raw)
 	}
+	if n := counterValue(t, e, "trellis_http_requests_total", map[string]string{"method": "POST", "route": "/auth/login", "code": "500"}); n != 1 {
+		t.Fatalf("panic counted %v times as 500", n)
+	}
 	e.must(http.StatusOK, "GET", "/auth/me", w.aliceTok, nil)
 }
 
@@ -189,4 +192,28 @@ func TestLimiterKey(t *testing.T) {
 			t.Errorf("limiterKey(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// counterValue reads a counter from the env's registry (0 when absent).
+func counterValue(t *testing.T, e *env, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
