@@ -84,7 +84,8 @@ func testOrgIsolation(t *testing.T, e *env) {
 	// Alice's credentials: a session and an owner access key of account A.
 	aliceKey := e.must(http.StatusCreated, "POST", "/accounts/"+w.accA.ID+"/access-keys", w.aliceTok,
 		map[string]any{"name": "script", "scope": "account", "scope_id": w.accA.ID, "role": "owner"}).str("key")
-	creds := map[string]string{"session": w.aliceTok, "access key": aliceKey}
+	orgMgr := e.user("olga@acme.test", membership(w.accA.ID, store.ScopeOrganization, w.orgA.ID, store.RoleManager))
+	creds := map[string]string{"session": w.aliceTok, "access key": aliceKey, "org manager": e.login(orgMgr.Email)}
 
 	bIDs := map[string]string{
 		"account_id": w.accB.ID, "org_id": w.orgB.ID, "group_id": w.grpB.ID, "device_id": w.devB.ID,
