@@ -38,7 +38,7 @@ const testFP = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 // env is an API on a real store (SQLite in a temp dir, or PostgreSQL when
 // TRELLIS_TEST_POSTGRES is set and the test asks for it) behind httptest.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	api   *API
 	srv   *httptest.Server
@@ -47,12 +47,12 @@ type env struct {
 	reg   *prometheus.Registry
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvOn(t, storetest.OpenSQLite(t))
 }
 
-func newEnvOn(t *testing.T, st store.Store) *env {
+func newEnvOn(t testing.TB, st store.Store) *env {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	sealer, err := auth.NewSealer(bytes.Repeat([]byte{7}, 32))
