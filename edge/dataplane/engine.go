@@ -60,10 +60,11 @@ type Engine struct {
 	icmpBuf  []byte
 	icmpLast time.Time
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	stopped chan struct{} // closed when Close has finished
 }
 
 // TUNMTU computes the TUN MTU for a configuration: the largest original
@@ -106,7 +107,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Engine, error) {
 	if cfg.TUN.Name == "" {
 		return nil, errors.New("invalid data plane configuration: the TUN device needs a name")
 	}
-	e := &Engine{log: log, tunCfg: cfg.TUN, routesUp: map[netip.Prefix]bool{}}
+	e := &Engine{log: log, tunCfg: cfg.TUN, routesUp: map[netip.Prefix]bool{}, stopped: make(chan struct{})}
 	e.tunMTU = TUNMTU(cfg)
 	dev, err := tun.CreateTUN(cfg.TUN.Name, e.tunMTU)
 	if err != nil {
@@ -152,7 +153,7 @@ func (e *Engine) watchTUN() {
 			case ev&tun.EventDown != 0:
 				e.log.Warn("TUN device went down", "tun", e.tunCfg.Name)
 			case ev&tun.EventUp != 0:
-				e.log.Info("TUN device up", "tun", e.tunCfg.Name)
+				e.log.Debug("TUN device up", "tun", e.tunCfg.Name)
 			case ev&tun.EventMTUUpdate != 0:
 				if mtu, err := e.dev.MTU(); err == nil && mtu != e.tunMTU {
 					e.log.Warn("TUN MTU changed outside the data plane", "tun", e.tunCfg.Name, "mtu", mtu, "expected", e.tunMTU)
@@ -172,6 +173,7 @@ func (e *Engine) Close() error {
 	e.cfgMu.Lock()
 	if !e.closed.CompareAndSwap(false, true) {
 		e.cfgMu.Unlock()
+		<-e.stopped // another caller is closing: wait for it to finish
 		return nil
 	}
 	wans := e.snap.Load().wans
@@ -182,6 +184,7 @@ func (e *Engine) Close() error {
 		w.close()
 	}
 	e.wg.Wait()
+	close(e.stopped)
 	e.log.Info("data plane stopped")
 	return err
 }
