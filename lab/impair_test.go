@@ -128,7 +128,10 @@ func TestRelayImpairment(t *testing.T) {
 		if frac < 0.15 || frac > 0.25 {
 			t.Errorf("measured loss %.3f, want 0.20±0.05", frac)
 		}
-		if c := int(after.DroppedLoss - before.DroppedLoss); c < lost || c > lost+10 {
+		// Under heavy machine load the kernel may drop a few datagrams of
+		// its own (socket buffers), so the receiver can see slightly more
+		// loss than the relay caused; it must never see much less.
+		if c := int(after.DroppedLoss - before.DroppedLoss); lost < c-10 || lost > c+n/50 {
 			t.Errorf("relay counted %d losses, receiver saw %d", c, lost)
 		}
 	})
