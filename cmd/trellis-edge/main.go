@@ -1,6 +1,7 @@
-// Command trellis-edge is the Trellis site router. For now it has one
-// subcommand, `dataplane`, which runs the tunnel data plane standalone from
-// a JSON file (see edge/dataplane/README.md).
+// Command trellis-edge is the Trellis site router. `trellis-edge dataplane`
+// runs the tunnel data plane standalone from a JSON file (see
+// edge/dataplane/README.md); every other subcommand (run, register, status,
+// show, reset) is the agent's command tree in package edge/cli.
 package main
 
 import (
@@ -12,13 +13,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/trellis-sdwan/trellis/edge/cli"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/standalone"
 )
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] != "dataplane" {
-		fmt.Fprintln(os.Stderr, "usage: trellis-edge dataplane --config FILE [--status-addr ADDR] [--log-level LEVEL]")
-		os.Exit(2)
+		// Everything but the standalone data plane: the agent's command tree.
+		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	fs := flag.NewFlagSet("dataplane", flag.ExitOnError)
 	cfg := fs.String("config", "", "data plane JSON configuration file (required)")

@@ -1,0 +1,302 @@
+package agent
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/trellis-sdwan/trellis/edge/dataplane"
+	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// In every applier, a nil next document means "nothing": remove what the
+// applier owns (rolling back to no document).
+
+// TunnelName names the data plane tunnel of a tunnel number.
+func TunnelName(number int) string { return "t" + strconv.Itoa(number) }
+
+// DataplaneConfig converts the tunnels and tunnel routes of a document into
+// a data plane configuration for the TUN device tunName. Every tunnel's
+// remote prefixes, and every static route through a tunnel, route to the
+// peer device (the data plane's "site"), whose tunnels share the traffic.
+func DataplaneConfig(d *devproto.Desired, tunName string) (dataplane.Config, error) {
+	cfg := dataplane.Config{TUN: dataplane.TUNConfig{Name: tunName, ManageRoutes: true}}
+	if d == nil {
+		return cfg, nil
+	}
+	if d.VxlanPort != 0 {
+		cfg.UDPPort = uint16(d.VxlanPort)
+	}
+	var errs []error
+	siteOf := map[int]string{}
+	routes := map[netip.Prefix]string{}
+	addRoute := func(p netip.Prefix, site string) {
+		p = p.Masked()
+		if old, ok := routes[p]; ok && old != site {
+			errs = append(errs, fmt.Errorf("prefix %s routed to both %s and %s", p, old, site))
+			return
+		}
+		routes[p] = site
+	}
+	for _, t := range d.Tunnels {
+		tc, err := tunnelConfig(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tunnel %d: %w", t.Number, err))
+			continue
+		}
+		cfg.Tunnels = append(cfg.Tunnels, tc)
+		siteOf[t.Number] = tc.Site
+		for _, s := range t.RemotePrefixes {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("tunnel %d: remote prefix %q: %w", t.Number, s, err))
+				continue
+			}
+			addRoute(p, tc.Site)
+		}
+	}
+	for _, r := range d.Routes {
+		if r.Tunnel == 0 {
+			continue
+		}
+		site, ok := siteOf[r.Tunnel]
+		if !ok {
+			errs = append(errs, fmt.Errorf("route %s: no tunnel %d", r.Destination, r.Tunnel))
+			continue
+		}
+		p, err := netip.ParsePrefix(r.Destination)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route %q: %w", r.Destination, err))
+			continue
+		}
+		addRoute(p, site)
+	}
+	for p, s := range routes {
+		cfg.Routes = append(cfg.Routes, dataplane.RouteConfig{Prefix: p, Site: s})
+	}
+	sort.Slice(cfg.Routes, func(i, j int) bool { return cfg.Routes[i].Prefix.String() < cfg.Routes[j].Prefix.String() })
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func tunnelConfig(t devproto.Tunnel) (dataplane.TunnelConfig, error) {
+	tc := dataplane.TunnelConfig{
+		Name: TunnelName(t.Number), Site: t.PeerDeviceID, VNI: uint32(t.Number),
+		WANInterface: t.LocalInterface,
+	}
+	var err error
+	if t.LocalAddress != "" {
+		if tc.WANAddress, err = netip.ParseAddr(t.LocalAddress); err != nil {
+			return tc, fmt.Errorf("local address: %w", err)
+		}
+	}
+	if tc.Remote, err = netip.ParseAddrPort(t.RemoteEndpoint); err != nil {
+		return tc, fmt.Errorf("remote endpoint: %w", err)
+	}
+	if tc.Local, err = netip.ParseAddr(t.LocalOverlay); err != nil {
+		return tc, fmt.Errorf("local overlay address: %w", err)
+	}
+	if tc.Peer, err = netip.ParseAddr(t.RemoteOverlay); err != nil {
+		return tc, fmt.Errorf("remote overlay address: %w", err)
+	}
+	if tc.Outbound, err = saConfig(t.Outbound); err != nil {
+		return tc, fmt.Errorf("outbound SA: %w", err)
+	}
+	if tc.Inbound, err = saConfig(t.Inbound); err != nil {
+		return tc, fmt.Errorf("inbound SA: %w", err)
+	}
+	return tc, nil
+}
+
+func saConfig(s devproto.SA) (esp.Config, error) {
+	tr, err := esp.ParseTransform(s.Transform)
+	if err != nil {
+		return esp.Config{}, err
+	}
+	c := esp.Config{SPI: s.SPI, Transform: tr, ESN: true}
+	if c.EncKey, err = hex.DecodeString(strings.TrimPrefix(s.Key, "0x")); err != nil {
+		return c, fmt.Errorf("key: want hex digits: %w", err)
+	}
+	if s.AuthKey != "" {
+		if c.AuthKey, err = hex.DecodeString(strings.TrimPrefix(s.AuthKey, "0x")); err != nil {
+			return c, fmt.Errorf("auth key: want hex digits: %w", err)
+		}
+	}
+	return c, c.Validate()
+}
+
+// DataplaneApplier runs the data plane in process: it starts the engine
+// when a document first has tunnels, reconfigures it in place (unchanged
+// tunnels keep their traffic), and stops it when no tunnel is left.
+type DataplaneApplier struct {
+	// Ctx bounds the engine's life (the agent's context).
+	Ctx     context.Context
+	TUNName string
+	Log     *slog.Logger
+
+	mu     sync.Mutex
+	engine *dataplane.Engine
+}
+
+// Name implements Applier.
+func (a *DataplaneApplier) Name() string { return "dataplane" }
+
+// Engine returns the running engine, nil when there is none.
+func (a *DataplaneApplier) Engine() *dataplane.Engine {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.engine
+}
+
+// Apply implements Applier.
+func (a *DataplaneApplier) Apply(ctx context.Context, _, next *devproto.Desired) error {
+	cfg, err := DataplaneConfig(next, a.TUNName)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case len(cfg.Tunnels) == 0 && a.engine == nil:
+		return nil
+	case len(cfg.Tunnels) == 0:
+		err := a.engine.Close()
+		a.engine = nil
+		return err
+	case a.engine == nil:
+		e, err := dataplane.New(a.Ctx, cfg, a.Log)
+		if err != nil {
+			return err
+		}
+		a.engine = e
+		return nil
+	default:
+		return a.engine.Apply(cfg)
+	}
+}
+
+// Close stops the engine.
+func (a *DataplaneApplier) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.engine == nil {
+		return nil
+	}
+	err := a.engine.Close()
+	a.engine = nil
+	return err
+}
+
+// RouteProtocol marks the kernel routes the edge installs (so that it only
+// ever removes its own).
+const RouteProtocol = netlink.RouteProtocol(84)
+
+// RoutesApplier installs the document's static routes through a gateway in
+// the main routing table (routes through tunnels belong to the data
+// plane). Routes it installed earlier that the document no longer lists
+// are removed; routes of anyone else are never touched.
+type RoutesApplier struct{ Log *slog.Logger }
+
+// Name implements Applier.
+func (a *RoutesApplier) Name() string { return "routes" }
+
+type staticRoute struct {
+	dst    netip.Prefix
+	gw     netip.Addr
+	metric int
+}
+
+func gatewayRoutes(d *devproto.Desired) ([]staticRoute, error) {
+	if d == nil {
+		return nil, nil
+	}
+	var out []staticRoute
+	for _, r := range d.Routes {
+		if r.Tunnel != 0 {
+			continue
+		}
+		dst, err := netip.ParsePrefix(r.Destination)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", r.Destination, err)
+		}
+		gw, err := netip.ParseAddr(r.Gateway)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: gateway %q: %w", r.Destination, r.Gateway, err)
+		}
+		out = append(out, staticRoute{dst: dst.Masked(), gw: gw, metric: r.Metric})
+	}
+	return out, nil
+}
+
+// Apply implements Applier.
+func (a *RoutesApplier) Apply(ctx context.Context, _, next *devproto.Desired) error {
+	want, err := gatewayRoutes(next)
+	if err != nil {
+		return err
+	}
+	var have []netlink.Route
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := netlink.RouteListFiltered(fam, &netlink.Route{Protocol: RouteProtocol}, netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			return fmt.Errorf("listing routes: %w", err)
+		}
+		have = append(have, rs...)
+	}
+	wanted := func(r netlink.Route) bool {
+		for _, w := range want {
+			if r.Dst != nil && r.Dst.String() == w.dst.String() && r.Priority == w.metric && r.Gw != nil && r.Gw.Equal(net.IP(w.gw.AsSlice())) {
+				return true
+			}
+		}
+		return false
+	}
+	var errs []error
+	for _, r := range have {
+		if !wanted(r) {
+			if err := netlink.RouteDel(&r); err != nil {
+				errs = append(errs, fmt.Errorf("removing route %v: %w", r.Dst, err))
+			} else if a.Log != nil {
+				a.Log.Info("static route removed", "dst", r.Dst, "gw", r.Gw)
+			}
+		}
+	}
+	for _, w := range want {
+		dst := &net.IPNet{IP: w.dst.Addr().AsSlice(), Mask: net.CIDRMask(w.dst.Bits(), w.dst.Addr().BitLen())}
+		r := &netlink.Route{Dst: dst, Gw: net.IP(w.gw.AsSlice()), Priority: w.metric, Protocol: RouteProtocol}
+		if err := netlink.RouteReplace(r); err != nil {
+			errs = append(errs, fmt.Errorf("route %s via %s: %w", w.dst, w.gw, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// InterfacesApplier is where interface roles and addressing will be
+// applied; this version leaves interfaces as they are and says so.
+type InterfacesApplier struct{ Log *slog.Logger }
+
+// Name implements Applier.
+func (a *InterfacesApplier) Name() string { return "interfaces" }
+
+// Apply implements Applier.
+func (a *InterfacesApplier) Apply(ctx context.Context, _, next *devproto.Desired) error {
+	if next != nil && len(next.Interfaces) > 0 && a.Log != nil {
+		a.Log.Debug("interface assignments are not applied by this edge version; interfaces left as they are", "count", len(next.Interfaces))
+	}
+	return nil
+}

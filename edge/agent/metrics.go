@@ -1,0 +1,185 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/trellis-sdwan/trellis/edge/dataplane"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+type metrics struct {
+	reg           *prometheus.Registry
+	connected     prometheus.Gauge
+	registered    prometheus.Gauge
+	connects      prometheus.Counter
+	registrations prometheus.Counter
+	badMessages   prometheus.Counter
+	received      *prometheus.CounterVec
+	sent          *prometheus.CounterVec
+	applies       *prometheus.CounterVec
+	jobs          *prometheus.CounterVec
+	appliedInfo   *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	applied string
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg:           prometheus.NewRegistry(),
+		connected:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "trellis_edge_channel_connected", Help: "1 while the device channel to manage is up."}),
+		registered:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "trellis_edge_registered", Help: "1 once the edge holds a device credential."}),
+		connects:      prometheus.NewCounter(prometheus.CounterOpts{Name: "trellis_edge_channel_connects_total", Help: "Device channel connections established."}),
+		registrations: prometheus.NewCounter(prometheus.CounterOpts{Name: "trellis_edge_registration_attempts_total", Help: "Registration attempts."}),
+		badMessages:   prometheus.NewCounter(prometheus.CounterOpts{Name: "trellis_edge_bad_messages_total", Help: "Messages from manage refused as malformed or unknown."}),
+		received:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trellis_edge_messages_received_total", Help: "Channel messages received by type."}, []string{"type"}),
+		sent:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trellis_edge_messages_sent_total", Help: "Channel messages sent by type (outside the session's own heartbeats)."}, []string{"type"}),
+		applies:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trellis_edge_config_applies_total", Help: "Desired-state applications by result (ok, failed, rolled_back)."}, []string{"result"}),
+		jobs:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trellis_edge_jobs_total", Help: "Jobs run by outcome."}, []string{"ok"}),
+		appliedInfo:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trellis_edge_config_applied_info", Help: "1 for the desired-state version running."}, []string{"version"}),
+	}
+	m.reg.MustRegister(m.connected, m.registered, m.connects, m.registrations, m.badMessages, m.received, m.sent, m.applies, m.jobs, m.appliedInfo)
+	return m
+}
+
+func (m *metrics) setApplied(v string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.applied != "" {
+		m.appliedInfo.DeleteLabelValues(m.applied)
+	}
+	m.applied = v
+	if v != "" {
+		m.appliedInfo.WithLabelValues(v).Set(1)
+	}
+}
+
+// metricsHandler serves /healthz, /metrics and the data plane's /status and
+// /metrics under /dataplane/.
+func (a *Agent) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /dataplane/", func(w http.ResponseWriter, r *http.Request) {
+		e := a.dp.Engine()
+		if e == nil {
+			http.Error(w, "no data plane running (no tunnels configured)", http.StatusNotFound)
+			return
+		}
+		http.StripPrefix("/dataplane", e.Handler()).ServeHTTP(w, r)
+	})
+	return mux
+}
+
+// ConfigView is what the control socket answers at /config.
+type ConfigView struct {
+	Version string          `json:"version"`
+	Doc     json.RawMessage `json:"doc"`
+}
+
+// Status is what the control socket answers at /status.
+type Status struct {
+	DeviceID         string    `json:"device_id,omitempty"`
+	OrgID            string    `json:"org_id,omitempty"`
+	ManageURL        string    `json:"manage_url,omitempty"`
+	Registered       bool      `json:"registered"`
+	Approval         string    `json:"approval,omitempty"`
+	Connected        bool      `json:"connected"`
+	ConnectedSince   time.Time `json:"connected_since,omitzero"`
+	RunningVersion   string    `json:"running_version,omitempty"`
+	StoredVersion    string    `json:"stored_version,omitempty"`
+	ProbationVersion string    `json:"probation_version,omitempty"`
+	LastError        string    `json:"last_error,omitempty"`
+	Tunnels          int       `json:"tunnels"`
+	Version          string    `json:"version"`
+}
+
+// StatusNow returns the agent's status.
+func (a *Agent) StatusNow() Status {
+	st := Status{Version: Version}
+	if c, err := a.dir.LoadCredential(); err == nil {
+		st.DeviceID, st.OrgID, st.ManageURL, st.Registered, st.Approval = c.DeviceID, c.OrgID, c.ManageURL, true, c.Approval
+	}
+	if d, err := a.dir.LoadDoc(); err == nil {
+		st.StoredVersion = d.Version
+	}
+	a.mu.Lock()
+	if a.approval != "" {
+		st.Approval = a.approval
+	}
+	if a.conn != nil {
+		st.Connected, st.ConnectedSince = true, a.connected
+	}
+	if a.probation != nil {
+		st.ProbationVersion = a.probation.next.Version
+	}
+	st.LastError = a.lastErr
+	a.mu.Unlock()
+	if r := a.rec.Running(); r != nil {
+		st.RunningVersion = r.Version
+		st.Tunnels = len(r.Doc.Tunnels)
+	}
+	return st
+}
+
+// controlHandler serves the local control socket: /status (Status),
+// /config (the running document), /tunnels (data plane status),
+// /interfaces (what the agent last reported).
+func (a *Agent) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+	}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, a.StatusNow()) })
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
+		run := a.rec.Running()
+		if run == nil {
+			http.Error(w, "no configuration running", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, ConfigView{Version: run.Version, Doc: run.Raw})
+	})
+	mux.HandleFunc("GET /tunnels", func(w http.ResponseWriter, r *http.Request) {
+		e := a.dp.Engine()
+		if e == nil {
+			writeJSON(w, dataplane.Status{})
+			return
+		}
+		writeJSON(w, e.Status())
+	})
+	return mux
+}
+
+// collectStats gathers interface and tunnel counters.
+func (a *Agent) collectStats() devproto.Stats {
+	var st devproto.Stats
+	ifs, err := sysinfoCounters()
+	if err == nil {
+		st.Interfaces = ifs
+	}
+	if e := a.dp.Engine(); e != nil {
+		for _, t := range e.Status().Tunnels {
+			var drops uint64
+			for _, n := range t.Drops {
+				drops += n
+			}
+			ts := devproto.TunnelStats{
+				Up: t.Up, RTTMillis: t.RTTMillis, JitterMs: t.JitterMs, LossPct: t.Loss * 100,
+				RxBytes: t.RxBytes, TxBytes: t.TxBytes, RxPackets: t.RxPackets, TxPackets: t.TxPackets, Drops: drops,
+			}
+			ts.Number = int(t.VNI)
+			st.Tunnels = append(st.Tunnels, ts)
+		}
+	}
+	return st
+}
