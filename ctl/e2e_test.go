@@ -260,6 +260,24 @@ func endToEnd(t *testing.T, m *manage) {
 	bob.fails("unauthorized", "correct horse battery\n", "login", "bob@example.net")
 	bob.must("brand new password\n", "login", "bob@example.net")
 
+	// A group-scoped invitation, accepted with the password prompt.
+	invD := jsonOut[client.CreatedInvitation](t, admin.must("", "invitations", "create", "dave@example.net",
+		"--scope", "group", "--scope-id", "Europe", "-o", "json"))
+	if invD.Invitation.Scope != "group" || invD.Invitation.ScopeID != eu.ID || invD.Invitation.Role != "viewer" {
+		t.Errorf("group invitation: %+v", invD.Invitation)
+	}
+	if r := admin.run("", "invitations", "create", "eve@example.net", "--scope", "group"); r.code != ExitUsage || !strings.Contains(r.stderr, "needs --scope-id") {
+		t.Errorf("group invitation without the group: exit %d %q", r.code, r.stderr)
+	}
+	dave := newEnv(t)
+	dave.vars["TRELLIS_SERVER"] = m.url
+	dave.vars["TRELLIS_FINGERPRINT"] = m.fingerprint
+	dave.must("Dave\ndaves password 1\n", "invitations", "accept", invD.Token)
+	dave.must("daves password 1\n", "login", "dave@example.net")
+	if os := jsonOut[[]client.Organization](t, dave.must("", "orgs", "list", "-o", "json")); len(os) != 1 || os[0].ID != paris.ID {
+		t.Errorf("a viewer of group Europe sees %+v, want only Paris", os)
+	}
+
 	// Deleting a device.
 	admin.must("", "devices", "delete", "paris-1")
 	if ds := jsonOut[[]client.Device](t, admin.must("", "devices", "list", "-o", "json")); len(ds) != 0 {
