@@ -333,7 +333,17 @@ func testInvitations(t *testing.T, e *env) {
 	if r.total() != 2 {
 		t.Fatalf("accepted invitations: %s", r.raw)
 	}
-	_ = lateID
-	// Viewers cannot list invitations.
-	e.must(http.StatusForbidden, "GET", base, e.login("bob@bolt.test"), nil)
+	// Viewers see no invitations but their own (none).
+	if r := e.must(http.StatusOK, "GET", base, e.login("bob@bolt.test"), nil); r.total() != 0 {
+		t.Fatalf("viewer sees invitations: %s", r.raw)
+	}
+	// The organization manager sees and withdraws only the ones it sent.
+	mt := e.login(mgr.Email)
+	r = e.must(http.StatusCreated, "POST", base, mt, map[string]any{"email": "pat@acme.test", "scope": "organization", "scope_id": w.orgA.ID, "role": "viewer"})
+	patID := r.body["invitation"].(map[string]any)["id"].(string)
+	if r := e.must(http.StatusOK, "GET", base, mt, nil); r.total() != 2 {
+		t.Fatalf("manager's invitations: %s", r.raw)
+	}
+	e.must(http.StatusNotFound, "DELETE", base+"/"+lateID, mt, nil)
+	e.must(http.StatusNoContent, "DELETE", base+"/"+patID, mt, nil)
 }

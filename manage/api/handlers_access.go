@@ -166,12 +166,16 @@ func (a *API) removeMember(c *call) (any, error) {
 }
 
 func (a *API) listInvitations(c *call) (any, error) {
-	if err := c.require(auth.ActionWrite, accountRes(c.account.ID)); err != nil {
-		return nil, err
-	}
 	opt, err := c.listOptions()
 	if err != nil {
 		return nil, err
+	}
+	// Account managers see every invitation; others the ones they sent.
+	if !c.p.subj.Can(auth.ActionWrite, accountRes(c.account.ID)) {
+		if v, ok := opt.Filter["invited_by"]; ok && v != c.p.user.ID {
+			return pageOf(store.Page[store.Invitation]{}, opt), nil
+		}
+		opt.Filter["invited_by"] = c.p.user.ID
 	}
 	p, err := a.st.ListInvitations(c.ctx, c.account.ID, opt)
 	if err != nil {
@@ -219,10 +223,26 @@ func (a *API) createInvitation(c *call) (any, error) {
 }
 
 func (a *API) deleteInvitation(c *call) (any, error) {
-	if err := c.require(auth.ActionWrite, accountRes(c.account.ID)); err != nil {
-		return nil, err
-	}
 	id := c.param("invitation_id")
+	if !c.p.subj.Can(auth.ActionWrite, accountRes(c.account.ID)) {
+		// Others may withdraw only invitations they sent.
+		mine := false
+		for off := 0; !mine; off += maxListLimit {
+			p, err := a.st.ListInvitations(c.ctx, c.account.ID, store.ListOptions{Limit: maxListLimit, Offset: off, Filter: map[string]string{"invited_by": c.p.user.ID}})
+			if err != nil {
+				return nil, err
+			}
+			for _, inv := range p.Items {
+				mine = mine || inv.ID == id
+			}
+			if len(p.Items) < maxListLimit {
+				break
+			}
+		}
+		if !mine {
+			return nil, notFound("invitation")
+		}
+	}
 	return nil, c.tx(func(tx store.Store) (*store.AuditEntry, error) {
 		if err := tx.DeleteInvitation(c.ctx, c.account.ID, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
