@@ -82,17 +82,26 @@ func (a *API) listAccounts(c *call) (any, error) {
 	return pageOf(p, opt), nil
 }
 
-// canCreateAccounts: a user (not a key) who owns at least one account.
-func (c *call) canCreateAccounts() bool {
+// operatorAccount is the first account ever created (at first start): the
+// operator's. Its owners administer the installation.
+func (a *API) operatorAccount(ctx context.Context) (string, error) {
+	p, err := a.st.ListAccounts(ctx, nil, store.ListOptions{Limit: 1, Sort: "created_at"})
+	if err != nil || len(p.Items) == 0 {
+		return "", err
+	}
+	return p.Items[0].ID, nil
+}
+
+// canCreateAccounts: a user (not a key) who owns the operator account.
+func (c *call) canCreateAccounts() (bool, error) {
 	if c.p.key != nil {
-		return false
+		return false, nil
 	}
-	for _, g := range c.p.subj.Grants {
-		if g.Scope == store.ScopeAccount && g.Role == store.RoleOwner {
-			return true
-		}
+	op, err := c.a.operatorAccount(c.ctx)
+	if err != nil || op == "" {
+		return false, err
 	}
-	return false
+	return c.p.subj.RoleAt(accountRes(op)) == store.RoleOwner, nil
 }
 
 func (a *API) createAccount(c *call) (any, error) {
@@ -100,8 +109,10 @@ func (a *API) createAccount(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if !c.canCreateAccounts() {
-		return nil, forbidden("only owners of an account can create accounts")
+	if ok, err := c.canCreateAccounts(); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, forbidden("only owners of the operator account (the first account) can create accounts")
 	}
 	name, err := cleanName("name", in.Name, maxNameLen)
 	if err != nil {
@@ -172,6 +183,11 @@ func (a *API) patchAccount(c *call) (any, error) {
 func (a *API) deleteAccount(c *call) (any, error) {
 	if err := c.require(auth.ActionAdmin, accountRes(c.account.ID)); err != nil {
 		return nil, err
+	}
+	if op, err := a.operatorAccount(c.ctx); err != nil {
+		return nil, err
+	} else if op == c.account.ID {
+		return nil, conflict("the operator account (the first one) cannot be deleted: its owners administer the installation")
 	}
 	return nil, c.tx(func(tx store.Store) (*store.AuditEntry, error) {
 		if err := tx.DeleteAccount(c.ctx, c.account.ID); err != nil {

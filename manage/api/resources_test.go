@@ -158,6 +158,10 @@ func testTenancy(t *testing.T, e *env) {
 	viewer := e.user("vic@acme.test", membership(w.accA.ID, store.ScopeAccount, w.accA.ID, store.RoleViewer))
 	vt := e.login(viewer.Email)
 	e.must(http.StatusForbidden, "POST", "/accounts", vt, map[string]any{"name": "Mine"})
+	// Owners of other (customer) accounts cannot create accounts either.
+	e.must(http.StatusForbidden, "POST", "/accounts", w.bobTok, map[string]any{"name": "Mine"})
+	// The operator account cannot be deleted.
+	e.must(http.StatusConflict, "DELETE", "/accounts/"+w.accA.ID, w.aliceTok, nil)
 	e.must(http.StatusForbidden, "PATCH", "/accounts/"+w.accA.ID, vt, map[string]any{"name": "Mine"})
 	e.must(http.StatusUnprocessableEntity, "PATCH", "/accounts/"+w.accA.ID, w.aliceTok, map[string]any{"device_limit": -1})
 	if r := e.must(http.StatusOK, "PATCH", "/accounts/"+w.accA.ID, w.aliceTok, map[string]any{"name": "Acme Corp"}); r.str("name") != "Acme Corp" {
