@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -162,8 +163,26 @@ func testTOTPFlow(t *testing.T, e *env) {
 	// The code used at activation cannot be replayed within its window.
 	e.must(http.StatusUnprocessableEntity, "POST", "/auth/totp/verify", partial, map[string]string{"code": totpCode(t, e, secret)})
 	e.clock.Add(30 * time.Second)
-	e.must(http.StatusNoContent, "POST", "/auth/totp/verify", partial, map[string]string{"code": totpCode(t, e, secret)})
+	code := totpCode(t, e, secret)
+	e.must(http.StatusNoContent, "POST", "/auth/totp/verify", partial, map[string]string{"code": code})
 	e.must(http.StatusOK, "GET", "/organizations", partial, nil)
+	// Another replica (or this one after a restart) on the same database
+	// refuses the code too.
+	rcfg := e.api.cfg
+	rcfg.Registerer = nil
+	replica, err := New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := e.must(http.StatusOK, "POST", "/auth/login", "", map[string]string{"email": "alice@acme.test", "password": testPassword}).str("token")
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", Prefix+"/auth/totp/verify", strings.NewReader(`{"code":"`+code+`"}`))
+	req.Header.Set("Authorization", "Bearer "+other)
+	req.Header.Set("Content-Type", "application/json")
+	replica.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "already used") {
+		t.Fatalf("replayed code on a second replica: %d %s", rec.Code, rec.Body)
+	}
 
 	// Recovery code: works once.
 	p2 := e.must(http.StatusOK, "POST", "/auth/login", "", map[string]string{"email": "alice@acme.test", "password": testPassword}).str("token")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -222,16 +223,32 @@ func (c *call) checkTOTP(u store.User, code string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.a.totp.Verify(u.ID, string(secret), code); err != nil {
+	reused := invalid("code", "this code was already used: wait for the next one")
+	step, err := c.a.totp.VerifyStep(u.ID, string(secret), code)
+	if err != nil {
 		if errors.Is(err, auth.ErrCodeReused) {
-			return invalid("code", "this code was already used: wait for the next one")
+			return reused
 		}
 		if errors.Is(err, auth.ErrMismatch) {
 			return invalid("code", "wrong code: check the authenticator's clock")
 		}
 		return err
 	}
-	return nil
+	// Also record the step in the database, so neither a restart nor
+	// another replica accepts the same code again.
+	key := "totp.last_step." + u.ID
+	return c.a.st.InTx(c.ctx, func(tx store.Store) error {
+		v, err := tx.GetSetting(c.ctx, key)
+		switch {
+		case err == nil:
+			if last, perr := strconv.ParseInt(v, 10, 64); perr == nil && step <= last {
+				return reused
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		return tx.SetSetting(c.ctx, key, strconv.FormatInt(step, 10))
+	})
 }
 
 func (a *API) totpActivate(c *call) (any, error) {

@@ -119,15 +119,22 @@ var ErrCodeReused = fmt.Errorf("code already used: wait for the next code: %w", 
 
 // Verify checks a code of user against secret and consumes it.
 func (v *TOTPVerifier) Verify(user, secret, code string) error {
+	_, err := v.VerifyStep(user, secret, code)
+	return err
+}
+
+// VerifyStep is Verify returning the time step the code matched, so a
+// caller can also record it durably (other processes, restarts).
+func (v *TOTPVerifier) VerifyStep(user, secret, code string) (int64, error) {
 	now := v.Now()
 	step, err := MatchTOTP(secret, code, now)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !v.Guard.Use(user, step, TOTPCounter(now)) {
-		return ErrCodeReused
+		return 0, ErrCodeReused
 	}
-	return nil
+	return step, nil
 }
 
 // RecoveryCodeCount is the number of recovery codes issued at activation.
