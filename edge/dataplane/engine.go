@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/ipv4"
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
@@ -545,13 +544,16 @@ func (e *Engine) sendFragNeeded(t *tunnel, pkt []byte) {
 func (e *Engine) receiveLoop(w *wanSock) {
 	defer e.wg.Done()
 	defer close(w.done)
-	msgs := make([]ipv4.Message, batchSize)
 	bufs := make([][]byte, batchSize)
-	for i := range msgs {
+	for i := range bufs {
 		bufs[i] = make([]byte, bufSize)
-		msgs[i].Buffers = [][]byte{bufs[i]}
-		msgs[i].OOB = make([]byte, 64)
 	}
+	rc, err := w.conn.SyscallConn()
+	if err != nil {
+		e.log.Error("WAN socket without raw access", "wan", w.key.String(), "err", err)
+		return
+	}
+	rb := newRecvBatch(rc, bufs, 64)
 	// Decrypted packets are copied into their own buffers so that the TUN
 	// writer can coalesce TCP segments (GRO) in place.
 	tunBufs := make([][]byte, batchSize)
@@ -571,10 +573,7 @@ func (e *Engine) receiveLoop(w *wanSock) {
 	}
 	reply := make([]byte, 2048)
 	for {
-		for i := range msgs {
-			msgs[i].OOB = msgs[i].OOB[:cap(msgs[i].OOB)]
-		}
-		n, err := w.pc.ReadBatch(msgs, 0)
+		n, err := rb.read()
 		if err != nil {
 			if w.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -586,16 +585,17 @@ func (e *Engine) receiveLoop(w *wanSock) {
 		snap := e.snap.Load()
 		now := time.Now()
 		for i := 0; i < n; i++ {
-			m := &msgs[i]
-			seg := m.N
-			if w.gro && m.NN > 0 {
-				if s := groSize(m.OOB[:m.NN]); s > 0 {
+			size := rb.size(i)
+			seg := size
+			if w.gro {
+				if s := groSize(rb.oob(i)); s > 0 {
 					seg = s
 				}
 			}
-			for off := 0; off < m.N; off += seg {
-				d := bufs[i][off:min(off+seg, m.N)]
-				start, end := e.decapOne(snap, w, d, m.Addr, reply, now)
+			from := rb.from(i)
+			for off := 0; off < size; off += seg {
+				d := bufs[i][off:min(off+seg, size)]
+				start, end := e.decapOne(snap, w, d, from, reply, now)
 				if start < 0 {
 					continue
 				}
@@ -613,7 +613,7 @@ func (e *Engine) receiveLoop(w *wanSock) {
 
 // decapOne processes one received datagram. It returns the bounds of the
 // original packet in b when it must go to the TUN, or -1.
-func (e *Engine) decapOne(snap *snapshot, w *wanSock, b []byte, from net.Addr, reply []byte, now time.Time) (start, end int) {
+func (e *Engine) decapOne(snap *snapshot, w *wanSock, b []byte, from netip.AddrPort, reply []byte, now time.Time) (start, end int) {
 	t, inner, reason := decap(snap, w, b)
 	if reason >= 0 {
 		if t != nil {
@@ -626,11 +626,10 @@ func (e *Engine) decapOne(snap *snapshot, w *wanSock, b []byte, from net.Addr, r
 	t.rxPackets.Add(1)
 	t.rxBytes.Add(uint64(len(inner)))
 	// Learn the peer's endpoint from authenticated packets (NAT rebinding).
-	if ua, ok := from.(*net.UDPAddr); ok {
-		if cur := t.remote.Load(); cur.Port != ua.Port || !cur.IP.Equal(ua.IP) {
-			if ip4 := ua.IP.To4(); ip4 != nil {
-				t.setRemote([4]byte(ip4), uint16(ua.Port))
-			}
+	if from.IsValid() {
+		cur := t.remote.Load()
+		if ip4 := cur.IP.To4(); ip4 == nil || [4]byte(ip4) != from.Addr().As4() || cur.Port != int(from.Port()) {
+			t.setRemote(from.Addr().As4(), from.Port())
 		}
 	}
 	if inner[0]>>4 == 4 && [4]byte(inner[16:20]) == t.ep.Local {

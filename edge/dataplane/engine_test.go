@@ -338,7 +338,7 @@ func TestDropsCounted(t *testing.T) {
 	tampered[len(tampered)-1] ^= 1
 	wrongSPI, _ := esp.New(gcmSA(0x701, 7))
 	for _, b := range [][]byte{clone(good), clone(good), tampered, sealFrom(t, wrongSPI, 5, innerPacket(50)), sealFrom(t, peer, 9, innerPacket(50)), {1, 2, 3}} {
-		start, end := e.decapOne(snap, w, b, nil, reply, now)
+		start, end := e.decapOne(snap, w, b, netip.AddrPort{}, reply, now)
 		if start >= 0 && !bytes.Equal(b[start:end], innerPacket(100)) {
 			t.Fatal("delivered packet differs")
 		}
@@ -407,7 +407,7 @@ func benchmarkEngineDecap(b *testing.B, sa esp.Config) {
 			b.StartTimer()
 		}
 		copy(work, frames[i%n])
-		if start, _ := e.decapOne(snap, w, work, nil, reply, now); start < 0 {
+		if start, _ := e.decapOne(snap, w, work, netip.AddrPort{}, reply, now); start < 0 {
 			b.Fatal("dropped")
 		}
 	}
