@@ -21,8 +21,8 @@ usage: bench/dataplane.sh [options]
   -r, --rounds N       rounds of every case (default 2; the median is reported)
   -c, --cases LIST     cases, comma-separated, from bare,gcm,cbc,wg (default all)
   -s, --streams LIST   parallel stream counts, comma-separated (default 1,4)
-  -p, --profile MODE   auto|yes|no: CPU-profile trellis-edge (GCM) under iperf3
-                       load; auto = only when GCM is slower than wireguard-go
+  -p, --profile MODE   auto|yes|no: CPU-profile trellis-edge (GCM and CBC) under
+                       iperf3 load; auto = only when GCM is slower than wireguard-go
                        (default auto)
   -o, --out FILE       JSON result file (default bench/results/<UTC date>.json)
       --no-gobench     skip the `go test -bench -benchmem` companion
@@ -51,6 +51,8 @@ die() {
 	echo "dataplane.sh: FAILED: $*" >&2
 	exit 1
 }
+# Any unexpected failure names the line and command before the exit.
+trap 'echo "dataplane.sh: FAILED at line $LINENO: $BASH_COMMAND (exit $?)" >&2' ERR
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 [[ $TIME =~ ^[0-9]+$ && $TIME -ge 3 && $TIME -le 120 ]] || die "--time must be 3..120 seconds"
@@ -338,6 +340,17 @@ case_dev() {
 	wg) echo "$WG_IF_A" ;;
 	esac
 }
+# Data plane processes of a case (both edges), for CPU accounting.
+case_procs() {
+	case $1 in
+	gcm | cbc) echo "trellis-a-$1 trellis-b-$1" ;;
+	wg) echo "wg-a wg-b" ;;
+	esac
+}
+CLK_TCK=$(getconf CLK_TCK)
+proc_ticks() { # user+system ticks of a started process (all threads)
+	awk '{print $14 + $15}' "/proc/${PID[$1]}/stat" 2>/dev/null || echo 0
+}
 dev_mtu() { ip -n "$NS_A" -j link show dev "$1" | jq '.[0].mtu'; }
 dev_tx_bytes() { ip -n "$NS_A" -s -j link show dev "$1" | jq '.[0].stats64.tx.bytes'; }
 
@@ -379,17 +392,27 @@ measure() {
 	select_case "$c"
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	tx0=$(dev_tx_bytes "$dev")
+	local procs pr cpu0=() cpu1=() i
+	procs=($(case_procs "$c"))
+	for pr in "${procs[@]}"; do cpu0+=("$(proc_ticks "$pr")"); done
 	start_bg iperf3-server "$NS_HB" iperf3 -s -1 -B 172.16.2.2 -p 5201
 	sleep 0.3
-	if ! out=$(nsx "$NS_HA" $((TIME + 30)) iperf3 -c 172.16.2.2 -p 5201 -t "$TIME" -O 1 -P "$p" -J --connect-timeout 5000); then
+	if ! out=$(nsx "$NS_HA" $((TIME + 30)) iperf3 -c 172.16.2.2 -p 5201 -t "$TIME" -P "$p" -J --connect-timeout 5000); then
 		stop_bg iperf3-server
 		echo "$out" | jq -r '.error // empty' >&2 2>/dev/null || true
 		die "iperf3 case $c -P $p round $r failed"
 	fi
+	for pr in "${procs[@]}"; do cpu1+=("$(proc_ticks "$pr")"); done
 	stop_bg iperf3-server
 	tx1=$(dev_tx_bytes "$dev")
+	local cpu_a=null cpu_b=null
+	if ((${#procs[@]} == 2)); then
+		cpu_a=$(awk -v a="${cpu0[0]}" -v b="${cpu1[0]}" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
+		cpu_b=$(awk -v a="${cpu0[1]}" -v b="${cpu1[1]}" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
+	fi
 	echo "$out" | jq -c --arg case "$c" --argjson streams "$p" --argjson round "$r" --arg dev "$dev" \
-		--argjson mtu "$CASE_MTU" --argjson load "$load" --argjson devtx "$((tx1 - tx0))" '{
+		--argjson mtu "$CASE_MTU" --argjson load "$load" --argjson devtx "$((tx1 - tx0))" \
+		--argjson cpua "$cpu_a" --argjson cpub "$cpu_b" '{
 		case: $case, streams: $streams, round: $round, device: $dev, path_mtu: $mtu, load1: $load,
 		gbps: ((.end.sum_received.bits_per_second // 0) / 1e9),
 		sent_gbps: ((.end.sum_sent.bits_per_second // 0) / 1e9),
@@ -397,13 +420,16 @@ measure() {
 		bytes_received: (.end.sum_received.bytes // 0),
 		device_tx_bytes: $devtx,
 		cpu_host_a: (.end.cpu_utilization_percent.host_total // null),
-		cpu_host_b: (.end.cpu_utilization_percent.remote_total // null)}' >"$WORK/last.json"
+		cpu_host_b: (.end.cpu_utilization_percent.remote_total // null),
+		dataplane_cpu_s: {edge_a: $cpua, edge_b: $cpub},
+		dataplane_cpu_s_per_gbyte: (if $cpua == null or (.end.sum_received.bytes // 0) == 0 then null
+			else ($cpua + $cpub) / (.end.sum_received.bytes / 1e9) end)}' >"$WORK/last.json"
 	line=$(<"$WORK/last.json")
 	# The data must really have crossed the case's device.
 	jq -e '.device_tx_bytes >= 0.9 * .bytes_received and .bytes_received > 0' <<<"$line" >/dev/null ||
 		die "case $c: iperf3 moved $(jq .bytes_received <<<"$line") bytes but $dev sent only $(jq .device_tx_bytes <<<"$line"): traffic did not take the expected path"
 	echo "$line" >>"$RAW"
-	log "$(jq -r '"\(.case) -P \(.streams) round \(.round): \(.gbps*100|round/100) Gbit/s (retransmits \(.retransmits), load \(.load1))"' <<<"$line")"
+	log "$(jq -r '"\(.case) -P \(.streams) round \(.round): \(.gbps*100|round/100) Gbit/s (retransmits \(.retransmits), load \(.load1)\(if .dataplane_cpu_s.edge_a then ", data plane CPU \(.dataplane_cpu_s.edge_a) s + \(.dataplane_cpu_s.edge_b) s" else "" end))"' <<<"$line")"
 }
 
 ORDER=()
@@ -438,7 +464,8 @@ SUMMARY=$(jq -s -c '
 	def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
 	group_by(.streams) | map({key: (.[0].streams|tostring), value: (group_by(.case) | map({key: .[0].case, value: {
 		median_gbps: ([.[].gbps] | median), min_gbps: ([.[].gbps] | min), max_gbps: ([.[].gbps] | max),
-		runs: length, path_mtu: .[0].path_mtu}}) | from_entries)}) | from_entries
+		runs: length, path_mtu: .[0].path_mtu,
+		median_cpu_s_per_gbyte: ([.[].dataplane_cpu_s_per_gbyte | select(. != null)] | median)}}) | from_entries)}) | from_entries
 	| with_entries(.value as $s | .value = {cases: $s, ratios: ({
 		gcm_vs_wg: (if $s.gcm and $s.wg then $s.gcm.median_gbps / $s.wg.median_gbps else null end),
 		cbc_vs_wg: (if $s.cbc and $s.wg then $s.cbc.median_gbps / $s.wg.median_gbps else null end),
@@ -457,60 +484,119 @@ print_table() {
 	jq -r '
 		def f: if . == null then "-" else (. * 100 | round / 100 | tostring) end;
 		to_entries[] | "streams \(.key):",
-		(.value.cases | to_entries[] | "  \(.key | . + "      " | .[0:6]) \(.value.median_gbps | f) Gbit/s  (\(.value.min_gbps | f)..\(.value.max_gbps | f), inner MTU \(.value.path_mtu))"),
+		(.value.cases | to_entries[] | "  \(.key | . + "      " | .[0:6]) \(.value.median_gbps | f) Gbit/s  (\(.value.min_gbps | f)..\(.value.max_gbps | f), inner MTU \(.value.path_mtu)\(if .value.median_cpu_s_per_gbyte then ", data plane CPU \(.value.median_cpu_s_per_gbyte | f) s/GB" else "" end))"),
 		(.value.ratios | to_entries[] | "  ratio \(.key | . + "            " | .[0:12]) \(.value | f)")' <<<"$SUMMARY"
 	echo
 }
 print_table
 
 # ---------------------------------------------------------------- profile
-PROFILE_JSON=null
-gcm_below_wg=$(jq -r '[.[] | .ratios.gcm_vs_wg // empty | select(. < 1)] | length > 0' <<<"$SUMMARY")
-if has_case gcm && { [[ $PROFILE == yes ]] || [[ $PROFILE == auto && $gcm_below_wg == true ]]; }; then
-	log "profiling trellis-edge (gcm) under iperf3 -P 1 load"
-	timeout 600 go -C "$REPO" build -o "$WORK/tbedge" ./bench/cmd/tbedge >"$WORK/build-tbedge.log" 2>&1 ||
-		{ cat "$WORK/build-tbedge.log" >&2; die "go build ./bench/cmd/tbedge failed"; }
-	stop_bg trellis-a-gcm
-	stop_bg trellis-b-gcm
-	start_trellis gcm "$WORK/tbedge" --pprof-addr "unix:$WORK/{side}-gcm.pprof.sock"
-	PSECS=$((TIME > 5 ? TIME : 5))
-	select_case gcm
+# The profiling runs use bench/cmd/tbedge: the same standalone data plane
+# as `trellis-edge dataplane` plus a pprof endpoint, with every allocation
+# recorded (MemProfileRate 1). For each profiled case both edges are
+# restarted under it and iperf3 -P 1 runs; during the run each edge gives a
+# CPU profile, and heap profiles plus tunnel packet counters before and
+# after, so the report has the exact allocations per packet of the two
+# packet goroutines (tunReadLoop: TUN -> WAN, receiveLoop: WAN -> TUN).
+packets() { # packets SIDE CASE -> "tx rx"
+	status_json "$1" "$2" | jq -r '"\(.tunnels[0].tx_packets // 0) \(.tunnels[0].rx_packets // 0)"'
+}
+heap_snapshot() { # heap_snapshot SIDE CASE FILE
+	timeout 10 curl -fsS --unix-socket "$WORK/$1-$2.pprof.sock" "http://edge/debug/pprof/heap?gc=1" -o "$3" || true
+}
+cum_of() { # cum_of FUNCTION-SUFFIX < pprof -top output: cumulative value of that function
+	awk -v f="$1" 'index($0, f) && $NF ~ f"$" {print $4; found=1; exit} END {if (!found) print 0}'
+}
+PROFILE_JSON='{}'
+profile_case() {
+	local c=$1 side role psecs gbps top cum allocs base cpids=() ipid tx0 rx0 tx1 rx1 a_send a_recv per_send per_recv
+	log "profiling trellis-edge ($c) under iperf3 -P 1 load"
+	stop_bg "trellis-a-$c"
+	stop_bg "trellis-b-$c"
+	start_trellis "$c" "$WORK/tbedge" --pprof-addr "unix:$WORK/{side}-$c.pprof.sock" --mem-profile-rate 1
+	psecs=$((TIME > 5 ? TIME : 5))
+	select_case "$c"
 	start_bg iperf3-server "$NS_HB" iperf3 -s -1 -B 172.16.2.2 -p 5201
 	sleep 0.3
-	nsx "$NS_HA" $((PSECS + 40)) iperf3 -c 172.16.2.2 -p 5201 -t $((PSECS + 4)) -P 1 -J --connect-timeout 5000 >"$WORK/profile-iperf.json" &
+	nsx "$NS_HA" $((psecs + 40)) iperf3 -c 172.16.2.2 -p 5201 -t $((psecs + 4)) -P 1 -J --connect-timeout 5000 >"$WORK/profile-iperf-$c.json" &
 	ipid=$!
 	sleep 2
-	cpids=()
+	local -A k0 k1
 	for side in a b; do
-		timeout $((PSECS + 20)) curl -fsS --unix-socket "$WORK/$side-gcm.pprof.sock" \
-			"http://edge/debug/pprof/profile?seconds=$PSECS" -o "$WORK/cpu-$side.pprof" &
+		k0[$side]=$(packets "$side" "$c")
+		heap_snapshot "$side" "$c" "$WORK/heap0-$c-$side.pprof"
+		timeout $((psecs + 20)) curl -fsS --unix-socket "$WORK/$side-$c.pprof.sock" \
+			"http://edge/debug/pprof/profile?seconds=$psecs" -o "$WORK/cpu-$c-$side.pprof" &
 		cpids+=($!)
 	done
 	wait "${cpids[@]}" || true
-	wait "$ipid" || die "iperf3 under profiling failed"
-	stop_bg iperf3-server
-	PGBPS=$(jq '.end.sum_received.bits_per_second / 1e9' "$WORK/profile-iperf.json")
-	RESULT_BASE=${OUT%.json}
-	PROFILE_JSON=$(jq -n --argjson g "$PGBPS" --argjson s "$PSECS" '{streams: 1, seconds: $s, gbps_while_profiling: $g, edges: {}}')
 	for side in a b; do
-		[[ -s $WORK/cpu-$side.pprof ]] || die "no CPU profile from edge $side"
-		role=sender
-		[[ $side == b ]] && role=receiver
-		top=$(timeout 120 go tool pprof -top -nodecount=25 "$WORK/cpu-$side.pprof" 2>/dev/null)
-		cum=$(timeout 120 go tool pprof -top -cum -nodecount=25 "$WORK/cpu-$side.pprof" 2>/dev/null)
-		mkdir -p "$(dirname "$OUT")"
-		cp "$WORK/cpu-$side.pprof" "$RESULT_BASE-cpu-$side.pprof"
-		printf '# edge %s (%s side: %s), iperf3 -P 1 through the GCM tunnel\n\n## flat\n%s\n\n## cumulative\n%s\n' \
-			"$side" "$role" "$([[ $side == a ]] && echo 'TUN read, encrypt, sendmmsg' || echo 'recvmmsg, decrypt, TUN write')" \
-			"$top" "$cum" >"$RESULT_BASE-pprof-$side.txt"
-		PROFILE_JSON=$(jq -c --arg side "$side" --arg role "$role" --arg top "$top" --arg file "$(basename "$RESULT_BASE-pprof-$side.txt")" \
-			'.edges[$side] = {role: $role, top: ($top | split("\n")), text: $file}' <<<"$PROFILE_JSON")
-		echo "--- CPU profile, edge $side ($role), top entries ---"
-		head -n 22 <<<"$top"
+		k1[$side]=$(packets "$side" "$c")
+		heap_snapshot "$side" "$c" "$WORK/heap1-$c-$side.pprof"
+	done
+	wait "$ipid" || die "iperf3 under profiling ($c) failed"
+	stop_bg iperf3-server
+	gbps=$(jq '.end.sum_received.bits_per_second / 1e9' "$WORK/profile-iperf-$c.json")
+	base=${OUT%.json}
+	mkdir -p "$(dirname "$OUT")"
+	PROFILE_JSON=$(jq -c --arg c "$c" --argjson g "$gbps" --argjson s "$psecs" \
+		'.[$c] = {streams: 1, seconds: $s, gbps_while_profiling: $g, edges: {}}' <<<"$PROFILE_JSON")
+	for side in a b; do
+		[[ -s $WORK/cpu-$c-$side.pprof ]] || die "no CPU profile from edge $side ($c)"
+		role="sender (TUN read, encrypt, sendmmsg)"
+		[[ $side == b ]] && role="receiver (recvmmsg, decrypt, TUN write)"
+		top=$(timeout 120 go tool pprof -top -nodecount=25 "$WORK/cpu-$c-$side.pprof" 2>/dev/null)
+		cum=$(timeout 120 go tool pprof -top -cum -nodecount=25 "$WORK/cpu-$c-$side.pprof" 2>/dev/null)
+		allocs=""
+		a_send=0 a_recv=0
+		if [[ -s $WORK/heap0-$c-$side.pprof && -s $WORK/heap1-$c-$side.pprof ]]; then
+			local hp=(timeout 120 go tool pprof -sample_index=alloc_objects -base "$WORK/heap0-$c-$side.pprof" "$WORK/heap1-$c-$side.pprof")
+			allocs=$("${hp[@]}" -top -nodecount=12 -focus 'Engine..(receiveLoop|tunReadLoop)' 2>/dev/null | sed -n '/flat%/,$p' || true)
+			a_send=$("${hp[@]}" -top -cum -nodecount=200 -focus 'Engine..tunReadLoop' 2>/dev/null | cum_of 'Engine).tunReadLoop')
+			a_recv=$("${hp[@]}" -top -cum -nodecount=200 -focus 'Engine..receiveLoop' 2>/dev/null | cum_of 'Engine).receiveLoop')
+		fi
+		read -r tx0 rx0 <<<"${k0[$side]}"
+		read -r tx1 rx1 <<<"${k1[$side]}"
+		per_send=$(awk -v m="$a_send" -v p=$((tx1 - tx0)) 'BEGIN{if (p > 0) printf "%.4f", m/p; else print "null"}')
+		per_recv=$(awk -v m="$a_recv" -v p=$((rx1 - rx0)) 'BEGIN{if (p > 0) printf "%.4f", m/p; else print "null"}')
+		cp "$WORK/cpu-$c-$side.pprof" "$base-cpu-$c-$side.pprof"
+		{
+			printf '# trellis-edge %s, edge %s: %s\n' "$c" "$side" "$role"
+			printf '# iperf3 -P 1 host A -> host B, %.2f Gbit/s while profiling (%s s CPU profile)\n' "$gbps" "$psecs"
+			printf '# allocations: tunReadLoop %s for %d tunnel tx packets (%s/packet), receiveLoop %s for %d rx packets (%s/packet)\n' \
+				"$a_send" $((tx1 - tx0)) "$per_send" "$a_recv" $((rx1 - rx0)) "$per_recv"
+			printf '\n## CPU, flat\n%s\n\n## CPU, cumulative\n%s\n\n## allocations in the packet goroutines during the run (alloc_objects, every allocation recorded)\n%s\n' \
+				"$top" "$cum" "$allocs"
+		} >"$base-pprof-$c-$side.txt"
+		PROFILE_JSON=$(jq -c --arg c "$c" --arg side "$side" --arg role "$role" --arg top "$top" --arg allocs "$allocs" \
+			--arg file "$(basename "$base-pprof-$c-$side.txt")" \
+			--argjson asend "$a_send" --argjson arecv "$a_recv" --argjson tx $((tx1 - tx0)) --argjson rx $((rx1 - rx0)) \
+			--argjson ps "$per_send" --argjson pr "$per_recv" \
+			'.[$c].edges[$side] = {role: $role,
+				allocs: {tun_read_loop: $asend, tx_packets: $tx, per_tx_packet: $ps, receive_loop: $arecv, rx_packets: $rx, per_rx_packet: $pr},
+				cpu_top: ($top | split("\n")), alloc_top: ($allocs | split("\n")), text: $file}' <<<"$PROFILE_JSON")
+		echo "--- trellis-edge $c, edge $side: $role, $(printf %.2f "$gbps") Gbit/s ---"
+		echo "allocations: tunReadLoop $per_send per tx packet, receiveLoop $per_recv per rx packet"
+		grep -E '^Duration' <<<"$top" | head -n 1
+		sed -n '/flat%/,+15p' <<<"$top"
+		if [[ -n $allocs ]]; then
+			echo "allocation sites in the packet goroutines:"
+			head -n 6 <<<"$allocs"
+		fi
 		echo
 	done
-	log "profiles: $RESULT_BASE-pprof-{a,b}.txt (text), $RESULT_BASE-cpu-{a,b}.pprof (go tool pprof)"
+	log "profiles: $base-pprof-$c-{a,b}.txt (text), $base-cpu-$c-{a,b}.pprof (go tool pprof)"
+}
+
+gcm_below_wg=$(jq -r '[.[] | .ratios.gcm_vs_wg // empty | select(. < 1)] | length > 0' <<<"$SUMMARY")
+if [[ $PROFILE == yes ]] || [[ $PROFILE == auto && $gcm_below_wg == true ]]; then
+	timeout 600 go -C "$REPO" build -o "$WORK/tbedge" ./bench/cmd/tbedge >"$WORK/build-tbedge.log" 2>&1 ||
+		{ cat "$WORK/build-tbedge.log" >&2; die "go build ./bench/cmd/tbedge failed"; }
+	for c in gcm cbc; do
+		has_case "$c" && profile_case "$c"
+	done
 fi
+[[ $PROFILE_JSON != '{}' ]] || PROFILE_JSON=null
 
 # ---------------------------------------------------------------- go test -bench
 GOBENCH_JSON='[]'
@@ -537,7 +623,7 @@ jq -n --arg date "$STAMP" --arg cpu "$CPU_MODEL" --argjson ncpu "$NCPU" --arg ke
 	date: $date,
 	machine: {cpus: $ncpu, cpu_model: $cpu, kernel: $kernel, shared: true, load_average_start: $load_start, load_average_end: $load_end},
 	software: {go: $go, git_commit: $commit, uncommitted_dataplane_files: $dirty, wireguard_go: $wg, wireguard_go_module: $wgmod},
-	method: {tool: "iperf3 TCP", direction: "host A -> host B through both edges", seconds: $time, omit_seconds: 1, rounds: $rounds, statistic: "median"},
+	method: {tool: "iperf3 TCP", direction: "host A -> host B through both edges", seconds: $time, omit_seconds: 0, rounds: $rounds, statistic: "median"},
 	summary: $summary, runs: $runs, trellis_status: $status, profile: $profile, go_bench: $gobench}' >"$OUT"
 log "results written to $OUT"
 print_table

@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -32,11 +33,15 @@ func main() {
 	status := fs.String("status-addr", "", "status endpoint address (host:port or unix:/path)")
 	pprofAddr := fs.String("pprof-addr", "", "pprof endpoint address (host:port or unix:/path); serves /debug/pprof/")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	memRate := fs.Int("mem-profile-rate", 0, "runtime.MemProfileRate (bytes per sampled allocation; 0 keeps the default 512 KiB, 1 records every allocation)")
 	_ = fs.Parse(os.Args[2:])
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil || *cfg == "" {
 		fmt.Fprintln(os.Stderr, "tbedge dataplane: --config FILE is required and --log-level must be debug, info, warn or error")
 		os.Exit(2)
+	}
+	if *memRate > 0 {
+		runtime.MemProfileRate = *memRate
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
