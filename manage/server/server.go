@@ -2,6 +2,25 @@
 // bootstrap, keys, TLS, the REST API, health and metrics endpoints, and
 // graceful shutdown. Tests and the lab start real servers in-process with
 // New and Run.
+//
+// The data directory (--data-dir, default ./trellis-data; use
+// /var/lib/trellis for a system service) holds:
+//
+//	trellis.db      the SQLite database (unless --db names PostgreSQL)
+//	seal.key        32 random bytes encrypting secrets at rest (TOTP
+//	                secrets, the organization-token signing key); mode 0600
+//	tls/cert.pem    the self-signed certificate (unless --tls-cert) and
+//	tls/key.pem     its key; edges pin the certificate's SHA-256
+//
+// Back up seal.key and tls/ with the database: without seal.key the
+// signing key and TOTP secrets cannot be read, and a new certificate
+// breaks every pin. Replicas sharing one PostgreSQL database must share
+// the same seal.key and certificate.
+//
+// On first start (no users) New creates the first admin (--admin-email,
+// password from --admin-password or generated and printed once), an
+// account, a group and an organization named "Default"; the admin owns the
+// account, which is the operator account (its owners create accounts).
 package server
 
 import (
@@ -166,6 +185,12 @@ func (s *Server) loadCert() error {
 	}
 	if created {
 		s.log.Info("generated a self-signed TLS certificate", "dir", filepath.Join(s.cfg.DataDir, "tls"))
+	}
+	if u, uerr := url.Parse(s.publicURL); uerr == nil && s.cert.Leaf != nil {
+		if err := s.cert.Leaf.VerifyHostname(u.Hostname()); err != nil {
+			s.log.Warn("the TLS certificate does not name the public URL's host; clients that check names (not pins) will refuse it",
+				"host", u.Hostname(), "err", err)
+		}
 	}
 	fmt.Fprintf(s.cfg.Out, "trellis-manage: TLS certificate SHA-256 fingerprint: %s\n", s.fingerprint)
 	s.log.Info("TLS certificate", "sha256", s.fingerprint)
