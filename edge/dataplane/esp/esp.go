@@ -20,6 +20,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -150,6 +151,10 @@ type SA struct {
 	pool  sync.Pool    // *scratch
 
 	authKey []byte
+	// ivBase is random per SA instance: IV = ivBase + sequence number, so
+	// that IVs never repeat even if an SA's key is reused after a restart
+	// (which restarts the sequence numbers).
+	ivBase uint64
 
 	seq    atomic.Uint64 // outbound: last sequence number used
 	window replay.Window // inbound
@@ -176,6 +181,11 @@ func New(c Config) (*SA, error) {
 		return nil, err
 	}
 	sa := &SA{spi: c.SPI, t: c.Transform, esn: c.ESN}
+	var rb [8]byte
+	if _, err := rand.Read(rb[:]); err != nil {
+		return nil, fmt.Errorf("seeding the IV generator: %w", err)
+	}
+	sa.ivBase = binary.BigEndian.Uint64(rb[:])
 	switch c.Transform {
 	case AESGCM128:
 		b, err := aes.NewCipher(c.EncKey[:16])
@@ -293,16 +303,16 @@ func (sa *SA) Seal(b []byte, payloadLen int, nextHeader byte) (int, error) {
 	defer sa.pool.Put(s)
 	switch sa.t {
 	case AESGCM128:
-		binary.BigEndian.PutUint64(b[8:16], seq) // unique per SA (RFC 4106 §3.1)
+		binary.BigEndian.PutUint64(b[8:16], sa.ivBase+seq) // unique per key (RFC 4106 §3.1)
 		copy(s.nonce[:4], sa.salt[:])
 		copy(s.nonce[4:], b[8:16])
 		aad := sa.aad(s, b, seq)
 		sa.aead.Seal(b[pre:pre], s.nonce[:], b[pre:pre+ctLen], aad)
 	case AESCBC128SHA256128:
-		// Unpredictable IV: the sequence number encrypted under the SA key
+		// Unpredictable IV: a unique counter encrypted under the SA key
 		// (NIST SP 800-38A Appendix C).
 		clear(s.ctr[:])
-		binary.BigEndian.PutUint64(s.ctr[:8], seq)
+		binary.BigEndian.PutUint64(s.ctr[:8], sa.ivBase+seq)
 		s.ctr[8] = 0x80
 		sa.block.Encrypt(b[8:24], s.ctr[:])
 		s.enc.(ivSetter).SetIV(b[8:24])

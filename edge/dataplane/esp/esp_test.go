@@ -302,6 +302,21 @@ func TestESNAcrossWrap(t *testing.T) {
 	}
 }
 
+// TestIVsDifferAcrossInstances: two instances of the same SA (as after a
+// restart, which restarts sequence numbers) never send the same IV.
+func TestIVsDifferAcrossInstances(t *testing.T) {
+	for _, c := range configs {
+		a, b := pair(t, c.cfg(0x600, true))
+		pa, pb := seal(t, a, []byte("same")), seal(t, b, []byte("same"))
+		if bytes.Equal(pa[4:8], pb[4:8]) && bytes.Equal(pa[8:a.PrefixLen()], pb[8:b.PrefixLen()]) {
+			t.Fatalf("%s: same sequence number and same IV from two SA instances", c.name)
+		}
+		if bytes.Equal(pa, pb) {
+			t.Fatalf("%s: identical packets from two SA instances", c.name)
+		}
+	}
+}
+
 func TestNoESNExhaustion(t *testing.T) {
 	out, in := pair(t, gcmConfig(0x5000, false))
 	out.SetSentSeq(1<<32 - 2)
