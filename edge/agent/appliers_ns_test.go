@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+// The appliers change the host (routes, a TUN device, UDP sockets), so this
+// test re-runs itself inside a network namespace of its own (tag-agent-*),
+// where every thread of the process lives.
+const nsEnv = "TRELLIS_AGENT_NS_TEST"
+
+func TestAppliersInNamespace(t *testing.T) {
+	if os.Getenv(nsEnv) != "" {
+		appliersInNamespace(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespace, TUN device, routes)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("needs /dev/net/tun")
+	}
+	ns := fmt.Sprintf("tag-agent-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestAppliersInNamespace$", "-test.v")
+	cmd.Env = append(os.Environ(), nsEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestAppliersInNamespace") {
+		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
+	}
+	t.Logf("in namespace %s:\n%s", ns, out)
+}
+
+func sh(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func hasRoute(t *testing.T, dst string, proto netlink.RouteProtocol, dev string) bool {
+	t.Helper()
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.String() != dst {
+			continue
+		}
+		if proto != 0 && r.Protocol != proto {
+			continue
+		}
+		if dev != "" {
+			l, err := netlink.LinkByIndex(r.LinkIndex)
+			if err != nil || l.Attrs().Name != dev {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func linkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
+}
+
+func tunnelJSON(n int, iface, local, remote, lo, peer, prefix string) string {
+	key := strings.Repeat(fmt.Sprintf("%02x", n), 20)
+	return fmt.Sprintf(`{"number":%d,"peer_device_id":"B","local_interface":%q,"local_address":%q,"remote_endpoint":%q,
+	 "local_overlay":%q,"remote_overlay":%q,
+	 "outbound":{"spi":%d,"transform":"aes128gcm16","key":%q},"inbound":{"spi":%d,"transform":"aes128gcm16","key":%q},
+	 "remote_prefixes":[%q]}`, n, iface, local, remote, lo, peer, 4096+n, key, 8192+n, key, prefix)
+}
+
+func appliersInNamespace(t *testing.T) {
+	sh(t, "link", "set", "lo", "up")
+	sh(t, "link", "add", "tagwan0", "type", "veth", "peer", "name", "tagwan1")
+	sh(t, "addr", "add", "192.0.2.1/24", "dev", "tagwan0")
+	sh(t, "link", "set", "tagwan0", "up")
+	sh(t, "link", "set", "tagwan1", "up")
+	// Someone else's route: never touched.
+	sh(t, "route", "add", "10.50.0.0/16", "via", "192.0.2.254", "proto", "static")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dp := &DataplaneApplier{Ctx: ctx, TUNName: "tagtun0"}
+	defer dp.Close()
+	rec := NewReconciler(nil, &InterfacesApplier{}, &RoutesApplier{}, dp)
+
+	t1 := tunnelJSON(1, "tagwan0", "192.0.2.1", "192.0.2.2:4789", "10.100.0.0", "10.100.0.1", "172.16.2.0/24")
+	doc1 := `{"name":"one","vxlan_port":47890,"tunnels":[` + t1 + `],"routes":[{"destination":"10.9.0.0/16","gateway":"192.0.2.254","metric":7}]}`
+	mk := func(doc string) *Running {
+		d, err := DecodeDesired([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Running{Version: DocVersion([]byte(doc)), Raw: []byte(doc), Doc: d}
+	}
+	r1 := mk(doc1)
+	if err := rec.Apply(ctx, r1); err != nil {
+		t.Fatalf("doc1: %v", err)
+	}
+	check := func(stage string) {
+		t.Helper()
+		if !linkExists("tagtun0") {
+			t.Fatalf("%s: no TUN device", stage)
+		}
+		if !hasRoute(t, "172.16.2.0/24", 0, "tagtun0") {
+			t.Fatalf("%s: no route to the peer's LAN through the TUN", stage)
+		}
+		if !hasRoute(t, "10.9.0.0/16", RouteProtocol, "tagwan0") {
+			t.Fatalf("%s: no static route 10.9.0.0/16", stage)
+		}
+		if n := len(dp.Engine().Status().Tunnels); n != 1 {
+			t.Fatalf("%s: %d tunnels", stage, n)
+		}
+	}
+	check("doc1")
+
+	// doc2 adds a static route and a tunnel on a WAN that does not exist:
+	// the data plane refuses, the route is taken back, doc1 stays.
+	t2 := tunnelJSON(2, "tagnope0", "198.51.100.1", "198.51.100.2:4789", "10.100.0.2", "10.100.0.3", "172.16.3.0/24")
+	doc2 := `{"name":"two","vxlan_port":47890,"tunnels":[` + t1 + `,` + t2 + `],"routes":[{"destination":"10.9.0.0/16","gateway":"192.0.2.254","metric":7},{"destination":"10.10.0.0/16","gateway":"192.0.2.254"}]}`
+	err := rec.Apply(ctx, mk(doc2))
+	ae, ok := err.(*ApplyError)
+	if !ok || ae.Applier != "dataplane" || ae.RolledBackTo != r1.Version || ae.RollbackErr != nil {
+		t.Fatalf("doc2: %v", err)
+	}
+	t.Logf("doc2 refused as expected: %v", err)
+	if hasRoute(t, "10.10.0.0/16", 0, "") {
+		t.Fatal("doc2's route survived the rollback")
+	}
+	if rec.Running().Version != r1.Version {
+		t.Fatal("doc1 not running after the rollback")
+	}
+	check("after rollback")
+
+	// Re-applying doc1 is a no-op; an empty document removes everything.
+	if err := rec.Apply(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Apply(ctx, mk(`{"name":"empty"}`)); err != nil {
+		t.Fatalf("empty doc: %v", err)
+	}
+	if linkExists("tagtun0") || dp.Engine() != nil {
+		t.Fatal("data plane still running without tunnels")
+	}
+	if hasRoute(t, "10.9.0.0/16", 0, "") {
+		t.Fatal("static route left behind")
+	}
+	if !hasRoute(t, "10.50.0.0/16", 0, "") {
+		t.Fatal("someone else's route was removed")
+	}
+}
