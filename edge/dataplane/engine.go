@@ -543,7 +543,6 @@ func (e *Engine) sendFragNeeded(t *tunnel, pkt []byte) {
 // ESP → GRE → TUN. It owns the inbound SAs of the tunnels on its WAN.
 func (e *Engine) receiveLoop(w *wanSock) {
 	defer e.wg.Done()
-	defer close(w.done)
 	bufs := make([][]byte, batchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, bufSize)

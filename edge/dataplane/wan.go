@@ -44,7 +44,6 @@ type wanSock struct {
 	conn   *net.UDPConn
 	pc     *ipv4.PacketConn
 	closed atomic.Bool
-	done   chan struct{}
 	gso    atomic.Bool // UDP_SEGMENT usable on send
 	gro    bool        // UDP_GRO enabled on receive
 }
@@ -82,7 +81,7 @@ func openWAN(k wanKey) (*wanSock, error) {
 		return nil, fmt.Errorf("opening WAN socket %s (is the address configured on the interface?): %w", k, err)
 	}
 	conn := pconn.(*net.UDPConn)
-	w := &wanSock{key: k, conn: conn, pc: ipv4.NewPacketConn(conn), done: make(chan struct{})}
+	w := &wanSock{key: k, conn: conn, pc: ipv4.NewPacketConn(conn)}
 	if rc, err := conn.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) {
 			if _, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil {

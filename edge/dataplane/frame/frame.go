@@ -34,15 +34,14 @@ const (
 
 // Protocol numbers used in the framing.
 const (
-	ProtoESP       = 50
-	ProtoGRE       = 47
-	EtherTypeIPv4  = 0x0800
-	EtherTypeIPv6  = 0x86DD
-	vxlanFlagVNI   = 0x08
-	ipv4DontFrag   = 0x4000
-	defaultTTL     = 64
-	ipVersionIHL   = 0x45
-	vxlanFlagsMask = 0xff
+	ProtoESP      = 50
+	ProtoGRE      = 47
+	EtherTypeIPv4 = 0x0800
+	EtherTypeIPv6 = 0x86DD
+	vxlanFlagVNI  = 0x08
+	ipv4DontFrag  = 0x4000
+	defaultTTL    = 64
+	ipVersionIHL  = 0x45
 )
 
 // Errors returned by the parsers.
