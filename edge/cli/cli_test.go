@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/edge/agent"
+	"github.com/trellis-sdwan/trellis/edge/state"
+)
+
+func run(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := Main(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	sd, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"name":"edge-1","routes":[{"destination":"10.9.0.0/16","gateway":"192.0.2.254"}],"tunnels":[]}`
+	version := agent.DocVersion([]byte(doc))
+	if err := sd.SaveDoc(state.Doc{Version: version, Doc: json.RawMessage(doc), Applied: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sd.SaveCredential(state.Credential{DeviceID: "dev-1", OrgID: "org-1", ManageURL: "https://127.0.0.1:1", Credential: "tdc_x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"unknown command", []string{"bogus"}, ExitUsage, ""},
+		{"bad log level", []string{"run", "--log-level", "loud", "--state-dir", dir}, ExitUsage, ""},
+		{"bad machine id", []string{"run", "--machine-id", "a b", "--state-dir", dir}, ExitUsage, ""},
+		{"extra argument", []string{"status", "extra", "--state-dir", dir}, ExitUsage, ""},
+		{"status from files", []string{"status", "--state-dir", dir}, ExitOK, "agent not running"},
+		{"status json", []string{"status", "--json", "--state-dir", dir}, ExitOK, `"device_id": "dev-1"`},
+		{"show config", []string{"show", "config", "--state-dir", dir}, ExitOK, `"name": "edge-1"`},
+		{"show routes", []string{"show", "routes", "--state-dir", dir}, ExitOK, "gateway 192.0.2.254"},
+		{"show interfaces", []string{"show", "interfaces", "--state-dir", dir}, ExitOK, "NAME"},
+		{"show tunnels needs the agent", []string{"show", "tunnels", "--state-dir", dir}, ExitError, ""},
+		{"reset needs --yes", []string{"reset", "--state-dir", dir}, ExitUsage, ""},
+		{"reset", []string{"reset", "--yes", "--state-dir", dir}, ExitOK, "removed"},
+		{"status after reset", []string{"status", "--json", "--state-dir", dir}, ExitOK, `"registered": false`},
+		{"show config after reset", []string{"show", "config", "--state-dir", dir}, ExitError, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.contains) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tc.code, out, errOut)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, state.CredentialFile)); !os.IsNotExist(err) {
+		t.Fatalf("credential still there after reset: %v", err)
+	}
+}
