@@ -165,6 +165,10 @@ func (a *Agent) runOnce(parent context.Context) error {
 	a.jobCh = make(chan devproto.Job, 16)
 	a.restart = make(chan struct{}, 1)
 	defer a.dp.Close()
+	// A restart starts from the stored (confirmed) document.
+	a.mu.Lock()
+	a.probation = nil
+	a.mu.Unlock()
 
 	a.applyLastGood(ctx)
 

@@ -325,6 +325,16 @@ func TestAgentRegistersAppliesAndSurvivesGarbage(t *testing.T) {
 	if jr := body[devproto.JobResult](t, fc.expect(t, devproto.TypeJobResult)); jr.OK || jr.ID != "j2" {
 		t.Fatalf("ping with an option as target: %+v", jr)
 	}
+	// The restart job restarts the agent loop: a new connection, the
+	// stored document still running.
+	fc.send(t, devproto.TypeJob, "", devproto.Job{ID: "j3", Kind: devproto.JobRestart})
+	if jr := body[devproto.JobResult](t, fc.expect(t, devproto.TypeJobResult)); !jr.OK || jr.ID != "j3" {
+		t.Fatalf("restart job: %+v", jr)
+	}
+	fc = fm.nextConn(t)
+	if h := body[devproto.Hello](t, fc.expect(t, devproto.TypeHello)); h.AppliedVersion != cfg.Version {
+		t.Fatalf("hello after the restart job reports %q", h.AppliedVersion)
+	}
 	// An oversize frame ends that connection; the edge reconnects.
 	fc.raw(t, []byte(`{"v":1,"type":"ping","id":"`+strings.Repeat("x", devproto.MaxFrame)+`"}`))
 	fc2 := fm.nextConn(t)

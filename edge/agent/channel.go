@@ -153,6 +153,15 @@ func (a *Agent) session(ctx context.Context, cred state.Credential) error {
 
 	s.flushOutbox(sctx)
 	go s.ticker(sctx, scancel)
+	go func() {
+		<-sctx.Done()
+		if ctx.Err() != nil {
+			// Shutting down: a proper close handshake.
+			_ = conn.Close(websocket.StatusGoingAway, "edge shutting down")
+			return
+		}
+		_ = conn.CloseNow()
+	}()
 	return s.readLoop(sctx)
 }
 
@@ -262,9 +271,12 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 // readLoop reads and dispatches messages until the connection ends.
 func (s *session) readLoop(ctx context.Context) error {
 	for {
-		typ, data, err := s.conn.Read(ctx)
+		// Reads are not bound to ctx (cancelling a read tears the
+		// connection down at once); ending ctx closes the connection,
+		// which ends the read.
+		typ, data, err := s.conn.Read(context.WithoutCancel(ctx))
 		if err != nil {
-			if ctx.Err() != nil && s.a != nil {
+			if ctx.Err() != nil {
 				return fmt.Errorf("session ended: %w", context.Cause(ctx))
 			}
 			return fmt.Errorf("reading from manage: %w", err)
