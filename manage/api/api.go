@@ -59,6 +59,14 @@ type Config struct {
 	SecureCookie bool
 	// TOTPIssuer names the service in authenticator apps ("Trellis").
 	TOTPIssuer string
+	// OnDeviceChange, when set, is called after a change that affects
+	// devices (approval, device edits and deletion, path labels, the
+	// organization, new jobs); deviceID is "" when every device of the
+	// organization is affected. It must not block.
+	OnDeviceChange func(orgID, deviceID string)
+	// JobTTL is how long a queued job waits for an offline device
+	// (DefaultJobTTL if zero).
+	JobTTL time.Duration
 }
 
 // API is the REST API handler.
@@ -126,7 +134,7 @@ func New(cfg Config) (*API, error) {
 	a := &API{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		totp: auth.NewTOTPVerifier(cfg.Now), limiter: cfg.LoginLimiter, dummyHash: dummy}
 	a.metrics = newMetrics(cfg.Registerer)
-	a.routes = a.routeTable()
+	a.routes = a.withDeviceHooks(a.routeTable())
 	a.mux = http.NewServeMux()
 	for _, rt := range a.routes {
 		for _, m := range pathParamRE.FindAllStringSubmatch(rt.Path, -1) {

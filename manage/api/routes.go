@@ -58,6 +58,7 @@ var (
 	sortsKeys    = []string{"id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"}
 	sortsAudit   = []string{"id", "created_at", "action", "actor_id", "object_type"}
 	sortsMembers = []string{"id", "created_at", "role", "scope", "user_id"}
+	sortsJobs    = []string{"id", "kind", "state", "created_at", "started_at", "finished_at", "expires_at"}
 	auditFilters = []string{"org_id", "actor_id", "actor_type", "action", "object_type", "object_id", "since", "until"}
 )
 
@@ -114,6 +115,9 @@ func (a *API) routeTable() []*Route {
 		{Method: "PATCH", Path: "/organizations/{org_id}/devices/{device_id}", Tag: "devices", Summary: "Change a device's name, description or site (manager)", Auth: authAny, OrgAction: write, Body: devicePatch{}, Resp: store.Device{}, handle: a.patchDevice},
 		{Method: "DELETE", Path: "/organizations/{org_id}/devices/{device_id}", Tag: "devices", Summary: "Delete a device and revoke its credential (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteDevice},
 		{Method: "POST", Path: "/organizations/{org_id}/devices/{device_id}/approve", Tag: "devices", Summary: "Approve a pending device (manager)", Auth: authAny, OrgAction: write, Resp: store.Device{}, handle: a.approveDevice},
+		{Method: "POST", Path: "/organizations/{org_id}/devices/{device_id}/jobs", Tag: "jobs", Summary: "Queue a job for a device (manager): restart, logs, ping, traceroute, running_config; it waits for an offline device until it expires", Auth: authAny, OrgAction: write, Body: jobInput{}, Resp: store.Job{}, Status: http.StatusCreated, handle: a.createJob},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/jobs", Tag: "jobs", Summary: "List a device's jobs, newest first", Auth: authAny, OrgAction: read, Resp: store.Job{}, List: true, Filters: []string{"state", "kind"}, Sorts: sortsJobs, handle: a.listJobs},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/jobs/{job_id}", Tag: "jobs", Summary: "Get a job with its result", Auth: authAny, OrgAction: read, Resp: store.Job{}, handle: a.getJob},
 		{Method: "GET", Path: "/organizations/{org_id}/tokens", Tag: "tokens", Summary: "List organization tokens", Auth: authAny, OrgAction: read, Resp: store.OrgToken{}, List: true, Filters: []string{"revoked", "name"}, Sorts: sortsTokens, handle: a.listTokens},
 		{Method: "POST", Path: "/organizations/{org_id}/tokens", Tag: "tokens", Summary: "Create an organization token (manager); token text shown once", Auth: authAny, OrgAction: write, Body: tokenInput{}, Resp: tokenCreated{}, Status: http.StatusCreated, handle: a.createToken},
 		{Method: "GET", Path: "/organizations/{org_id}/tokens/{token_id}", Tag: "tokens", Summary: "Get an organization token", Auth: authAny, OrgAction: read, Resp: store.OrgToken{}, handle: a.getToken},

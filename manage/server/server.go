@@ -46,8 +46,10 @@ import (
 
 	"github.com/trellis-sdwan/trellis/manage/api"
 	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/devices"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/manage/tlscert"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // Server is a configured trellis-manage, listening but not yet serving
@@ -57,6 +59,7 @@ type Server struct {
 	log         *slog.Logger
 	st          store.Store
 	api         *api.API
+	dev         *devices.Service
 	reg         *prometheus.Registry
 	handler     http.Handler
 	mux         *http.ServeMux
@@ -130,7 +133,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		tokenFP = ""
 		s.log.Warn("HTTPS is off and no --tls-cert names the proxy's certificate: organization tokens will carry no certificate pin")
 	}
-	s.api, err = api.New(api.Config{Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: tokenFP,
+	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg})
+	if err != nil {
+		return nil, err
+	}
+	s.api, err = api.New(api.Config{OnDeviceChange: s.dev.DeviceChanged, JobTTL: s.dev.JobTTL(),
+		Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: tokenFP,
 		SigningKey: signing, Sealer: sealer, PasswordParams: cfg.PasswordParams, Registerer: s.reg,
 		SecureCookie: s.httpLn == nil, LoginLimiter: cfg.LoginLimiter})
 	if err != nil {
@@ -139,6 +147,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	mux := http.NewServeMux()
 	mux.Handle(api.Prefix+"/", s.api.Handler())
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("POST "+devproto.PathRegister, s.dev.RegisterHandler())
+	mux.Handle("GET "+devproto.PathChannel, s.dev.ChannelHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -226,6 +236,9 @@ func (s *Server) TokenPublicKey() ed25519.PublicKey { return s.tokenPub }
 // e.g. the device channel. Call it before Run.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// Devices is the device side: registration, channel, desired state, jobs.
+func (s *Server) Devices() *devices.Service { return s.dev }
+
 // Store is the server's store (for the lab and tests).
 func (s *Server) Store() store.Store { return s.st }
 
@@ -258,6 +271,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("serving plain HTTP", "addr", s.HTTPAddr())
 	}
 	go s.sweepSessions(ctx)
+	devCtx, devStop := context.WithCancel(ctx)
+	devDone := make(chan struct{})
+	go func() { _ = s.dev.Run(devCtx); close(devDone) }()
+	defer func() { devStop(); <-devDone }() // device channels end before the store closes
 	var runErr error
 	select {
 	case <-ctx.Done():

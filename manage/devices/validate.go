@@ -1,0 +1,151 @@
+package devices
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// Limits on what a device reports about itself.
+const (
+	maxMachineID  = 128
+	maxHostname   = 253
+	maxOS         = 128
+	maxVersions   = 32
+	maxVersionKey = 64
+	maxVersionVal = 128
+	maxInterfaces = 256
+	maxAddresses  = 64
+	maxIfName     = 15 // IFNAMSIZ - 1
+)
+
+// fieldError is bad input in one field of a device's message.
+type fieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Message }
+
+func bad(field, format string, args ...any) *fieldError {
+	return &fieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func validMachineID(s string) bool {
+	if s == "" || len(s) > maxMachineID {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validIfName follows the Linux rules: 1 to 15 bytes, no '/', no white
+// space or control characters, not "." or "..".
+func validIfName(s string) bool {
+	if s == "" || len(s) > maxIfName || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c == '/' || c == ':' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validateInfo checks a DeviceInfo (registration and Hello) and converts
+// its interfaces for the store. prefix names the field path ("info").
+func validateInfo(prefix string, in devproto.DeviceInfo) (store.DeviceReport, *fieldError) {
+	var rep store.DeviceReport
+	if !validMachineID(in.MachineID) {
+		return rep, bad(prefix+".machine_id", "want 1 to %d letters, digits or -_.: (e.g. /etc/machine-id)", maxMachineID)
+	}
+	if len(in.Hostname) > maxHostname || !printable(in.Hostname) {
+		return rep, bad(prefix+".hostname", "want at most %d printable characters", maxHostname)
+	}
+	if len(in.OS) > maxOS || !printable(in.OS) {
+		return rep, bad(prefix+".os", "want at most %d printable characters", maxOS)
+	}
+	if len(in.Versions) > maxVersions {
+		return rep, bad(prefix+".versions", "at most %d entries", maxVersions)
+	}
+	for k, v := range in.Versions {
+		if k == "" || len(k) > maxVersionKey || !printable(k) || strings.ContainsAny(k, " \t") {
+			return rep, bad(prefix+".versions", "key %q: want 1 to %d printable characters without spaces", k, maxVersionKey)
+		}
+		if len(v) > maxVersionVal || !printable(v) {
+			return rep, bad(prefix+".versions."+k, "want at most %d printable characters", maxVersionVal)
+		}
+	}
+	if len(in.Interfaces) > maxInterfaces {
+		return rep, bad(prefix+".interfaces", "at most %d interfaces", maxInterfaces)
+	}
+	seen := map[string]bool{}
+	rep.Interfaces = make([]store.Interface, 0, len(in.Interfaces))
+	for i, ifc := range in.Interfaces {
+		f := fmt.Sprintf("%s.interfaces[%d]", prefix, i)
+		if !validIfName(ifc.Name) {
+			return rep, bad(f+".name", "%q is not an interface name (1 to %d characters, no '/', ':' or spaces)", ifc.Name, maxIfName)
+		}
+		if seen[ifc.Name] {
+			return rep, bad(f+".name", "interface %q appears twice", ifc.Name)
+		}
+		seen[ifc.Name] = true
+		if ifc.MAC != "" {
+			if _, err := net.ParseMAC(ifc.MAC); err != nil || len(ifc.MAC) > 64 {
+				return rep, bad(f+".mac", "%q is not a MAC address", ifc.MAC)
+			}
+		}
+		if len(ifc.Addresses) > maxAddresses {
+			return rep, bad(f+".addresses", "at most %d addresses", maxAddresses)
+		}
+		addrs := make([]string, 0, len(ifc.Addresses))
+		for j, a := range ifc.Addresses {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return rep, bad(fmt.Sprintf("%s.addresses[%d]", f, j), "%q is not an address in CIDR notation (192.0.2.10/24)", a)
+			}
+			addrs = append(addrs, p.String())
+		}
+		if ifc.Gateway != "" {
+			if _, err := netip.ParseAddr(ifc.Gateway); err != nil {
+				return rep, bad(f+".gateway", "%q is not an IP address", ifc.Gateway)
+			}
+		}
+		if ifc.MTU != 0 && (ifc.MTU < 68 || ifc.MTU > 65535) {
+			return rep, bad(f+".mtu", "want 68 to 65535 (or 0 for unknown), got %d", ifc.MTU)
+		}
+		rep.Interfaces = append(rep.Interfaces, store.Interface{Name: ifc.Name, MAC: strings.ToLower(ifc.MAC),
+			Addresses: addrs, Gateway: ifc.Gateway, LinkUp: ifc.LinkUp, MTU: ifc.MTU})
+	}
+	rep.Hostname, rep.OS = in.Hostname, in.OS
+	rep.Versions = map[string]string{}
+	for k, v := range in.Versions {
+		rep.Versions[k] = v
+	}
+	return rep, nil
+}
