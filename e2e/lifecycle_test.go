@@ -264,6 +264,11 @@ func TestDeviceLifecycle(t *testing.T) {
 	}
 
 	edges := []*edgeProc{startEdge(t, bin, "edge-a", tokenFile), startEdge(t, bin, "edge-b", tokenFile)}
+	mark := time.Now()
+	step := func(what string) {
+		t.Logf("%-45s %6.2fs", what, time.Since(mark).Seconds())
+		mark = time.Now()
+	}
 
 	devices := func() (map[string]client.Device, string) {
 		page, err := c.ListDevices(ctx, org.ID, client.ListParams{Limit: 100})
@@ -290,6 +295,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		}
 		return len(ds) == 2, desc
 	})
+	step("both registered, pending")
 	ds, _ := devices()
 	for _, mid := range machines {
 		if _, err := c.ApproveDevice(ctx, org.ID, ds[mid].ID); err != nil {
@@ -309,6 +315,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		}
 		return true, desc
 	})
+	step("approved → both connected and in sync")
 	ds, _ = devices()
 	for i, e := range edges {
 		waitFor(t, 30*time.Second, "the edge to keep its document", func() (bool, string) {
@@ -329,8 +336,10 @@ func TestDeviceLifecycle(t *testing.T) {
 		d := ds["e2e-edge-a"]
 		return inSync(d) && d.DesiredVersion != oldVersion, desc
 	})
+	step("rename → edge-a in sync with the new version")
 	ds, _ = devices()
 	newVersion := ds["e2e-edge-a"].DesiredVersion
+	t.Logf("edge-a version %.12s → %.12s", oldVersion, newVersion)
 	waitFor(t, 30*time.Second, "edge-a to run and store the new document", func() (bool, string) {
 		st, err := edges[0].status(t)
 		return err == nil && st.RunningVersion == newVersion && st.StoredVersion == newVersion, fmt.Sprintf("%+v %v", st, err)
@@ -354,9 +363,11 @@ func TestDeviceLifecycle(t *testing.T) {
 		}
 	}
 
+	step("manage killed → edges noticed, config kept")
 	// Manage comes back on the same address and data: the edges reconnect
 	// and are in sync at once.
 	startManage(t, bin, dataDir, port)
+	step("manage restarted")
 	login()
 	waitFor(t, 90*time.Second, "both edges reconnected and in sync", func() (bool, string) {
 		ds, desc := devices()
@@ -373,6 +384,7 @@ func TestDeviceLifecycle(t *testing.T) {
 			return err == nil && st.Connected, fmt.Sprintf("%+v %v", st, err)
 		})
 	}
+	step("both reconnected and in sync")
 	// SIGTERM stops an edge gracefully.
 	edges[1].stop(syscall.SIGTERM)
 	if code := edges[1].cmd.ProcessState.ExitCode(); code != 0 {
