@@ -233,7 +233,29 @@ func TestPathSelection(t *testing.T) {
 			t.Fatal("flow of a healthy tunnel moved")
 		}
 	}
+	// Hysteresis: with a back up and best, b (active) stays while within
+	// 50 % + 10 ms, and c (not active) needs 25 % + 5 ms to join.
+	a.up.Store(true)
+	a.score.Store(int64(20 * time.Millisecond))
+	b.score.Store(int64(38 * time.Millisecond)) // > 20*1.25+5 = 30, <= 20*1.5+10 = 40
+	c.score.Store(int64(29 * time.Millisecond)) // joins: <= 30
+	s.refresh()
+	if act := *s.active.Load(); len(act) != 3 {
+		t.Fatalf("hysteresis: want a, b (staying) and c (joining), got %d tunnels", len(act))
+	}
+	b.score.Store(int64(41 * time.Millisecond)) // beyond the stay limit
+	s.refresh()
+	if act := *s.active.Load(); len(act) != 2 || act[0] != a || act[1] != c {
+		t.Fatal("hysteresis: b should leave beyond 50 % + 10 ms")
+	}
+	b.score.Store(int64(35 * time.Millisecond)) // within stay, not within join
+	s.refresh()
+	if act := *s.active.Load(); len(act) != 2 {
+		t.Fatal("hysteresis: b should not rejoin above 25 % + 5 ms")
+	}
+
 	// All down: keep trying all of them.
+	a.up.Store(false)
 	b.up.Store(false)
 	c.up.Store(false)
 	s.refresh()

@@ -140,9 +140,11 @@ type site struct {
 }
 
 // refresh recomputes the eligible tunnels: the up tunnels whose quality
-// score is close to the best one (so that near-equal paths share load and
-// small fluctuations do not move flows). With no tunnel up, all tunnels
-// stay eligible so that traffic keeps trying.
+// score is close to the best one, so that near-equal paths share load.
+// With hysteresis: a tunnel joins within 25 % + 5 ms of the best score and
+// leaves only beyond 50 % + 10 ms, so that scores hovering around one
+// threshold do not move flows back and forth. With no tunnel up, all
+// tunnels stay eligible so that traffic keeps trying.
 func (s *site) refresh() {
 	var best int64 = -1
 	for _, t := range s.tunnels {
@@ -152,18 +154,38 @@ func (s *site) refresh() {
 			}
 		}
 	}
+	old := s.active.Load()
+	wasActive := func(t *tunnel) bool {
+		if old == nil {
+			return false
+		}
+		for _, a := range *old {
+			if a == t {
+				return true
+			}
+		}
+		return false
+	}
 	var act []*tunnel
 	if best < 0 {
 		act = append(act, s.tunnels...)
 	} else {
-		limit := best + best/4 + int64(5*time.Millisecond)
+		join := best + best/4 + int64(5*time.Millisecond)
+		stay := best + best/2 + int64(10*time.Millisecond)
 		for _, t := range s.tunnels {
-			if t.up.Load() && t.score.Load() <= limit {
+			if !t.up.Load() {
+				continue
+			}
+			limit := join
+			if wasActive(t) {
+				limit = stay
+			}
+			if t.score.Load() <= limit {
 				act = append(act, t)
 			}
 		}
 	}
-	if old := s.active.Load(); old != nil && sameTunnels(*old, act) {
+	if old != nil && sameTunnels(*old, act) {
 		return
 	}
 	s.active.Store(&act)
