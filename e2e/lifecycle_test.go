@@ -349,6 +349,44 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Fatalf("show config: %v\n%s", err, out)
 	}
 
+	// Jobs run on the edge and come back with their output.
+	type job struct {
+		ID, State, Output, Error string
+	}
+	jobsPath := "/organizations/" + org.ID + "/devices/" + a.ID + "/jobs"
+	for _, tc := range []struct {
+		kind, args, want string
+	}{
+		{"running_config", "", newName},
+		{"logs", "", "device channel connected"},
+		{"ping", `{"target":"127.0.0.1","count":1}`, "127.0.0.1"},
+	} {
+		if tc.kind == "ping" {
+			if _, err := exec.LookPath("ping"); err != nil {
+				continue
+			}
+		}
+		in := map[string]any{"kind": tc.kind}
+		if tc.args != "" {
+			in["args"] = json.RawMessage(tc.args)
+		}
+		var j job
+		if err := c.Do(ctx, "POST", jobsPath, nil, in, &j); err != nil {
+			t.Fatalf("queueing %s: %v", tc.kind, err)
+		}
+		waitFor(t, 30*time.Second, tc.kind+" job done", func() (bool, string) {
+			var got job
+			if err := c.Do(ctx, "GET", jobsPath+"/"+j.ID, nil, nil, &got); err != nil {
+				return false, err.Error()
+			}
+			if got.State == "failed" {
+				t.Fatalf("%s job failed: %+v", tc.kind, got)
+			}
+			return got.State == "done" && strings.Contains(got.Output, tc.want), fmt.Sprintf("%+v", got)
+		})
+	}
+	step("jobs: running_config, logs, ping")
+
 	// Manage dies: the edges keep running with their configuration.
 	m.stop(syscall.SIGKILL)
 	for i, e := range edges {
