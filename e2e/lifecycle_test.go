@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,16 +191,32 @@ func startManage(t *testing.T, bin, dataDir string, port int) *manageProc {
 
 type edgeProc struct {
 	*proc
-	bin, stateDir string
+	bin, stateDir, metricsAddr string
 }
 
 func startEdge(t *testing.T, bin, name, tokenFile string) *edgeProc {
 	t.Helper()
 	stateDir := filepath.Join(t.TempDir(), name)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := start(t, name, filepath.Join(bin, "trellis-edge"), "run",
 		"--state-dir", stateDir, "--token-file", tokenFile, "--machine-id", "e2e-"+name,
-		"--metrics-addr", "127.0.0.1:0", "--backoff-max", "2s", "--tun", "tage2e"+name[len(name)-1:], "--log-level", "debug")
-	return &edgeProc{proc: p, bin: filepath.Join(bin, "trellis-edge"), stateDir: stateDir}
+		"--metrics-addr", metricsAddr, "--backoff-max", "2s", "--tun", "tage2e"+name[len(name)-1:], "--log-level", "debug")
+	return &edgeProc{proc: p, bin: filepath.Join(bin, "trellis-edge"), stateDir: stateDir, metricsAddr: metricsAddr}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 // edgeStatus asks the running edge over its control socket (the CLI).
@@ -386,6 +404,37 @@ func TestDeviceLifecycle(t *testing.T) {
 		})
 	}
 	step("jobs: running_config, logs, ping")
+
+	// A path label is part of every device's document: both edges move to
+	// a new version.
+	before, _ := devices()
+	if _, err := c.CreatePathLabel(ctx, org.ID, client.PathLabelInput{Name: "MPLS", Type: client.LabelTunnel}); err != nil {
+		t.Fatalf("creating a path label: %v", err)
+	}
+	waitFor(t, 60*time.Second, "both edges in sync with a document holding the label", func() (bool, string) {
+		ds, desc := devices()
+		for _, mid := range machines {
+			if d := ds[mid]; !inSync(d) || d.DesiredVersion == before[mid].DesiredVersion {
+				return false, desc
+			}
+		}
+		return true, desc
+	})
+	step("path label → both in sync with new versions")
+	ds, _ = devices()
+	for i, e := range edges {
+		out, err := exec.Command(e.bin, "show", "config", "--json", "--state-dir", e.stateDir).Output()
+		if err != nil || !strings.Contains(string(out), `"MPLS"`) {
+			t.Fatalf("%s show config: %v\n%s", e.name, err, out)
+		}
+		body := httpGet(t, "http://"+e.metricsAddr+"/metrics")
+		if !strings.Contains(body, "trellis_edge_channel_connected 1") || !strings.Contains(body, `trellis_edge_config_applied_info{version="`+ds[machines[i]].DesiredVersion+`"} 1`) {
+			t.Fatalf("%s metrics:\n%s", e.name, body)
+		}
+		if h := httpGet(t, "http://"+e.metricsAddr+"/healthz"); strings.TrimSpace(h) != "ok" {
+			t.Fatalf("%s healthz: %q", e.name, h)
+		}
+	}
 
 	// Manage dies: the edges keep running with their configuration.
 	m.stop(syscall.SIGKILL)
