@@ -56,7 +56,7 @@ func TestRecvBatch(t *testing.T) {
 			t.Fatalf("read %d, %v", n, err)
 		}
 	})
-	if allocs != 0 {
+	if allocs != 0 && !raceEnabled {
 		t.Fatalf("%v allocations per send+receive, want 0", allocs)
 	}
 	if rb.from(0) != src || (rb.from(0) == netip.AddrPort{}) {
@@ -100,7 +100,7 @@ func TestSendBatchGSOAndAllocs(t *testing.T) {
 	if tn.drops[DropSendError].Load() != 0 {
 		t.Fatalf("send errors: %d", tn.drops[DropSendError].Load())
 	}
-	if allocs := testing.AllocsPerRun(50, send); allocs != 0 {
+	if allocs := testing.AllocsPerRun(50, send); allocs != 0 && !raceEnabled {
 		t.Fatalf("%v allocations per batch send, want 0", allocs)
 	}
 }
