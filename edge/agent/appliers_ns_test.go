@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // The appliers change the host (routes, a TUN device, UDP sockets), so this
@@ -16,9 +18,15 @@ import (
 // where every thread of the process lives.
 const nsEnv = "TRELLIS_AGENT_NS_TEST"
 
-func TestAppliersInNamespace(t *testing.T) {
+func TestAppliersInNamespace(t *testing.T) { inNamespace(t, "TestAppliersInNamespace", appliersInNamespace) }
+
+func TestEventsInNamespace(t *testing.T) { inNamespace(t, "TestEventsInNamespace", eventsInNamespace) }
+
+// inNamespace runs body in a fresh network namespace: the test binary runs
+// itself again under `ip netns exec` with only this test selected.
+func inNamespace(t *testing.T, name string, body func(*testing.T)) {
 	if os.Getenv(nsEnv) != "" {
-		appliersInNamespace(t)
+		body(t)
 		return
 	}
 	if os.Geteuid() != 0 {
@@ -30,15 +38,15 @@ func TestAppliersInNamespace(t *testing.T) {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		t.Skip("needs /dev/net/tun")
 	}
-	ns := fmt.Sprintf("tag-agent-%d", os.Getpid())
+	ns := fmt.Sprintf("tag-agent-%d-%s", os.Getpid(), strings.ToLower(strings.TrimPrefix(name, "Test")))
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestAppliersInNamespace$", "-test.v")
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+name+"$", "-test.v")
 	cmd.Env = append(os.Environ(), nsEnv+"=1")
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestAppliersInNamespace") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
 		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
 	}
 	t.Logf("in namespace %s:\n%s", ns, out)
@@ -167,4 +175,44 @@ func appliersInNamespace(t *testing.T) {
 	if !hasRoute(t, "10.50.0.0/16", 0, "") {
 		t.Fatal("someone else's route was removed")
 	}
+}
+
+// eventsInNamespace: link and address changes reach manage as events.
+func eventsInNamespace(t *testing.T) {
+	sh(t, "link", "set", "lo", "up")
+	sh(t, "link", "add", "tagev0", "type", "veth", "peer", "name", "tagev1")
+	sh(t, "link", "set", "tagev0", "up")
+	sh(t, "link", "set", "tagev1", "up")
+	fm := newFakeManage(t)
+	startAgent(t, fm, t.TempDir(), &recorder{name: "rec"}, 0)
+	fc := fm.nextConn(t)
+	hello := body[devproto.Hello](t, fc.expect(t, devproto.TypeHello))
+	found := false
+	for _, i := range hello.Info.Interfaces {
+		found = found || (i.Name == "tagev0" && i.LinkUp && i.MAC != "")
+	}
+	if !found {
+		t.Fatalf("hello interfaces %+v lack tagev0 up", hello.Info.Interfaces)
+	}
+	// Subscriptions start with the agent; give the channel a round trip so
+	// they are surely in place before changing anything.
+	fc.send(t, devproto.TypePing, "p", nil)
+	fc.expect(t, devproto.TypePong)
+	expectEvent := func(kind, iface, contains string) {
+		t.Helper()
+		for {
+			ev := body[devproto.Event](t, fc.expect(t, devproto.TypeEvent))
+			if ev.Kind == kind && ev.Interface == iface && strings.Contains(ev.Message, contains) {
+				return
+			}
+		}
+	}
+	sh(t, "link", "set", "tagev1", "down") // tagev0 loses its carrier
+	expectEvent(devproto.EventLinkDown, "tagev0", "")
+	sh(t, "link", "set", "tagev1", "up")
+	expectEvent(devproto.EventLinkUp, "tagev0", "")
+	sh(t, "addr", "add", "198.51.100.7/24", "dev", "tagev0")
+	expectEvent(devproto.EventAddressChange, "tagev0", "added 198.51.100.7/24")
+	sh(t, "addr", "del", "198.51.100.7/24", "dev", "tagev0")
+	expectEvent(devproto.EventAddressChange, "tagev0", "removed 198.51.100.7/24")
 }
