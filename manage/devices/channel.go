@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -43,6 +44,7 @@ type conn struct {
 
 	closeCode   websocket.StatusCode
 	closeReason string
+	dead        atomic.Bool // peer stopped answering
 
 	mu          sync.Mutex
 	ready       bool // Hello received and answered
@@ -66,6 +68,10 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 // finish flushes the outbox and closes the websocket; the writer calls it.
 func (c *conn) finish() {
 	defer close(c.closed)
+	if c.dead.Load() {
+		_ = c.ws.CloseNow()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for flushing := true; flushing; {
@@ -122,6 +128,12 @@ func (c *conn) writer(ctx context.Context) {
 	defer t.Stop()
 	for {
 		select {
+		case <-c.done: // first: once closing, nothing else
+			c.finish()
+			return
+		default:
+		}
+		select {
 		case <-ctx.Done():
 			c.close(statusGoingAway, "manage is shutting down")
 		case <-c.done:
@@ -133,6 +145,7 @@ func (c *conn) writer(ctx context.Context) {
 			cancel()
 			if err != nil {
 				c.s.metrics.fail("write")
+				c.dead.Store(true)
 				c.close(websocket.StatusInternalError, "write failed")
 			}
 		case <-t.C:
@@ -142,6 +155,7 @@ func (c *conn) writer(ctx context.Context) {
 			if err != nil {
 				c.s.metrics.fail("heartbeat")
 				c.s.log.Info("device missed its heartbeat: disconnecting", "device", c.deviceID, "err", err)
+				c.dead.Store(true) // no close handshake with a dead peer
 				c.close(websocket.StatusPolicyViolation, "heartbeat missed")
 			}
 		}

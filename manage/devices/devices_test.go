@@ -481,3 +481,21 @@ func TestJobs(t *testing.T) {
 		t.Fatalf("job audit entries: %d", aud.Total)
 	}
 }
+
+// TestHeartbeatDetectsDeadPeer: a device that stops reading (so never
+// answers pings) is disconnected and marked so.
+func TestHeartbeatDetectsDeadPeer(t *testing.T) {
+	h := newHarness(t, func(c *devices.Config) { c.Heartbeat = 50 * time.Millisecond })
+	out := h.mustRegister("m1")
+	e := h.connect(out.Credential)
+	if w := e.hello("m1", ""); w.HeartbeatSeconds != 0 {
+		t.Fatalf("heartbeat seconds %d", w.HeartbeatSeconds)
+	}
+	// The client reads no more: pings go unanswered.
+	h.eventually("disconnect of a silent device", func() bool {
+		return h.device(out.DeviceID).ConnState == store.ConnDisconnected && !h.svc.Connected(out.DeviceID)
+	})
+	if n := counter(t, h, "trellis_device_channel_errors_total", "reason", "heartbeat"); n != 1 {
+		t.Fatalf("heartbeat errors %v", n)
+	}
+}

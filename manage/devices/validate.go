@@ -1,8 +1,8 @@
 package devices
 
 import (
+	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"unicode"
@@ -77,6 +77,25 @@ func validIfName(s string) bool {
 	return true
 }
 
+// validHWAddr accepts link-layer addresses as Linux prints them: 1 to 32
+// hex bytes separated by ':' (Ethernet has 6; tunnels 4 or 16;
+// InfiniBand 20).
+func validHWAddr(s string) bool {
+	parts := strings.Split(s, ":")
+	if len(parts) > 32 {
+		return false
+	}
+	for _, p := range parts {
+		if len(p) != 2 {
+			return false
+		}
+		if _, err := hex.DecodeString(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // validateInfo checks a DeviceInfo (registration and Hello) and converts
 // its interfaces for the store. prefix names the field path ("info").
 func validateInfo(prefix string, in devproto.DeviceInfo) (store.DeviceReport, *fieldError) {
@@ -115,10 +134,8 @@ func validateInfo(prefix string, in devproto.DeviceInfo) (store.DeviceReport, *f
 			return rep, bad(f+".name", "interface %q appears twice", ifc.Name)
 		}
 		seen[ifc.Name] = true
-		if ifc.MAC != "" {
-			if _, err := net.ParseMAC(ifc.MAC); err != nil || len(ifc.MAC) > 64 {
-				return rep, bad(f+".mac", "%q is not a MAC address", ifc.MAC)
-			}
+		if ifc.MAC != "" && !validHWAddr(ifc.MAC) {
+			return rep, bad(f+".mac", "%q is not a hardware address (hex bytes separated by ':')", ifc.MAC)
 		}
 		if len(ifc.Addresses) > maxAddresses {
 			return rep, bad(f+".addresses", "at most %d addresses", maxAddresses)
