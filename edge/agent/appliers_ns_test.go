@@ -18,7 +18,9 @@ import (
 // where every thread of the process lives.
 const nsEnv = "TRELLIS_AGENT_NS_TEST"
 
-func TestAppliersInNamespace(t *testing.T) { inNamespace(t, "TestAppliersInNamespace", appliersInNamespace) }
+func TestAppliersInNamespace(t *testing.T) {
+	inNamespace(t, "TestAppliersInNamespace", appliersInNamespace)
+}
 
 func TestEventsInNamespace(t *testing.T) { inNamespace(t, "TestEventsInNamespace", eventsInNamespace) }
 
