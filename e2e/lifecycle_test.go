@@ -472,6 +472,24 @@ func TestDeviceLifecycle(t *testing.T) {
 		})
 	}
 	step("both reconnected and in sync")
+	// `trellis-edge register` registers once and exits; again, it says so.
+	regDir := filepath.Join(t.TempDir(), "edge-c")
+	reg := func() string {
+		out, err := exec.Command(edges[0].bin, "register", "--token-file", tokenFile, "--state-dir", regDir, "--machine-id", "e2e-edge-c").CombinedOutput()
+		if err != nil {
+			t.Fatalf("trellis-edge register: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := reg(); !strings.Contains(out, "registered as device") || !strings.Contains(out, "approval: pending") {
+		t.Fatalf("register: %s", out)
+	}
+	if out := reg(); !strings.Contains(out, "already registered") {
+		t.Fatalf("second register: %s", out)
+	}
+	if ds, desc := devices(); ds["e2e-edge-c"].Approval != "pending" {
+		t.Fatalf("edge-c not pending: %s", desc)
+	}
 	// SIGTERM stops an edge gracefully.
 	edges[1].stop(syscall.SIGTERM)
 	if code := edges[1].cmd.ProcessState.ExitCode(); code != 0 {

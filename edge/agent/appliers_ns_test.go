@@ -198,8 +198,18 @@ func eventsInNamespace(t *testing.T) {
 	}
 	// Subscriptions start with the agent; give the channel a round trip so
 	// they are surely in place before changing anything.
+	fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-m1", Approval: "approved", HeartbeatSeconds: 30, StatsEverySeconds: 1})
 	fc.send(t, devproto.TypePing, "p", nil)
 	fc.expect(t, devproto.TypePong)
+	// Stats (at the edge's floor of 5 s) carry the interface counters.
+	st := body[devproto.Stats](t, fc.expect(t, devproto.TypeStats))
+	found = false
+	for _, i := range st.Interfaces {
+		found = found || (i.Name == "tagev0" && i.LinkUp)
+	}
+	if !found {
+		t.Fatalf("stats %+v lack tagev0", st.Interfaces)
+	}
 	expectEvent := func(kind, iface, contains string) {
 		t.Helper()
 		for {
