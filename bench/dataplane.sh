@@ -353,6 +353,38 @@ proc_ticks() { # user+system ticks of a started process (all threads)
 }
 dev_mtu() { ip -n "$NS_A" -j link show dev "$1" | jq '.[0].mtu'; }
 dev_tx_bytes() { ip -n "$NS_A" -s -j link show dev "$1" | jq '.[0].stats64.tx.bytes'; }
+# Where packets get lost (TCP retransmits): drops on the case's devices of
+# both edges (a TUN drops when its reader falls behind) and UDP socket
+# buffer overflows in both edge namespaces. Prints one number (the sum).
+case_dev_b() {
+	case $1 in
+	bare) echo tbwb ;;
+	gcm | cbc) echo "${TUN_DEV[$1]}" ;;
+	wg) echo "$WG_IF_B" ;;
+	esac
+}
+# TCP counters of the sender (host A): reordering seen and retransmits the
+# receiver reported as unnecessary (DSACK), to tell real loss from
+# reordering. Prints "reorder dsack".
+tcp_counters() {
+	ip netns exec "$NS_HA" awk '/^TcpExt:/ {
+		if (!h) { for (i = 2; i <= NF; i++) n[i] = $i; h = 1; next }
+		for (i = 2; i <= NF; i++) {
+			if (n[i] ~ /^(TCPSACKReorder|TCPRenoReorder|TCPTSReorder)$/) r += $i
+			if (n[i] == "TCPDSACKRecv") d += $i
+		}
+	} END { print r + 0, d + 0 }' /proc/net/netstat
+}
+loss_counters() { # loss_counters CASE -> "devdrops udperrs"
+	local d=0 u=0 ns dev
+	for ns in "$NS_A" "$NS_B"; do
+		dev=$(case_dev "$1")
+		[[ $ns == "$NS_B" ]] && dev=$(case_dev_b "$1")
+		d=$((d + $(ip -n "$ns" -s -j link show dev "$dev" | jq '.[0].stats64 | .tx.dropped + .rx.dropped')))
+		u=$((u + $(ip netns exec "$ns" awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ {print $6 + $7}' /proc/net/snmp)))
+	done
+	echo "$d $u"
+}
 
 # select_case CASE: point both edges' route for the far LAN at the case's
 # device, and give the hosts a route MTU equal to the inner MTU of the path
@@ -392,6 +424,10 @@ measure() {
 	select_case "$c"
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	tx0=$(dev_tx_bytes "$dev")
+	local l0 l1 dd0 du0 dd1 du1
+	l0=$(loss_counters "$c")
+	local t0 t1 tr0 td0 tr1 td1
+	t0=$(tcp_counters)
 	local procs pr cpu0=() cpu1=() i
 	procs=($(case_procs "$c"))
 	for pr in "${procs[@]}"; do cpu0+=("$(proc_ticks "$pr")"); done
@@ -405,6 +441,12 @@ measure() {
 	for pr in "${procs[@]}"; do cpu1+=("$(proc_ticks "$pr")"); done
 	stop_bg iperf3-server
 	tx1=$(dev_tx_bytes "$dev")
+	l1=$(loss_counters "$c")
+	t1=$(tcp_counters)
+	read -r tr0 td0 <<<"$t0"
+	read -r tr1 td1 <<<"$t1"
+	read -r dd0 du0 <<<"$l0"
+	read -r dd1 du1 <<<"$l1"
 	local cpu_a=null cpu_b=null
 	if ((${#procs[@]} == 2)); then
 		cpu_a=$(awk -v a="${cpu0[0]}" -v b="${cpu1[0]}" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
@@ -412,13 +454,16 @@ measure() {
 	fi
 	echo "$out" | jq -c --arg case "$c" --argjson streams "$p" --argjson round "$r" --arg dev "$dev" \
 		--argjson mtu "$CASE_MTU" --argjson load "$load" --argjson devtx "$((tx1 - tx0))" \
-		--argjson cpua "$cpu_a" --argjson cpub "$cpu_b" '{
+		--argjson cpua "$cpu_a" --argjson cpub "$cpu_b" --argjson devdrops $((dd1 - dd0)) --argjson udperrs $((du1 - du0)) \
+		--argjson reorder $((tr1 - tr0)) --argjson dsack $((td1 - td0)) '{
 		case: $case, streams: $streams, round: $round, device: $dev, path_mtu: $mtu, load1: $load,
 		gbps: ((.end.sum_received.bits_per_second // 0) / 1e9),
 		sent_gbps: ((.end.sum_sent.bits_per_second // 0) / 1e9),
 		retransmits: (.end.sum_sent.retransmits // null),
 		bytes_received: (.end.sum_received.bytes // 0),
 		device_tx_bytes: $devtx,
+		device_drops: $devdrops, udp_buffer_errors: $udperrs,
+		tcp_reorder_events: $reorder, tcp_dsack_received: $dsack,
 		cpu_host_a: (.end.cpu_utilization_percent.host_total // null),
 		cpu_host_b: (.end.cpu_utilization_percent.remote_total // null),
 		dataplane_cpu_s: {edge_a: $cpua, edge_b: $cpub},
@@ -429,7 +474,7 @@ measure() {
 	jq -e '.device_tx_bytes >= 0.9 * .bytes_received and .bytes_received > 0' <<<"$line" >/dev/null ||
 		die "case $c: iperf3 moved $(jq .bytes_received <<<"$line") bytes but $dev sent only $(jq .device_tx_bytes <<<"$line"): traffic did not take the expected path"
 	echo "$line" >>"$RAW"
-	log "$(jq -r '"\(.case) -P \(.streams) round \(.round): \(.gbps*100|round/100) Gbit/s (retransmits \(.retransmits), load \(.load1)\(if .dataplane_cpu_s.edge_a then ", data plane CPU \(.dataplane_cpu_s.edge_a) s + \(.dataplane_cpu_s.edge_b) s" else "" end))"' <<<"$line")"
+	log "$(jq -r '"\(.case) -P \(.streams) round \(.round): \(.gbps*100|round/100) Gbit/s (retransmits \(.retransmits), dev drops \(.device_drops), UDP buf errors \(.udp_buffer_errors), reorder \(.tcp_reorder_events), DSACK \(.tcp_dsack_received), load \(.load1)\(if .dataplane_cpu_s.edge_a then ", data plane CPU \(.dataplane_cpu_s.edge_a) s + \(.dataplane_cpu_s.edge_b) s" else "" end))"' <<<"$line")"
 }
 
 ORDER=()
