@@ -42,13 +42,17 @@ func moduleRoot(t *testing.T) string {
 }
 
 // buildBinaries builds trellis-manage and trellis-edge into a temporary
-// directory.
+// directory (with the race detector when TRELLIS_E2E_RACE is set).
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	root := moduleRoot(t)
 	dir := t.TempDir()
 	for _, name := range []string{"trellis-manage", "trellis-edge"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		args := []string{"build", "-o", filepath.Join(dir, name)}
+		if os.Getenv("TRELLIS_E2E_RACE") != "" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/"+name)...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("building %s: %v\n%s", name, err, out)
@@ -105,6 +109,9 @@ func start(t *testing.T, name string, bin string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.stop(syscall.SIGTERM)
+		if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race", name)
+		}
 		if t.Failed() {
 			t.Logf("--- output of %s ---\n%s", name, tail(p.out.String(), 80))
 		}
