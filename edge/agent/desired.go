@@ -44,8 +44,8 @@ func VerifyVersion(version string, raw []byte) error {
 // and invalid values are errors, so that an edge never half-applies a
 // document written for a newer version.
 func DecodeDesired(raw []byte) (*devproto.Desired, error) {
-	if len(raw) == 0 {
-		return nil, errors.New("empty desired-state document")
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("desired-state document: not a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

@@ -107,6 +107,7 @@ func TestDecodeDesiredStrict(t *testing.T) {
 		{"trailing data", `{"device_id":"d"} {}`, false},
 		{"not an object", `[1,2]`, false},
 		{"empty", ``, false},
+		{"null", `null`, false},
 		{"bad prefix", `{"routes":[{"destination":"10.1.0.0/33","gateway":"192.0.2.1"}]}`, false},
 		{"route needs gateway or tunnel", `{"routes":[{"destination":"10.1.0.0/16"}]}`, false},
 		{"route to a missing tunnel", `{"routes":[{"destination":"10.1.0.0/16","tunnel":3}]}`, false},
