@@ -497,6 +497,27 @@ func TestDeviceLifecycle(t *testing.T) {
 	if ds, desc := devices(); ds["e2e-edge-c"].Approval != "pending" {
 		t.Fatalf("edge-c not pending: %s", desc)
 	}
+	// Deleting a device revokes its credential: edge-b is cut off, says
+	// why, and keeps running (and routing) with its configuration.
+	ds, _ = devices()
+	if err := c.DeleteDevice(ctx, org.ID, ds["e2e-edge-b"].ID); err != nil {
+		t.Fatalf("deleting edge-b: %v", err)
+	}
+	waitFor(t, 30*time.Second, "edge-b refused by manage", func() (bool, string) {
+		var st struct {
+			Connected      bool   `json:"connected"`
+			LastError      string `json:"last_error"`
+			RunningVersion string `json:"running_version"`
+		}
+		out, err := exec.Command(edges[1].bin, "status", "--json", "--state-dir", edges[1].stateDir).Output()
+		if err == nil {
+			err = json.Unmarshal(out, &st)
+		}
+		return err == nil && !st.Connected && strings.Contains(st.LastError, "unauthorized") && st.RunningVersion != "", fmt.Sprintf("%+v %v", st, err)
+	})
+	if !edges[1].running() {
+		t.Fatal("edge-b exited after its device was deleted")
+	}
 	// SIGTERM stops an edge gracefully.
 	edges[1].stop(syscall.SIGTERM)
 	if code := edges[1].cmd.ProcessState.ExitCode(); code != 0 {
