@@ -264,7 +264,7 @@ func (a *Agent) credential(ctx context.Context) (state.Credential, error) {
 		} else {
 			a.log.Warn("registration failed; retrying", "err", err)
 		}
-		if err := b.Wait(ctx); err != nil {
+		if err := b.WaitAtLeast(ctx, retryAfter(err)); err != nil {
 			return c, err
 		}
 	}

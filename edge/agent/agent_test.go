@@ -80,7 +80,12 @@ func (fm *fakeManage) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if code := fm.refuseRegister.Load().(string); code != "" {
-		writeAPIError(w, http.StatusForbidden, code, "refused for the test")
+		status := http.StatusForbidden
+		if code == "too_many_requests" {
+			status = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", "7")
+		}
+		writeAPIError(w, status, code, "refused for the test")
 		return
 	}
 	_ = json.NewEncoder(w).Encode(devproto.RegisterResponse{DeviceID: "dev-" + req.Info.MachineID, OrgID: "org1", Credential: "cred-" + req.Info.MachineID, Approval: "pending"})
@@ -446,6 +451,11 @@ func TestRegisterRefusals(t *testing.T) {
 		if !errors.As(err, &re) || re.Code != code || !permanent(err) {
 			t.Fatalf("%s: %v", code, err)
 		}
+	}
+	fm.refuseRegister.Store("too_many_requests")
+	_, err := Register(context.Background(), fm.token, devproto.DeviceInfo{MachineID: "m"})
+	if retryAfter(err) != 7*time.Second || permanent(err) {
+		t.Fatalf("rate limited: %v (retry after %v)", err, retryAfter(err))
 	}
 	fm.refuseRegister.Store("")
 	c, err := Register(context.Background(), fm.token, devproto.DeviceInfo{MachineID: "m"})

@@ -37,8 +37,11 @@ func (b *Backoff) Next() time.Duration {
 func (b *Backoff) Reset() { b.attempt = 0 }
 
 // Wait sleeps for Next() or until ctx ends; it returns ctx.Err() then.
-func (b *Backoff) Wait(ctx context.Context) error {
-	t := time.NewTimer(b.Next())
+func (b *Backoff) Wait(ctx context.Context) error { return b.WaitAtLeast(ctx, 0) }
+
+// WaitAtLeast is Wait, sleeping at least floor (a server's Retry-After).
+func (b *Backoff) WaitAtLeast(ctx context.Context, floor time.Duration) error {
+	t := time.NewTimer(max(b.Next(), floor))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

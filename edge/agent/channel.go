@@ -73,7 +73,7 @@ func (a *Agent) connectLoop(ctx context.Context) error {
 		} else {
 			a.log.Warn("device channel down; reconnecting", "err", err)
 		}
-		if err := b.Wait(ctx); err != nil {
+		if err := b.WaitAtLeast(ctx, retryAfter(err)); err != nil {
 			return nil
 		}
 	}

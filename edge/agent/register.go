@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,8 @@ type RefusedError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is manage's Retry-After (rate limiting), 0 if none.
+	RetryAfter time.Duration
 }
 
 func (e *RefusedError) Error() string {
@@ -58,6 +61,9 @@ func readRefusal(resp *http.Response) error {
 		} `json:"error"`
 	}
 	e := &RefusedError{Status: resp.StatusCode}
+	if secs, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && secs > 0 {
+		e.RetryAfter = min(time.Duration(secs)*time.Second, time.Hour)
+	}
 	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
 	} else {
@@ -144,4 +150,13 @@ func permanent(err error) bool {
 	}
 	var pe *PinError
 	return errors.As(err, &pe)
+}
+
+// retryAfter is how long manage asked to wait before the next attempt.
+func retryAfter(err error) time.Duration {
+	var re *RefusedError
+	if errors.As(err, &re) {
+		return re.RetryAfter
+	}
+	return 0
 }
