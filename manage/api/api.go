@@ -16,6 +16,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // Prefix is where the API lives.
@@ -67,6 +68,9 @@ type Config struct {
 	// JobTTL is how long a queued job waits for an offline device
 	// (DefaultJobTTL if zero).
 	JobTTL time.Duration
+	// DeviceStats returns a device's latest stats report (kept in memory
+	// by the device channel); nil: none.
+	DeviceStats func(deviceID string) (at time.Time, st devproto.Stats, ok bool)
 }
 
 // API is the REST API handler.

@@ -380,6 +380,13 @@ func TestDesiredStateSync(t *testing.T) {
 	if !ok || len(st.Stats.Tunnels) != 1 || st.Stats.Tunnels[0].RTTMillis != 12.5 {
 		t.Fatalf("stats: %+v %v", st, ok)
 	}
+	r = h.do("GET", "/organizations/"+h.org.ID+"/devices/"+out.DeviceID+"/stats", h.viewer, nil)
+	if tun, _ := r.body["stats"].(map[string]any)["tunnels"].([]any); r.status != 200 || len(tun) != 1 {
+		t.Fatalf("stats through the API: %d %s", r.status, r.raw)
+	}
+	if r := h.do("GET", "/organizations/"+h.org.ID+"/devices/"+out.DeviceID+"/stats", "", nil); r.status != 401 {
+		t.Fatalf("stats without credentials: %d", r.status)
+	}
 }
 
 func TestJobs(t *testing.T) {

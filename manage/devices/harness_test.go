@@ -74,7 +74,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	h.svc = svc
 	sealer, _ := auth.NewSealer(bytes.Repeat([]byte{7}, 32))
 	a, err := api.New(api.Config{Store: h.st, PublicURL: "https://manage.test:8443", SigningKey: priv, Sealer: sealer,
-		PasswordParams: auth.TestPasswordParams, Now: h.clk.Now, OnDeviceChange: svc.DeviceChanged})
+		PasswordParams: auth.TestPasswordParams, Now: h.clk.Now, OnDeviceChange: svc.DeviceChanged, DeviceStats: svc.StatsOf})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,3 +41,9 @@ func (s *Service) LatestStats(deviceID string) (DeviceStats, bool) {
 	st, ok := s.stats.m[deviceID]
 	return st, ok
 }
+
+// StatsOf is LatestStats in the shape of the API's DeviceStats hook.
+func (s *Service) StatsOf(deviceID string) (time.Time, devproto.Stats, bool) {
+	st, ok := s.LatestStats(deviceID)
+	return st.At, st.Stats, ok
+}

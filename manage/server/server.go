@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.api, err = api.New(api.Config{OnDeviceChange: s.dev.DeviceChanged, JobTTL: s.dev.JobTTL(),
+	s.api, err = api.New(api.Config{OnDeviceChange: s.dev.DeviceChanged, JobTTL: s.dev.JobTTL(), DeviceStats: s.dev.StatsOf,
 		Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: tokenFP,
 		SigningKey: signing, Sealer: sealer, PasswordParams: cfg.PasswordParams, Registerer: s.reg,
 		SecureCookie: s.httpLn == nil, LoginLimiter: cfg.LoginLimiter})
