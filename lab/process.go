@@ -98,5 +98,16 @@ func (l *Lab) Stop(ctx context.Context, node, name string, grace time.Duration) 
 	if left := terminate(ctx, pids, grace); len(left) > 0 {
 		return len(pids) - len(left), fmt.Errorf("processes %v of %s did not exit", left, node)
 	}
-	return len(pids), nil
+	// Stopped on purpose: forget them, so status does not report them as
+	// exited and a later Start of the same name is the only record.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := l.State.Processes[:0]
+	for _, p := range l.State.Processes {
+		if p.Node != node || p.Name != name || p.Alive() {
+			kept = append(kept, p)
+		}
+	}
+	l.State.Processes = kept
+	return len(pids), l.State.Save()
 }

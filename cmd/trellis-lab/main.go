@@ -6,14 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/trellis-sdwan/trellis/client"
 	"github.com/trellis-sdwan/trellis/lab"
 	"github.com/trellis-sdwan/trellis/lab/relay"
 )
@@ -49,7 +52,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.prefix, "prefix", defPrefix, "prefix of every namespace and the state directory (env TRELLIS_LAB_PREFIX)")
 	root.PersistentFlags().StringVar(&g.stateRoot, "state-root", lab.DefaultStateRoot, "directory holding the state of each lab")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress")
-	root.AddCommand(upCmd(g), downCmd(g), statusCmd(g), execCmd(g), impairCmd(g), relayCmd())
+	root.AddCommand(upCmd(g), downCmd(g), statusCmd(g), execCmd(g), impairCmd(g), manageCmd(g), relayCmd())
 	return root
 }
 
@@ -84,6 +87,10 @@ func upCmd(g *globals) *cobra.Command {
 		breakout bool
 		noRelay  bool
 		dryRun   bool
+		noManage bool
+		binDir   string
+		email    string
+		timeout  time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "up [--file F | --sites N --wans N --nat TYPE ...]",
@@ -135,10 +142,23 @@ func upCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var mi *lab.ManageInfo
+			if !noManage {
+				mi, err = startTrellis(cmd.Context(), g, l, binDir, lab.TrellisOptions{AdminEmail: email, Timeout: timeout, Logger: opts.Logger})
+				if err != nil {
+					if derr := lab.Down(context.WithoutCancel(cmd.Context()), plan.Prefix, g.stateRoot); derr != nil {
+						err = errors.Join(err, fmt.Errorf("tearing the lab down again: %w", derr))
+					}
+					return err
+				}
+			}
 			if err := plan.WriteTable(out); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "\nlab %q up in %v; state in %s\n", plan.Prefix, time.Since(start).Round(time.Millisecond), l.State.Dir)
+			if mi != nil {
+				return writeManage(cmd.Context(), out, g, l, mi)
+			}
 			from := "s1/edge"
 			if top.EdgeBreakout {
 				from = "s1/h1"
@@ -157,6 +177,110 @@ func upCmd(g *globals) *cobra.Command {
 	f.BoolVar(&breakout, "breakout", false, "let the lab masquerade LAN traffic at each edge (hosts reach the internet without trellis-edge)")
 	f.BoolVar(&noRelay, "no-relay", false, "join WAN links with kernel bridges instead of impairment relays (impair unavailable)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan and build nothing")
+	f.BoolVar(&noManage, "no-manage", false, "build the network only: run no trellis-manage or trellis-edge")
+	f.StringVar(&binDir, "bin-dir", "", "directory holding trellis-manage and trellis-edge (default: build them with `go build` from the source tree around the working directory into <state>/bin)")
+	f.StringVar(&email, "admin-email", lab.DefaultAdminEmail, "email of manage's first admin (the password is generated)")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "bound of each wait: manage healthy, edges registered, devices connected and in sync")
+	return c
+}
+
+// startTrellis finds or builds the binaries and runs manage and the edges.
+func startTrellis(ctx context.Context, g *globals, l *lab.Lab, binDir string, o lab.TrellisOptions) (*lab.ManageInfo, error) {
+	if binDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		root, err := lab.ModuleRoot(wd)
+		if err != nil {
+			return nil, fmt.Errorf("finding trellis-manage and trellis-edge: %w", err)
+		}
+		binDir = filepath.Join(l.State.Dir, "bin")
+		fmt.Fprintf(os.Stderr, "building trellis-manage and trellis-edge from %s into %s ...\n", root, binDir)
+		if err := lab.BuildBinaries(ctx, root, binDir, lab.ManageProc, lab.EdgeProc, "trellisctl"); err != nil {
+			return nil, fmt.Errorf("%w (is `go` in root's PATH? else build them yourself and give --bin-dir)", err)
+		}
+	}
+	o.BinDir = binDir
+	fmt.Fprintln(os.Stderr, "starting trellis-manage and the edges, approving the devices ...")
+	return l.StartTrellis(ctx, o)
+}
+
+// writeManage prints how to reach manage and the devices' states.
+func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi *lab.ManageInfo) error {
+	prefixFlag := ""
+	if g.prefix != "tl" {
+		prefixFlag = " --prefix " + g.prefix
+	}
+	fmt.Fprintf(out, "\ntrellis-manage: %s (inside the lab: reach it through the manage namespace)\n", mi.URL)
+	fmt.Fprintf(out, "  admin:        %s\n  password:     %s\n  fingerprint:  %s\n", mi.Email, mi.Password, client.FormatFingerprint(mi.Fingerprint))
+	fmt.Fprintf(out, "  details:      %s (mode 0600)\n", filepath.Join(l.State.NodeDir("manage"), "lab-manage.json"))
+	ctl := filepath.Join(mi.BinDir, "trellisctl")
+	if _, err := os.Stat(ctl); err != nil {
+		ctl = "trellisctl"
+	}
+	fmt.Fprintf(out, "  API:          trellis-lab%s exec manage -- %s login --server %s --fingerprint %s %s\n", prefixFlag, ctl, mi.URL, mi.Fingerprint, mi.Email)
+	fmt.Fprintf(out, "                trellis-lab%s exec manage -- curl -sk %s/healthz\n\n", prefixFlag, mi.URL)
+	c, err := l.Client(ctx, mi)
+	if err != nil {
+		return err
+	}
+	ds, err := l.Devices(ctx, c, mi)
+	if err != nil {
+		return err
+	}
+	lab.WriteDevices(out, ds)
+	fmt.Fprintf(out, "\nno tunnels yet: trellis-manage does not create them (issue 6), so sites do not reach each other's LANs.\n")
+	fmt.Fprintf(out, "try: trellis-lab%s status     trellis-lab%s manage stop|start     trellis-lab%s down\n", prefixFlag, prefixFlag, prefixFlag)
+	return nil
+}
+
+func manageCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "manage stop|start",
+		Short: "Stop or start the lab's trellis-manage (edges keep running; start waits until they are back in sync)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(); err != nil {
+				return err
+			}
+			l, err := lab.Open(g.stateRoot, g.prefix)
+			if errors.Is(err, lab.ErrNoLab) {
+				return fmt.Errorf("no lab with prefix %q is up: run `trellis-lab up` first", g.prefix)
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch args[0] {
+			case "stop":
+				n, err := l.StopManage(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					fmt.Fprintln(out, "trellis-manage was not running")
+					return nil
+				}
+				fmt.Fprintln(out, "trellis-manage stopped; the edges keep running with their configuration")
+				return nil
+			case "start":
+				if err := l.StartManage(cmd.Context(), timeout); err != nil {
+					return err
+				}
+				fmt.Fprintln(out, "trellis-manage is up; waiting for the edges to reconnect ...")
+				if err := l.WaitInSync(cmd.Context(), timeout); err != nil {
+					return err
+				}
+				fmt.Fprintln(out, "every device is connected and in sync")
+				return nil
+			default:
+				return fmt.Errorf("manage %q: want stop or start", args[0])
+			}
+		},
+	}
+	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "bound of each wait")
 	return c
 }
 
@@ -188,7 +312,37 @@ func statusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return lab.WriteStatus(cmd.Context(), cmd.OutOrStdout(), st)
+			out := cmd.OutOrStdout()
+			serr := lab.WriteStatus(cmd.Context(), out, st)
+			l, err := lab.Open(g.stateRoot, g.prefix)
+			if err != nil {
+				return errors.Join(serr, err)
+			}
+			mi, err := l.LoadManageInfo()
+			if errors.Is(err, lab.ErrNoManage) {
+				return serr
+			}
+			if err != nil {
+				return errors.Join(serr, err)
+			}
+			fmt.Fprintf(out, "\ntrellis-manage %s, admin %s, fingerprint %s\n", mi.URL, mi.Email, client.FormatFingerprint(mi.Fingerprint))
+			if !l.ManageRunning() {
+				fmt.Fprintln(out, "trellis-manage is stopped (`trellis-lab manage start`): no device states")
+				return serr
+			}
+			if err := needRoot(); err != nil {
+				return errors.Join(serr, err)
+			}
+			c, err := l.Client(cmd.Context(), mi)
+			if err != nil {
+				return errors.Join(serr, fmt.Errorf("asking trellis-manage: %w", err))
+			}
+			ds, err := l.Devices(cmd.Context(), c, mi)
+			if err != nil {
+				return errors.Join(serr, err)
+			}
+			lab.WriteDevices(out, ds)
+			return serr
 		},
 	}
 }

@@ -1,0 +1,191 @@
+// Package e2e runs the real trellis-manage and trellis-edge binaries inside
+// a trellis-lab network (root only; skipped otherwise).
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/client"
+	"github.com/trellis-sdwan/trellis/lab"
+	"github.com/trellis-sdwan/trellis/lab/labtest"
+)
+
+func TestMain(m *testing.M) { labtest.Main(m) }
+
+// edgeStatus is what `trellis-edge status --json` reports.
+type edgeStatus struct {
+	DeviceID       string `json:"device_id"`
+	Connected      bool   `json:"connected"`
+	RunningVersion string `json:"running_version"`
+	StoredVersion  string `json:"stored_version"`
+	Approval       string `json:"approval"`
+}
+
+// status asks a running edge over its control socket (a unix socket in its
+// state directory, reachable from the host's mount namespace).
+func status(ctx context.Context, bin string, l *lab.Lab, node string) (edgeStatus, error) {
+	var st edgeStatus
+	dir := filepath.Join(l.State.NodeDir(node), "state")
+	out, err := exec.CommandContext(ctx, filepath.Join(bin, lab.EdgeProc), "status", "--json", "--state-dir", dir).Output()
+	if err != nil {
+		return st, fmt.Errorf("trellis-edge status of %s: %w", node, err)
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("trellis-edge status of %s: %w: %s", node, err, out)
+	}
+	return st, nil
+}
+
+func edgeRecords(l *lab.Lab) map[string]lab.ProcRecord {
+	recs := map[string]lab.ProcRecord{}
+	for _, p := range l.State.Processes {
+		if p.Name == lab.EdgeProc {
+			recs[p.Node] = p
+		}
+	}
+	return recs
+}
+
+func TestZeroTouchManageDownAndBack(t *testing.T) {
+	labtest.NeedRoot(t)
+	if testing.Short() {
+		t.Skip("builds trellis-manage and trellis-edge and runs them in a lab")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := lab.ModuleRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	if err := lab.BuildBinaries(ctx, root, bin); err != nil {
+		t.Fatal(err)
+	}
+
+	top := lab.Topology{Sites: []lab.Site{{}, {WANs: []lab.WAN{{NAT: lab.NATPortRestricted}}}}}
+	if err := top.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.Up(t, top)
+	edges := []string{"s1/edge", "s2/edge"}
+
+	mark := time.Now()
+	step := func(what string) {
+		t.Logf("%-50s %6.2fs", what, time.Since(mark).Seconds())
+		mark = time.Now()
+	}
+	mi, err := l.StartTrellis(ctx, lab.TrellisOptions{BinDir: bin, Timeout: 2 * time.Minute})
+	if err != nil {
+		var apiErr *client.Error
+		if errors.As(err, &apiErr) && apiErr.Status == 404 {
+			t.Skipf("trellis-manage lacks an endpoint the lab needs (404): %v", err)
+		}
+		t.Fatal(err)
+	}
+	step("manage up, token, 2 edges registered, approved, in sync")
+	if mi.Fingerprint == "" || mi.Password == "" || mi.OrgID == "" {
+		t.Fatalf("incomplete manage details: %+v", mi)
+	}
+	c, err := l.Client(ctx, mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := l.Devices(ctx, c, mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := map[string]string{}
+	for _, d := range ds {
+		if err := lab.InSync(d); err != nil {
+			t.Errorf("after up: %v", err)
+		}
+		version[d.MachineID] = d.AppliedVersion
+	}
+	if len(ds) != 2 || version["s1"] == "" || version["s2"] == "" {
+		t.Fatalf("want devices s1 and s2, got %d: %v", len(ds), version)
+	}
+	// Each edge runs and has stored the document manage reports as applied.
+	for _, node := range edges {
+		want := version[node[:2]]
+		labtest.WaitFor(t, 30*time.Second, node+" runs and stores version "+want[:8], func() error {
+			st, err := status(ctx, bin, l, node)
+			if err != nil {
+				return err
+			}
+			if !st.Connected || st.Approval != "approved" || st.RunningVersion != want || st.StoredVersion != want {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+	}
+
+	// Manage down: the edges notice, keep running and keep their
+	// configuration.
+	before := edgeRecords(l)
+	if n, err := l.StopManage(ctx); err != nil || n != 1 {
+		t.Fatalf("stopping manage: %d stopped, %v", n, err)
+	}
+	if l.ManageRunning() {
+		t.Fatal("manage still running after StopManage")
+	}
+	for _, node := range edges {
+		want := version[node[:2]]
+		labtest.WaitFor(t, 90*time.Second, node+" notices manage is gone", func() error {
+			st, err := status(ctx, bin, l, node)
+			if err != nil {
+				return err
+			}
+			if st.Connected {
+				return errors.New("still connected")
+			}
+			return nil
+		})
+		st, err := status(ctx, bin, l, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.RunningVersion != want || st.StoredVersion != want {
+			t.Errorf("%s while manage is down: running %.8s, stored %.8s, want %.8s", node, st.RunningVersion, st.StoredVersion, want)
+		}
+		if !before[node].Alive() {
+			t.Errorf("%s: trellis-edge (pid %d) exited while manage was down", node, before[node].PID)
+		}
+	}
+	step("manage stopped; edges disconnected, running, configured")
+
+	// Manage back: the same edge processes reconnect and are in sync.
+	if err := l.StartManage(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitInSync(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	step("manage started; both edges reconnected and in sync")
+	for _, node := range edges {
+		if rec := before[node]; !rec.Alive() {
+			t.Errorf("%s: trellis-edge pid %d is not the one running", node, rec.PID)
+		}
+		labtest.WaitFor(t, 30*time.Second, node+" connected again", func() error {
+			st, err := status(ctx, bin, l, node)
+			if err != nil {
+				return err
+			}
+			if !st.Connected || st.RunningVersion == "" {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+	}
+}
