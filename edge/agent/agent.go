@@ -115,7 +115,6 @@ type Agent struct {
 	outbox    []devproto.Envelope
 	rejected  map[string]string // version → why it was rolled back
 	probation *probation
-	lastInfo  devproto.DeviceInfo
 }
 
 // probation is a newly applied document waiting for manage to answer.
@@ -153,6 +152,11 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) runOnce(parent context.Context) error {
+	sock := a.dir.File(state.SocketFile)
+	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another agent is running with state directory %s (its control socket answers)", a.dir.Path())
+	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	a.dp = &DataplaneApplier{Ctx: ctx, TUNName: a.opts.TUNName, Log: a.log.With("component", "dataplane")}
@@ -182,8 +186,7 @@ func (a *Agent) runOnce(parent context.Context) error {
 		}
 		a.log.Info("metrics and health endpoint listening", "addr", srv)
 	}
-	sock := a.dir.File(state.SocketFile)
-	_ = os.Remove(sock)
+	_ = os.Remove(sock) // left over by an agent that did not stop cleanly
 	if _, err := a.serveHTTP(ctx, "unix", sock, a.controlHandler(), &wg); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}

@@ -356,6 +356,14 @@ func TestAgentRegistersAppliesAndSurvivesGarbage(t *testing.T) {
 	if got := ra2.a.StatusNow(); got.RunningVersion != cfg.Version || got.Connected {
 		t.Fatalf("status %+v", got)
 	}
+	// A second agent on the same state directory refuses to start.
+	dup, err := New(Options{StateDir: dir, TokenFile: "/nonexistent", MachineID: "m1", DisableHostConfig: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dup.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "another agent") {
+		t.Fatalf("second agent on the same state directory: %v", err)
+	}
 	if n := fm.registrations.Load(); n != 3 {
 		t.Fatalf("%d registrations; a restart must reuse the credential", n)
 	}

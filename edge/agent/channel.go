@@ -124,9 +124,6 @@ func (a *Agent) session(ctx context.Context, cred state.Credential) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.lastInfo = info
-	a.mu.Unlock()
 	applied := ""
 	if r := a.rec.Running(); r != nil {
 		applied = r.Version
