@@ -497,6 +497,14 @@ func TestDeviceLifecycle(t *testing.T) {
 	if ds, desc := devices(); ds["e2e-edge-c"].Approval != "pending" {
 		t.Fatalf("edge-c not pending: %s", desc)
 	}
+	// A revoked token is refused with a clear message.
+	if err := c.RevokeOrgToken(ctx, org.ID, tok.OrgToken.ID); err != nil {
+		t.Fatalf("revoking the token: %v", err)
+	}
+	out, err = exec.Command(edges[0].bin, "register", "--token-file", tokenFile, "--state-dir", filepath.Join(t.TempDir(), "edge-d"), "--machine-id", "e2e-edge-d").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "token_revoked") || !strings.Contains(string(out), "put a current token") {
+		t.Fatalf("register with a revoked token: %v\n%s", err, out)
+	}
 	// Deleting a device revokes its credential: edge-b is cut off, says
 	// why, and keeps running (and routing) with its configuration.
 	ds, _ = devices()
