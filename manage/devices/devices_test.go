@@ -477,6 +477,20 @@ func TestJobs(t *testing.T) {
 	if job.ID != j3.str("id") {
 		t.Fatalf("live job %s", job.ID)
 	}
+	// A job whose result never comes fails after the run timeout, and the
+	// next one goes out.
+	j4 := h.do("POST", base, h.manager, map[string]any{"kind": "logs"})
+	h.idle()
+	e.barrier()
+	h.clk.Add(devices.DefaultJobRunTimeout + time.Second)
+	h.svc.SweepJobs(t.Context())
+	e.expect(devproto.TypeJob, &job)
+	if job.ID != j4.str("id") {
+		t.Fatalf("job after the timeout %s", job.ID)
+	}
+	if r := h.do("GET", base+"/"+j3.str("id"), h.viewer, nil); r.str("state") != store.JobFailed || !strings.Contains(r.str("error"), "no result") {
+		t.Fatalf("timed-out job: %s", r.raw)
+	}
 	list := h.do("GET", base+"?state=done", h.viewer, nil)
 	if list.body["total"].(float64) != 1 {
 		t.Fatalf("done jobs: %s", list.raw)
@@ -484,7 +498,7 @@ func TestJobs(t *testing.T) {
 	// Audit.
 	aud, err := h.st.ListAudit(t.Context(), h.acct.ID, store.ListOptions{Filter: map[string]string{"action": "job.create"}})
 	must(t, err)
-	if aud.Total != 4 {
+	if aud.Total != 5 {
 		t.Fatalf("job audit entries: %d", aud.Total)
 	}
 }

@@ -3,14 +3,29 @@ package devices
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
-// reconcileOrg recompiles every device of an organization, loading what
-// they share once.
+// orgLock serialises an organization-wide recompilation (exclusive) with
+// the recompilation of single devices of that organization (shared), so a
+// batch computed from a listing never overwrites a newer single-device
+// result, and a change made during the batch is recompiled after it.
+func (s *Service) orgLock(orgID string) *sync.RWMutex {
+	l, _ := s.orgLocks.LoadOrStore(orgID, &sync.RWMutex{})
+	return l.(*sync.RWMutex)
+}
+
+// reconcileOrg recompiles every device of an organization: per page of
+// devices one transaction lists them, compiles with what they share
+// (loaded once) and records the new versions; then the connected ones get
+// their documents.
 func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
+	lk := s.orgLock(orgID)
+	lk.Lock()
+	defer lk.Unlock()
 	in, err := loadOrgInputs(ctx, s.st, orgID)
 	if errors.Is(err, store.ErrNotFound) {
 		for _, c := range s.conns.all() {
@@ -23,17 +38,55 @@ func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
 	if err != nil {
 		return err
 	}
+	type compiled struct {
+		d   store.Device
+		cfg devproto.Config
+	}
 	for off := 0; ; off += store.MaxListLimit {
-		p, err := s.st.ListDevices(ctx, orgID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
+		var (
+			batch []compiled
+			n     int
+		)
+		err := s.st.InTx(ctx, func(tx store.Store) error {
+			batch = batch[:0]
+			p, err := tx.ListDevices(ctx, orgID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
+			if err != nil {
+				return err
+			}
+			n = len(p.Items)
+			for _, d := range p.Items {
+				if d.Approval != store.ApprovalApproved {
+					continue
+				}
+				cfg, err := Encode(compileWith(in, d))
+				if err != nil {
+					return err
+				}
+				if cfg.Version != d.DesiredVersion {
+					if err := tx.SetDesiredVersion(ctx, orgID, d.ID, cfg.Version); err != nil {
+						return err
+					}
+				}
+				batch = append(batch, compiled{d, cfg})
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		for _, d := range p.Items {
-			if err := s.reconcileLoaded(ctx, d, in); err != nil {
-				s.log.Error("reconciling device", "device", d.ID, "err", err)
+		for _, b := range batch {
+			c := s.conns.get(b.d.ID)
+			if c == nil {
+				continue
 			}
+			mu := s.conns.stripe(b.d.ID)
+			mu.Lock()
+			if c.credHash == b.d.CredentialHash {
+				s.push(c, b.d, b.cfg)
+			}
+			mu.Unlock()
 		}
-		if len(p.Items) < store.MaxListLimit {
+		if n < store.MaxListLimit {
 			return nil
 		}
 	}
@@ -47,6 +100,9 @@ func (s *Service) reconcileDevice(ctx context.Context, orgID, deviceID string, i
 }
 
 func (s *Service) reconcileLoaded(ctx context.Context, d store.Device, in *orgInputs) error {
+	lk := s.orgLock(d.OrgID)
+	lk.RLock()
+	defer lk.RUnlock()
 	// One device at a time, so two workers never push versions out of order.
 	mu := s.conns.stripe(d.ID)
 	mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,7 +31,9 @@ const (
 	DefaultHeartbeat  = 30 * time.Second
 	DefaultStatsEvery = 60 * time.Second
 	DefaultJobTTL     = time.Hour
-	DefaultWorkers    = 4
+	// DefaultJobRunTimeout bounds how long manage waits for a job result.
+	DefaultJobRunTimeout = 10 * time.Minute
+	DefaultWorkers       = 4
 )
 
 // Config wires a Service.
@@ -48,6 +51,9 @@ type Config struct {
 	StatsEvery time.Duration
 	// JobTTL is how long a queued job waits for an offline device.
 	JobTTL time.Duration
+	// JobRunTimeout fails a running job whose result has not come after
+	// this long (DefaultJobRunTimeout if 0), so the device's next job runs.
+	JobRunTimeout time.Duration
 	// RegisterLimiter limits registrations per client IP (burst 30, then
 	// one every 2 s, if nil).
 	RegisterLimiter *auth.Limiter
@@ -78,6 +84,8 @@ type Service struct {
 	queue   *workQueue
 	stats   *statsStore
 	metrics *metrics
+	// orgLocks holds a *sync.RWMutex per organization (see orgLock).
+	orgLocks sync.Map
 
 	runOnce sync.Once
 }
@@ -104,6 +112,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.JobTTL <= 0 {
 		cfg.JobTTL = DefaultJobTTL
+	}
+	if cfg.JobRunTimeout <= 0 {
+		cfg.JobRunTimeout = DefaultJobRunTimeout
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
@@ -162,7 +173,8 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// sweep expires queued jobs every minute.
+// sweep expires queued jobs and fails running jobs without a result, every
+// minute.
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -171,12 +183,29 @@ func (s *Service) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := s.st.ExpireJobs(ctx, s.now()); err != nil {
-				s.log.Warn("expiring jobs", "err", err)
-			} else if n > 0 {
-				s.log.Info("queued jobs expired", "count", n)
-			}
+			s.SweepJobs(ctx)
 		}
+	}
+}
+
+// SweepJobs expires queued jobs past their expiry and fails running jobs
+// older than JobRunTimeout, then starts those devices' next jobs. Run calls
+// it every minute.
+func (s *Service) SweepJobs(ctx context.Context) {
+	now := s.now()
+	if n, err := s.st.ExpireJobs(ctx, now); err != nil {
+		s.log.Warn("expiring jobs", "err", err)
+	} else if n > 0 {
+		s.log.Info("queued jobs expired", "count", n)
+	}
+	stale, err := s.st.FailStaleJobs(ctx, now.Add(-s.cfg.JobRunTimeout),
+		fmt.Sprintf("no result from the device within %v", s.cfg.JobRunTimeout), now)
+	if err != nil {
+		s.log.Warn("failing stale jobs", "err", err)
+	}
+	for _, j := range stale {
+		s.log.Warn("job got no result in time", "device", j.DeviceID, "job", j.ID, "kind", j.Kind)
+		s.DeviceChanged(j.OrgID, j.DeviceID)
 	}
 }
 

@@ -245,3 +245,33 @@ func (s *sqlStore) ExpireJobs(ctx context.Context, at time.Time) (int, error) {
 		WHERE state = 'queued' AND expires_at <= ?`, s.d.ts(at), s.d.ts(at))
 	return int(n), s.fail("expire jobs", err)
 }
+
+func (s *sqlStore) FailStaleJobs(ctx context.Context, startedBefore time.Time, errMsg string, at time.Time) ([]Job, error) {
+	const op = "fail stale jobs"
+	var failed []Job
+	err := s.InTx(ctx, func(txs Store) error {
+		tx := txs.(*sqlStore)
+		rows, err := tx.query(ctx, "SELECT "+jobCols+" FROM jobs WHERE state = 'running' AND started_at < ? ORDER BY started_at, id", tx.d.ts(startedBefore))
+		if err != nil {
+			return err
+		}
+		stale, err := collect(rows, scanJob)
+		if err != nil {
+			return err
+		}
+		for _, j := range stale {
+			n, err := tx.execN(ctx, "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state = 'running'",
+				errMsg, tx.d.ts(at), j.ID)
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				fin := normTime(at)
+				j.State, j.Error, j.FinishedAt = JobFailed, errMsg, &fin
+				failed = append(failed, j)
+			}
+		}
+		return nil
+	})
+	return failed, s.fail(op, err)
+}

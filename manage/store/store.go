@@ -143,6 +143,9 @@ type Store interface {
 	// ExpireJobs marks queued jobs with expires_at <= now expired, in every
 	// organization.
 	ExpireJobs(ctx context.Context, now time.Time) (int, error)
+	// FailStaleJobs fails running jobs started before startedBefore (no
+	// result came), in every organization, and returns them.
+	FailStaleJobs(ctx context.Context, startedBefore time.Time, errMsg string, at time.Time) ([]Job, error)
 
 	CreateOrgToken(ctx context.Context, t *OrgToken) error
 	GetOrgToken(ctx context.Context, orgID, id string) (OrgToken, error)

@@ -166,6 +166,29 @@ func testJobs(t *testing.T, s store.Store) {
 		t.Fatalf("job 2: %+v", got)
 	}
 
+	// FailStaleJobs fails running jobs without a result for too long.
+	c, err = s.ClaimNextJob(ctx, a.org.ID, d2.ID, t0)
+	wantErr(t, err, store.ErrNotFound, "nothing queued for device 2")
+	j4 := store.Job{OrgID: a.org.ID, DeviceID: d2.ID, Kind: "logs", ExpiresAt: t0.Add(time.Hour)}
+	must(t, s.CreateJob(ctx, &j4))
+	_, err = s.ClaimNextJob(ctx, a.org.ID, d2.ID, t0)
+	must(t, err)
+	stale, err := s.FailStaleJobs(ctx, t0, "no result", t0.Add(time.Hour))
+	must(t, err)
+	if len(stale) != 0 {
+		t.Fatalf("jobs started at t0 are not stale before t0: %+v", stale)
+	}
+	stale, err = s.FailStaleJobs(ctx, t0.Add(time.Minute), "no result", t0.Add(time.Hour))
+	must(t, err)
+	if len(stale) != 1 || stale[0].ID != j4.ID || stale[0].State != store.JobFailed || stale[0].DeviceID != d2.ID {
+		t.Fatalf("stale jobs: %+v", stale)
+	}
+	got, err = s.GetJob(ctx, a.org.ID, j4.ID)
+	must(t, err)
+	if got.State != store.JobFailed || got.Error != "no result" {
+		t.Fatalf("stale job: %+v", got)
+	}
+
 	// ExpireJobs sweeps every organization.
 	bj := store.Job{OrgID: b.org.ID, DeviceID: bd.ID, Kind: "logs", ExpiresAt: t0.Add(time.Minute)}
 	must(t, s.CreateJob(ctx, &bj))
