@@ -288,8 +288,12 @@ func checkConfig(t *testing.T, cfg devproto.Config) devproto.Desired {
 	return d
 }
 
-func TestDesiredStateSync(t *testing.T) {
-	h := newHarness(t)
+func TestDesiredStateSync(t *testing.T) { testDesiredStateSync(t, newHarness(t)) }
+func TestDesiredStateSyncPostgres(t *testing.T) {
+	testDesiredStateSync(t, newHarness(t, onPostgres(t)))
+}
+
+func testDesiredStateSync(t *testing.T, h *harness) {
 	out := h.mustRegister("m1")
 	e := h.connect(out.Credential)
 	if w := e.hello("m1", ""); w.Approval != store.ApprovalPending {
@@ -389,8 +393,10 @@ func TestDesiredStateSync(t *testing.T) {
 	}
 }
 
-func TestJobs(t *testing.T) {
-	h := newHarness(t)
+func TestJobs(t *testing.T)         { testJobs(t, newHarness(t)) }
+func TestJobsPostgres(t *testing.T) { testJobs(t, newHarness(t, onPostgres(t))) }
+
+func testJobs(t *testing.T, h *harness) {
 	out := h.mustRegister("m1")
 	h.approve(out.DeviceID)
 	base := "/organizations/" + h.org.ID + "/devices/" + out.DeviceID + "/jobs"

@@ -57,9 +57,24 @@ type harness struct {
 
 type harnessOpt func(*devices.Config)
 
+// onPostgres runs the harness on a throw-away PostgreSQL schema (skipped
+// without TRELLIS_TEST_POSTGRES).
+func onPostgres(t *testing.T) harnessOpt {
+	st := storetest.OpenPostgres(t)
+	return func(c *devices.Config) { c.Store = st }
+}
+
 func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	t.Helper()
-	h := &harness{t: t, st: storetest.OpenSQLite(t), clk: &clock{t: time.Now().UTC().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
+	var probe devices.Config
+	for _, o := range opts {
+		o(&probe)
+	}
+	st := probe.Store
+	if st == nil {
+		st = storetest.OpenSQLite(t)
+	}
+	h := &harness{t: t, st: st, clk: &clock{t: time.Now().UTC().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	h.priv = priv
 	dcfg := devices.Config{Store: h.st, TokenKey: pub, Registerer: h.reg, Now: h.clk.Now, Heartbeat: time.Minute,
@@ -67,6 +82,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	for _, o := range opts {
 		o(&dcfg)
 	}
+	dcfg.Store = h.st
 	svc, err := devices.New(dcfg)
 	if err != nil {
 		t.Fatal(err)
