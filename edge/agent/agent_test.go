@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -56,14 +57,21 @@ func newFakeManage(t *testing.T) *fakeManage {
 	mux.HandleFunc("GET "+devproto.PathChannel, fm.channel)
 	fm.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(fm.srv.Close)
-	sum := sha256.Sum256(fm.srv.Certificate().Raw)
+	fm.token = signToken(t, fm.srv)
+	return fm
+}
+
+// signToken makes an organization token for a test server, pinning its
+// certificate.
+func signToken(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	sum := sha256.Sum256(srv.Certificate().Raw)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	tok, err := orgtoken.Sign(orgtoken.Payload{TID: "tok1", Org: "org1", URL: fm.srv.URL, FP: hex.EncodeToString(sum[:]), IAT: time.Now().Unix()}, key)
+	tok, err := orgtoken.Sign(orgtoken.Payload{TID: "tok1", Org: "org1", URL: srv.URL, FP: hex.EncodeToString(sum[:]), IAT: time.Now().Unix()}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fm.token = tok
-	return fm
+	return tok
 }
 
 func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
@@ -181,8 +189,14 @@ func body[T any](t *testing.T, env devproto.Envelope) T {
 	return v
 }
 
+// configMsg builds a Config as manage does: the version hashes the compact
+// JSON that goes on the wire (a RawMessage is compacted when marshalled).
 func configMsg(doc string) devproto.Config {
-	return devproto.Config{Version: DocVersion([]byte(doc)), Doc: json.RawMessage(doc)}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(doc)); err != nil {
+		panic(err)
+	}
+	return devproto.Config{Version: DocVersion(buf.Bytes()), Doc: json.RawMessage(buf.Bytes())}
 }
 
 type runningAgent struct {

@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// TestTunnelBetweenAgents: two agents, each in a network namespace of its
+// own (A runs in this test process re-executed in namespace A, B in a
+// helper process in namespace B), get mirrored documents from a test
+// manage in namespace A and bring up an encrypted tunnel between their
+// in-process data planes: both ends report it up (probes cross it).
+const tunnelEnv = "TRELLIS_AGENT_TUNNEL_TEST"
+
+func TestTunnelBetweenAgents(t *testing.T) {
+	switch os.Getenv(tunnelEnv) {
+	case "A":
+		tunnelSideA(t)
+		return
+	case "B":
+		tunnelSideB(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, TUN devices)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("needs /dev/net/tun")
+	}
+	pid := os.Getpid()
+	nsA, nsB := fmt.Sprintf("tag-agt-a-%d", pid), fmt.Sprintf("tag-agt-b-%d", pid)
+	for _, ns := range []string{nsA, nsB} {
+		sh(t, "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "-n", ns, "link", "set", "lo", "up")
+	}
+	sh(t, "link", "add", "tagva", "type", "veth", "peer", "name", "tagvb")
+	sh(t, "link", "set", "tagva", "netns", nsA)
+	sh(t, "link", "set", "tagvb", "netns", nsB)
+	sh(t, "-n", nsA, "addr", "add", "192.0.2.1/24", "dev", "tagva")
+	sh(t, "-n", nsB, "addr", "add", "192.0.2.2/24", "dev", "tagvb")
+	sh(t, "-n", nsA, "link", "set", "tagva", "up")
+	sh(t, "-n", nsB, "link", "set", "tagvb", "up")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsA, os.Args[0], "-test.run=^TestTunnelBetweenAgents$", "-test.v")
+	cmd.Env = append(os.Environ(), tunnelEnv+"=A", "TRELLIS_AGENT_TUNNEL_NS_B="+nsB)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestTunnelBetweenAgents") {
+		t.Fatalf("side A: %v\n%s", err, out)
+	}
+	t.Logf("side A:\n%s", out)
+}
+
+func tunnelDoc(name, iface, local, remote, lo, peer string, outSPI, inSPI int, outKey, inKey, prefix, peerID string) string {
+	return fmt.Sprintf(`{"device_id":%q,"name":%q,"vxlan_port":4789,"tunnels":[{"number":1,"peer_device_id":%q,
+	 "local_interface":%q,"local_address":%q,"remote_endpoint":%q,"local_overlay":%q,"remote_overlay":%q,
+	 "outbound":{"spi":%d,"transform":"aes128gcm16","key":%q},"inbound":{"spi":%d,"transform":"aes128gcm16","key":%q},
+	 "remote_prefixes":[%q]}]}`, "dev-"+name, name, peerID, iface, local, remote, lo, peer, outSPI, outKey, inSPI, inKey, prefix)
+}
+
+// tunnelSideA runs in namespace A: the test manage, agent A, and agent B
+// started in namespace B.
+func tunnelSideA(t *testing.T) {
+	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
+	fm.refuseRegister.Store("")
+	fm.answerPings.Store(true)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+devproto.PathRegister, fm.register)
+	mux.HandleFunc("GET "+devproto.PathChannel, fm.channel)
+	ln, err := net.Listen("tcp", "192.0.2.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm.srv = httptest.NewUnstartedServer(mux)
+	fm.srv.Listener = ln
+	fm.srv.StartTLS()
+	t.Cleanup(fm.srv.Close)
+	fm.token = signToken(t, fm.srv)
+
+	// Agent B in namespace B, as a helper process.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := exec.CommandContext(ctx, "ip", "netns", "exec", os.Getenv("TRELLIS_AGENT_TUNNEL_NS_B"), os.Args[0], "-test.run=^TestTunnelBetweenAgents$", "-test.v")
+	b.Env = append(os.Environ(), tunnelEnv+"=B", "TRELLIS_AGENT_TUNNEL_TOKEN="+fm.token, "TRELLIS_AGENT_TUNNEL_STATE="+t.TempDir())
+	bOut := &strings.Builder{}
+	b.Stdout, b.Stderr = bOut, bOut
+	b.Cancel = func() error { return b.Process.Signal(syscall.SIGTERM) }
+	b.WaitDelay = 20 * time.Second
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	bDone := make(chan error, 1)
+	go func() { bDone <- b.Wait() }()
+	defer func() {
+		cancel()
+		// Wait reports the cancellation; B's own verdict is in its output.
+		if err := <-bDone; !strings.Contains(bOut.String(), "--- PASS: TestTunnelBetweenAgents") && !t.Failed() {
+			t.Errorf("agent B did not stop cleanly: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("agent B output:\n%s", bOut.String())
+		}
+	}()
+
+	// Agent A here.
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte(fm.token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{StateDir: t.TempDir(), TokenFile: tokFile, MachineID: "A", TUNName: "tagtuna",
+		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	aDone := make(chan error, 1)
+	go func() { aDone <- a.Run(actx) }()
+	defer func() { acancel(); <-aDone }()
+
+	keyAB, keyBA := strings.Repeat("ab", 20), strings.Repeat("ba", 20)
+	docs := map[string]string{
+		"A": tunnelDoc("A", "tagva", "192.0.2.1", "192.0.2.2:4789", "10.100.0.0", "10.100.0.1", 0x1001, 0x2001, keyAB, keyBA, "172.16.2.0/24", "dev-B"),
+		"B": tunnelDoc("B", "tagvb", "192.0.2.2", "192.0.2.1:4789", "10.100.0.1", "10.100.0.0", 0x2001, 0x1001, keyBA, keyAB, "172.16.1.0/24", "dev-A"),
+	}
+	conns := map[string]*fakeConn{}
+	for len(conns) < 2 {
+		fc := fm.nextConn(t)
+		h := body[devproto.Hello](t, fc.expect(t, devproto.TypeHello))
+		conns[h.Info.MachineID] = fc
+		fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-" + h.Info.MachineID, Approval: "approved", HeartbeatSeconds: 30, StatsEverySeconds: 5})
+		cfg := configMsg(docs[h.Info.MachineID])
+		fc.send(t, devproto.TypeConfig, "", cfg)
+		ap := body[devproto.Applied](t, fc.expect(t, devproto.TypeApplied))
+		if !ap.OK || ap.Version != cfg.Version {
+			t.Fatalf("%s applied %+v", h.Info.MachineID, ap)
+		}
+	}
+	// Both ends report the tunnel up in their stats: probes cross it.
+	for _, id := range []string{"A", "B"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := body[devproto.Stats](t, conns[id].expect(t, devproto.TypeStats))
+			if len(st.Tunnels) == 1 && st.Tunnels[0].Up && st.Tunnels[0].Number == 1 {
+				js, _ := json.Marshal(st.Tunnels[0])
+				t.Logf("agent %s tunnel: %s", id, js)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s: tunnel not up: %+v", id, st.Tunnels)
+			}
+		}
+	}
+	if !hasRoute(t, "172.16.2.0/24", 0, "tagtuna") {
+		t.Fatal("no route to B's LAN through A's TUN")
+	}
+	// Removing the tunnel from A's document stops A's data plane.
+	empty := configMsg(`{"device_id":"dev-A","name":"A"}`)
+	conns["A"].send(t, devproto.TypeConfig, "", empty)
+	if ap := body[devproto.Applied](t, conns["A"].expect(t, devproto.TypeApplied)); !ap.OK {
+		t.Fatalf("empty doc: %+v", ap)
+	}
+	if linkExists("tagtuna") {
+		t.Fatal("A's TUN still there without tunnels")
+	}
+}
+
+// tunnelSideB runs agent B in namespace B until SIGTERM.
+func tunnelSideB(t *testing.T) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte(os.Getenv("TRELLIS_AGENT_TUNNEL_TOKEN")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{StateDir: os.Getenv("TRELLIS_AGENT_TUNNEL_STATE"), TokenFile: tokFile, MachineID: "B", TUNName: "tagtunb",
+		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
