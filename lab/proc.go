@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// startInNamespace starts argv in the named network namespace, detached into
+// startInNamespace starts argv in the named network namespace ("" = the
+// caller's own), detached into
 // its own session, with stdout and stderr appended to logPath. The child
 // inherits the namespace of the OS thread that forks it, which is why the
 // start happens inside InNamespace. The returned record identifies the
@@ -30,7 +31,11 @@ func startInNamespace(ns, name, node string, argv, env []string, dir, logPath st
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := InNamespace(ns, cmd.Start); err != nil {
+	start := cmd.Start
+	if ns != "" {
+		start = func() error { return InNamespace(ns, cmd.Start) }
+	}
+	if err := start(); err != nil {
 		return rec, fmt.Errorf("starting %s (%s) in %s: %w", name, strings.Join(argv, " "), ns, err)
 	}
 	go func() { _ = cmd.Wait() }()

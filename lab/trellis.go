@@ -30,6 +30,8 @@ import (
 const (
 	ManageProc = "trellis-manage"
 	EdgeProc   = "trellis-edge"
+	// ForwardProc forwards a host loopback port to manage (StartForward).
+	ForwardProc = "forward"
 	// ManagePort is where trellis-manage serves HTTPS in the manage node.
 	ManagePort = 8443
 	// DefaultAdminEmail is the lab's first admin.
@@ -68,6 +70,8 @@ type ManageInfo struct {
 	OrgID       string `json:"org_id"`
 	BinDir      string `json:"bin_dir"`
 	BackoffMax  string `json:"backoff_max"`
+	// Forward is manage's URL on the host's loopback (StartForward), if any.
+	Forward string `json:"forward,omitempty"`
 }
 
 // LoadManageInfo reads what StartTrellis saved; ErrNoManage when the lab

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -52,7 +53,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.prefix, "prefix", defPrefix, "prefix of every namespace and the state directory (env TRELLIS_LAB_PREFIX)")
 	root.PersistentFlags().StringVar(&g.stateRoot, "state-root", lab.DefaultStateRoot, "directory holding the state of each lab")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress")
-	root.AddCommand(upCmd(g), downCmd(g), statusCmd(g), execCmd(g), impairCmd(g), manageCmd(g), relayCmd())
+	root.AddCommand(upCmd(g), downCmd(g), statusCmd(g), execCmd(g), impairCmd(g), manageCmd(g), forwardCmd(), relayCmd())
 	return root
 }
 
@@ -91,6 +92,7 @@ func upCmd(g *globals) *cobra.Command {
 		binDir   string
 		email    string
 		timeout  time.Duration
+		forward  string
 	)
 	c := &cobra.Command{
 		Use:   "up [--file F | --sites N --wans N --nat TYPE ...]",
@@ -130,11 +132,11 @@ func upCmd(g *globals) *cobra.Command {
 				return err
 			}
 			opts := lab.Options{StateRoot: g.stateRoot, Logger: g.logger()}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding this program to run the relays: %w", err)
+			}
 			if !noRelay {
-				exe, err := os.Executable()
-				if err != nil {
-					return fmt.Errorf("finding this program to run the relays: %w", err)
-				}
 				opts.RelayCommand = []string{exe, "relay"}
 			}
 			start := time.Now()
@@ -150,6 +152,13 @@ func upCmd(g *globals) *cobra.Command {
 						err = errors.Join(err, fmt.Errorf("tearing the lab down again: %w", derr))
 					}
 					return err
+				}
+				if forward != "" {
+					if err := l.StartForward(cmd.Context(), []string{exe, "forward"}, forward, 15*time.Second); err != nil {
+						fmt.Fprintf(os.Stderr, "trellis-lab: warning: manage is not forwarded to this host (another lab or program on %s? try --forward 127.0.0.1:8444): %v\n", forward, err)
+					} else if mi, err = l.LoadManageInfo(); err != nil {
+						return err
+					}
 				}
 			}
 			if err := plan.WriteTable(out); err != nil {
@@ -181,6 +190,7 @@ func upCmd(g *globals) *cobra.Command {
 	f.StringVar(&binDir, "bin-dir", "", "directory holding trellis-manage and trellis-edge (default: build them with `go build` from the source tree around the working directory into <state>/bin)")
 	f.StringVar(&email, "admin-email", lab.DefaultAdminEmail, "email of manage's first admin (the password is generated)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "bound of each wait: manage healthy, edges registered, devices connected and in sync")
+	f.StringVar(&forward, "forward", "127.0.0.1:8443", "loopback address of this host forwarded to manage's HTTPS port (empty: none)")
 	return c
 }
 
@@ -212,14 +222,20 @@ func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi 
 	if g.prefix != "tl" {
 		prefixFlag = " --prefix " + g.prefix
 	}
-	fmt.Fprintf(out, "\ntrellis-manage: %s (inside the lab: reach it through the manage namespace)\n", mi.URL)
+	fmt.Fprintf(out, "\ntrellis-manage: %s inside the lab\n", mi.URL)
+	if mi.Forward != "" {
+		fmt.Fprintf(out, "  from this host: %s (forwarded into the manage namespace; self-signed, pin the fingerprint)\n", mi.Forward)
+	}
 	fmt.Fprintf(out, "  admin:        %s\n  password:     %s\n  fingerprint:  %s\n", mi.Email, mi.Password, client.FormatFingerprint(mi.Fingerprint))
 	fmt.Fprintf(out, "  details:      %s (mode 0600)\n", filepath.Join(l.State.NodeDir("manage"), "lab-manage.json"))
 	ctl := filepath.Join(mi.BinDir, "trellisctl")
 	if _, err := os.Stat(ctl); err != nil {
 		ctl = "trellisctl"
 	}
-	fmt.Fprintf(out, "  API:          trellis-lab%s exec manage -- %s login --server %s --fingerprint %s %s\n", prefixFlag, ctl, mi.URL, mi.Fingerprint, mi.Email)
+	if mi.Forward != "" {
+		fmt.Fprintf(out, "  API:          %s login --server %s --fingerprint %s %s\n", ctl, mi.Forward, mi.Fingerprint, mi.Email)
+	}
+	fmt.Fprintf(out, "  in the lab:   trellis-lab%s exec manage -- %s login --server %s --fingerprint %s %s\n", prefixFlag, ctl, mi.URL, mi.Fingerprint, mi.Email)
 	fmt.Fprintf(out, "                trellis-lab%s exec manage -- curl -sk %s/healthz\n\n", prefixFlag, mi.URL)
 	c, err := l.Client(ctx, mi)
 	if err != nil {
@@ -326,6 +342,9 @@ func statusCmd(g *globals) *cobra.Command {
 				return errors.Join(serr, err)
 			}
 			fmt.Fprintf(out, "\ntrellis-manage %s, admin %s, fingerprint %s\n", mi.URL, mi.Email, client.FormatFingerprint(mi.Fingerprint))
+			if mi.Forward != "" {
+				fmt.Fprintf(out, "forwarded to this host at %s\n", mi.Forward)
+			}
 			if !l.ManageRunning() {
 				fmt.Fprintln(out, "trellis-manage is stopped (`trellis-lab manage start`): no device states")
 				return serr
@@ -461,6 +480,37 @@ func impairCmd(g *globals) *cobra.Command {
 	f.BoolVar(&up, "up", false, "restore a cut link")
 	f.BoolVar(&clear, "clear", false, "reset to unimpaired before applying the other flags")
 	f.StringVar(&dir, "dir", "both", "direction to change: upload (edge to ISP), download (ISP to edge) or both")
+	return c
+}
+
+func forwardCmd() *cobra.Command {
+	var listen, ns, to string
+	c := &cobra.Command{
+		Use:    "forward --listen ADDR --ns NS --to ADDR",
+		Short:  "Forward a host TCP address into a lab namespace (started by up)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if listen == "" || ns == "" || to == "" {
+				return errors.New("--listen, --ns and --to are required")
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			log.Info("forwarding", "listen", ln.Addr().String(), "ns", ns, "to", to)
+			err = lab.ForwardTCP(cmd.Context(), ln, ns, to, log)
+			if errors.Is(err, lab.ErrNamespaceGone) {
+				log.Info("the lab is gone; stopping")
+				return nil
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", "", "address to listen on in this namespace")
+	c.Flags().StringVar(&ns, "ns", "", "network namespace to connect from")
+	c.Flags().StringVar(&to, "to", "", "address to connect to inside --ns")
 	return c
 }
 

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +118,42 @@ func TestZeroTouchManageDownAndBack(t *testing.T) {
 	if len(ds) != 2 || version["s1"] == "" || version["s2"] == "" {
 		t.Fatalf("want devices s1 and s2, got %d: %v", len(ds), version)
 	}
+	// The host reaches manage through a forwarder, pinned to the
+	// certificate the lab read from manage's data directory.
+	t.Run("forward", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fctx, fcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- lab.ForwardTCP(fctx, ln, labtest.NS(t, l, "manage"), strings.TrimPrefix(mi.URL, "https://"), nil)
+		}()
+		defer func() {
+			fcancel()
+			if ferr := <-done; ferr != nil {
+				t.Errorf("forwarder: %v", ferr)
+			}
+		}()
+		for _, tc := range []struct {
+			name, pin string
+			ok        bool
+		}{
+			{"pinned", mi.Fingerprint, true},
+			{"wrong pin", strings.Repeat("ab", 32), false},
+		} {
+			hc, err := client.New(client.Options{BaseURL: "https://" + ln.Addr().String(), Fingerprint: tc.pin, Timeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = hc.Login(ctx, mi.Email, mi.Password)
+			if (err == nil) != tc.ok {
+				t.Errorf("%s: login through the forwarder: %v, want success %v", tc.name, err, tc.ok)
+			}
+		}
+	})
+
 	// Each edge runs and has stored the document manage reports as applied.
 	for _, node := range edges {
 		want := version[node[:2]]
