@@ -73,7 +73,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "trellis-edge:", err)
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg(s)") {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return ExitUsage
 	}
 	return ExitError
@@ -92,6 +92,7 @@ The standalone data plane runs with: trellis-edge dataplane --config FILE`,
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&c.stateDir, "state-dir", state.DefaultDir, "directory of the credential, the last good configuration and the control socket")
 	root.PersistentFlags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(c.runCmd(), c.registerCmd(), c.statusCmd(), c.showCmd(), c.resetCmd())
@@ -125,7 +126,7 @@ func (c *cli) runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent: register if needed, then keep the device channel up and apply the configuration",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.GuardTimeout < 0 || o.BackoffMax < 0 {
 				return usageError{errors.New("--guard-timeout and --backoff-max must not be negative")}
@@ -164,7 +165,7 @@ func (c *cli) registerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "register",
 		Short: "Register with manage once using the organization token, store the credential and exit",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := c.logger(nil)
 			if err != nil {
@@ -223,7 +224,7 @@ func (c *cli) statusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show registration, connection and configuration state (from the running agent, else the state files)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st agent.Status
 			source := "running agent"
@@ -302,10 +303,18 @@ func (c *cli) runningDoc(ctx context.Context) (state.Doc, string, error) {
 }
 
 func (c *cli) showCmd() *cobra.Command {
-	show := &cobra.Command{Use: "show", Short: "Show configuration, interfaces, tunnels or routes"}
+	show := &cobra.Command{
+		Use: "show", Short: "Show configuration, interfaces, tunnels or routes",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("show %q: want config, interfaces, tunnels or routes", args[0])}
+			}
+			return usageError{errors.New("show what? config, interfaces, tunnels or routes")}
+		},
+	}
 	show.PersistentFlags().BoolVar(&c.asJSON, "json", false, "print JSON")
 	show.AddCommand(&cobra.Command{
-		Use: "config", Short: "The configuration in force (desired-state document)", Args: cobra.NoArgs,
+		Use: "config", Short: "The configuration in force (desired-state document)", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			doc, source, err := c.runningDoc(cmd.Context())
 			if err != nil {
@@ -321,7 +330,7 @@ func (c *cli) showCmd() *cobra.Command {
 			return writeJSON(c.stdout, v)
 		},
 	}, &cobra.Command{
-		Use: "interfaces", Short: "Network interfaces of this box", Args: cobra.NoArgs,
+		Use: "interfaces", Short: "Network interfaces of this box", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ifs, err := sysinfo.Interfaces()
 			if err != nil {
@@ -342,7 +351,7 @@ func (c *cli) showCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}, &cobra.Command{
-		Use: "tunnels", Short: "Tunnels of the running data plane", Args: cobra.NoArgs,
+		Use: "tunnels", Short: "Tunnels of the running data plane", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st dataplane.Status
 			if err := c.query(cmd.Context(), "/tunnels", &st); err != nil {
@@ -366,7 +375,7 @@ func (c *cli) showCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}, &cobra.Command{
-		Use: "routes", Short: "Routes of the configuration in force (static and through tunnels)", Args: cobra.NoArgs,
+		Use: "routes", Short: "Routes of the configuration in force (static and through tunnels)", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			doc, _, err := c.runningDoc(cmd.Context())
 			if err != nil {
@@ -420,7 +429,7 @@ func (c *cli) resetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reset",
 		Short: "Forget the device credential and the stored configuration (the edge registers again on next run)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !yes {
 				return usageError{errors.New("reset forgets this edge's identity and configuration; repeat with --yes to do it")}
@@ -442,4 +451,12 @@ func (c *cli) resetCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "really reset")
 	return cmd
+}
+
+// noArgs refuses positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
 }
