@@ -327,6 +327,7 @@ func TestAgentRegistersAppliesAndSurvivesGarbage(t *testing.T) {
 	for _, bad := range []devproto.Config{
 		{Version: strings.Repeat("0", 64), Doc: json.RawMessage(`{"name":"v2"}`)},
 		configMsg(`{"name":"v2","future_field":true}`),
+		configMsg(`{"device_id":"dev-other","name":"v2"}`),
 	} {
 		fc.send(t, devproto.TypeConfig, "", bad)
 		ap := body[devproto.Applied](t, fc.expect(t, devproto.TypeApplied))

@@ -60,6 +60,13 @@ func (a *Agent) applyConfig(ctx context.Context, c devproto.Config) {
 		fail(err, a.runningVersion())
 		return
 	}
+	a.mu.Lock()
+	self := a.cred.DeviceID
+	a.mu.Unlock()
+	if doc.DeviceID != "" && self != "" && doc.DeviceID != self {
+		fail(fmt.Errorf("the document is for device %q, this is %q", doc.DeviceID, self), a.runningVersion())
+		return
+	}
 	prev := a.rec.Running()
 	next := &Running{Version: version, Raw: append([]byte(nil), c.Doc...), Doc: doc}
 	if err := a.rec.Apply(ctx, next); err != nil {
