@@ -244,6 +244,11 @@ func (s *Service) ChannelHandler() http.Handler {
 }
 
 func (s *Service) serveChannel(w http.ResponseWriter, r *http.Request) {
+	if !s.enter() {
+		writeError(w, &httpError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "manage is shutting down: reconnect later"})
+		return
+	}
+	defer s.active.Done()
 	d, hash, herr := s.deviceByCredential(r.Context(), r)
 	if herr != nil {
 		s.metrics.fail("auth")
@@ -311,6 +316,9 @@ func (s *Service) disconnected(c *conn) {
 	defer mu.Unlock()
 	if !s.conns.detach(c) {
 		return // replaced: the new connection owns the state
+	}
+	if s.single && s.shuttingDown() {
+		return // Run marks every device disconnected at once
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -86,6 +86,13 @@ type Service struct {
 	metrics *metrics
 	// orgLocks holds a *sync.RWMutex per organization (see orgLock).
 	orgLocks sync.Map
+	// single: the local hub, one replica: this process owns every
+	// connection state in the store.
+	single bool
+
+	lifeMu  sync.Mutex
+	closing bool
+	active  sync.WaitGroup // channel handlers
 
 	runOnce sync.Once
 }
@@ -126,7 +133,7 @@ func New(cfg Config) (*Service, error) {
 		conns: newRegistry(), queue: newWorkQueue(), stats: newStatsStore()}
 	s.hub = cfg.Hub
 	if s.hub == nil {
-		s.hub = localHub{s}
+		s.hub, s.single = localHub{s}, true
 	}
 	s.metrics = newMetrics(cfg.Registerer, s.conns)
 	return s, nil
@@ -161,16 +168,61 @@ func (s *Service) Run(ctx context.Context) error {
 	if !started {
 		return errors.New("devices: Run called twice")
 	}
+	// One replica: connection states left by a crash are stale.
+	s.disconnectAll("start")
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
 		wg.Go(func() { s.worker(ctx) })
 	}
 	wg.Go(func() { s.sweep(ctx) })
 	<-ctx.Done()
+	s.lifeMu.Lock()
+	s.closing = true
+	s.lifeMu.Unlock()
 	s.queue.close()
 	s.conns.closeAll(statusGoingAway, "manage is shutting down")
 	wg.Wait()
+	waited := make(chan struct{})
+	go func() { s.active.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(15 * time.Second):
+		s.log.Warn("device channels still closing after 15 s")
+	}
+	s.disconnectAll("stop")
 	return nil
+}
+
+// disconnectAll marks every device disconnected when this process is the
+// only replica (one bulk write rather than one per channel at shutdown).
+func (s *Service) disconnectAll(when string) {
+	if !s.single {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n, err := s.st.DisconnectAllDevices(ctx); err != nil {
+		s.log.Warn("marking devices disconnected", "at", when, "err", err)
+	} else if n > 0 {
+		s.log.Info("devices marked disconnected", "at", when, "count", n)
+	}
+}
+
+// enter registers a channel handler; false while shutting down.
+func (s *Service) enter() bool {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.active.Add(1)
+	return true
+}
+
+func (s *Service) shuttingDown() bool {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	return s.closing
 }
 
 // sweep expires queued jobs and fails running jobs without a result, every

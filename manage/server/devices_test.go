@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -140,11 +142,21 @@ func TestDeviceLifecycleOverHTTPS(t *testing.T) {
 	}
 
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	_, _, err = ws.Read(context.Background())
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("channel after shutdown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A stopped manage leaves no device marked connected.
+	st, err := store.Open(context.Background(), filepath.Join(cfg.DataDir, "trellis.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d, err := st.GetDevice(context.Background(), org, reg.DeviceID)
+	if err != nil || d.ConnState != store.ConnDisconnected || d.SyncStatus != store.SyncInSync {
+		t.Fatalf("device after shutdown: %+v %v", d, err)
 	}
 }

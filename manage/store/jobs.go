@@ -27,6 +27,11 @@ func (s *sqlStore) SetDeviceConnection(ctx context.Context, orgID, id, state str
 	return s.fail(op, notFoundIfNone(n, err))
 }
 
+func (s *sqlStore) DisconnectAllDevices(ctx context.Context) (int, error) {
+	n, err := s.execN(ctx, "UPDATE devices SET conn_state = 'disconnected' WHERE conn_state = 'connected'")
+	return int(n), s.fail("disconnect all devices", err)
+}
+
 func (s *sqlStore) SetDeviceReport(ctx context.Context, orgID, id string, r DeviceReport) error {
 	op := fmt.Sprintf("set report of device %q", id)
 	if r.Versions == nil {

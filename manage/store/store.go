@@ -110,6 +110,9 @@ type Store interface {
 	//
 	// SetDeviceConnection sets conn_state and last_seen_at.
 	SetDeviceConnection(ctx context.Context, orgID, id, state string, seen time.Time) error
+	// DisconnectAllDevices marks every connected device of every
+	// organization disconnected (a single manage starting or stopping).
+	DisconnectAllDevices(ctx context.Context) (int, error)
 	// SetDeviceReport stores what the edge reports about itself.
 	SetDeviceReport(ctx context.Context, orgID, id string, r DeviceReport) error
 	// SetDeviceCredential replaces the credential hash (re-registration).

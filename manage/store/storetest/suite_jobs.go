@@ -20,13 +20,30 @@ func testDeviceStatus(t *testing.T, s store.Store) {
 	wantErr(t, s.SetDeviceConnection(ctx, a.org.ID, d.ID, "maybe", seen), store.ErrInvalid, "bad conn state")
 	wantErr(t, s.SetDeviceConnection(ctx, b.org.ID, d.ID, store.ConnConnected, seen), store.ErrNotFound, "other org")
 
+	other := store.Device{OrgID: b.org.ID, MachineID: "m1"}
+	must(t, s.CreateDevice(ctx, &other))
+	must(t, s.SetDeviceConnection(ctx, b.org.ID, other.ID, store.ConnConnected, seen))
+	n, err := s.DisconnectAllDevices(ctx)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("disconnected %d devices, want 2", n)
+	}
+	for _, x := range []store.Device{d, other} {
+		got, err := s.GetDevice(ctx, x.OrgID, x.ID)
+		must(t, err)
+		if got.ConnState != store.ConnDisconnected || got.LastSeenAt == nil {
+			t.Fatalf("after DisconnectAllDevices: %+v", got)
+		}
+	}
+	must(t, s.SetDeviceConnection(ctx, a.org.ID, d.ID, store.ConnConnected, seen))
+
 	rep := store.DeviceReport{Hostname: "h", OS: "Debian", Versions: map[string]string{"edge": "1"},
 		Interfaces: []store.Interface{{Name: "eth0", MAC: "aa:bb:cc:dd:ee:ff", Addresses: []string{"192.0.2.1/24"}, LinkUp: true}}}
 	must(t, s.SetDeviceReport(ctx, a.org.ID, d.ID, rep))
 	wantErr(t, s.SetDeviceReport(ctx, b.org.ID, d.ID, rep), store.ErrNotFound, "report other org")
 
 	must(t, s.SetDeviceCredential(ctx, a.org.ID, d.ID, "c2"))
-	_, err := s.GetDeviceByCredentialHash(ctx, "c1")
+	_, err = s.GetDeviceByCredentialHash(ctx, "c1")
 	wantErr(t, err, store.ErrNotFound, "old credential")
 	wantErr(t, s.SetDeviceCredential(ctx, b.org.ID, d.ID, "c3"), store.ErrNotFound, "credential other org")
 
