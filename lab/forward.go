@@ -162,7 +162,7 @@ func (l *Lab) StartForward(ctx context.Context, argv []string, listen string, ti
 	}
 	err = poll(ctx, timeout, func() error {
 		if !rec.Alive() {
-			return permanent{errExited}
+			return permanent{ErrProcessExited}
 		}
 		return c.Health(ctx)
 	})

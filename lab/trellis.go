@@ -310,7 +310,7 @@ func (l *Lab) StartManage(ctx context.Context, timeout time.Duration) error {
 	var c *client.Client
 	err = poll(ctx, timeout, func() error {
 		if !rec.Alive() {
-			return permanent{errExited}
+			return permanent{ErrProcessExited}
 		}
 		if c == nil {
 			fp, err := certFingerprint(certFile)
@@ -330,7 +330,9 @@ func (l *Lab) StartManage(ctx context.Context, timeout time.Duration) error {
 	return l.saveManageInfo(mi)
 }
 
-var errExited = errors.New("the process exited")
+// ErrProcessExited: a process the lab waits for exited (its log tail
+// follows in the error).
+var ErrProcessExited = errors.New("the process exited")
 
 // permanent marks an error that ends a poll at once.
 type permanent struct{ error }

@@ -146,7 +146,7 @@ func upCmd(g *globals) *cobra.Command {
 			}
 			var mi *lab.ManageInfo
 			if !noManage {
-				mi, err = startTrellis(cmd.Context(), g, l, binDir, lab.TrellisOptions{AdminEmail: email, Timeout: timeout, Logger: opts.Logger})
+				mi, err = startTrellis(cmd.Context(), cmd.ErrOrStderr(), l, binDir, lab.TrellisOptions{AdminEmail: email, Timeout: timeout, Logger: opts.Logger})
 				if err != nil {
 					if derr := lab.Down(context.WithoutCancel(cmd.Context()), plan.Prefix, g.stateRoot); derr != nil {
 						err = errors.Join(err, fmt.Errorf("tearing the lab down again: %w", derr))
@@ -155,7 +155,7 @@ func upCmd(g *globals) *cobra.Command {
 				}
 				if forward != "" {
 					if err := l.StartForward(cmd.Context(), []string{exe, "forward"}, forward, 15*time.Second); err != nil {
-						fmt.Fprintf(os.Stderr, "trellis-lab: warning: manage is not forwarded to this host (another lab or program on %s? try --forward 127.0.0.1:8444): %v\n", forward, err)
+						fmt.Fprintf(cmd.ErrOrStderr(), "trellis-lab: warning: manage is not forwarded to this host (another lab or program on %s? try --forward 127.0.0.1:8444): %v\n", forward, err)
 					} else if mi, err = l.LoadManageInfo(); err != nil {
 						return err
 					}
@@ -195,7 +195,7 @@ func upCmd(g *globals) *cobra.Command {
 }
 
 // startTrellis finds or builds the binaries and runs manage and the edges.
-func startTrellis(ctx context.Context, g *globals, l *lab.Lab, binDir string, o lab.TrellisOptions) (*lab.ManageInfo, error) {
+func startTrellis(ctx context.Context, progress io.Writer, l *lab.Lab, binDir string, o lab.TrellisOptions) (*lab.ManageInfo, error) {
 	if binDir == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -206,13 +206,13 @@ func startTrellis(ctx context.Context, g *globals, l *lab.Lab, binDir string, o 
 			return nil, fmt.Errorf("finding trellis-manage and trellis-edge: %w", err)
 		}
 		binDir = filepath.Join(l.State.Dir, "bin")
-		fmt.Fprintf(os.Stderr, "building trellis-manage and trellis-edge from %s into %s ...\n", root, binDir)
+		fmt.Fprintf(progress, "building trellis-manage, trellis-edge and trellisctl from %s into %s ...\n", root, binDir)
 		if err := lab.BuildBinaries(ctx, root, binDir, lab.ManageProc, lab.EdgeProc, "trellisctl"); err != nil {
 			return nil, fmt.Errorf("%w (is `go` in root's PATH? else build them yourself and give --bin-dir)", err)
 		}
 	}
 	o.BinDir = binDir
-	fmt.Fprintln(os.Stderr, "starting trellis-manage and the edges, approving the devices ...")
+	fmt.Fprintln(progress, "starting trellis-manage and the edges, approving the devices ...")
 	return l.StartTrellis(ctx, o)
 }
 

@@ -80,9 +80,12 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if err := os.WriteFile(file, []byte("sites:\n  - wans: [{nat: symmetric}, {}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, append(g, "up", "--file", file)...)
+	out, err := run(t, append(g, "up", "--no-manage", "--file", file)...)
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "trellis-manage") {
+		t.Errorf("up --no-manage mentions trellis-manage:\n%s", out)
 	}
 	if !strings.Contains(out, prefix+"-s1-edge") {
 		t.Errorf("up output lacks the edge namespace:\n%s", out)
@@ -112,7 +115,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if _, err := run(t, append(g, "impair", "s1/wan9", "--up")...); err == nil {
 		t.Error("unknown link accepted")
 	}
-	if _, err := run(t, append(g, "up")...); err == nil {
+	if _, err := run(t, append(g, "up", "--no-manage")...); err == nil {
 		t.Error("second up accepted")
 	}
 	// A relay that dies makes status fail, naming it.
@@ -145,5 +148,70 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	if _, err := run(t, append(g, "status")...); err == nil {
 		t.Error("status after down succeeded")
+	}
+}
+
+// TestManageCommands runs `up` with trellis-manage and trellis-edge built
+// from this tree (the default), then status and manage stop|start.
+func TestManageCommands(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces (CI runs as root)")
+	}
+	if testing.Short() {
+		t.Skip("builds trellis-manage, trellis-edge and trellisctl")
+	}
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	prefix := "tt" + hex.EncodeToString(b)
+	root := t.TempDir()
+	g := []string{"--prefix", prefix, "--state-root", root}
+	t.Cleanup(func() {
+		_ = lab.Down(context.Background(), prefix, root)
+		if left, _ := lab.Leftovers(prefix, root); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	// No forward: the host's 127.0.0.1:8443 belongs to whoever runs a lab.
+	out, err := run(t, append(g, "up", "--sites", "2", "--forward", "", "--timeout", "2m")...)
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	for _, want := range []string{"https://100.64.0.2:8443", "admin@trellis.lab", "password:", "fingerprint:", "trellisctl login",
+		"s1       approved   connected     in-sync", "s2       approved   connected     in-sync"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "127.0.0.1:8443") {
+		t.Errorf("up --forward \"\" printed a forwarded address:\n%s", out)
+	}
+	out, err = run(t, append(g, "status")...)
+	if err != nil || !strings.Contains(out, "trellis-edge") || !strings.Contains(out, "s2       approved   connected     in-sync") {
+		t.Errorf("status: %v\n%s", err, out)
+	}
+	out, err = run(t, append(g, "manage", "stop")...)
+	if err != nil || !strings.Contains(out, "trellis-manage stopped") {
+		t.Fatalf("manage stop: %v\n%s", err, out)
+	}
+	out, err = run(t, append(g, "status")...)
+	if err != nil || !strings.Contains(out, "trellis-manage is stopped") || strings.Contains(out, "EXITED") {
+		t.Errorf("status with manage stopped: %v\n%s", err, out)
+	}
+	out, err = run(t, append(g, "manage", "stop")...)
+	if err != nil || !strings.Contains(out, "was not running") {
+		t.Errorf("second manage stop: %v\n%s", err, out)
+	}
+	out, err = run(t, append(g, "manage", "start")...)
+	if err != nil || !strings.Contains(out, "every device is connected and in sync") {
+		t.Fatalf("manage start: %v\n%s", err, out)
+	}
+	if _, err := run(t, append(g, "manage", "start")...); err == nil {
+		t.Error("manage start with manage running accepted")
+	}
+	if _, err := run(t, append(g, "manage", "restart")...); err == nil {
+		t.Error("manage restart accepted")
+	}
+	if out, err := run(t, append(g, "down")...); err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
 	}
 }

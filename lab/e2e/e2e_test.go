@@ -227,3 +227,34 @@ func TestZeroTouchManageDownAndBack(t *testing.T) {
 		})
 	}
 }
+
+// TestManageThatDies: a trellis-manage that exits at once fails StartTrellis
+// on the exit (not at the timeout) with the tail of its log.
+func TestManageThatDies(t *testing.T) {
+	labtest.NeedRoot(t)
+	bin := t.TempDir()
+	for name, script := range map[string]string{
+		lab.ManageProc: "#!/bin/sh\necho 'cannot open the database: disk on fire' >&2\nexit 1\n",
+		lab.EdgeProc:   "#!/bin/sh\nexit 1\n",
+	} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top := lab.Topology{Sites: []lab.Site{{}}}
+	if err := top.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.Up(t, top)
+	_, err := l.StartTrellis(context.Background(), lab.TrellisOptions{BinDir: bin, Timeout: 5 * time.Minute})
+	if err == nil {
+		t.Fatal("StartTrellis with a dying manage succeeded")
+	}
+	// The wait ends on the exit itself, not on the timeout.
+	if !errors.Is(err, lab.ErrProcessExited) || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("error is not the exit with the log tail: %v", err)
+	}
+	if l.ManageRunning() {
+		t.Error("manage reported running")
+	}
+}
