@@ -136,6 +136,9 @@ func New(cfg Config) (*Service, error) {
 		s.hub, s.single = localHub{s}, true
 	}
 	s.metrics = newMetrics(cfg.Registerer, s.conns)
+	// One replica, before any channel is served: connection states left by
+	// a crash are stale.
+	s.disconnectAll("start")
 	return s, nil
 }
 
@@ -168,8 +171,6 @@ func (s *Service) Run(ctx context.Context) error {
 	if !started {
 		return errors.New("devices: Run called twice")
 	}
-	// One replica: connection states left by a crash are stale.
-	s.disconnectAll("start")
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
 		wg.Go(func() { s.worker(ctx) })
