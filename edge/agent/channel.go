@@ -224,7 +224,7 @@ func (a *Agent) send(typ, id string, body any, keep bool) {
 func (s *session) flushOutbox(ctx context.Context) {
 	a := s.a
 	a.mu.Lock()
-	box := a.outbox
+	box := pruneOutbox(a.outbox, a.runningVersion())
 	a.outbox = nil
 	a.mu.Unlock()
 	for i, env := range box {
@@ -397,4 +397,31 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// pruneOutbox drops queued Applied reports that no longer describe the
+// edge (Hello already told manage the running version): only the last
+// report consistent with the running version is kept, a success for it or
+// a failure that left it running. Other messages are kept in order.
+func pruneOutbox(box []devproto.Envelope, running string) []devproto.Envelope {
+	last := -1
+	for i, env := range box {
+		if env.Type != devproto.TypeApplied {
+			continue
+		}
+		var ap devproto.Applied
+		if json.Unmarshal(env.Body, &ap) != nil {
+			continue
+		}
+		if (ap.OK && ap.Version == running) || (!ap.OK && ap.RolledBackTo == running) {
+			last = i
+		}
+	}
+	out := make([]devproto.Envelope, 0, len(box))
+	for i, env := range box {
+		if env.Type != devproto.TypeApplied || i == last {
+			out = append(out, env)
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -336,5 +337,44 @@ func TestDataplaneConfig(t *testing.T) {
 	}
 	if _, err := DataplaneConfig(d, "trellis0"); err == nil {
 		t.Fatal("overlay ends of different /31s accepted")
+	}
+}
+
+func TestPruneOutbox(t *testing.T) {
+	mk := func(typ string, body any) devproto.Envelope {
+		env, err := envelope(typ, "", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	box := []devproto.Envelope{
+		mk(devproto.TypeApplied, devproto.Applied{Version: "v1", OK: true}),
+		mk(devproto.TypeEvent, devproto.Event{Kind: devproto.EventLinkDown}),
+		mk(devproto.TypeApplied, devproto.Applied{Version: "v2", OK: true}),
+		mk(devproto.TypeApplied, devproto.Applied{Version: "v3", OK: false, RolledBackTo: "v2"}),
+		mk(devproto.TypeJobResult, devproto.JobResult{ID: "j"}),
+	}
+	for _, tc := range []struct {
+		running string
+		want    []string // types, with the kept Applied's version
+	}{
+		{"v2", []string{"event", "applied v3", "job_result"}},
+		{"v1", []string{"applied v1", "event", "job_result"}},
+		{"v9", []string{"event", "job_result"}},
+	} {
+		var got []string
+		for _, env := range pruneOutbox(box, tc.running) {
+			if env.Type == devproto.TypeApplied {
+				var ap devproto.Applied
+				_ = json.Unmarshal(env.Body, &ap)
+				got = append(got, "applied "+ap.Version)
+			} else {
+				got = append(got, env.Type)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("running %s: %v, want %v", tc.running, got, tc.want)
+		}
 	}
 }
