@@ -166,6 +166,13 @@ func (l *Lab) StartTrellis(ctx context.Context, o TrellisOptions) (*ManageInfo, 
 		}
 		o.AdminPassword = strings.ToLower(base32.StdEncoding.EncodeToString(b))
 	}
+	for _, n := range l.Plan.Nodes {
+		for _, p := range n.Run {
+			if p.Name == ManageProc || p.Name == EdgeProc || p.Name == ForwardProc {
+				return nil, fmt.Errorf("%s: the run entry %q clashes with the process the lab starts itself: rename it, or build the lab with --no-manage to run your own", n.Name, p.Name)
+			}
+		}
+	}
 	bin, err := filepath.Abs(o.BinDir)
 	if err != nil {
 		return nil, err

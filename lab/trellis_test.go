@@ -177,3 +177,46 @@ func TestManageInfoRoundTrip(t *testing.T) {
 		t.Errorf("round trip: %+v, %v; want %+v", out, err, in)
 	}
 }
+
+// StartTrellis refuses what it cannot run before starting anything.
+func TestStartTrellisRefuses(t *testing.T) {
+	tests := []struct {
+		name    string
+		run     []Process
+		bin     bool
+		wantErr string
+	}{
+		{"run entry named trellis-edge", []Process{{Name: EdgeProc, Argv: []string{"x"}}}, true, "clashes"},
+		{"run entry named forward", []Process{{Name: ForwardProc, Argv: []string{"x"}}}, true, "clashes"},
+		{"no binaries", nil, false, "not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			top := Topology{Sites: []Site{{Run: tc.run}}}
+			if err := top.Normalize(); err != nil {
+				t.Fatal(err)
+			}
+			plan, err := NewPlan("tx", top)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			bin := t.TempDir()
+			if tc.bin {
+				for _, n := range []string{ManageProc, EdgeProc} {
+					if err := os.WriteFile(filepath.Join(bin, n), []byte("#!/bin/sh\n"), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			l := &Lab{Plan: plan, State: &State{Prefix: "tx", Dir: dir}}
+			_, err = l.StartTrellis(context.Background(), TrellisOptions{BinDir: bin})
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if len(l.State.Processes) != 0 {
+				t.Errorf("started %v", l.State.Processes)
+			}
+		})
+	}
+}
