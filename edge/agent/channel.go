@@ -68,7 +68,10 @@ func (a *Agent) connectLoop(ctx context.Context) error {
 			b.Reset()
 		}
 		var re *RefusedError
-		if errors.As(err, &re) && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden) {
+		code := websocket.CloseStatus(err)
+		if hint, ok := closeHints[code]; ok {
+			a.log.Warn("manage closed the device channel: "+hint+"; reconnecting", "code", int(code), "err", err)
+		} else if errors.As(err, &re) && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden) {
 			a.log.Error("manage refused this device's credential (device deleted, or not yet approved); retrying — run `trellis-edge reset --yes` to register again if the device was deleted", "err", err)
 		} else {
 			a.log.Warn("device channel down; reconnecting", "err", err)
@@ -77,6 +80,17 @@ func (a *Agent) connectLoop(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// closeHints explains manage's close codes (docs/devices.md).
+var closeHints = map[websocket.StatusCode]string{
+	4001:                            "another connection of this device took over (is this box cloned, sharing its state directory?)",
+	4002:                            "the device was deleted or registered again elsewhere; its credential no longer works",
+	4003:                            "this edge read its messages too slowly",
+	4004:                            "manage does not speak this edge's protocol version: upgrade the edge",
+	websocket.StatusGoingAway:       "manage is shutting down",
+	websocket.StatusPolicyViolation: "policy (heartbeat missed or too many bad messages)",
+	websocket.StatusMessageTooBig:   "a message was too large",
 }
 
 // session is one connection of the device channel.
