@@ -308,7 +308,9 @@ func (l *Lab) StartManage(ctx context.Context, timeout time.Duration) error {
 		"--listen", listen,
 		"--public-url", mi.URL,
 		"--admin-email", mi.Email,
-		"--admin-password", mi.Password,
+	}, Env: []string{
+		// Not --admin-password: argv is visible to every user in ps.
+		"TRELLIS_ADMIN_PASSWORD=" + mi.Password,
 	}})
 	if err != nil {
 		return err
