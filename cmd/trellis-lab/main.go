@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -187,7 +188,7 @@ func upCmd(g *globals) *cobra.Command {
 	f.BoolVar(&noRelay, "no-relay", false, "join WAN links with kernel bridges instead of impairment relays (impair unavailable)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan and build nothing")
 	f.BoolVar(&noManage, "no-manage", false, "build the network only: run no trellis-manage or trellis-edge")
-	f.StringVar(&binDir, "bin-dir", "", "directory holding trellis-manage and trellis-edge (default: build them with `go build` from the source tree around the working directory into <state>/bin)")
+	f.StringVar(&binDir, "bin-dir", "", "directory holding trellis-manage and trellis-edge (default: build them with `go build` from the source tree around the working directory into <state>/bin; outside it, take them from next to trellis-lab or from PATH)")
 	f.StringVar(&email, "admin-email", lab.DefaultAdminEmail, "email of manage's first admin (the password is generated)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "bound of each wait: manage healthy, edges registered, devices connected and in sync")
 	f.StringVar(&forward, "forward", "127.0.0.1:8443", "loopback address of this host forwarded to manage's HTTPS port (empty: none)")
@@ -203,7 +204,13 @@ func startTrellis(ctx context.Context, progress io.Writer, l *lab.Lab, binDir st
 		}
 		root, err := lab.ModuleRoot(wd)
 		if err != nil {
-			return nil, fmt.Errorf("finding trellis-manage and trellis-edge: %w", err)
+			dir, ferr := installedBinaries()
+			if ferr != nil {
+				return nil, fmt.Errorf("finding trellis-manage and trellis-edge: %w; %w", err, ferr)
+			}
+			fmt.Fprintf(progress, "using trellis-manage and trellis-edge from %s\n", dir)
+			o.BinDir = dir
+			return l.StartTrellis(ctx, o)
 		}
 		binDir = filepath.Join(l.State.Dir, "bin")
 		fmt.Fprintf(progress, "building trellis-manage, trellis-edge and trellisctl from %s into %s ...\n", root, binDir)
@@ -214,6 +221,26 @@ func startTrellis(ctx context.Context, progress io.Writer, l *lab.Lab, binDir st
 	o.BinDir = binDir
 	fmt.Fprintln(progress, "starting trellis-manage and the edges, approving the devices ...")
 	return l.StartTrellis(ctx, o)
+}
+
+// installedBinaries finds trellis-manage and trellis-edge installed
+// together: next to this program, else in PATH.
+func installedBinaries() (string, error) {
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	if p, err := exec.LookPath(lab.ManageProc); err == nil {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	for _, d := range dirs {
+		_, err1 := os.Stat(filepath.Join(d, lab.ManageProc))
+		_, err2 := os.Stat(filepath.Join(d, lab.EdgeProc))
+		if err1 == nil && err2 == nil {
+			return d, nil
+		}
+	}
+	return "", errors.New("nor are they next to trellis-lab or together in PATH")
 }
 
 // writeManage prints how to reach manage and the devices' states.
