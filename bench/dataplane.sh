@@ -25,13 +25,14 @@ usage: bench/dataplane.sh [options]
                        iperf3 load; auto = only when GCM is slower than wireguard-go
                        (default auto)
   -o, --out FILE       JSON result file (default bench/results/<UTC date>.json)
+      --probe-interval D  trellis probe_interval (default 1s)
       --no-gobench     skip the `go test -bench -benchmem` companion
       --keep           keep the namespaces and the work dir on exit (debugging)
   -h, --help
 EOF
 }
 
-TIME=10 ROUNDS=2 CASES=bare,gcm,cbc,wg STREAMS=1,4 PROFILE=auto OUT="" GOBENCH=1 KEEP=0
+TIME=10 ROUNDS=2 CASES=bare,gcm,cbc,wg STREAMS=1,4 PROFILE=auto OUT="" GOBENCH=1 KEEP=0 PROBE_INTERVAL=1s
 while (($#)); do
 	case $1 in
 	-t | --time) TIME=$2; shift 2 ;;
@@ -41,6 +42,7 @@ while (($#)); do
 	-p | --profile) PROFILE=$2; shift 2 ;;
 	-o | --out) OUT=$2; shift 2 ;;
 	--no-gobench) GOBENCH=0; shift ;;
+	--probe-interval) PROBE_INTERVAL=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "dataplane.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -177,7 +179,7 @@ log "repo $REPO at $GIT_COMMIT ($GIT_DIRTY uncommitted files in edge/dataplane, 
 
 # ---------------------------------------------------------------- build
 log "building trellis-edge"
-timeout 600 go -C "$REPO" build -o "$WORK/trellis-edge" ./cmd/trellis-edge >"$WORK/build.log" 2>&1 ||
+timeout 600 go -C "$REPO" build ${TB_BUILD_FLAGS:-} -o "$WORK/trellis-edge" ./cmd/trellis-edge >"$WORK/build.log" 2>&1 ||
 	{ cat "$WORK/build.log" >&2; die "go build ./cmd/trellis-edge failed"; }
 
 WG_BIN=""
@@ -227,9 +229,9 @@ hexkey() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 edge_config() {
 	jq -n --arg tun "$1" --argjson port "$2" --argjson vni "$3" --arg local "$4" --arg peer "$5" \
 		--arg wif "$6" --arg waddr "$7" --arg remote "$8" --arg ospi "$9" --arg ispi "${10}" \
-		--argjson osa "${11}" --argjson isa "${12}" --arg route "${13}" '{
+		--argjson osa "${11}" --argjson isa "${12}" --arg route "${13}" --arg probe "$PROBE_INTERVAL" '{
 		tun: {name: $tun, manage_routes: false},
-		udp_port: $port, underlay_mtu: 1500, probe_interval: "1s",
+		udp_port: $port, underlay_mtu: 1500, probe_interval: $probe,
 		tunnels: [{name: "t\($vni)", site: "peer", vni: $vni,
 			wan: {interface: $wif, address: $waddr}, remote: $remote,
 			local: $local, peer: $peer,
@@ -442,6 +444,17 @@ measure() {
 	stop_bg iperf3-server
 	tx1=$(dev_tx_bytes "$dev")
 	l1=$(loss_counters "$c")
+	# Cumulative trellis drop counters (non-zero reasons) of every instance,
+	# so that a drop can be placed in time (which test, which case).
+	local tdrops='{}' tc ts st
+	for tc in gcm cbc; do
+		has_case "$tc" || continue
+		for ts in a b; do
+			st=$(status_json "$ts" "$tc")
+			jq -e . >/dev/null 2>&1 <<<"$st" || continue
+			tdrops=$(jq -c --arg k "$ts-$tc" --argjson st "$st" '. + {($k): ([$st.tunnels[].drops] + [$st.drops] | map(to_entries[]) | map(select(.value > 0)) | group_by(.key) | map({key: .[0].key, value: (map(.value) | add)}) | from_entries)}' <<<"$tdrops")
+		done
+	done
 	t1=$(tcp_counters)
 	read -r tr0 td0 <<<"$t0"
 	read -r tr1 td1 <<<"$t1"
@@ -455,7 +468,7 @@ measure() {
 	echo "$out" | jq -c --arg case "$c" --argjson streams "$p" --argjson round "$r" --arg dev "$dev" \
 		--argjson mtu "$CASE_MTU" --argjson load "$load" --argjson devtx "$((tx1 - tx0))" \
 		--argjson cpua "$cpu_a" --argjson cpub "$cpu_b" --argjson devdrops $((dd1 - dd0)) --argjson udperrs $((du1 - du0)) \
-		--argjson reorder $((tr1 - tr0)) --argjson dsack $((td1 - td0)) '{
+		--argjson reorder $((tr1 - tr0)) --argjson dsack $((td1 - td0)) --argjson tdrops "$tdrops" '{
 		case: $case, streams: $streams, round: $round, device: $dev, path_mtu: $mtu, load1: $load,
 		gbps: ((.end.sum_received.bits_per_second // 0) / 1e9),
 		sent_gbps: ((.end.sum_sent.bits_per_second // 0) / 1e9),
@@ -464,6 +477,7 @@ measure() {
 		device_tx_bytes: $devtx,
 		device_drops: $devdrops, udp_buffer_errors: $udperrs,
 		tcp_reorder_events: $reorder, tcp_dsack_received: $dsack,
+		trellis_drops_so_far: $tdrops,
 		cpu_host_a: (.end.cpu_utilization_percent.host_total // null),
 		cpu_host_b: (.end.cpu_utilization_percent.remote_total // null),
 		dataplane_cpu_s: {edge_a: $cpua, edge_b: $cpub},
@@ -474,7 +488,7 @@ measure() {
 	jq -e '.device_tx_bytes >= 0.9 * .bytes_received and .bytes_received > 0' <<<"$line" >/dev/null ||
 		die "case $c: iperf3 moved $(jq .bytes_received <<<"$line") bytes but $dev sent only $(jq .device_tx_bytes <<<"$line"): traffic did not take the expected path"
 	echo "$line" >>"$RAW"
-	log "$(jq -r '"\(.case) -P \(.streams) round \(.round): \(.gbps*100|round/100) Gbit/s (retransmits \(.retransmits), dev drops \(.device_drops), UDP buf errors \(.udp_buffer_errors), reorder \(.tcp_reorder_events), DSACK \(.tcp_dsack_received), load \(.load1)\(if .dataplane_cpu_s.edge_a then ", data plane CPU \(.dataplane_cpu_s.edge_a) s + \(.dataplane_cpu_s.edge_b) s" else "" end))"' <<<"$line")"
+	log "$(jq -r '"\(.case) -P \(.streams) round \(.round): \(.gbps*100|round/100) Gbit/s (retransmits \(.retransmits), dev drops \(.device_drops), UDP buf errors \(.udp_buffer_errors), reorder \(.tcp_reorder_events), DSACK \(.tcp_dsack_received)\(.trellis_drops_so_far | to_entries | map(select(.value | length > 0) | "\(.key) \(.value)") | if length > 0 then ", trellis drops so far: " + join(" ") else "" end), load \(.load1)\(if .dataplane_cpu_s.edge_a then ", data plane CPU \(.dataplane_cpu_s.edge_a) s + \(.dataplane_cpu_s.edge_b) s" else "" end))"' <<<"$line")"
 }
 
 ORDER=()
