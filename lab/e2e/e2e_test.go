@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,25 @@ func TestZeroTouchManageDownAndBack(t *testing.T) {
 	}
 	if len(ds) != 2 || version["s1"] == "" || version["s2"] == "" {
 		t.Fatalf("want devices s1 and s2, got %d: %v", len(ds), version)
+	}
+	// Each device registered from its own namespace: manage knows it by
+	// its site name and sees the interfaces and addresses the lab gave it.
+	for _, d := range ds {
+		if d.Name != d.MachineID {
+			t.Errorf("device %s is named %q, want its site name", d.MachineID, d.Name)
+		}
+		reported := map[string][]string{}
+		for _, in := range d.Interfaces {
+			reported[in.Name] = in.Addresses
+		}
+		for _, want := range l.Plan.Addrs(d.MachineID + "/edge") {
+			if !want.Addr.IsValid() {
+				continue
+			}
+			if !slices.Contains(reported[want.Name], want.Addr.String()) {
+				t.Errorf("device %s reports %s with %v, want %s", d.MachineID, want.Name, reported[want.Name], want.Addr)
+			}
+		}
 	}
 	// The host reaches manage through a forwarder, pinned to the
 	// certificate the lab read from manage's data directory.
