@@ -43,7 +43,10 @@ func loadOrgInputs(ctx context.Context, st store.Store, orgID string) (*orgInput
 
 // Compile builds the desired document of one device. Later issues add
 // interfaces, routes and tunnels here: each is a function of the store that
-// fills its part, sorted so the document is canonical.
+// fills its part, sorted so the document is canonical. Only approved
+// devices are compiled, and tunnels must only ever name approved peers:
+// a pending device is in no tunnel. A change to what a part reads must
+// call the API's OnDeviceChange hook (device, or "" for the organization).
 func Compile(ctx context.Context, st store.Store, d store.Device) (devproto.Desired, error) {
 	in, err := loadOrgInputs(ctx, st, d.OrgID)
 	if err != nil {
