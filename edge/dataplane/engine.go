@@ -435,18 +435,7 @@ func (e *Engine) tunReadLoop() {
 	for {
 		cnt, err := e.dev.Read(bufs, sizes, frame.MaxHeadroom)
 		if cnt > 0 {
-			snap := e.snap.Load()
-			for i := 0; i < cnt; i++ {
-				e.encapOne(snap, bufs[i], sizes[i], batches)
-			}
-			for w, b := range batches {
-				if b.n > 0 {
-					b.flush(w, e.log.Warn)
-				}
-				if w.closed.Load() {
-					delete(batches, w)
-				}
-			}
+			e.encapBatch(e.snap.Load(), bufs[:cnt], sizes, batches)
 		}
 		if err != nil {
 			if e.closed.Load() || errors.Is(err, os.ErrClosed) {
@@ -459,6 +448,21 @@ func (e *Engine) tunReadLoop() {
 			e.log.Warn("reading from TUN", "err", err)
 			e.global.drop(DropMalformed)
 			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// encapBatch frames the packets read from the TUN and sends them.
+func (e *Engine) encapBatch(snap *snapshot, bufs [][]byte, sizes []int, batches map[*wanSock]*sendBatch) {
+	for i := range bufs {
+		e.encapOne(snap, bufs[i], sizes[i], batches)
+	}
+	for w, b := range batches {
+		if b.n > 0 || b.locked {
+			b.flush(w, e.log.Warn)
+		}
+		if w.closed.Load() {
+			delete(batches, w)
 		}
 	}
 }
@@ -491,6 +495,14 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 	} else {
 		ippkt.ClampMSS(pkt, t.mss6)
 	}
+	b := batches[t.wan]
+	if b == nil {
+		b = newSendBatch(batchSize)
+		batches[t.wan] = b
+	}
+	// Sequence numbers must reach the socket in the order they are drawn
+	// (see wanSock.sendMu): hold the WAN until this batch is sent.
+	b.hold(t.wan)
 	sas := t.sas.Load()
 	f, err := frame.Encap(buf, frame.MaxHeadroom, size, &t.ep, sas.out)
 	if err != nil {
@@ -503,11 +515,6 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 	}
 	t.txPackets.Add(1)
 	t.txBytes.Add(uint64(size))
-	b := batches[t.wan]
-	if b == nil {
-		b = newSendBatch(batchSize)
-		batches[t.wan] = b
-	}
 	b.add(t, f)
 	if b.n == len(b.msgs) {
 		b.flush(t.wan, e.log.Warn)

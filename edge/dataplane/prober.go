@@ -65,20 +65,32 @@ func (e *Engine) sendProbe(t *tunnel, seq uint16, now time.Time, buf []byte) {
 }
 
 // sendInner encapsulates buf[frame.MaxHeadroom:][:n] and sends it at once
-// (control traffic: probes and probe replies).
+// (control traffic: probes and probe replies). Sealing and sending happen
+// under the WAN's sendMu, so that this frame cannot be overtaken by frames
+// sealed later by the TUN reader on the same SA (see wanSock.sendMu).
 func (e *Engine) sendInner(t *tunnel, buf []byte, n int) {
+	w := t.wan
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
 	f, err := frame.Encap(buf, frame.MaxHeadroom, n, &t.ep, t.sas.Load().out)
 	if err != nil {
 		t.drop(DropSeqExhausted)
 		return
 	}
-	if _, err := t.wan.conn.WriteTo(f, t.remote.Load()); err != nil {
+	if testHookSealed != nil {
+		testHookSealed()
+	}
+	if _, err := w.conn.WriteTo(f, t.remote.Load()); err != nil {
 		t.drop(DropSendError)
 		return
 	}
 	t.txPackets.Add(1)
 	t.txBytes.Add(uint64(n))
 }
+
+// testHookSealed, when set by a test, runs in sendInner between sealing
+// and sending (a goroutine descheduled there).
+var testHookSealed func()
 
 // handleProbe answers echo requests addressed to the tunnel's /31 end and
 // records replies to our probes.

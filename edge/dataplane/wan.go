@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -46,6 +47,16 @@ type wanSock struct {
 	closed atomic.Bool
 	gso    atomic.Bool // UDP_SEGMENT usable on send
 	gro    bool        // UDP_GRO enabled on receive
+
+	// sendMu makes the order in which frames reach the kernel the order
+	// in which their ESP sequence numbers were drawn. The TUN reader
+	// holds it from the first Seal of a batch until the batch is sent;
+	// control senders (probes, probe replies) hold it from Seal to send.
+	// Otherwise a frame sealed by another goroutine can leave after more
+	// than a replay window (1024) of later-sealed frames of the same SA,
+	// and the peer drops it: with ESN it infers the next 2^32 subspace
+	// for such an old number (RFC 4303 A.2.2) and counts an auth failure.
+	sendMu sync.Mutex
 }
 
 func openWAN(k wanKey) (*wanSock, error) {
@@ -112,6 +123,8 @@ type sendBatch struct {
 	msgCnt  []int
 	gsoBufs [][]byte
 	oob     [][]byte
+
+	locked bool // holds the WAN's sendMu (see hold)
 }
 
 func newSendBatch(size int) *sendBatch {
@@ -127,14 +140,24 @@ func newSendBatch(size int) *sendBatch {
 	return b
 }
 
+// hold takes w.sendMu, if the batch does not hold it yet, before frames
+// for w are sealed; flush releases it once they are sent.
+func (b *sendBatch) hold(w *wanSock) {
+	if !b.locked {
+		w.sendMu.Lock()
+		b.locked = true
+	}
+}
+
 func (b *sendBatch) add(t *tunnel, frame []byte) {
 	b.frames[b.n] = frame
 	b.tunnels[b.n] = t
 	b.n++
 }
 
-// flush sends the batch with sendmmsg. Datagrams the kernel refuses are
-// counted as send errors on their tunnel.
+// flush sends the batch with sendmmsg and releases w.sendMu if the batch
+// holds it. Datagrams the kernel refuses are counted as send errors on
+// their tunnel.
 func (b *sendBatch) flush(w *wanSock, log func(msg string, args ...any)) {
 	k := 0
 	gso := w.gso.Load()
@@ -209,4 +232,8 @@ func (b *sendBatch) flush(w *wanSock, log func(msg string, args ...any)) {
 		b.tunnels[i] = nil
 	}
 	b.n = 0
+	if b.locked {
+		b.locked = false
+		w.sendMu.Unlock()
+	}
 }

@@ -402,3 +402,38 @@ func benchmarkSealOpen(b *testing.B, c Config, size int) {
 
 func BenchmarkSealOpenGCM1400(b *testing.B) { benchmarkSealOpen(b, gcmConfig(0x100, true), 1400) }
 func BenchmarkSealOpenCBC1400(b *testing.B) { benchmarkSealOpen(b, cbcConfig(0x100, true), 1400) }
+
+// A packet whose sequence number fell more than a window behind the
+// highest one received (it was sealed early but sent late) is, with ESN,
+// inferred to belong to the next 2^32 subspace (RFC 4303 Appendix A.2.2)
+// and so fails authentication: the receiver counts it as an auth failure,
+// not as a replay. This is why senders must transmit in sealing order.
+func TestLateSealedPacketFailsAuthWithESN(t *testing.T) {
+	for _, esn := range []bool{true, false} {
+		c := Config{SPI: 0x1234, Transform: AESGCM128, EncKey: bytes.Repeat([]byte{7}, 20), ESN: esn}
+		out, _ := New(c)
+		in, _ := New(c)
+		seal := func() []byte {
+			b := make([]byte, out.PrefixLen()+100+out.MaxSuffixLen())
+			n, err := out.Seal(b, 100, 47)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b[:n]
+		}
+		late := seal()
+		for i := 0; i < 1100; i++ {
+			if _, _, err := in.Open(seal()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, _, err := in.Open(late)
+		want := ErrReplay
+		if esn {
+			want = ErrAuth
+		}
+		if err != want {
+			t.Errorf("esn %v: late packet: %v, want %v", esn, err, want)
+		}
+	}
+}
