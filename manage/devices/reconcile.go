@@ -20,8 +20,8 @@ func (s *Service) orgLock(orgID string) *sync.RWMutex {
 
 // reconcileOrg recompiles every device of an organization: per page of
 // devices one transaction lists them, compiles with what they share
-// (loaded once) and records the new versions; then the connected ones get
-// their documents.
+// (loaded once) and records the new versions in one statement; then the
+// connected ones get their documents.
 func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
 	lk := s.orgLock(orgID)
 	lk.Lock()
@@ -49,6 +49,7 @@ func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
 		)
 		err := s.st.InTx(ctx, func(tx store.Store) error {
 			batch = batch[:0]
+			changed := map[string]string{}
 			p, err := tx.ListDevices(ctx, orgID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
 			if err != nil {
 				return err
@@ -63,13 +64,11 @@ func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
 					return err
 				}
 				if cfg.Version != d.DesiredVersion {
-					if err := tx.SetDesiredVersion(ctx, orgID, d.ID, cfg.Version); err != nil {
-						return err
-					}
+					changed[d.ID] = cfg.Version
 				}
 				batch = append(batch, compiled{d, cfg})
 			}
-			return nil
+			return tx.SetDesiredVersions(ctx, orgID, changed)
 		})
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -66,6 +67,40 @@ func (s *sqlStore) SetDesiredVersion(ctx context.Context, orgID, id, version str
 		sync_status = CASE WHEN applied_version = ? THEN 'in-sync' ELSE 'pending' END, sync_error = ''
 		WHERE org_id = ? AND id = ?`, version, version, orgID, id)
 	return s.fail(op, notFoundIfNone(n, err))
+}
+
+func (s *sqlStore) SetDesiredVersions(ctx context.Context, orgID string, versions map[string]string) error {
+	const op = "set desired versions"
+	if len(versions) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(versions))
+	for id := range versions {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	const chunk = 1000
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		var b strings.Builder
+		args := make([]any, 0, 2*len(part)+1)
+		for i, id := range part {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?)")
+			args = append(args, id, versions[id])
+		}
+		args = append(args, orgID)
+		// VALUES columns are column1, column2 on both backends.
+		q := `UPDATE devices SET desired_version = v.column2,
+			sync_status = CASE WHEN devices.applied_version = v.column2 THEN 'in-sync' ELSE 'pending' END, sync_error = ''
+			FROM (VALUES ` + b.String() + `) AS v WHERE devices.id = v.column1 AND devices.org_id = ?`
+		if _, err := s.exec(ctx, q, args...); err != nil {
+			return s.fail(op, err)
+		}
+	}
+	return nil
 }
 
 func (s *sqlStore) ReportApplied(ctx context.Context, orgID, id string, r AppliedReport) error {

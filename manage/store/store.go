@@ -121,6 +121,10 @@ type Store interface {
 	// status becomes in-sync when it equals the applied version, else
 	// pending (the error is cleared).
 	SetDesiredVersion(ctx context.Context, orgID, id, version string) error
+	// SetDesiredVersions is SetDesiredVersion for many devices of one
+	// organization in one statement (device id → version); ids of other
+	// organizations are ignored.
+	SetDesiredVersions(ctx context.Context, orgID string, versions map[string]string) error
 	// ReportApplied records an edge's outcome: OK sets the applied version
 	// (in-sync when it is the desired one, else pending); a failure of the
 	// desired version sets failed with the error and the running version.

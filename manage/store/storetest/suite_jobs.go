@@ -88,6 +88,22 @@ func testDeviceStatus(t *testing.T, s store.Store) {
 		}
 	}
 	wantErr(t, s.SetDesiredVersion(ctx, b.org.ID, d.ID, "x"), store.ErrNotFound, "desired other org")
+
+	// Many at once: in-sync where applied matches, other organizations untouched.
+	d2 := store.Device{OrgID: a.org.ID, MachineID: "m2"}
+	must(t, s.CreateDevice(ctx, &d2))
+	must(t, s.SetDesiredVersions(ctx, a.org.ID, map[string]string{d.ID: "v0", d2.ID: "w1", other.ID: "evil"}))
+	must(t, s.SetDesiredVersions(ctx, a.org.ID, nil))
+	for _, tc := range []struct {
+		dev            store.Device
+		desired, state string
+	}{{d, "v0", store.SyncInSync}, {d2, "w1", store.SyncPending}, {other, "", store.SyncPending}} {
+		got, err := s.GetDevice(ctx, tc.dev.OrgID, tc.dev.ID)
+		must(t, err)
+		if got.DesiredVersion != tc.desired || got.SyncStatus != tc.state {
+			t.Fatalf("after SetDesiredVersions %s: desired %q status %q, want %q %q", tc.dev.MachineID, got.DesiredVersion, got.SyncStatus, tc.desired, tc.state)
+		}
+	}
 	wantErr(t, s.ReportApplied(ctx, b.org.ID, d.ID, store.AppliedReport{Version: "x", OK: true}), store.ErrNotFound, "applied other org")
 }
 
