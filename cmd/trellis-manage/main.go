@@ -1,5 +1,5 @@
 // Command trellis-manage is the Trellis controller: REST API, storage and
-// (later) the device channel. Run with no flags it keeps its state in
+// the device registration and channel. Run with no flags it keeps its state in
 // ./trellis-data (SQLite) and serves HTTPS on :8443; see --help.
 package main
 
