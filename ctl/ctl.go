@@ -154,7 +154,7 @@ Scripts can authenticate with an access key instead of a login:
 		c.totpCommand(), c.fingerprintCommand(), c.configCommand(),
 		c.orgsCommand(), c.accountsCommand(), c.groupsCommand(), c.membersCommand(),
 		c.invitationsCommand(), c.accessKeysCommand(), c.auditCommand(),
-		c.devicesCommand(), c.tokensCommand(), c.pathLabelsCommand(),
+		c.devicesCommand(), c.jobsCommand(), c.tokensCommand(), c.pathLabelsCommand(),
 	)
 	for _, sub := range root.Commands() {
 		groupCommand(sub)

@@ -476,11 +476,17 @@ func TestClientRoutesExist(t *testing.T) {
 		"UpdateDevice":       func() error { _, err := cl.UpdateDevice(ctx, x, x, client.DevicePatch{Name: &s}); return err },
 		"DeleteDevice":       func() error { return cl.DeleteDevice(ctx, x, x) },
 		"ApproveDevice":      func() error { _, err := cl.ApproveDevice(ctx, x, x); return err },
-		"ListOrgTokens":      func() error { _, err := cl.ListOrgTokens(ctx, x, p); return err },
-		"CreateOrgToken":     func() error { _, err := cl.CreateOrgToken(ctx, x, "n"); return err },
-		"GetOrgToken":        func() error { _, err := cl.GetOrgToken(ctx, x, x); return err },
-		"RevokeOrgToken":     func() error { return cl.RevokeOrgToken(ctx, x, x) },
-		"ListPathLabels":     func() error { _, err := cl.ListPathLabels(ctx, x, p); return err },
+		"CreateJob": func() error {
+			_, err := cl.CreateJob(ctx, x, x, client.JobInput{Kind: "logs"})
+			return err
+		},
+		"ListJobs":       func() error { _, err := cl.ListJobs(ctx, x, x, p); return err },
+		"GetJob":         func() error { _, err := cl.GetJob(ctx, x, x, x); return err },
+		"ListOrgTokens":  func() error { _, err := cl.ListOrgTokens(ctx, x, p); return err },
+		"CreateOrgToken": func() error { _, err := cl.CreateOrgToken(ctx, x, "n"); return err },
+		"GetOrgToken":    func() error { _, err := cl.GetOrgToken(ctx, x, x); return err },
+		"RevokeOrgToken": func() error { return cl.RevokeOrgToken(ctx, x, x) },
+		"ListPathLabels": func() error { _, err := cl.ListPathLabels(ctx, x, p); return err },
 		"CreatePathLabel": func() error {
 			_, err := cl.CreatePathLabel(ctx, x, client.PathLabelInput{Name: "n", Type: "dia"})
 			return err

@@ -374,11 +374,8 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Fatalf("show config: %v\n%s", err, out)
 	}
 
-	// Jobs run on the edge and come back with their output.
-	type job struct {
-		ID, State, Output, Error string
-	}
-	jobsPath := "/organizations/" + org.ID + "/devices/" + a.ID + "/jobs"
+	// Jobs run on the edge and come back with their output (through the
+	// typed client that trellisctl uses).
 	for _, tc := range []struct {
 		kind, args, want string
 	}{
@@ -391,17 +388,17 @@ func TestDeviceLifecycle(t *testing.T) {
 				continue
 			}
 		}
-		in := map[string]any{"kind": tc.kind}
+		in := client.JobInput{Kind: tc.kind}
 		if tc.args != "" {
-			in["args"] = json.RawMessage(tc.args)
+			in.Args = json.RawMessage(tc.args)
 		}
-		var j job
-		if err := c.Do(ctx, "POST", jobsPath, nil, in, &j); err != nil {
+		j, err := c.CreateJob(ctx, org.ID, a.ID, in)
+		if err != nil {
 			t.Fatalf("queueing %s: %v", tc.kind, err)
 		}
 		waitFor(t, 30*time.Second, tc.kind+" job done", func() (bool, string) {
-			var got job
-			if err := c.Do(ctx, "GET", jobsPath+"/"+j.ID, nil, nil, &got); err != nil {
+			got, err := c.GetJob(ctx, org.ID, a.ID, j.ID)
+			if err != nil {
 				return false, err.Error()
 			}
 			if got.State == "failed" {
@@ -409,6 +406,10 @@ func TestDeviceLifecycle(t *testing.T) {
 			}
 			return got.State == "done" && strings.Contains(got.Output, tc.want), fmt.Sprintf("%+v", got)
 		})
+	}
+	page, err := c.ListJobs(ctx, org.ID, a.ID, client.ListParams{Filter: map[string]string{"state": "done"}})
+	if err != nil || page.Total < 2 {
+		t.Fatalf("listing done jobs: %v %+v", err, page)
 	}
 	step("jobs: running_config, logs, ping")
 
