@@ -182,6 +182,18 @@ func (c *cli) orgsCommand() *cobra.Command {
 }
 
 // accountIDNoOrg is accountID ignoring any selected organization.
+// accountClient wraps a RunE that needs a client and the account id (from
+// --account or the selected organization's account).
+func (c *cli) accountClient(run func(ctx context.Context, cl *client.Client, acc string, args []string) error) func(*cobra.Command, []string) error {
+	return c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+		acc, err := c.accountID(ctx, cl)
+		if err != nil {
+			return err
+		}
+		return run(ctx, cl, acc, args)
+	})
+}
+
 func (c *cli) accountIDNoOrg(ctx context.Context, cl *client.Client) (string, error) {
 	if c.account != "" {
 		a, err := c.resolveAccount(ctx, cl, c.account)
@@ -326,21 +338,13 @@ func (c *cli) groupsCommand() *cobra.Command {
 	}
 	list := &cobra.Command{Use: "list", Short: "List the groups of the account", Args: cobra.NoArgs}
 	lf := addListFlags(list, "name")
-	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	list.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, _ []string) error {
 		return runList(ctx, c, groupView, lf, func(ctx context.Context, p client.ListParams) (*client.Page[client.Group], error) {
 			return cl.ListGroups(ctx, acc, p)
 		})
 	})
 	get := &cobra.Command{Use: "get GROUP", Short: "Show a group", Args: exactArgs(1)}
-	get.RunE = c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	get.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 		g, err := c.resolveGroup(ctx, cl, acc, args[0])
 		if err != nil {
 			return err
@@ -348,11 +352,7 @@ func (c *cli) groupsCommand() *cobra.Command {
 		return printOne(c, groupView, *g)
 	})
 	create := &cobra.Command{Use: "create NAME", Short: "Create a group", Args: exactArgs(1)}
-	create.RunE = c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	create.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 		g, err := cl.CreateGroup(ctx, acc, client.GroupInput{Name: args[0]})
 		if err != nil {
 			return err
@@ -366,11 +366,7 @@ func (c *cli) groupsCommand() *cobra.Command {
 		if err := needChange(cmd, "name"); err != nil {
 			return err
 		}
-		return c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-			acc, err := c.accountID(ctx, cl)
-			if err != nil {
-				return err
-			}
+		return c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 			g, err := c.resolveGroup(ctx, cl, acc, args[0])
 			if err != nil {
 				return err
@@ -383,11 +379,7 @@ func (c *cli) groupsCommand() *cobra.Command {
 		})(cmd, args)
 	}
 	del := &cobra.Command{Use: "delete GROUP", Short: "Delete a group (refused while it holds organizations)", Args: exactArgs(1)}
-	del.RunE = c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	del.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 		g, err := c.resolveGroup(ctx, cl, acc, args[0])
 		if err != nil {
 			return err
@@ -418,11 +410,7 @@ func (c *cli) membersCommand() *cobra.Command {
 	}
 	list := &cobra.Command{Use: "list", Short: "List the memberships of the account", Args: cobra.NoArgs}
 	lf := addListFlags(list, "user_id", "scope", "scope_id", "role")
-	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	list.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, _ []string) error {
 		return runList(ctx, c, membershipView, lf, func(ctx context.Context, p client.ListParams) (*client.Page[client.Membership], error) {
 			return cl.ListMembers(ctx, acc, p)
 		})
@@ -434,11 +422,7 @@ func (c *cli) membersCommand() *cobra.Command {
 		if err := checkRole(g.role); err != nil {
 			return err
 		}
-		return c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-			acc, err := c.accountID(ctx, cl)
-			if err != nil {
-				return err
-			}
+		return c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 			scope, scopeID, err := c.grant(ctx, cl, acc, g.scope, g.scopeID)
 			if err != nil {
 				return err
@@ -457,11 +441,7 @@ func (c *cli) membersCommand() *cobra.Command {
 		})(cmd, args)
 	}
 	remove := &cobra.Command{Use: "remove MEMBERSHIP_ID", Aliases: []string{"delete"}, Short: "Remove a membership", Args: exactArgs(1)}
-	remove.RunE = c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	remove.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 		if err := cl.RemoveMember(ctx, acc, args[0]); err != nil {
 			return err
 		}
@@ -479,11 +459,7 @@ func (c *cli) invitationsCommand() *cobra.Command {
 	}
 	list := &cobra.Command{Use: "list", Short: "List the invitations of the account", Args: cobra.NoArgs}
 	lf := addListFlags(list, "email", "scope", "role", "accepted")
-	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	list.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, _ []string) error {
 		return runList(ctx, c, invitationView, lf, func(ctx context.Context, p client.ListParams) (*client.Page[client.Invitation], error) {
 			return cl.ListInvitations(ctx, acc, p)
 		})
@@ -495,11 +471,7 @@ func (c *cli) invitationsCommand() *cobra.Command {
 		if err := checkRole(g.role); err != nil {
 			return err
 		}
-		return c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-			acc, err := c.accountID(ctx, cl)
-			if err != nil {
-				return err
-			}
+		return c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 			scope, scopeID, err := c.grant(ctx, cl, acc, g.scope, g.scopeID)
 			if err != nil {
 				return err
@@ -519,11 +491,7 @@ func (c *cli) invitationsCommand() *cobra.Command {
 		})(cmd, args)
 	}
 	del := &cobra.Command{Use: "delete INVITATION_ID", Short: "Withdraw an invitation", Args: exactArgs(1)}
-	del.RunE = c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	del.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 		if err := cl.DeleteInvitation(ctx, acc, args[0]); err != nil {
 			return err
 		}
@@ -619,11 +587,7 @@ func (c *cli) accessKeysCommand() *cobra.Command {
 	}
 	list := &cobra.Command{Use: "list", Short: "List the access keys of the account", Args: cobra.NoArgs}
 	lf := addListFlags(list, "name", "user_id", "scope", "role", "revoked")
-	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	list.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, _ []string) error {
 		return runList(ctx, c, accessKeyView, lf, func(ctx context.Context, p client.ListParams) (*client.Page[client.AccessKey], error) {
 			return cl.ListAccessKeys(ctx, acc, p)
 		})
@@ -644,11 +608,7 @@ func (c *cli) accessKeysCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-			acc, err := c.accountID(ctx, cl)
-			if err != nil {
-				return err
-			}
+		return c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 			scope, scopeID, err := c.grant(ctx, cl, acc, g.scope, g.scopeID)
 			if err != nil {
 				return err
@@ -668,11 +628,7 @@ func (c *cli) accessKeysCommand() *cobra.Command {
 		})(cmd, args)
 	}
 	revoke := &cobra.Command{Use: "revoke KEY_ID", Aliases: []string{"delete"}, Short: "Revoke an access key", Args: exactArgs(1)}
-	revoke.RunE = c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-		acc, err := c.accountID(ctx, cl)
-		if err != nil {
-			return err
-		}
+	revoke.RunE = c.accountClient(func(ctx context.Context, cl *client.Client, acc string, args []string) error {
 		if err := cl.RevokeAccessKey(ctx, acc, args[0]); err != nil {
 			return err
 		}
