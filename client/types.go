@@ -220,29 +220,32 @@ type Interface struct {
 	Gateway   string   `json:"gateway,omitempty"`
 	LinkUp    bool     `json:"link_up"`
 	MTU       int      `json:"mtu,omitempty"`
+	DHCP      bool     `json:"dhcp,omitempty"`
 }
 
 // Device is an edge router of an organization.
 type Device struct {
-	ID             string            `json:"id"`
-	OrgID          string            `json:"org_id"`
-	MachineID      string            `json:"machine_id"`
-	Name           string            `json:"name"`
-	Description    string            `json:"description"`
-	Site           string            `json:"site"`
-	Hostname       string            `json:"hostname"`
-	OS             string            `json:"os"`
-	Versions       map[string]string `json:"versions"`
-	Interfaces     []Interface       `json:"interfaces"`
-	Approval       string            `json:"approval"`
-	ConnState      string            `json:"conn_state"`
-	DesiredVersion string            `json:"desired_version"`
-	AppliedVersion string            `json:"applied_version"`
-	SyncStatus     string            `json:"sync_status"`
-	SyncError      string            `json:"sync_error,omitempty"`
-	LastSeenAt     *time.Time        `json:"last_seen_at,omitempty"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	ID          string            `json:"id"`
+	OrgID       string            `json:"org_id"`
+	MachineID   string            `json:"machine_id"`
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Site        string            `json:"site"`
+	Hostname    string            `json:"hostname"`
+	OS          string            `json:"os"`
+	Versions    map[string]string `json:"versions"`
+	Interfaces  []Interface       `json:"interfaces"`
+	// InterfaceConfig is the admin's assignment of interfaces.
+	InterfaceConfig []InterfaceAssignment `json:"interface_config"`
+	Approval        string                `json:"approval"`
+	ConnState       string                `json:"conn_state"`
+	DesiredVersion  string                `json:"desired_version"`
+	AppliedVersion  string                `json:"applied_version"`
+	SyncStatus      string                `json:"sync_status"`
+	SyncError       string                `json:"sync_error,omitempty"`
+	LastSeenAt      *time.Time            `json:"last_seen_at,omitempty"`
+	CreatedAt       time.Time             `json:"created_at"`
+	UpdatedAt       time.Time             `json:"updated_at"`
 }
 
 // DevicePatch changes the fields that are not nil.

@@ -57,15 +57,16 @@ func Compile(ctx context.Context, st store.Store, d store.Device) (devproto.Desi
 
 func compileWith(in *orgInputs, d store.Device) devproto.Desired {
 	return devproto.Desired{
-		DeviceID:   d.ID,
-		OrgID:      d.OrgID,
-		Name:       d.Name,
-		Site:       d.Site,
-		VxlanPort:  in.org.VxlanPort,
-		Labels:     append([]devproto.Label{}, in.labels...),
-		Interfaces: []devproto.InterfaceConfig{},
-		Routes:     []devproto.Route{},
-		Tunnels:    []devproto.Tunnel{},
+		DeviceID:    d.ID,
+		OrgID:       d.OrgID,
+		Name:        d.Name,
+		Site:        d.Site,
+		VxlanPort:   in.org.VxlanPort,
+		Labels:      append([]devproto.Label{}, in.labels...),
+		Interfaces:  []devproto.InterfaceConfig{},
+		Routes:      []devproto.Route{},
+		Tunnels:     []devproto.Tunnel{},
+		DHCPServers: []devproto.DHCPServer{},
 	}
 }
 

@@ -185,30 +185,133 @@ type Interface struct {
 	Gateway   string   `json:"gateway,omitempty"`
 	LinkUp    bool     `json:"link_up"`
 	MTU       int      `json:"mtu,omitempty"`
+	DHCP      bool     `json:"dhcp,omitempty"` // address from the edge's DHCP client
+}
+
+// Interface roles (InterfaceAssignment.Role).
+const (
+	RoleWAN        = "wan"
+	RoleLAN        = "lan"
+	RoleUnassigned = "unassigned"
+)
+
+// InterfaceAssignment is an admin's configuration of one interface of a
+// device: its role and addressing, and for a LAN its DHCP server. Stored
+// with the device (Device.InterfaceConfig), one entry per interface name.
+type InterfaceAssignment struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`              // wan, lan, unassigned
+	DHCP    bool   `json:"dhcp"`              // WAN: DHCP client instead of Address
+	Address string `json:"address,omitempty"` // CIDR (static)
+	Gateway string `json:"gateway,omitempty"` // WAN
+	Metric  int    `json:"metric,omitempty"`  // WAN default route metric
+	MTU     int    `json:"mtu,omitempty"`
+	// Labels are path label ids (WAN); a tunnel joins two WANs that share one
+	// (any two WANs when neither has labels).
+	Labels []string `json:"labels,omitempty"`
+	// PublicAddress and PublicPort override the endpoint peers use to reach
+	// this WAN (1:1 NAT, port forwarding of the VxLAN port).
+	PublicAddress string `json:"public_address,omitempty"`
+	PublicPort    int    `json:"public_port,omitempty"`
+	// NAT masquerades LAN traffic leaving through this WAN (breakout).
+	NAT bool `json:"nat"`
+	// DHCPServer is the LAN's DHCP server (nil: none).
+	DHCPServer *DHCPServerConfig `json:"dhcp_server,omitempty"`
+}
+
+// DHCPServerConfig is the DHCP server of a LAN interface.
+type DHCPServerConfig struct {
+	RangeStart   string            `json:"range_start"`
+	RangeEnd     string            `json:"range_end"`
+	Gateway      string            `json:"gateway,omitempty"` // default: the LAN address
+	DNS          []string          `json:"dns,omitempty"`
+	Domain       string            `json:"domain,omitempty"`
+	LeaseSeconds int               `json:"lease_seconds,omitempty"` // default 86400
+	MaxSeconds   int               `json:"max_lease_seconds,omitempty"`
+	StaticLeases []DHCPStaticLease `json:"static_leases,omitempty"`
+	Options      []DHCPOption      `json:"options,omitempty"`
+}
+
+// DHCPStaticLease binds a MAC address to an address.
+type DHCPStaticLease struct {
+	MAC      string `json:"mac"`
+	Address  string `json:"address"`
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// DHCPOption is an extra DHCP option (type text, ips or hex).
+type DHCPOption struct {
+	Code  int    `json:"code"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Tunnel is an encrypted tunnel between WAN interfaces of two devices of an
+// organization. DeviceA < DeviceB (by id) so that a pair has one spelling.
+// Its /31 and VNI follow from Number; its keys are sealed (SealedKeys is
+// opaque to the store).
+type Tunnel struct {
+	ID         string `json:"id"`
+	OrgID      string `json:"org_id"`
+	Number     int    `json:"number"` // unique per organization, >= 1; also the VxLAN VNI
+	DeviceA    string `json:"device_a"`
+	InterfaceA string `json:"interface_a"`
+	DeviceB    string `json:"device_b"`
+	InterfaceB string `json:"interface_b"`
+	LabelID    string `json:"label_id,omitempty"` // the shared path label, "" when none
+	Transform  string `json:"transform"`          // aes128gcm16, aes128cbc-sha256
+	SealedKeys string `json:"-"`
+	// KeyGeneration counts key rotations; RotationPhase is "" when settled
+	// and "inbound" while new inbound SAs are out but senders still use the
+	// old ones (the first of a rotation's two pushes).
+	KeyGeneration int       `json:"key_generation"`
+	RotationPhase string    `json:"rotation_phase,omitempty"`
+	KeysRotatedAt time.Time `json:"keys_rotated_at"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// StaticRoute is an admin's static route on one device: through a gateway
+// or through a tunnel (by number), never both.
+type StaticRoute struct {
+	ID          string    `json:"id"`
+	OrgID       string    `json:"org_id"`
+	DeviceID    string    `json:"device_id"`
+	Destination string    `json:"destination"` // CIDR
+	Gateway     string    `json:"gateway,omitempty"`
+	Tunnel      int       `json:"tunnel,omitempty"`
+	Metric      int       `json:"metric"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Device is an edge router of an organization.
 type Device struct {
-	ID             string            `json:"id"`
-	OrgID          string            `json:"org_id"`
-	MachineID      string            `json:"machine_id"` // unique per organization
-	Name           string            `json:"name"`
-	Description    string            `json:"description"`
-	Site           string            `json:"site"`
-	Hostname       string            `json:"hostname"`
-	OS             string            `json:"os"`
-	Versions       map[string]string `json:"versions"`
-	Interfaces     []Interface       `json:"interfaces"`
-	Approval       string            `json:"approval"`   // pending, approved
-	ConnState      string            `json:"conn_state"` // connected, disconnected
-	CredentialHash string            `json:"-"`
-	DesiredVersion string            `json:"desired_version"`
-	AppliedVersion string            `json:"applied_version"`
-	SyncStatus     string            `json:"sync_status"` // in-sync, pending, failed
-	SyncError      string            `json:"sync_error,omitempty"`
-	LastSeenAt     *time.Time        `json:"last_seen_at,omitempty"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	ID          string            `json:"id"`
+	OrgID       string            `json:"org_id"`
+	MachineID   string            `json:"machine_id"` // unique per organization
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Site        string            `json:"site"`
+	Hostname    string            `json:"hostname"`
+	OS          string            `json:"os"`
+	Versions    map[string]string `json:"versions"`
+	Interfaces  []Interface       `json:"interfaces"`
+	// InterfaceConfig is the admin's assignment of interfaces (set with
+	// SetInterfaceConfig only; CreateDevice stores it, UpdateDevice
+	// leaves it alone).
+	InterfaceConfig []InterfaceAssignment `json:"interface_config"`
+	Approval        string                `json:"approval"`   // pending, approved
+	ConnState       string                `json:"conn_state"` // connected, disconnected
+	CredentialHash  string                `json:"-"`
+	DesiredVersion  string                `json:"desired_version"`
+	AppliedVersion  string                `json:"applied_version"`
+	SyncStatus      string                `json:"sync_status"` // in-sync, pending, failed
+	SyncError       string                `json:"sync_error,omitempty"`
+	LastSeenAt      *time.Time            `json:"last_seen_at,omitempty"`
+	CreatedAt       time.Time             `json:"created_at"`
+	UpdatedAt       time.Time             `json:"updated_at"`
 }
 
 // OrgToken lets edges of an organization register (zero-touch). The token

@@ -18,6 +18,8 @@ type Desired struct {
 	Routes []Route `json:"routes"`
 	// Tunnels this device terminates.
 	Tunnels []Tunnel `json:"tunnels"`
+	// DHCPServers serve LAN interfaces (at most one per interface).
+	DHCPServers []DHCPServer `json:"dhcp_servers"`
 }
 
 // Label is a path label.
@@ -28,16 +30,62 @@ type Label struct {
 	Type  string `json:"type"` // tunnel, dia
 }
 
-// InterfaceConfig assigns a role and addressing to one interface.
+// Interface roles.
+const (
+	RoleWAN        = "wan"
+	RoleLAN        = "lan"
+	RoleUnassigned = "unassigned"
+)
+
+// InterfaceConfig assigns a role and addressing to one interface. Only
+// interfaces listed are touched; an unassigned one is left as it is.
+//
+// WAN: the edge sets the address (static, or by its DHCP client when DHCP),
+// a default route through Gateway with Metric (and a policy routing table
+// per WAN so traffic sourced from its address leaves through it), and, when
+// NAT, masquerades traffic leaving through it (Internet breakout).
+// LAN: the edge sets the address (static only) and routes the subnet.
 type InterfaceConfig struct {
 	Name    string   `json:"name"`
 	Role    string   `json:"role"`              // wan, lan, unassigned
-	DHCP    bool     `json:"dhcp"`              // DHCP client instead of Address
-	Address string   `json:"address,omitempty"` // CIDR
-	Gateway string   `json:"gateway,omitempty"`
-	Metric  int      `json:"metric,omitempty"`
-	MTU     int      `json:"mtu,omitempty"`
-	Labels  []string `json:"labels,omitempty"` // path label ids (WAN)
+	DHCP    bool     `json:"dhcp"`              // WAN: DHCP client instead of Address
+	Address string   `json:"address,omitempty"` // CIDR, e.g. 198.18.1.6/30
+	Gateway string   `json:"gateway,omitempty"` // WAN: next hop of its default route
+	Metric  int      `json:"metric,omitempty"`  // WAN: default route metric
+	MTU     int      `json:"mtu,omitempty"`     // 0: leave as is
+	Labels  []string `json:"labels,omitempty"`  // path label ids (WAN)
+	NAT     bool     `json:"nat,omitempty"`     // WAN: masquerade LAN traffic out of it
+}
+
+// DHCPServer is the DHCP server of one LAN interface. Addresses of the
+// range, static leases and the gateway lie in the interface's subnet.
+type DHCPServer struct {
+	Interface    string        `json:"interface"`
+	RangeStart   string        `json:"range_start"`
+	RangeEnd     string        `json:"range_end"`
+	Gateway      string        `json:"gateway,omitempty"` // default: the interface's address
+	DNS          []string      `json:"dns,omitempty"`
+	Domain       string        `json:"domain,omitempty"`
+	LeaseSeconds int           `json:"lease_seconds"` // default lease time
+	MaxSeconds   int           `json:"max_lease_seconds,omitempty"`
+	StaticLeases []StaticLease `json:"static_leases,omitempty"`
+	Options      []DHCPOption  `json:"options,omitempty"`
+}
+
+// StaticLease binds a MAC address to an address.
+type StaticLease struct {
+	MAC      string `json:"mac"`
+	Address  string `json:"address"`
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// DHCPOption is an extra DHCP option: its code (1-254, not one the server
+// sets itself) and value, as text (Type "text"), an IPv4 address list
+// ("ips", comma separated) or hex bytes ("hex").
+type DHCPOption struct {
+	Code  int    `json:"code"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
 }
 
 // Route is a static route.

@@ -32,6 +32,14 @@ type Interface struct {
 	Gateway   string   `json:"gateway,omitempty"`
 	LinkUp    bool     `json:"link_up"`
 	MTU       int      `json:"mtu,omitempty"`
+	// DHCP is true when the address comes from the edge's DHCP client.
+	DHCP bool `json:"dhcp,omitempty"`
+}
+
+// InterfacesReport is the body of TypeInterfaces: every interface, as in
+// DeviceInfo.
+type InterfacesReport struct {
+	Interfaces []Interface `json:"interfaces"`
 }
 
 // DeviceInfo describes the box; sent at registration and in Hello.
@@ -67,6 +75,9 @@ const (
 	TypeStats     = "stats"      // Stats
 	TypeEvent     = "event"      // Event
 	TypeJobResult = "job_result" // JobResult
+	// TypeInterfaces reports the interfaces again when an address, gateway
+	// or link state changed (a WAN's DHCP lease, a cable pulled).
+	TypeInterfaces = "interfaces" // InterfacesReport
 	// manage → edge
 	TypeWelcome = "welcome" // Welcome
 	TypeConfig  = "config"  // Config
@@ -120,6 +131,18 @@ type Applied struct {
 type Stats struct {
 	Interfaces []InterfaceStats `json:"interfaces,omitempty"`
 	Tunnels    []TunnelStats    `json:"tunnels,omitempty"`
+	// Leases are the DHCP server's current leases (all of them).
+	Leases []Lease `json:"leases,omitempty"`
+}
+
+// Lease is one DHCP lease handed out by the edge's DHCP server.
+type Lease struct {
+	Interface string    `json:"interface"`
+	MAC       string    `json:"mac"`
+	Address   string    `json:"address"`
+	Hostname  string    `json:"hostname,omitempty"`
+	Expires   time.Time `json:"expires"`
+	Static    bool      `json:"static,omitempty"`
 }
 
 // InterfaceStats counts one interface.
