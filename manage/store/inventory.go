@@ -12,7 +12,7 @@ import (
 // ---- devices ----
 
 const deviceCols = `id, org_id, machine_id, name, description, site, hostname, os, versions, interfaces, approval, conn_state,
-	credential_hash, desired_version, applied_version, sync_status, sync_error, last_seen_at, created_at, updated_at`
+	credential_hash, desired_version, applied_version, sync_status, sync_error, last_seen_at, created_at, updated_at, iface_config`
 
 var deviceList = &listSpec{
 	name: "devices", table: "devices", columns: deviceCols,
@@ -35,11 +35,11 @@ var deviceList = &listSpec{
 
 func scanDevice(r rowScanner) (Device, error) {
 	var d Device
-	var versions, ifaces []byte
+	var versions, ifaces, ifaceConfig []byte
 	err := r.Scan(&d.ID, &d.OrgID, &d.MachineID, &d.Name, &d.Description, &d.Site, &d.Hostname, &d.OS,
 		bytesScan{&versions}, bytesScan{&ifaces}, &d.Approval, &d.ConnState, strScan{&d.CredentialHash},
 		&d.DesiredVersion, &d.AppliedVersion, &d.SyncStatus, &d.SyncError,
-		nullTimeScan{&d.LastSeenAt}, timeScan{&d.CreatedAt}, timeScan{&d.UpdatedAt})
+		nullTimeScan{&d.LastSeenAt}, timeScan{&d.CreatedAt}, timeScan{&d.UpdatedAt}, bytesScan{&ifaceConfig})
 	if err != nil {
 		return d, err
 	}
@@ -54,6 +54,9 @@ func scanDevice(r rowScanner) (Device, error) {
 		if err := json.Unmarshal(ifaces, &d.Interfaces); err != nil {
 			return d, fmt.Errorf("device %s: decode interfaces: %w", d.ID, err)
 		}
+	}
+	if d.InterfaceConfig, err = decodeInterfaceConfig(ifaceConfig); err != nil {
+		return d, fmt.Errorf("device %s: %w", d.ID, err)
 	}
 	return d, nil
 }
@@ -112,17 +115,21 @@ func (s *sqlStore) CreateDevice(ctx context.Context, d *Device) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	ifaceConfig, err := encodeInterfaceConfig(&d.InterfaceConfig)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	if d.ID == "" {
 		d.ID = newID()
 	}
 	n := now()
 	stamp(&d.CreatedAt, n)
 	stamp(&d.UpdatedAt, n)
-	_, err = s.exec(ctx, "INSERT INTO devices ("+deviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err = s.exec(ctx, "INSERT INTO devices ("+deviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		d.ID, d.OrgID, d.MachineID, d.Name, d.Description, d.Site, d.Hostname, d.OS,
 		s.d.jsonVal(versions), s.d.jsonVal(ifaces), d.Approval, d.ConnState, nullStr(d.CredentialHash),
 		d.DesiredVersion, d.AppliedVersion, d.SyncStatus, d.SyncError,
-		s.d.nts(d.LastSeenAt), s.d.ts(d.CreatedAt), s.d.ts(d.UpdatedAt))
+		s.d.nts(d.LastSeenAt), s.d.ts(d.CreatedAt), s.d.ts(d.UpdatedAt), s.d.jsonVal(ifaceConfig))
 	return s.fail(fmt.Sprintf("%s with machine id %q", op, d.MachineID), err)
 }
 
@@ -149,8 +156,10 @@ func (s *sqlStore) ListDevices(ctx context.Context, orgID string, opt ListOption
 	return runList(ctx, s, deviceList, []string{"org_id = ?"}, []any{orgID}, opt, scanDevice)
 }
 
-// UpdateDevice writes every field but ID, OrgID and CreatedAt, matching on
-// (OrgID, ID). An empty CredentialHash clears the credential.
+// UpdateDevice writes every field but ID, OrgID, CreatedAt and
+// InterfaceConfig (SetInterfaceConfig's), matching on (OrgID, ID); d gets
+// the stored InterfaceConfig back. An empty CredentialHash clears the
+// credential.
 func (s *sqlStore) UpdateDevice(ctx context.Context, d *Device) error {
 	op := fmt.Sprintf("update device %q", d.ID)
 	versions, ifaces, err := prepareDevice(d)
@@ -158,15 +167,22 @@ func (s *sqlStore) UpdateDevice(ctx context.Context, d *Device) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	d.UpdatedAt = now()
+	var ifaceConfig []byte
 	err = s.writeRow(ctx, `UPDATE devices SET machine_id = ?, name = ?, description = ?, site = ?, hostname = ?, os = ?,
 		versions = ?, interfaces = ?, approval = ?, conn_state = ?, credential_hash = ?, desired_version = ?,
 		applied_version = ?, sync_status = ?, sync_error = ?, last_seen_at = ?, updated_at = ?
-		WHERE org_id = ? AND id = ? RETURNING created_at`,
+		WHERE org_id = ? AND id = ? RETURNING created_at, iface_config`,
 		d.MachineID, d.Name, d.Description, d.Site, d.Hostname, d.OS,
 		s.d.jsonVal(versions), s.d.jsonVal(ifaces), d.Approval, d.ConnState, nullStr(d.CredentialHash), d.DesiredVersion,
 		d.AppliedVersion, d.SyncStatus, d.SyncError, s.d.nts(d.LastSeenAt), s.d.ts(d.UpdatedAt),
-		d.OrgID, d.ID).Scan(timeScan{&d.CreatedAt})
-	return s.fail(op, err)
+		d.OrgID, d.ID).Scan(timeScan{&d.CreatedAt}, bytesScan{&ifaceConfig})
+	if err != nil {
+		return s.fail(op, err)
+	}
+	if d.InterfaceConfig, err = decodeInterfaceConfig(ifaceConfig); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
 }
 
 func (s *sqlStore) DeleteDevice(ctx context.Context, orgID, id string) error {

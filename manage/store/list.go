@@ -28,6 +28,8 @@ const (
 	filterBool                       // column = true/false
 	filterSince                      // column >= RFC 3339 time
 	filterUntil                      // column <= RFC 3339 time
+	filterInt                        // column = integer value
+	filterCustom                     // the list method turns it into conditions itself
 )
 
 type filterSpec struct {
@@ -137,6 +139,15 @@ func (l *listSpec) build(d *dialect, base []string, baseArgs []any, opt ListOpti
 			} else {
 				conds = append(conds, f.col+" IS NULL")
 			}
+		case filterInt:
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return q, invalid(k, "want an integer, got %q", v)
+			}
+			conds = append(conds, f.col+" = ?")
+			args = append(args, n)
+		case filterCustom:
+			return q, fmt.Errorf("list %s: filter %s must be handled by the list method", l.name, k)
 		case filterSince, filterUntil:
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
@@ -258,12 +269,15 @@ var listSpecs = map[string]*listSpec{
 	"org_tokens":    orgTokenList,
 	"path_labels":   pathLabelList,
 	"jobs":          jobList,
+	"tunnels":       tunnelList,
+	"static_routes": staticRouteList,
 }
 
 // ListFields returns the sort keys and filter keys a list accepts (sorted),
 // so that API layers and documentation can stay in step with the store.
 // Lists: accounts, groups, organizations, users, invitations, access_keys,
-// audit, devices, org_tokens, path_labels, jobs. ok is false for other names.
+// audit, devices, org_tokens, path_labels, jobs, tunnels, static_routes. ok
+// is false for other names.
 func ListFields(list string) (sorts, filters []string, ok bool) {
 	l, ok := listSpecs[list]
 	if !ok {

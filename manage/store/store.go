@@ -130,6 +130,45 @@ type Store interface {
 	// desired version sets failed with the error and the running version.
 	ReportApplied(ctx context.Context, orgID, id string, r AppliedReport) error
 
+	// SetInterfaceConfig replaces the device's interface assignments (and
+	// bumps updated_at). Validation is the caller's (manage/network).
+	SetInterfaceConfig(ctx context.Context, orgID, id string, cfg []InterfaceAssignment) error
+	// SetDeviceInterfaces replaces only the reported interfaces (an edge's
+	// TypeInterfaces report); admin fields and updated_at stay.
+	SetDeviceInterfaces(ctx context.Context, orgID, id string, ifaces []Interface) error
+
+	// Tunnels (organization scoped).
+	//
+	// CreateTunnel inserts t with t.Number as given; ErrConflict when the
+	// number or the (DeviceA, InterfaceA, DeviceB, InterfaceB) pair is taken
+	// in the organization; ErrInvalid when a device is not of the
+	// organization. ID, CreatedAt, UpdatedAt are filled in when empty.
+	CreateTunnel(ctx context.Context, t *Tunnel) error
+	GetTunnel(ctx context.Context, orgID, id string) (Tunnel, error)
+	// ListTunnels filters: device_id (either end), number, label_id,
+	// interface (either end's interface name; use with device_id).
+	ListTunnels(ctx context.Context, orgID string, opt ListOptions) (Page[Tunnel], error)
+	// TunnelNumbers returns the organization's tunnel numbers in use, ascending.
+	TunnelNumbers(ctx context.Context, orgID string) ([]int, error)
+	// UpdateTunnelKeys stores new keys and rotation state (matches on OrgID, ID).
+	UpdateTunnelKeys(ctx context.Context, t *Tunnel) error
+	DeleteTunnel(ctx context.Context, orgID, id string) error
+	// TunnelsToRotate lists tunnels of every organization whose keys were
+	// rotated before olderThan or whose rotation is half done (phase set
+	// and keys_rotated_at before phaseBefore), oldest first, at most limit.
+	TunnelsToRotate(ctx context.Context, olderThan, phaseBefore time.Time, limit int) ([]Tunnel, error)
+
+	// Static routes (organization scoped).
+	//
+	// CreateStaticRoute: ErrInvalid when the device is not of the
+	// organization; ErrConflict on the same (device, destination, metric).
+	CreateStaticRoute(ctx context.Context, r *StaticRoute) error
+	GetStaticRoute(ctx context.Context, orgID, id string) (StaticRoute, error)
+	// ListStaticRoutes filters: device_id, destination, tunnel.
+	ListStaticRoutes(ctx context.Context, orgID string, opt ListOptions) (Page[StaticRoute], error)
+	UpdateStaticRoute(ctx context.Context, r *StaticRoute) error // matches on (OrgID, ID)
+	DeleteStaticRoute(ctx context.Context, orgID, id string) error
+
 	// Jobs (organization scoped).
 	//
 	// CreateJob queues a job; DeviceID must be a device of OrgID (else
