@@ -46,6 +46,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ErrorFields", testErrorFields},
 		{"DeviceStatus", testDeviceStatus},
 		{"Jobs", testJobs},
+		{"InterfaceConfig", testInterfaceConfig},
+		{"Tunnels", testTunnels},
+		{"TunnelsToRotate", testTunnelsToRotate},
+		{"StaticRoutes", testStaticRoutes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
