@@ -1,0 +1,91 @@
+package hostnet
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Kernel settings of the network namespace the edge runs in.
+const (
+	ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
+	// rpFilterPath: the effective reverse-path filter of an interface is
+	// the maximum of "all" and its own; 2 (loose) makes every interface at
+	// least loose. Strict (1) drops replies that come back on another WAN
+	// than the main table's best route (multi-WAN, path selection).
+	rpFilterPath = "/proc/sys/net/ipv4/conf/all/rp_filter"
+)
+
+// sysctl is a setting the host changed and the value it found before.
+type sysctl struct {
+	Path     string `json:"path"`
+	Previous string `json:"previous"`
+}
+
+func readSysctl(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func writeSysctl(path, v string) error {
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing %s=%s: %w", path, v, err)
+	}
+	return nil
+}
+
+// forwardSettings are the values forwarding needs, each with the values
+// that already satisfy it.
+var forwardSettings = []struct {
+	path, value string
+	ok          func(string) bool
+}{
+	{ipForwardPath, "1", func(v string) bool { return v == "1" }},
+	{rpFilterPath, "2", func(v string) bool { return v != "1" }},
+}
+
+// setForwarding turns forwarding on (recording what it changed in changed)
+// or restores what it changed. It returns the new record.
+func setForwarding(on bool, changed []sysctl) ([]sysctl, error) {
+	if on {
+		for _, s := range forwardSettings {
+			cur, err := readSysctl(s.path)
+			if err != nil {
+				return changed, err
+			}
+			if s.ok(cur) {
+				continue
+			}
+			if err := writeSysctl(s.path, s.value); err != nil {
+				return changed, err
+			}
+			if !hasPath(changed, s.path) {
+				changed = append(changed, sysctl{Path: s.path, Previous: cur})
+			}
+		}
+		return changed, nil
+	}
+	var keep []sysctl
+	var firstErr error
+	for _, c := range changed {
+		if err := writeSysctl(c.Path, c.Previous); err != nil {
+			keep = append(keep, c)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return keep, firstErr
+}
+
+func hasPath(list []sysctl, path string) bool {
+	for _, s := range list {
+		if s.Path == path {
+			return true
+		}
+	}
+	return false
+}
