@@ -1,0 +1,225 @@
+package network
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// Tunnel states.
+const (
+	StatusUp      = "up"
+	StatusDown    = "down"
+	StatusPending = "pending"
+)
+
+// Interface states.
+const (
+	IfaceOK          = "ok"
+	IfaceNoLink      = "no_link"
+	IfaceNoAddress   = "no_address"
+	IfaceNotReported = "not_reported"
+)
+
+// StatsFunc returns a device's latest stats report.
+type StatsFunc func(deviceID string) (at time.Time, st devproto.Stats, ok bool)
+
+// TunnelView is a tunnel as the API shows it (client.Tunnel): no keys.
+type TunnelView struct {
+	ID            string    `json:"id"`
+	OrgID         string    `json:"org_id"`
+	Number        int       `json:"number"`
+	DeviceA       string    `json:"device_a"`
+	InterfaceA    string    `json:"interface_a"`
+	DeviceB       string    `json:"device_b"`
+	InterfaceB    string    `json:"interface_b"`
+	LabelID       string    `json:"label_id,omitempty"`
+	Transform     string    `json:"transform"`
+	OverlayA      string    `json:"overlay_a"`
+	OverlayB      string    `json:"overlay_b"`
+	KeyGeneration int       `json:"key_generation"`
+	RotationPhase string    `json:"rotation_phase,omitempty"`
+	KeysRotatedAt time.Time `json:"keys_rotated_at"`
+	Status        string    `json:"status"`
+	Reason        string    `json:"reason,omitempty"`
+	RTTMillis     float64   `json:"rtt_ms"`
+	JitterMs      float64   `json:"jitter_ms"`
+	LossPct       float64   `json:"loss_pct"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// View builds a tunnel's view with its live status.
+func View(o *Org, t store.Tunnel, stats StatsFunc) TunnelView {
+	v := TunnelView{ID: t.ID, OrgID: t.OrgID, Number: t.Number, DeviceA: t.DeviceA, InterfaceA: t.InterfaceA,
+		DeviceB: t.DeviceB, InterfaceB: t.InterfaceB, LabelID: t.LabelID, Transform: t.Transform,
+		KeyGeneration: t.KeyGeneration, RotationPhase: t.RotationPhase, KeysRotatedAt: t.KeysRotatedAt,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	if a, b, err := Overlays(o.Org.TunnelRange, t.Number); err == nil {
+		v.OverlayA, v.OverlayB = a.String(), b.String()
+	}
+	v.Status, v.Reason = StatusPending, ""
+	for _, end := range [][2]string{{t.DeviceA, t.InterfaceA}, {t.DeviceB, t.InterfaceB}} {
+		if reason := endReason(o, end[0], end[1]); reason != "" {
+			v.Reason = reason
+			return v
+		}
+	}
+	// Both ends configured: the probes say whether it carries traffic.
+	var found, up bool
+	for _, id := range []string{t.DeviceA, t.DeviceB} {
+		if stats == nil {
+			break
+		}
+		_, st, ok := stats(id)
+		if !ok {
+			continue
+		}
+		for _, ts := range st.Tunnels {
+			if ts.Number != t.Number {
+				continue
+			}
+			if !found || (ts.Up && !up) {
+				v.RTTMillis, v.JitterMs, v.LossPct = ts.RTTMillis, ts.JitterMs, ts.LossPct
+			}
+			found = true
+			up = up || ts.Up
+		}
+	}
+	switch {
+	case !found:
+		v.Reason = "no stats reported for this tunnel yet"
+	case up:
+		v.Status = StatusUp
+	default:
+		v.Status = StatusDown
+		v.Reason = fmt.Sprintf("the far end does not answer probes (loss %.0f%%)", v.LossPct)
+	}
+	return v
+}
+
+// endReason says why one end of a tunnel cannot carry it yet ("" when it
+// can).
+func endReason(o *Org, devID, iface string) string {
+	d := o.device(devID)
+	if d == nil {
+		return "device " + devID + " no longer exists"
+	}
+	name := deviceName(d)
+	if d.Approval != store.ApprovalApproved {
+		return "device " + name + " is pending approval"
+	}
+	a, ok := Assignment(d, iface)
+	if !ok || a.Role != store.RoleWAN {
+		return fmt.Sprintf("interface %s of device %s is no longer a WAN", iface, name)
+	}
+	if _, ok := WANAddress(d, a); !ok {
+		if a.DHCP {
+			return fmt.Sprintf("WAN %s of device %s has no DHCP lease yet", iface, name)
+		}
+		return fmt.Sprintf("WAN %s of device %s has no address", iface, name)
+	}
+	if d.ConnState != store.ConnConnected {
+		return "device " + name + " is not connected"
+	}
+	if rep, ok := Reported(d, iface); ok && !rep.LinkUp {
+		return fmt.Sprintf("WAN %s of device %s: link down", iface, name)
+	} else if !ok {
+		return fmt.Sprintf("WAN %s of device %s is not reported by the device", iface, name)
+	}
+	if d.SyncStatus == store.SyncFailed {
+		return fmt.Sprintf("device %s failed to apply its configuration: %s", name, d.SyncError)
+	}
+	if d.DesiredVersion == "" || d.AppliedVersion != d.DesiredVersion {
+		return "device " + name + " has not applied its configuration yet"
+	}
+	return ""
+}
+
+// InterfaceView is one interface of a device as the API shows it
+// (client.InterfaceView).
+type InterfaceView struct {
+	store.Interface
+	Reported   bool                      `json:"reported"`
+	Assignment store.InterfaceAssignment `json:"assignment"`
+	Status     string                    `json:"status"`
+	Reason     string                    `json:"reason,omitempty"`
+}
+
+// Interfaces merges what a device reports with its assignments, sorted by
+// name. Interfaces that are not assigned show role "unassigned".
+func Interfaces(d *store.Device) []InterfaceView {
+	names := map[string]bool{}
+	for _, i := range d.Interfaces {
+		names[i.Name] = true
+	}
+	for _, a := range d.InterfaceConfig {
+		names[a.Name] = true
+	}
+	out := make([]InterfaceView, 0, len(names))
+	for n := range names {
+		out = append(out, InterfaceOf(d, n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// InterfaceOf is the view of one interface of d.
+func InterfaceOf(d *store.Device, name string) InterfaceView {
+	v := InterfaceView{}
+	rep, reported := Reported(d, name)
+	v.Interface, v.Reported = rep, reported
+	v.Name = name
+	if v.Addresses == nil {
+		v.Addresses = []string{}
+	}
+	a, ok := Assignment(d, name)
+	if !ok {
+		a = store.InterfaceAssignment{Name: name, Role: store.RoleUnassigned}
+	}
+	v.Assignment = a
+	switch {
+	case !reported:
+		v.Status, v.Reason = IfaceNotReported, "the device does not report this interface"
+	case !rep.LinkUp:
+		v.Status, v.Reason = IfaceNoLink, "link down"
+	case a.Role == store.RoleWAN:
+		if _, ok := WANAddress(d, a); !ok {
+			v.Status, v.Reason = IfaceNoAddress, "the WAN has no address (no DHCP lease yet)"
+		} else {
+			v.Status = IfaceOK
+		}
+	case a.Role == store.RoleLAN && len(rep.Addresses) == 0:
+		v.Status, v.Reason = IfaceNoAddress, "the device reports no address on this LAN yet"
+	default:
+		v.Status = IfaceOK
+	}
+	return v
+}
+
+// WANChanged reports whether the WAN-relevant state (addresses, gateway,
+// link) of any WAN interface differs between two reports.
+func WANChanged(cfg []store.InterfaceAssignment, before, after []store.Interface) bool {
+	find := func(l []store.Interface, n string) (store.Interface, bool) {
+		for _, i := range l {
+			if i.Name == n {
+				return i, true
+			}
+		}
+		return store.Interface{}, false
+	}
+	for _, a := range cfg {
+		if a.Role != store.RoleWAN {
+			continue
+		}
+		x, okx := find(before, a.Name)
+		y, oky := find(after, a.Name)
+		if okx != oky || x.Gateway != y.Gateway || x.LinkUp != y.LinkUp || fmt.Sprint(x.Addresses) != fmt.Sprint(y.Addresses) {
+			return true
+		}
+	}
+	return false
+}
