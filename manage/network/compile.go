@@ -332,4 +332,3 @@ func dhcpServer(a store.InterfaceAssignment) devproto.DHCPServer {
 // TunnelUsable reports whether the compiler configures tunnel t (both
 // devices approved, both WANs assigned with an address).
 func (c *Compiler) TunnelUsable(id string) bool { return c.usable[id] }
-

@@ -30,7 +30,7 @@ func lan(name, addr string) store.InterfaceAssignment {
 
 func testOrg(devs ...store.Device) *Org {
 	return &Org{Org: store.Organization{ID: "o", TunnelRange: "10.100.0.0/16", VxlanPort: 4789},
-		Labels: []store.PathLabel{{ID: "L1", Name: "MPLS", Type: store.LabelTunnel}, {ID: "L2", Name: "Inet", Type: store.LabelTunnel}, {ID: "L9", Name: "DIA", Type: store.LabelDIA}},
+		Labels:  []store.PathLabel{{ID: "L1", Name: "MPLS", Type: store.LabelTunnel}, {ID: "L2", Name: "Inet", Type: store.LabelTunnel}, {ID: "L9", Name: "DIA", Type: store.LabelDIA}},
 		Devices: devs}
 }
 
