@@ -1,0 +1,250 @@
+package dhcpd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The real-client test runs the server in a network namespace of its own
+// (h4<pid>s, where the whole re-executed test binary lives) and busybox
+// udhcpc in another (h4<pid>c), joined by a veth pair.
+const (
+	nsServerEnv = "TRELLIS_DHCPD_NS_SERVER"
+	nsClientEnv = "TRELLIS_DHCPD_NS_CLIENT"
+	srvIf       = "h4s0"
+	cliIf       = "h4c0"
+)
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestRealClient(t *testing.T) {
+	if os.Getenv(nsServerEnv) != "" {
+		realClient(t, os.Getenv(nsClientEnv))
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, veth pair, UDP port 67)")
+	}
+	for _, tool := range []string{"ip", "busybox"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
+	}
+	if out, _ := exec.Command("busybox", "udhcpc", "--help").CombinedOutput(); !strings.Contains(string(out), "udhcpc") {
+		t.Skip("busybox has no udhcpc")
+	}
+	sns, cns := fmt.Sprintf("h4%ds", os.Getpid()), fmt.Sprintf("h4%dc", os.Getpid())
+	for _, ns := range []string{sns, cns} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "-n", sns, "link", "add", srvIf, "type", "veth", "peer", "name", cliIf, "netns", cns)
+	run(t, "ip", "-n", sns, "addr", "add", "192.168.77.1/24", "dev", srvIf)
+	run(t, "ip", "-n", sns, "link", "set", srvIf, "up")
+	run(t, "ip", "-n", cns, "link", "set", cliIf, "up")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", sns, os.Args[0], "-test.run=^TestRealClient$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), nsServerEnv+"=1", nsClientEnv+"="+cns)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestRealClient") {
+		t.Fatalf("in namespace %s: %v\n%s", sns, err, out)
+	}
+	t.Logf("in namespace %s:\n%s", sns, out)
+}
+
+// udhcpcResult is what the client's script saw when it bound a lease.
+type udhcpcResult struct {
+	IP, Router, DNS, Lease, Subnet, Domain string
+}
+
+// udhcpc runs busybox udhcpc once in namespace ns with the MAC address
+// mac, and returns what it bound. release makes it release the lease as
+// it exits.
+func udhcpc(t *testing.T, ns, mac string, release bool) udhcpcResult {
+	t.Helper()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bound")
+	script := filepath.Join(dir, "script")
+	// The script configures the address (udhcpc's release is sent from
+	// it, so it is left in place at deconfig: the release waits for ARP)
+	// and records the lease's parameters.
+	body := `#!/bin/sh
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/$subnet" dev "$interface"
+	echo "$1" >> ` + out + `.events
+	printf 'ip=%s\nrouter=%s\ndns=%s\nlease=%s\nsubnet=%s\ndomain=%s\n' "$ip" "$router" "$dns" "$lease" "$subnet" "$domain" > ` + out + ` ;;
+esac
+exit 0
+`
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", ns, "link", "set", cliIf, "address", mac)
+	args := []string{"netns", "exec", ns, "busybox", "udhcpc", "-i", cliIf, "-f", "-n", "-t", "5", "-T", "1", "-s", script}
+	var log string
+	if !release {
+		log = run(t, "ip", append(args, "-q")...)
+	} else {
+		// udhcpc releases (-R) when it is stopped, not when it quits
+		// after binding (-q): run it until it has bound, then stop it.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var buf strings.Builder
+		cmd := exec.CommandContext(ctx, "ip", append(args, "-R")...)
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// waitEvent waits (bounded) for the script to have seen n events.
+		waitEvent := func(n int, what string) {
+			for range 200 {
+				if b, _ := os.ReadFile(out + ".events"); strings.Count(string(b), "\n") >= n {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			t.Errorf("udhcpc: no %s event", what)
+		}
+		waitEvent(1, "bound")
+		// Renew (unicast request and answer) before releasing.
+		_ = cmd.Process.Signal(syscall.SIGUSR1)
+		waitEvent(2, "renew")
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Logf("udhcpc: %v", err)
+		}
+		log = buf.String()
+		if ev, _ := os.ReadFile(out + ".events"); string(ev) != "bound\nrenew\n" {
+			t.Errorf("udhcpc events %q, want bound then renew\n%s", ev, log)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("udhcpc bound no lease: %v\n%s", err, log)
+	}
+	var r udhcpcResult
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "ip":
+			r.IP = v
+		case "router":
+			r.Router = v
+		case "dns":
+			r.DNS = v
+		case "lease":
+			r.Lease = v
+		case "subnet":
+			r.Subnet = v
+		case "domain":
+			r.Domain = v
+		}
+	}
+	return r
+}
+
+// waitLeases waits (bounded) until the server's leases satisfy ok.
+func waitLeases(t *testing.T, s *Server, ok func([]Lease) bool) []Lease {
+	t.Helper()
+	for range 100 {
+		if ls := s.Leases(); ok(ls) {
+			return ls
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("leases never reached the expected state: %+v", s.Leases())
+	return nil
+}
+
+func realClient(t *testing.T, cns string) {
+	const macA, macB, macStatic = "52:54:00:77:00:0a", "52:54:00:77:00:0b", "52:54:00:77:00:5e"
+	st, _ := ParseMAC(macStatic)
+	cfg := Config{
+		Interface:  srvIf,
+		Address:    netip.MustParsePrefix("192.168.77.1/24"),
+		RangeStart: netip.MustParseAddr("192.168.77.100"),
+		RangeEnd:   netip.MustParseAddr("192.168.77.110"),
+		DNS:        []netip.Addr{netip.MustParseAddr("192.168.77.53"), netip.MustParseAddr("9.9.9.9")},
+		Domain:     "lab.example",
+		LeaseTime:  2 * time.Hour,
+		Static:     []StaticLease{{MAC: st, Address: netip.MustParseAddr("192.168.77.20"), Hostname: "printer"}},
+	}
+	dir := t.TempDir()
+	start := func() *Server {
+		s, err := Start(cfg, Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s := start()
+
+	a := udhcpc(t, cns, macA, false)
+	t.Logf("client A bound %+v", a)
+	want := udhcpcResult{IP: "192.168.77.100", Router: "192.168.77.1", DNS: "192.168.77.53 9.9.9.9", Lease: "7200", Subnet: "255.255.255.0", Domain: "lab.example"}
+	if a != want {
+		t.Errorf("client A bound %+v, want %+v", a, want)
+	}
+	ls := waitLeases(t, s, func(ls []Lease) bool { return len(ls) == 1 })
+	if ls[0].MAC != macA || ls[0].Address.String() != a.IP {
+		t.Errorf("server's lease %+v", ls[0])
+	}
+
+	sl := udhcpc(t, cns, macStatic, false)
+	if sl.IP != "192.168.77.20" {
+		t.Errorf("static client bound %s, want its static 192.168.77.20", sl.IP)
+	}
+
+	// Restart from the lease file: a new client does not get A's address,
+	// and A gets its address back.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(LeaseFile(dir, srvIf)); err != nil {
+		t.Fatalf("no lease file: %v", err)
+	}
+	s = start()
+	if n := len(s.Leases()); n != 2 {
+		t.Fatalf("%d leases after restart, want 2: %+v", n, s.Leases())
+	}
+	b := udhcpc(t, cns, macB, false)
+	if b.IP == a.IP || b.IP != "192.168.77.101" {
+		t.Errorf("after restart, new client B bound %s (A has %s)", b.IP, a.IP)
+	}
+	a2 := udhcpc(t, cns, macA, true)
+	if a2.IP != a.IP {
+		t.Errorf("after restart, client A bound %s, had %s", a2.IP, a.IP)
+	}
+	// A released its lease on exit.
+	waitLeases(t, s, func(ls []Lease) bool {
+		return len(ls) == 2 && !slices.ContainsFunc(ls, func(l Lease) bool { return l.MAC == macA })
+	})
+	if ifc, err := net.InterfaceByName(srvIf); err != nil || ifc.Flags&net.FlagUp == 0 {
+		t.Errorf("server interface: %v %v", ifc, err)
+	}
+}
