@@ -5,50 +5,105 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
+	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/network"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // orgInputs is what every device of an organization shares in its desired
-// document; loaded once per organization-wide recompilation.
+// document; loaded once per organization-wide recompilation (one paged
+// query per kind: devices, labels, tunnels, static routes).
 type orgInputs struct {
 	org    store.Organization
 	labels []devproto.Label
+	net    *network.Compiler
+	// keyErrs are tunnels whose keys could not be opened (left out).
+	keyErrs []error
 }
 
-func loadOrgInputs(ctx context.Context, st store.Store, orgID string) (*orgInputs, error) {
+// loadOrgInputs loads what the devices of an organization share. With
+// forDevice set and that device in no tunnel, only what its own document
+// needs is loaded (organization, labels, its static routes): a device
+// without tunnels connecting to a large organization costs a few queries,
+// not a load of every device.
+func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, orgID, forDevice string) (*orgInputs, error) {
+	var o *network.Org
+	if forDevice != "" {
+		p, err := st.ListTunnels(ctx, orgID, store.ListOptions{Limit: 1, Filter: map[string]string{"device_id": forDevice}})
+		if err != nil {
+			return nil, fmt.Errorf("listing tunnels: %w", err)
+		}
+		if p.Total == 0 {
+			if o, err = loadLight(ctx, st, orgID, forDevice); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o == nil {
+		var err error
+		if o, err = network.LoadOrg(ctx, st, orgID); err != nil {
+			return nil, err
+		}
+	}
+	in := &orgInputs{org: o.Org, labels: []devproto.Label{}}
+	for _, l := range o.Labels {
+		in.labels = append(in.labels, devproto.Label{ID: l.ID, Name: l.Name, Color: l.Color, Type: l.Type})
+	}
+	sort.Slice(in.labels, func(i, j int) bool { return in.labels[i].ID < in.labels[j].ID })
+	var keys []network.TunnelKeys
+	if sealer != nil {
+		keys, in.keyErrs = network.OpenTunnels(sealer, o.Tunnels)
+	} else if len(o.Tunnels) > 0 {
+		in.keyErrs = []error{errors.New("no sealer: tunnel keys cannot be opened")}
+	}
+	in.net = network.NewCompiler(o, keys)
+	return in, nil
+}
+
+func loadLight(ctx context.Context, st store.Store, orgID, deviceID string) (*network.Org, error) {
 	org, err := st.GetOrganization(ctx, orgID)
 	if err != nil {
 		return nil, err
 	}
-	in := &orgInputs{org: org, labels: []devproto.Label{}}
+	o := &network.Org{Org: org}
 	for off := 0; ; off += store.MaxListLimit {
 		p, err := st.ListPathLabels(ctx, orgID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
 		if err != nil {
 			return nil, fmt.Errorf("listing path labels: %w", err)
 		}
-		for _, l := range p.Items {
-			in.labels = append(in.labels, devproto.Label{ID: l.ID, Name: l.Name, Color: l.Color, Type: l.Type})
-		}
+		o.Labels = append(o.Labels, p.Items...)
 		if len(p.Items) < store.MaxListLimit {
 			break
 		}
 	}
-	sort.Slice(in.labels, func(i, j int) bool { return in.labels[i].ID < in.labels[j].ID })
-	return in, nil
+	for off := 0; ; off += store.MaxListLimit {
+		p, err := st.ListStaticRoutes(ctx, orgID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id",
+			Filter: map[string]string{"device_id": deviceID}})
+		if err != nil {
+			return nil, fmt.Errorf("listing static routes: %w", err)
+		}
+		o.Routes = append(o.Routes, p.Items...)
+		if len(p.Items) < store.MaxListLimit {
+			break
+		}
+	}
+	return o, nil
 }
 
-// Compile builds the desired document of one device. Later issues add
-// interfaces, routes and tunnels here: each is a function of the store that
-// fills its part, sorted so the document is canonical. Only approved
-// devices are compiled, and tunnels must only ever name approved peers:
-// a pending device is in no tunnel. A change to what a part reads must
-// call the API's OnDeviceChange hook (device, or "" for the organization).
-func Compile(ctx context.Context, st store.Store, d store.Device) (devproto.Desired, error) {
-	in, err := loadOrgInputs(ctx, st, d.OrgID)
+// Compile builds the desired document of one device: the organization's
+// labels, the device's interfaces, DHCP servers and static routes, and its
+// tunnels with the LAN prefixes routed through each (manage/network). Only
+// approved devices are compiled, and tunnels only ever name approved
+// peers: a pending device is in no tunnel. A change to what a part reads
+// must call the API's OnDeviceChange hook (device, or "" for the
+// organization).
+func Compile(ctx context.Context, st store.Store, sealer *auth.Sealer, d store.Device) (devproto.Desired, error) {
+	in, err := loadOrgInputs(ctx, st, sealer, d.OrgID, d.ID)
 	if err != nil {
 		return devproto.Desired{}, err
 	}
@@ -56,6 +111,7 @@ func Compile(ctx context.Context, st store.Store, d store.Device) (devproto.Desi
 }
 
 func compileWith(in *orgInputs, d store.Device) devproto.Desired {
+	p := in.net.Parts(&d)
 	return devproto.Desired{
 		DeviceID:    d.ID,
 		OrgID:       d.OrgID,
@@ -63,10 +119,10 @@ func compileWith(in *orgInputs, d store.Device) devproto.Desired {
 		Site:        d.Site,
 		VxlanPort:   in.org.VxlanPort,
 		Labels:      append([]devproto.Label{}, in.labels...),
-		Interfaces:  []devproto.InterfaceConfig{},
-		Routes:      []devproto.Route{},
-		Tunnels:     []devproto.Tunnel{},
-		DHCPServers: []devproto.DHCPServer{},
+		Interfaces:  p.Interfaces,
+		Routes:      p.Routes,
+		Tunnels:     p.Tunnels,
+		DHCPServers: p.DHCPServers,
 	}
 }
 

@@ -47,6 +47,7 @@ type harness struct {
 	clk     *clock
 	reg     *prometheus.Registry
 	priv    ed25519.PrivateKey
+	sealer  *auth.Sealer
 	acct    store.Account
 	org     store.Organization
 	manager string // access key, manager of the organization
@@ -77,8 +78,10 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	h := &harness{t: t, st: st, clk: &clock{t: time.Now().UTC().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	h.priv = priv
+	sealer, _ := auth.NewSealer(bytes.Repeat([]byte{7}, 32))
+	h.sealer = sealer
 	dcfg := devices.Config{Store: h.st, TokenKey: pub, Registerer: h.reg, Now: h.clk.Now, Heartbeat: time.Minute,
-		RegisterLimiter: auth.NewLimiter(1000, time.Millisecond, nil)}
+		RegisterLimiter: auth.NewLimiter(1000, time.Millisecond, nil), Sealer: sealer}
 	for _, o := range opts {
 		o(&dcfg)
 	}
@@ -88,7 +91,6 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	h.svc = svc
-	sealer, _ := auth.NewSealer(bytes.Repeat([]byte{7}, 32))
 	a, err := api.New(api.Config{Store: h.st, PublicURL: "https://manage.test:8443", SigningKey: priv, Sealer: sealer,
 		PasswordParams: auth.TestPasswordParams, Now: h.clk.Now, OnDeviceChange: svc.DeviceChanged, DeviceStats: svc.StatsOf})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/trellis-sdwan/trellis/manage/network"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -26,7 +27,7 @@ const (
 var knownTypes = map[string]bool{
 	devproto.TypeHello: true, devproto.TypeApplied: true, devproto.TypeStats: true, devproto.TypeEvent: true,
 	devproto.TypeJobResult: true, devproto.TypeWelcome: true, devproto.TypeConfig: true, devproto.TypeJob: true,
-	devproto.TypePing: true, devproto.TypePong: true, devproto.TypeError: true,
+	devproto.TypePing: true, devproto.TypePong: true, devproto.TypeError: true, devproto.TypeInterfaces: true,
 }
 
 // readLoop reads the device's messages until the connection ends.
@@ -130,6 +131,8 @@ func (s *Service) handle(ctx context.Context, c *conn, data []byte) {
 		err = s.onEvent(c, env)
 	case devproto.TypeJobResult:
 		err = s.onJobResult(ctx, c, env)
+	case devproto.TypeInterfaces:
+		err = s.onInterfaces(ctx, c, env)
 	case devproto.TypePing:
 		c.send(devproto.TypePong, env.ID, nil)
 	case devproto.TypePong:
@@ -193,12 +196,49 @@ func (s *Service) onHello(ctx context.Context, c *conn, env devproto.Envelope) e
 		}
 	}
 	approved := d.Approval == store.ApprovalApproved
+	if approved {
+		// A (re)connecting edge may have restarted: fresh SAs for its
+		// tunnels (see rekeyDevice).
+		if err := s.rekeyDevice(ctx, c.orgID, c.deviceID); err != nil {
+			return err
+		}
+		if network.WANChanged(d.InterfaceConfig, d.Interfaces, rep.Interfaces) {
+			s.DeviceChanged(c.orgID, "") // peers follow its new endpoint
+		}
+	}
 	c.mu.Lock()
 	c.ready, c.approved, c.applied = true, approved, h.AppliedVersion
 	c.mu.Unlock()
 	c.send(devproto.TypeWelcome, env.ID, s.welcome(c.deviceID, d.Approval))
 	// Catch up: compile, push when the edge runs another version, run jobs.
 	return s.reconcileDevice(ctx, c.orgID, c.deviceID, nil)
+}
+
+// onInterfaces stores a new interface report (a WAN's DHCP lease, a link
+// going down). When a WAN's address, gateway or link changed, the whole
+// organization is recompiled: the peers follow the new endpoint and the
+// routes follow the tunnels that can be configured.
+func (s *Service) onInterfaces(ctx context.Context, c *conn, env devproto.Envelope) error {
+	var r devproto.InterfacesReport
+	if err := decodeBody(env.Body, &r); err != nil {
+		return badBody(err)
+	}
+	ifaces, ferr := validateInterfaces("interfaces", r.Interfaces)
+	if ferr != nil {
+		return ferr
+	}
+	d, err := s.st.GetDevice(ctx, c.orgID, c.deviceID)
+	if err != nil {
+		return err
+	}
+	if err := s.st.SetDeviceInterfaces(ctx, c.orgID, c.deviceID, ifaces); err != nil {
+		return err
+	}
+	if d.Approval == store.ApprovalApproved && network.WANChanged(d.InterfaceConfig, d.Interfaces, ifaces) {
+		s.log.Info("a WAN of the device changed: recompiling its organization", "org", c.orgID, "device", c.deviceID)
+		s.DeviceChanged(c.orgID, "")
+	}
+	return nil
 }
 
 func (s *Service) welcome(deviceID, approval string) devproto.Welcome {

@@ -26,7 +26,7 @@ func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
 	lk := s.orgLock(orgID)
 	lk.Lock()
 	defer lk.Unlock()
-	in, err := loadOrgInputs(ctx, s.st, orgID)
+	in, err := loadOrgInputs(ctx, s.st, s.cfg.Sealer, orgID, "")
 	if errors.Is(err, store.ErrNotFound) {
 		for _, c := range s.conns.all() {
 			if c.orgID == orgID {
@@ -38,6 +38,7 @@ func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
 	if err != nil {
 		return err
 	}
+	s.logKeyErrors(orgID, in)
 	type compiled struct {
 		d   store.Device
 		cfg devproto.Config
@@ -114,6 +115,9 @@ func (s *Service) reconcileLoaded(ctx context.Context, d store.Device, in *orgIn
 			c.close(StatusRevoked, "the device was deleted")
 		}
 		s.stats.forget(deviceID)
+		// Its tunnels went with it (store cascade): peers drop them and
+		// the routes through them.
+		s.DeviceChanged(orgID, "")
 		return nil
 	}
 	if err != nil {
@@ -133,9 +137,10 @@ func (s *Service) reconcileLoaded(ctx context.Context, d store.Device, in *orgIn
 		return nil // nothing is compiled or pushed for a pending device
 	}
 	if in == nil {
-		if in, err = loadOrgInputs(ctx, s.st, d.OrgID); err != nil {
+		if in, err = loadOrgInputs(ctx, s.st, s.cfg.Sealer, d.OrgID, d.ID); err != nil {
 			return err
 		}
+		s.logKeyErrors(d.OrgID, in)
 	}
 	cfg, err := Encode(compileWith(in, d))
 	if err != nil {
@@ -196,4 +201,13 @@ func (s *Service) dispatchJob(ctx context.Context, c *conn) {
 	}
 	s.log.Info("job sent to device", "device", c.deviceID, "job", j.ID, "kind", j.Kind)
 	c.send(devproto.TypeJob, j.ID, devproto.Job{ID: j.ID, Kind: j.Kind, Args: j.Args})
+}
+
+// logKeyErrors reports tunnels left out because their keys could not be
+// opened (a replaced seal key): once per load, without the keys.
+func (s *Service) logKeyErrors(orgID string, in *orgInputs) {
+	if len(in.keyErrs) > 0 {
+		s.log.Error("tunnels left out of desired documents: their keys cannot be opened (was seal.key replaced?)",
+			"org", orgID, "count", len(in.keyErrs), "first", in.keyErrs[0])
+	}
 }

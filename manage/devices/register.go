@@ -238,8 +238,10 @@ func (s *Service) register(r *http.Request) (devproto.RegisterResponse, int, err
 	}
 	s.log.Info("device registered", "org", org.ID, "device", d.ID, "machine_id", d.MachineID, "reregistered", status == http.StatusOK)
 	if status == http.StatusOK {
-		// Closes a channel still using the old credential.
+		// Closes a channel still using the old credential; the device is
+		// pending again, so its peers drop their tunnels to it.
 		s.DeviceChanged(org.ID, d.ID)
+		s.DeviceChanged(org.ID, "")
 	}
 	return devproto.RegisterResponse{DeviceID: d.ID, OrgID: org.ID, Credential: cred, Approval: d.Approval}, status, nil
 }

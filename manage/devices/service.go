@@ -64,6 +64,14 @@ type Config struct {
 	Hub Hub
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Sealer opens tunnel keys (the API's sealer; required).
+	Sealer *auth.Sealer
+	// KeyRotation is how old tunnel keys get before they are rotated
+	// (DefaultKeyRotation if 0).
+	KeyRotation time.Duration
+	// RotationTick is how often the rotation scheduler runs
+	// (DefaultRotationTick if 0).
+	RotationTick time.Duration
 }
 
 // Hub delivers change notifications to the replica holding a device's
@@ -101,6 +109,15 @@ type Service struct {
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("devices: a store is required")
+	}
+	if cfg.Sealer == nil {
+		return nil, errors.New("devices: a sealer is required (it opens tunnel keys)")
+	}
+	if cfg.KeyRotation <= 0 {
+		cfg.KeyRotation = DefaultKeyRotation
+	}
+	if cfg.RotationTick <= 0 {
+		cfg.RotationTick = DefaultRotationTick
 	}
 	if len(cfg.TokenKey) != ed25519.PublicKeySize {
 		return nil, errors.New("devices: the organization token public key is required")
@@ -176,6 +193,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Go(func() { s.worker(ctx) })
 	}
 	wg.Go(func() { s.sweep(ctx) })
+	wg.Go(func() { s.rotateLoop(ctx) })
 	<-ctx.Done()
 	s.lifeMu.Lock()
 	s.closing = true

@@ -120,49 +120,60 @@ func validateInfo(prefix string, in devproto.DeviceInfo) (store.DeviceReport, *f
 			return rep, bad(prefix+".versions."+k, "want at most %d printable characters", maxVersionVal)
 		}
 	}
-	if len(in.Interfaces) > maxInterfaces {
-		return rep, bad(prefix+".interfaces", "at most %d interfaces", maxInterfaces)
+	ifaces, ferr := validateInterfaces(prefix+".interfaces", in.Interfaces)
+	if ferr != nil {
+		return rep, ferr
 	}
-	seen := map[string]bool{}
-	rep.Interfaces = make([]store.Interface, 0, len(in.Interfaces))
-	for i, ifc := range in.Interfaces {
-		f := fmt.Sprintf("%s.interfaces[%d]", prefix, i)
-		if !validIfName(ifc.Name) {
-			return rep, bad(f+".name", "%q is not an interface name (1 to %d characters, no '/', ':' or spaces)", ifc.Name, maxIfName)
-		}
-		if seen[ifc.Name] {
-			return rep, bad(f+".name", "interface %q appears twice", ifc.Name)
-		}
-		seen[ifc.Name] = true
-		if ifc.MAC != "" && !validHWAddr(ifc.MAC) {
-			return rep, bad(f+".mac", "%q is not a hardware address (hex bytes separated by ':')", ifc.MAC)
-		}
-		if len(ifc.Addresses) > maxAddresses {
-			return rep, bad(f+".addresses", "at most %d addresses", maxAddresses)
-		}
-		addrs := make([]string, 0, len(ifc.Addresses))
-		for j, a := range ifc.Addresses {
-			p, err := netip.ParsePrefix(a)
-			if err != nil {
-				return rep, bad(fmt.Sprintf("%s.addresses[%d]", f, j), "%q is not an address in CIDR notation (192.0.2.10/24)", a)
-			}
-			addrs = append(addrs, p.String())
-		}
-		if ifc.Gateway != "" {
-			if _, err := netip.ParseAddr(ifc.Gateway); err != nil {
-				return rep, bad(f+".gateway", "%q is not an IP address", ifc.Gateway)
-			}
-		}
-		if ifc.MTU != 0 && (ifc.MTU < 68 || ifc.MTU > 65535) {
-			return rep, bad(f+".mtu", "want 68 to 65535 (or 0 for unknown), got %d", ifc.MTU)
-		}
-		rep.Interfaces = append(rep.Interfaces, store.Interface{Name: ifc.Name, MAC: strings.ToLower(ifc.MAC),
-			Addresses: addrs, Gateway: ifc.Gateway, LinkUp: ifc.LinkUp, MTU: ifc.MTU})
-	}
+	rep.Interfaces = ifaces
 	rep.Hostname, rep.OS = in.Hostname, in.OS
 	rep.Versions = map[string]string{}
 	for k, v := range in.Versions {
 		rep.Versions[k] = v
 	}
 	return rep, nil
+}
+
+// validateInterfaces checks reported interfaces (Hello, registration,
+// TypeInterfaces) and converts them for the store. field names the list.
+func validateInterfaces(field string, list []devproto.Interface) ([]store.Interface, *fieldError) {
+	if len(list) > maxInterfaces {
+		return nil, bad(field, "at most %d interfaces", maxInterfaces)
+	}
+	seen := map[string]bool{}
+	out := make([]store.Interface, 0, len(list))
+	for i, ifc := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if !validIfName(ifc.Name) {
+			return nil, bad(f+".name", "%q is not an interface name (1 to %d characters, no '/', ':' or spaces)", ifc.Name, maxIfName)
+		}
+		if seen[ifc.Name] {
+			return nil, bad(f+".name", "interface %q appears twice", ifc.Name)
+		}
+		seen[ifc.Name] = true
+		if ifc.MAC != "" && !validHWAddr(ifc.MAC) {
+			return nil, bad(f+".mac", "%q is not a hardware address (hex bytes separated by ':')", ifc.MAC)
+		}
+		if len(ifc.Addresses) > maxAddresses {
+			return nil, bad(f+".addresses", "at most %d addresses", maxAddresses)
+		}
+		addrs := make([]string, 0, len(ifc.Addresses))
+		for j, a := range ifc.Addresses {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return nil, bad(fmt.Sprintf("%s.addresses[%d]", f, j), "%q is not an address in CIDR notation (192.0.2.10/24)", a)
+			}
+			addrs = append(addrs, p.String())
+		}
+		if ifc.Gateway != "" {
+			if _, err := netip.ParseAddr(ifc.Gateway); err != nil {
+				return nil, bad(f+".gateway", "%q is not an IP address", ifc.Gateway)
+			}
+		}
+		if ifc.MTU != 0 && (ifc.MTU < 68 || ifc.MTU > 65535) {
+			return nil, bad(f+".mtu", "want 68 to 65535 (or 0 for unknown), got %d", ifc.MTU)
+		}
+		out = append(out, store.Interface{Name: ifc.Name, MAC: strings.ToLower(ifc.MAC),
+			Addresses: addrs, Gateway: ifc.Gateway, LinkUp: ifc.LinkUp, MTU: ifc.MTU, DHCP: ifc.DHCP})
+	}
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 )
@@ -55,6 +56,8 @@ type Config struct {
 	PasswordParams auth.PasswordParams
 	// LoginLimiter overrides the login rate limiter (tests).
 	LoginLimiter *auth.LoginLimiter
+	// KeyRotation is the age at which tunnel keys are rotated (24 h if 0).
+	KeyRotation time.Duration
 }
 
 // ParseFlags reads the configuration from command-line flags, falling back
@@ -78,6 +81,15 @@ func ParseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.PublicURL, "public-url", env("TRELLIS_PUBLIC_URL", ""), "URL edges and users reach this server at, e.g. https://manage.example.com:8443 (env TRELLIS_PUBLIC_URL)")
 	fs.StringVar(&c.AdminEmail, "admin-email", env("TRELLIS_ADMIN_EMAIL", DefaultAdminEmail), "email of the first admin, created on first start (env TRELLIS_ADMIN_EMAIL)")
 	fs.StringVar(&c.AdminPassword, "admin-password", env("TRELLIS_ADMIN_PASSWORD", ""), "password of the first admin; generated and printed once when empty (env TRELLIS_ADMIN_PASSWORD)")
+	rotation := 24 * time.Hour
+	if v := getenv("TRELLIS_KEY_ROTATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("TRELLIS_KEY_ROTATION %q: want a duration such as 24h", v)
+		}
+		rotation = d
+	}
+	fs.DurationVar(&c.KeyRotation, "key-rotation", rotation, "rotate tunnel keys when they get this old, at least 1m (env TRELLIS_KEY_ROTATION)")
 	level := fs.String("log-level", env("TRELLIS_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env TRELLIS_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -115,6 +127,9 @@ func (c Config) withDefaults() (Config, error) {
 		if err := auth.ValidatePassword(c.AdminPassword); err != nil {
 			return c, fmt.Errorf("--admin-password: %w", err)
 		}
+	}
+	if c.KeyRotation != 0 && c.KeyRotation < time.Minute {
+		return c, fmt.Errorf("--key-rotation %v: rotate at most once a minute (a rotation takes up to half a minute)", c.KeyRotation)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

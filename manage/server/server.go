@@ -133,7 +133,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		tokenFP = ""
 		s.log.Warn("HTTPS is off and no --tls-cert names the proxy's certificate: organization tokens will carry no certificate pin")
 	}
-	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg})
+	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg,
+		Sealer: sealer, KeyRotation: cfg.KeyRotation})
 	if err != nil {
 		return nil, err
 	}
