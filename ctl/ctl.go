@@ -155,6 +155,7 @@ Scripts can authenticate with an access key instead of a login:
 		c.orgsCommand(), c.accountsCommand(), c.groupsCommand(), c.membersCommand(),
 		c.invitationsCommand(), c.accessKeysCommand(), c.auditCommand(),
 		c.devicesCommand(), c.jobsCommand(), c.tokensCommand(), c.pathLabelsCommand(),
+		c.interfacesCommand(), c.tunnelsCommand(), c.routesCommand(), c.leasesCommand(),
 	)
 	for _, sub := range root.Commands() {
 		groupCommand(sub)

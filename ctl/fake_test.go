@@ -28,6 +28,7 @@ type fakeAPI struct {
 	devices  map[string][]client.Device
 	requests []string // "METHOD path?query"
 	nextID   int
+	net      fakeNetwork
 }
 
 func newFakeAPI() *fakeAPI {
@@ -205,6 +206,7 @@ func (f *fakeAPI) handler() http.Handler {
 		}
 		writeErr(w, 404, "not_found", "device not found", "")
 	}))
+	f.addNetworkRoutes(mux, auth)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
