@@ -1,0 +1,305 @@
+package hostnet
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// The host is changed for real, so each namespace test re-runs the test
+// binary inside a network namespace of its own (h3-<pid>-<test>), where
+// every thread of the process lives; further namespaces (a LAN host, the
+// "internet", a DHCP server) are created from there.
+const nsEnv = "TRELLIS_HOSTNET_NS_TEST"
+
+func inNamespace(t *testing.T, body func(*testing.T)) {
+	t.Helper()
+	if os.Getenv(nsEnv) != "" {
+		body(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, addresses, routes, nftables)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	ns := nsName(strings.ToLower(strings.TrimPrefix(t.Name(), "Test")))
+	run(t, "ip", "netns", "add", ns)
+	// The child's namespaces share this process's prefix: whatever a
+	// crashed child leaves is removed here.
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir("/var/run/netns")
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), nsName("")) {
+				_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+			}
+		}
+	})
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", nsEnv, os.Getpid()))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
+	}
+	t.Logf("in namespace %s:\n%s", ns, out)
+}
+
+// nsName names a namespace of this test run: h3-<pid of the parent test
+// process>-suffix.
+func nsName(suffix string) string {
+	pid := os.Getenv(nsEnv)
+	if pid == "" {
+		pid = fmt.Sprint(os.Getpid())
+	}
+	s := fmt.Sprintf("h3-%s-%s", pid, suffix)
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return s
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// peerNS creates a namespace and a veth pair: local stays here, remote
+// goes into the namespace with address addr (and a default route via gw
+// when set).
+func peerNS(t *testing.T, suffix, local, remote, addr, gw string) string {
+	t.Helper()
+	ns := nsName(suffix)
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "link", "add", local, "type", "veth", "peer", "name", remote)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", local).Run() })
+	run(t, "ip", "link", "set", remote, "netns", ns)
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	run(t, "ip", "-n", ns, "addr", "add", addr, "dev", remote)
+	run(t, "ip", "-n", ns, "link", "set", remote, "up")
+	if gw != "" {
+		run(t, "ip", "-n", ns, "route", "add", "default", "via", gw)
+	}
+	return ns
+}
+
+// inNS runs f on a thread switched into namespace ns (sockets created in
+// f stay in ns).
+func inNS(t *testing.T, ns string, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic(err) // the thread must not go back to the pool elsewhere
+		}
+	}()
+	f()
+}
+
+func addrsOf(t *testing.T, name string) []string {
+	t.Helper()
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range as {
+		out = append(out, a.IPNet.String())
+	}
+	return out
+}
+
+func hasAddr(t *testing.T, name, cidr string) bool {
+	t.Helper()
+	for _, a := range addrsOf(t, name) {
+		if a == cidr {
+			return true
+		}
+	}
+	return false
+}
+
+// kernelRoutes lists the protocol-84 IPv4 routes of all tables as text.
+func kernelRoutes(t *testing.T) []string {
+	t.Helper()
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: DefaultProtocol}, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := linkNames()
+	var out []string
+	for _, r := range rs {
+		k, ok := keyOf(r, names)
+		if !ok {
+			t.Fatalf("odd route %v", r)
+		}
+		out = append(out, k.String())
+	}
+	return out
+}
+
+func hasRoute(t *testing.T, want string) bool {
+	t.Helper()
+	for _, r := range kernelRoutes(t) {
+		if r == want {
+			return true
+		}
+	}
+	return false
+}
+
+// ourRules lists the WAN rules as "from X lookup T prio P".
+func ourRules(t *testing.T) []string {
+	t.Helper()
+	rs, err := netlink.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs {
+		if r.Priority > RuleBase && r.Priority <= RuleBase+MaxWANs {
+			src := "all"
+			if r.Src != nil {
+				src = r.Src.String()
+			}
+			out = append(out, fmt.Sprintf("from %s lookup %d prio %d", src, r.Table, r.Priority))
+		}
+	}
+	return out
+}
+
+func sysctlValue(t *testing.T, path string) string {
+	t.Helper()
+	v, err := readSysctl(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func natRules(t *testing.T) []string {
+	t.Helper()
+	r, err := NATRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// watchChanges collects address and route notifications until stop.
+type watcher struct {
+	addrs  chan netlink.AddrUpdate
+	routes chan netlink.RouteUpdate
+	done   chan struct{}
+}
+
+func watch(t *testing.T) *watcher {
+	t.Helper()
+	w := &watcher{addrs: make(chan netlink.AddrUpdate, 256), routes: make(chan netlink.RouteUpdate, 256), done: make(chan struct{})}
+	if err := netlink.AddrSubscribe(w.addrs, w.done); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.RouteSubscribe(w.routes, w.done); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// quiet drains notifications for a moment and returns those seen.
+func (w *watcher) quiet(d time.Duration) []string {
+	defer close(w.done)
+	var seen []string
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case u := <-w.addrs:
+			seen = append(seen, fmt.Sprintf("address %v new=%v", u.LinkAddress.String(), u.NewAddr))
+		case u := <-w.routes:
+			seen = append(seen, fmt.Sprintf("route %v via %v type %d", u.Dst, u.Gw, u.Type))
+		case <-timer.C:
+			return seen
+		}
+	}
+}
+
+// udpProbe sends from a socket in ns from to dst, and returns the source
+// the server (a socket in ns to) saw, and whether its echo came back.
+func udpProbe(t *testing.T, fromNS, src, toNS, dst string) (seen string, echoed bool) {
+	t.Helper()
+	var srv, cli *net.UDPConn
+	var err error
+	inNS(t, toNS, func() { srv, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(mustAddrPort(dst))) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	inNS(t, fromNS, func() { cli, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	got := make(chan string, 8)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := srv.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			got <- from.IP.String()
+			_, _ = srv.WriteToUDP(buf[:n], from) // fails without a route back
+		}
+	}()
+	for try := 0; try < 3; try++ {
+		if _, err := cli.WriteToUDP([]byte("ping"), net.UDPAddrFromAddrPort(mustAddrPort(dst))); err != nil {
+			t.Fatalf("sending from %s: %v", fromNS, err)
+		}
+		select {
+		case seen = <-got:
+		case <-time.After(2 * time.Second):
+			continue
+		}
+		_ = cli.SetReadDeadline(time.Now().Add(time.Second))
+		buf := make([]byte, 64)
+		if _, _, err := cli.ReadFromUDP(buf); err == nil {
+			return seen, true
+		}
+		return seen, false
+	}
+	return seen, false
+}
+
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
