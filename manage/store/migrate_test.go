@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,5 +162,59 @@ func TestApplyMigrationsUpgradeAndRollback(t *testing.T) {
 	err = s.applyMigrations(ctx, base)
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("older migration set: err = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// Migration 0003 on a database with devices: they get an empty interface
+// configuration, and the new tables work.
+func TestMigration0003KeepsDevices(t *testing.T) {
+	ctx := context.Background()
+	s, err := openSQLite(ctx, filepath.Join(t.TempDir(), "m.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	all, err := loadMigrations(BackendSQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) < 3 || all[2].name != "network" {
+		t.Fatalf("migration 3 is %+v", all[2])
+	}
+	if err := s.applyMigrations(ctx, all[:2]); err != nil {
+		t.Fatal(err)
+	}
+	a := Account{Name: "a"}
+	if err := s.CreateAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	o := Organization{AccountID: a.ID, Name: "o"}
+	if err := s.CreateOrganization(ctx, &o); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"d1", "d2"} {
+		if _, err := s.exec(ctx, `INSERT INTO devices (id, org_id, machine_id, approval, conn_state, sync_status, interfaces, created_at, updated_at)
+			VALUES (?, ?, ?, 'approved', 'disconnected', 'pending', '[{"name":"eth0","mac":"","addresses":[],"link_up":true}]', ?, ?)`,
+			id, o.ID, "m-"+id, s.d.ts(now()), s.d.ts(now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.applyMigrations(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.GetDevice(ctx, o.ID, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.InterfaceConfig == nil || len(d.InterfaceConfig) != 0 || len(d.Interfaces) != 1 || d.Interfaces[0].Name != "eth0" {
+		t.Fatalf("device after migration: %+v", d)
+	}
+	tun := Tunnel{OrgID: o.ID, Number: 1, DeviceA: "d1", InterfaceA: "eth0", DeviceB: "d2", InterfaceB: "eth0", Transform: "aes128gcm16"}
+	if err := s.CreateTunnel(ctx, &tun); err != nil {
+		t.Fatal(err)
+	}
+	r := StaticRoute{OrgID: o.ID, DeviceID: "d1", Destination: "10.0.0.0/8", Gateway: "192.0.2.1"}
+	if err := s.CreateStaticRoute(ctx, &r); err != nil {
+		t.Fatal(err)
 	}
 }
