@@ -256,10 +256,14 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastPing, lastStats := time.Now(), time.Now()
+	// A DHCP lease added or removed sends stats at the next tick.
+	leases, leasesChanged := s.a.leaseChanges(), false
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-leases:
+			leasesChanged = true
 		case now := <-t.C:
 			hb := time.Duration(s.heartbeat.Load())
 			if now.Sub(time.Unix(0, s.lastRecv.Load())) > 3*hb {
@@ -271,8 +275,8 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 				lastPing = now
 				_ = s.write(ctx, devproto.TypePing, newID(), nil)
 			}
-			if every := time.Duration(s.statsEvery.Load()); every > 0 && now.Sub(lastStats) >= every {
-				lastStats = now
+			if every := time.Duration(s.statsEvery.Load()); every > 0 && (leasesChanged || now.Sub(lastStats) >= every) {
+				lastStats, leasesChanged = now, false
 				_ = s.write(ctx, devproto.TypeStats, "", s.a.collectStats())
 			}
 		}

@@ -66,7 +66,7 @@ func (m *metrics) setApplied(v string) {
 func (a *Agent) metricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{a.metrics.reg, a.dhcpGatherer()}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /dataplane/", func(w http.ResponseWriter, r *http.Request) {
 		e := a.dp.Engine()
 		if e == nil {
@@ -160,9 +160,11 @@ func (a *Agent) controlHandler() http.Handler {
 	return mux
 }
 
-// collectStats gathers interface and tunnel counters.
+// collectStats gathers interface and tunnel counters and the DHCP
+// servers' leases.
 func (a *Agent) collectStats() devproto.Stats {
 	var st devproto.Stats
+	st.Leases = a.dhcpLeases()
 	ifs, err := sysinfoCounters()
 	if err == nil {
 		st.Interfaces = ifs

@@ -269,6 +269,7 @@ func (c Config) inRange(a netip.Addr) bool {
 
 // Equal reports whether two configurations serve the same way.
 func (c Config) Equal(o Config) bool {
+	c, o = c.withDefaults(), o.withDefaults()
 	if c.Interface != o.Interface || c.Address != o.Address || c.RangeStart != o.RangeStart || c.RangeEnd != o.RangeEnd ||
 		c.Gateway != o.Gateway || c.Domain != o.Domain || c.LeaseTime != o.LeaseTime || c.MaxLeaseTime != o.MaxLeaseTime ||
 		!slices.Equal(c.DNS, o.DNS) || len(c.Static) != len(o.Static) || len(c.Options) != len(o.Options) {

@@ -602,6 +602,10 @@ func TestConfigEqual(t *testing.T) {
 		t.Error("static lease change not seen")
 	}
 	b = baseConfig()
+	b.LeaseTime, b.MaxLeaseTime, b.Gateway = time.Hour, time.Hour, b.Address.Addr() // the defaults
+	if !a.Equal(b) {
+		t.Error("defaults spelled out differ")
+	}
 	b.DNS = b.DNS[:1]
 	if a.Equal(b) {
 		t.Error("DNS change not seen")
