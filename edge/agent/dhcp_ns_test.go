@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -133,6 +134,13 @@ func dhcpApplierInNamespace(t *testing.T, cns string) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s:\n%s", want, body)
 		}
+	}
+
+	rec = httptest.NewRecorder()
+	a.controlHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/leases", nil))
+	var listed []devproto.Lease
+	if err := json.Unmarshal(rec.Body.Bytes(), &listed); err != nil || len(listed) != 1 || listed[0].Address != "192.168.88.100" {
+		t.Errorf("control socket /leases: %v %s", err, rec.Body)
 	}
 
 	// An unrelated change keeps the server (same instance).

@@ -131,7 +131,8 @@ func (a *Agent) StatusNow() Status {
 
 // controlHandler serves the local control socket: /status (Status),
 // /config (the running document), /tunnels (data plane status),
-// /interfaces (what the agent last reported).
+// /interfaces (what the agent last reported), /leases (the DHCP servers'
+// leases).
 func (a *Agent) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	writeJSON := func(w http.ResponseWriter, v any) {
@@ -156,6 +157,13 @@ func (a *Agent) controlHandler() http.Handler {
 			return
 		}
 		writeJSON(w, e.Status())
+	})
+	mux.HandleFunc("GET /leases", func(w http.ResponseWriter, r *http.Request) {
+		ls := a.dhcpLeases()
+		if ls == nil {
+			ls = []devproto.Lease{}
+		}
+		writeJSON(w, ls)
 	})
 	return mux
 }
