@@ -243,8 +243,8 @@ func (f *ifaceFlags) assignment(cmd *cobra.Command, name string) (client.Interfa
 	switch {
 	case f.metric < 0:
 		return a, usagef("--metric must not be negative")
-	case f.mtu != 0 && (f.mtu < 576 || f.mtu > 9216):
-		return a, usagef("--mtu %d: want 576 to 9216", f.mtu)
+	case f.mtu != 0 && (f.mtu < 576 || f.mtu > 9000):
+		return a, usagef("--mtu %d: want 576 to 9000", f.mtu)
 	case f.publicPort < 0 || f.publicPort > 65535:
 		return a, usagef("--public-port %d: want 1 to 65535", f.publicPort)
 	case f.publicPort != 0 && f.publicAddr == "":
@@ -415,7 +415,7 @@ given is unset.
 	fl.StringVar(&f.address, "address", "", "static address with prefix length, e.g. 192.0.2.10/24")
 	fl.StringVar(&f.gateway, "gateway", "", "WAN: default gateway")
 	fl.IntVar(&f.metric, "metric", 0, "WAN: metric of the default route")
-	fl.IntVar(&f.mtu, "mtu", 0, "MTU (576-9216; default: leave as is)")
+	fl.IntVar(&f.mtu, "mtu", 0, "MTU (576-9000; default: leave as is)")
 	fl.StringSliceVar(&f.labels, "label", nil, "WAN: path label name or id (repeatable or comma-separated)")
 	fl.StringVar(&f.publicAddr, "public-address", "", "WAN: public address peers use (1:1 NAT)")
 	fl.IntVar(&f.publicPort, "public-port", 0, "WAN: public UDP port peers use (port forwarding of the VxLAN port)")
@@ -433,8 +433,8 @@ given is unset.
 		if err != nil {
 			return err
 		}
-		if a.Name == "" {
-			return usagef("empty interface name")
+		if a.Name == "" || len(a.Name) > 15 || strings.ContainsAny(a.Name, "/: \t") {
+			return usagef("interface name %q: 1 to 15 characters, no '/', ':' or spaces", a.Name)
 		}
 		return c.orgClient(func(ctx context.Context, cl *client.Client, org string, args []string) error {
 			d, err := c.resolveDevice(ctx, cl, org, args[0])

@@ -43,6 +43,7 @@ func TestNetworkUsageErrors(t *testing.T) {
 		{"bad static lease", []string{"interfaces", "set", "paris-1", "eth1", "--role", "lan", "--dhcp-range", "10.0.0.1-10.0.0.9", "--static-lease", "nomac=10.0.0.3"}, "MAC=IP"},
 		{"bad option", []string{"interfaces", "set", "paris-1", "eth1", "--role", "lan", "--dhcp-range", "10.0.0.1-10.0.0.9", "--dhcp-option", "42:bin:x"}, "CODE:TYPE:VALUE"},
 		{"short lease", []string{"interfaces", "set", "paris-1", "eth1", "--role", "lan", "--dhcp-range", "10.0.0.1-10.0.0.9", "--lease", "10s"}, "at least 1m"},
+		{"bad interface name", []string{"interfaces", "set", "paris-1", "eth0:1", "--role", "wan", "--dhcp"}, "no '/', ':' or spaces"},
 		{"unassigned with settings", []string{"interfaces", "set", "paris-1", "eth0", "--role", "unassigned", "--nat"}, "no other settings"},
 		{"no topology", []string{"tunnels", "create"}, "give one topology"},
 		{"two topologies", []string{"tunnels", "create", "--mesh", "a,b", "--pair", "a,b"}, "give one topology"},
