@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +128,27 @@ type dhcpConfigView struct {
 	addr             string
 	lease            time.Duration
 	statics, options int
+}
+
+// A lease change sends stats at once, not at the next stats period.
+func TestAgentSendsStatsWhenLeasesChange(t *testing.T) {
+	fm := newFakeManage(t)
+	dir := filepath.Join(t.TempDir(), "state")
+	ap := NewDHCPApplier(dir, nil)
+	startAgent(t, fm, dir, ap, 0)
+	fc := fm.nextConn(t)
+	fc.expect(t, devproto.TypeHello)
+	fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-m1", Approval: "approved", HeartbeatSeconds: 30, StatsEverySeconds: 3600})
+	cfg := configMsg(`{"device_id":"dev-m1","org_id":"org1","name":"v1","dhcp_servers":[]}`)
+	fc.send(t, devproto.TypeConfig, "c1", cfg)
+	if ap := body[devproto.Applied](t, fc.expect(t, devproto.TypeApplied)); !ap.OK {
+		t.Fatalf("applied %+v", ap)
+	}
+	// What a server's OnChange does when a client takes a lease.
+	ap.Changes()
+	ap.changed <- struct{}{}
+	st := body[devproto.Stats](t, fc.expect(t, devproto.TypeStats))
+	if len(st.Leases) != 0 {
+		t.Errorf("leases with no server: %+v", st.Leases)
+	}
 }
