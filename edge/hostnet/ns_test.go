@@ -218,7 +218,7 @@ func natRules(t *testing.T) []string {
 	return r
 }
 
-// watchChanges collects address and route notifications until stop.
+// watcher collects IPv4 address and route notifications.
 type watcher struct {
 	addrs  chan netlink.AddrUpdate
 	routes chan netlink.RouteUpdate
@@ -246,8 +246,14 @@ func (w *watcher) quiet(d time.Duration) []string {
 	for {
 		select {
 		case u := <-w.addrs:
+			if u.LinkAddress.IP.To4() == nil {
+				continue // IPv6 link-local addresses come and go (DAD)
+			}
 			seen = append(seen, fmt.Sprintf("address %v new=%v", u.LinkAddress.String(), u.NewAddr))
 		case u := <-w.routes:
+			if u.Family == netlink.FAMILY_V6 {
+				continue
+			}
 			seen = append(seen, fmt.Sprintf("route %v via %v type %d", u.Dst, u.Gw, u.Type))
 		case <-timer.C:
 			return seen
