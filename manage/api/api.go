@@ -37,7 +37,7 @@ type Config struct {
 	CertFingerprint string
 	// SigningKey signs organization tokens.
 	SigningKey ed25519.PrivateKey
-	// Sealer encrypts TOTP secrets at rest.
+	// Sealer encrypts secrets at rest (TOTP secrets, tunnel keys).
 	Sealer *auth.Sealer
 	// PasswordParams for new hashes (auth.DefaultPasswordParams if zero).
 	PasswordParams auth.PasswordParams

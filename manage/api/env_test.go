@@ -202,6 +202,9 @@ type world struct {
 	orgA, orgA2 store.Organization
 	orgB        store.Organization
 	devA, devB  store.Device
+	devB2       store.Device      // a second device of B
+	tunB        store.Tunnel      // B's tunnel between devB and devB2
+	routeB      store.StaticRoute // a static route of devB
 	lblA, lblB  store.PathLabel
 	tokA, tokB  store.OrgToken
 	alice, bob  store.User // account owners of A and B
@@ -243,6 +246,16 @@ func (e *env) world() *world {
 		return d
 	}
 	w.devA, w.devB = dev(w.orgA, "machine-a"), dev(w.orgB, "machine-b")
+	w.devB2 = dev(w.orgB, "machine-b2")
+	x, y := w.devB, w.devB2
+	if y.ID < x.ID {
+		x, y = y, x
+	}
+	w.tunB = store.Tunnel{OrgID: w.orgB.ID, Number: 1, DeviceA: x.ID, InterfaceA: "eth0", DeviceB: y.ID, InterfaceB: "eth0",
+		Transform: "aes128gcm16", SealedKeys: "v1:opaque", KeysRotatedAt: time.Now().UTC()}
+	mk(e.st.CreateTunnel(ctx, &w.tunB))
+	w.routeB = store.StaticRoute{OrgID: w.orgB.ID, DeviceID: w.devB.ID, Destination: "172.16.0.0/12", Gateway: "192.0.2.1"}
+	mk(e.st.CreateStaticRoute(ctx, &w.routeB))
 	lbl := func(o store.Organization) store.PathLabel {
 		l := store.PathLabel{OrgID: o.ID, Name: "MPLS", Color: "#112233", Type: store.LabelTunnel}
 		mk(e.st.CreatePathLabel(ctx, &l))

@@ -19,9 +19,10 @@ func FuzzRequests(f *testing.F) {
 	routes := e.api.Routes()
 	ids := strings.NewReplacer("{account_id}", w.accA.ID, "{org_id}", w.orgA.ID, "{group_id}", w.grpA2.ID,
 		"{device_id}", w.devA.ID, "{token_id}", w.tokA.ID, "{label_id}", w.lblA.ID,
-		"{membership_id}", "m", "{invitation_id}", "i", "{key_id}", "k", "{job_id}", "j")
+		"{membership_id}", "m", "{invitation_id}", "i", "{key_id}", "k", "{job_id}", "j",
+		"{tunnel_id}", "t", "{route_id}", "r", "{name}", "eth0")
 	for i, rt := range routes {
-		body, _ := json.Marshal(sampleBody(rt, w.accA.ID))
+		body, _ := json.Marshal(sampleBody(rt, w, w.accA.ID))
 		f.Add(uint8(i), body, "")
 		f.Add(uint8(i), []byte(`{"name":null,"type":[],"role":{}}`), "limit=-1&sort=--name")
 	}

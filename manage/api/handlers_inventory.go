@@ -101,6 +101,7 @@ func (a *API) deleteDevice(c *call) (any, error) {
 
 func (a *API) approveDevice(c *call) (any, error) {
 	var d store.Device
+	approved := false
 	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
 		var err error
 		if d, err = tx.GetDevice(c.ctx, c.org.ID, c.param("device_id")); err != nil {
@@ -113,8 +114,13 @@ func (a *API) approveDevice(c *call) (any, error) {
 		if err := tx.UpdateDevice(c.ctx, &d); err != nil {
 			return nil, err
 		}
+		approved = true
 		return audit("device.approve", "device", d.ID, map[string]string{"name": d.Name, "machine_id": d.MachineID}), nil
 	})
+	if err == nil && approved {
+		// Its tunnels come alive: the peers get them and its LAN routes.
+		a.changed(c.org.ID, "")
+	}
 	return d, err
 }
 

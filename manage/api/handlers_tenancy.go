@@ -475,7 +475,13 @@ func (a *API) patchOrg(c *call) (any, error) {
 		}
 		o.GroupID = *in.GroupID
 	}
+	rangeMoved := o.TunnelRange != c.org.TunnelRange
 	err = c.tx(func(tx store.Store) (*store.AuditEntry, error) {
+		if rangeMoved {
+			if err := tunnelRangeInUse(c, tx); err != nil {
+				return nil, err
+			}
+		}
 		if err := tx.UpdateOrganization(c.ctx, &o); err != nil {
 			return nil, err
 		}

@@ -12,11 +12,19 @@ import (
 
 // sampleBody is a valid body for a route, so a request would succeed if
 // authorization let it through.
-func sampleBody(rt *Route, accountID string) any {
+func sampleBody(rt *Route, w *world, accountID string) any {
 	if rt.Body == nil {
 		return nil
 	}
 	switch {
+	case strings.HasSuffix(rt.Path, "/interfaces/{name}"):
+		return map[string]any{"role": "lan", "address": "10.66.0.1/24"}
+	case strings.HasSuffix(rt.Path, "/tunnels"):
+		return map[string]any{"topology": "pair", "devices": []string{w.devB.ID, w.devB2.ID}}
+	case strings.HasSuffix(rt.Path, "/routes"):
+		return map[string]any{"destination": "192.168.0.0/16", "gateway": "192.0.2.1"}
+	case strings.HasSuffix(rt.Path, "/routes/{route_id}"):
+		return map[string]any{"metric": 7}
 	case strings.HasSuffix(rt.Path, "/path-labels"):
 		return map[string]any{"name": "Stolen", "type": "dia", "color": "#abcdef"}
 	case strings.HasSuffix(rt.Path, "/path-labels/{label_id}"):
@@ -59,6 +67,8 @@ func snapshot(t *testing.T, st store.Store, w *world) string {
 	add(st.ListDevices(ctx, w.orgB.ID, all))
 	add(st.ListOrgTokens(ctx, w.orgB.ID, all))
 	add(st.ListPathLabels(ctx, w.orgB.ID, all))
+	add(st.ListTunnels(ctx, w.orgB.ID, all))
+	add(st.ListStaticRoutes(ctx, w.orgB.ID, all))
 	add(st.ListMembershipsByAccount(ctx, w.accB.ID))
 	add(st.ListInvitations(ctx, w.accB.ID, all))
 	add(st.ListAccessKeys(ctx, w.accB.ID, all))
@@ -92,6 +102,7 @@ func testOrgIsolation(t *testing.T, e *env) {
 		"token_id": w.tokB.ID, "label_id": w.lblB.ID, "membership_id": bobMs[0].ID,
 		"invitation_id": inv.body["invitation"].(map[string]any)["id"].(string),
 		"key_id":        bobKey.body["access_key"].(map[string]any)["id"].(string),
+		"tunnel_id":     w.tunB.ID, "route_id": w.routeB.ID, "name": "eth0",
 	}
 	before := snapshot(t, e.st, w)
 	walked := 0
@@ -122,7 +133,7 @@ func testOrgIsolation(t *testing.T, e *env) {
 				if rt.Method == "POST" && strings.HasSuffix(rt.Path, "/access-keys") && cname == "access key" {
 					continue // session only: a 403 says nothing about isolation; checked below
 				}
-				r := e.do(rt.Method, p, cred, sampleBody(rt, w.accB.ID))
+				r := e.do(rt.Method, p, cred, sampleBody(rt, w, w.accB.ID))
 				walked++
 				if r.status != http.StatusNotFound && r.status != http.StatusForbidden {
 					t.Errorf("%s with %s: %s %s answered %d: %s", rt.Path, cname, rt.Method, p, r.status, r.raw)

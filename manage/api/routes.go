@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/network"
 	"github.com/trellis-sdwan/trellis/manage/store"
 )
 
@@ -59,6 +60,8 @@ var (
 	sortsAudit   = []string{"id", "created_at", "action", "actor_id", "object_type"}
 	sortsMembers = []string{"id", "created_at", "role", "scope", "user_id"}
 	sortsJobs    = []string{"id", "kind", "state", "created_at", "started_at", "finished_at", "expires_at"}
+	sortsTunnels = []string{"id", "number", "created_at", "updated_at", "keys_rotated_at"}
+	sortsRoutes  = []string{"id", "destination", "metric", "created_at", "updated_at"}
 	auditFilters = []string{"org_id", "actor_id", "actor_type", "action", "object_type", "object_id", "since", "until"}
 )
 
@@ -129,6 +132,22 @@ func (a *API) routeTable() []*Route {
 		{Method: "PATCH", Path: "/organizations/{org_id}/path-labels/{label_id}", Tag: "path-labels", Summary: "Change a path label (manager)", Auth: authAny, OrgAction: write, Body: labelPatch{}, Resp: store.PathLabel{}, handle: a.patchLabel},
 		{Method: "DELETE", Path: "/organizations/{org_id}/path-labels/{label_id}", Tag: "path-labels", Summary: "Delete a path label (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteLabel},
 		{Method: "GET", Path: "/organizations/{org_id}/audit", Tag: "organizations", Summary: "Audit log of the organization (manager)", Auth: authAny, OrgAction: write, Resp: store.AuditEntry{}, List: true, Filters: auditFilters[1:], Sorts: sortsAudit, handle: a.listOrgAudit},
+
+		// Sites and tunnels.
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/interfaces", Tag: "network", Summary: "A device's interfaces: as reported, as assigned, and their status", Auth: authAny, OrgAction: read, Resp: interfaceList{}, handle: a.listInterfaces},
+		{Method: "PUT", Path: "/organizations/{org_id}/devices/{device_id}/interfaces/{name}", Tag: "network", Summary: "Assign an interface as WAN or LAN (or unassigned) with its addressing, labels and DHCP server (manager)", Auth: authAny, OrgAction: write, Body: store.InterfaceAssignment{}, Resp: network.InterfaceView{}, handle: a.putInterface},
+		{Method: "POST", Path: "/organizations/{org_id}/tunnels", Tag: "network", Summary: "Create the tunnels of a topology: mesh, hub-spoke or pair (manager); idempotent", Auth: authAny, OrgAction: write, Body: tunnelRequest{}, Resp: tunnelCreateResult{}, handle: a.createTunnels},
+		{Method: "GET", Path: "/organizations/{org_id}/tunnels", Tag: "network", Summary: "List tunnels with their status, RTT, jitter and loss", Auth: authAny, OrgAction: read, Resp: network.TunnelView{}, List: true, Filters: []string{"device_id", "label_id", "number", "status"}, Sorts: sortsTunnels, handle: a.listTunnels},
+		{Method: "GET", Path: "/organizations/{org_id}/tunnels/{tunnel_id}", Tag: "network", Summary: "Get a tunnel with its status", Auth: authAny, OrgAction: read, Resp: network.TunnelView{}, handle: a.getTunnel},
+		{Method: "DELETE", Path: "/organizations/{org_id}/tunnels/{tunnel_id}", Tag: "network", Summary: "Delete a tunnel from both of its devices, with the static routes through it (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteTunnel},
+		{Method: "POST", Path: "/organizations/{org_id}/tunnels/{tunnel_id}/rotate-keys", Tag: "network", Summary: "Start a key rotation of a tunnel now (manager)", Auth: authAny, OrgAction: write, Resp: network.TunnelView{}, handle: a.rotateTunnelKeys},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/tunnels", Tag: "network", Summary: "List a device's tunnels with their status", Auth: authAny, OrgAction: read, Resp: network.TunnelView{}, List: true, Filters: []string{"label_id", "number", "status"}, Sorts: sortsTunnels, handle: a.listDeviceTunnels},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/routes", Tag: "network", Summary: "List a device's static routes", Auth: authAny, OrgAction: read, Resp: store.StaticRoute{}, List: true, Filters: []string{"destination", "tunnel"}, Sorts: sortsRoutes, handle: a.listRoutes},
+		{Method: "POST", Path: "/organizations/{org_id}/devices/{device_id}/routes", Tag: "network", Summary: "Add a static route through a gateway or a tunnel (manager)", Auth: authAny, OrgAction: write, Body: staticRouteInput{}, Resp: store.StaticRoute{}, Status: http.StatusCreated, handle: a.createRoute},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/routes/{route_id}", Tag: "network", Summary: "Get a static route", Auth: authAny, OrgAction: read, Resp: store.StaticRoute{}, handle: a.getRoute},
+		{Method: "PATCH", Path: "/organizations/{org_id}/devices/{device_id}/routes/{route_id}", Tag: "network", Summary: "Change a static route (manager)", Auth: authAny, OrgAction: write, Body: staticRoutePatch{}, Resp: store.StaticRoute{}, handle: a.patchRoute},
+		{Method: "DELETE", Path: "/organizations/{org_id}/devices/{device_id}/routes/{route_id}", Tag: "network", Summary: "Delete a static route (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteRoute},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/dhcp-leases", Tag: "network", Summary: "Current DHCP leases of the device's DHCP servers, as last reported", Auth: authAny, OrgAction: read, Resp: leaseList{}, handle: a.listLeases},
 
 		{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document", Auth: authOpen, handle: a.openapi},
 	}
