@@ -202,6 +202,15 @@ func realClient(t *testing.T, cns string) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
+	// Port 67 taken by another server: a clear error.
+	other, err := net.ListenPacket("udp4", "0.0.0.0:67")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(cfg, Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "another DHCP server") {
+		t.Errorf("port 67 in use: %v", err)
+	}
+	other.Close()
 	s := start()
 
 	a := udhcpc(t, cns, macA, false)

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -128,7 +130,11 @@ func Start(cfg Config, o Options) (*Server, error) {
 	}
 	srv, err := server4.NewServer(cfg.Interface, &net.UDPAddr{Port: dhcpv4.ServerPort}, s.serve, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("DHCP server on %s: opening UDP port 67: %w", cfg.Interface, err)
+		hint := ""
+		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+			hint = " (is another DHCP server, e.g. dnsmasq or isc-dhcp-server, running on this box? stop it)"
+		}
+		return nil, fmt.Errorf("DHCP server on %s: opening UDP port 67: %w%s", cfg.Interface, err, hint)
 	}
 	s.srv = srv
 	s.wg.Add(2)
