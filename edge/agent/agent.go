@@ -98,6 +98,7 @@ type Agent struct {
 	ring    *LogRing
 	dir     *state.Dir
 	metrics *metrics
+	ifrep   ifReported // interfaces last told to manage
 
 	// Per run (rebuilt by a restart).
 	rec      *Reconciler
@@ -160,9 +161,11 @@ func (a *Agent) runOnce(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	a.dp = &DataplaneApplier{Ctx: ctx, TUNName: a.opts.TUNName, Log: a.log.With("component", "dataplane")}
+	ifs := NewInterfacesApplier(a.dir.Path(), a.log)
+	defer ifs.Close()
 	appliers := a.opts.Appliers
 	if appliers == nil && !a.opts.DisableHostConfig {
-		appliers = []Applier{&InterfacesApplier{Log: a.log}, &RoutesApplier{Log: a.log}, a.dp}
+		appliers = []Applier{ifs, &RoutesApplier{Log: a.log, Keep: ifs.OwnsRoute}, a.dp}
 	}
 	a.rec = NewReconciler(a.log, appliers...)
 	a.configCh = make(chan devproto.Config, 1)
@@ -193,7 +196,7 @@ func (a *Agent) runOnce(parent context.Context) error {
 	_ = os.Chmod(sock, 0o600)
 	defer os.Remove(sock)
 
-	for _, f := range []func(context.Context){a.configWorker, a.jobWorker, a.guardWorker, a.watchNetlink} {
+	for _, f := range []func(context.Context){a.configWorker, a.jobWorker, a.guardWorker, a.watchNetlink, a.watchInterfaces} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

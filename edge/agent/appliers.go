@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
+	"github.com/trellis-sdwan/trellis/edge/hostnet"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -211,7 +213,12 @@ const RouteProtocol = netlink.RouteProtocol(84)
 // the main routing table (routes through tunnels belong to the data
 // plane). Routes it installed earlier that the document no longer lists
 // are removed; routes of anyone else are never touched.
-type RoutesApplier struct{ Log *slog.Logger }
+type RoutesApplier struct {
+	Log *slog.Logger
+	// Keep, when set, spares routes of this protocol that belong to
+	// another applier (the interfaces applier's WAN default routes).
+	Keep func(netlink.Route) bool
+}
 
 // Name implements Applier.
 func (a *RoutesApplier) Name() string { return "routes" }
@@ -268,7 +275,7 @@ func (a *RoutesApplier) Apply(ctx context.Context, _, next *devproto.Desired) er
 	}
 	var errs []error
 	for _, r := range have {
-		if !wanted(r) {
+		if !wanted(r) && (a.Keep == nil || !a.Keep(r)) {
 			if err := netlink.RouteDel(&r); err != nil {
 				errs = append(errs, fmt.Errorf("removing route %v: %w", r.Dst, err))
 			} else if a.Log != nil {
@@ -286,17 +293,125 @@ func (a *RoutesApplier) Apply(ctx context.Context, _, next *devproto.Desired) er
 	return errors.Join(errs...)
 }
 
-// InterfacesApplier is where interface roles and addressing will be
-// applied; this version leaves interfaces as they are and says so.
-type InterfacesApplier struct{ Log *slog.Logger }
+// HostnetStateFile is the state directory's record of what the
+// interfaces applier added to the host (addresses, routes, DHCP leases).
+const HostnetStateFile = "hostnet.json"
+
+// InterfacesApplier applies the document's interface roles to the host
+// through edge/hostnet: WAN and LAN addresses (static or by a DHCP client
+// per WAN), WAN default routes with a policy routing table and rule each,
+// forwarding when a LAN or a tunnel is configured, and masquerade on WANs
+// with NAT. Only what it added is ever removed; a nil document removes all
+// of it. The zero value works (records kept in memory only).
+type InterfacesApplier struct {
+	// StateFile records what was added across restarts ("" = memory).
+	StateFile string
+	Log       *slog.Logger
+
+	mu      sync.Mutex
+	host    *hostnet.Host
+	changed chan struct{}
+}
+
+// NewInterfacesApplier returns an applier recording its state in
+// <stateDir>/hostnet.json.
+func NewInterfacesApplier(stateDir string, log *slog.Logger) *InterfacesApplier {
+	return &InterfacesApplier{StateFile: filepath.Join(stateDir, HostnetStateFile), Log: log}
+}
 
 // Name implements Applier.
 func (a *InterfacesApplier) Name() string { return "interfaces" }
 
+// hostLocked returns the host configurator, creating it on first use.
+func (a *InterfacesApplier) hostLocked() (*hostnet.Host, error) {
+	if a.host != nil {
+		return a.host, nil
+	}
+	log := a.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	changed := a.changesLocked()
+	h, err := hostnet.New(hostnet.Options{
+		Protocol: RouteProtocol, StateFile: a.StateFile, Log: log.With("component", "hostnet"),
+		OnChange: func(c hostnet.Change) {
+			log.Info("WAN address changed by DHCP", "interface", c.Interface, "address", c.Address, "gateway", c.Gateway)
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.host = h
+	return h, nil
+}
+
+func (a *InterfacesApplier) changesLocked() chan struct{} {
+	if a.changed == nil {
+		a.changed = make(chan struct{}, 1)
+	}
+	return a.changed
+}
+
+// Changes receives a value (coalesced) when a DHCP client changed a WAN's
+// address or gateway.
+func (a *InterfacesApplier) Changes() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changesLocked()
+}
+
 // Apply implements Applier.
 func (a *InterfacesApplier) Apply(ctx context.Context, _, next *devproto.Desired) error {
-	if next != nil && len(next.Interfaces) > 0 && a.Log != nil {
-		a.Log.Debug("interface assignments are not applied by this edge version; interfaces left as they are", "count", len(next.Interfaces))
+	spec, err := hostnet.FromDesired(next)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if next == nil && a.host == nil {
+		return nil // nothing applied yet, nothing to remove
+	}
+	h, err := a.hostLocked()
+	if err != nil {
+		return err
+	}
+	return h.Apply(spec)
+}
+
+// DHCPInterfaces returns the WANs whose address comes from the edge's
+// DHCP client.
+func (a *InterfacesApplier) DHCPInterfaces() map[string]bool {
+	a.mu.Lock()
+	h := a.host
+	a.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	return h.DHCPInterfaces()
+}
+
+// OwnsRoute reports whether r is a route the applier installed (a WAN's
+// default route or its policy table), for RoutesApplier.Keep.
+func (a *InterfacesApplier) OwnsRoute(r netlink.Route) bool {
+	a.mu.Lock()
+	h := a.host
+	a.mu.Unlock()
+	return h != nil && h.OwnsRoute(r)
+}
+
+// Close stops the DHCP clients and leaves the host as it is (addresses
+// and routes keep working across an edge restart).
+func (a *InterfacesApplier) Close() error {
+	a.mu.Lock()
+	h := a.host
+	a.host = nil
+	a.mu.Unlock()
+	if h != nil {
+		h.Close()
 	}
 	return nil
 }

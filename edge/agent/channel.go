@@ -42,6 +42,8 @@ func (a *Agent) deviceInfo() (devproto.DeviceInfo, error) {
 	if err != nil {
 		a.log.Warn("listing interfaces failed", "err", err)
 	}
+	info.Interfaces = a.markDHCP(info.Interfaces)
+	a.noteReported(info.Interfaces)
 	return info, nil
 }
 
