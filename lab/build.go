@@ -222,6 +222,19 @@ func (b *builder) links(context.Context) error {
 			return fmt.Errorf("adding veth %s:%s ⇄ %s:%s: %w", l.A.Node, l.A.Name, l.B.Node, l.B.Name, err)
 		}
 		for _, e := range []Iface{l.A, l.B} {
+			if e.MAC != nil {
+				h, err := b.handle(e.Node)
+				if err != nil {
+					return err
+				}
+				link, err := h.LinkByName(e.Name)
+				if err != nil {
+					return fmt.Errorf("%s: finding %s: %w", e.Node, e.Name, err)
+				}
+				if err := h.LinkSetHardwareAddr(link, e.MAC); err != nil {
+					return fmt.Errorf("%s: setting MAC %s on %s: %w", e.Node, e.MAC, e.Name, err)
+				}
+			}
 			if e.MTU > 0 {
 				h, err := b.handle(e.Node)
 				if err != nil {
@@ -320,6 +333,9 @@ func (b *builder) processes(context.Context) error {
 		}
 	}
 	l := &Lab{Plan: b.plan, State: b.st}
+	if err := l.startDHCP(); err != nil {
+		return err
+	}
 	for _, n := range b.plan.Nodes {
 		for _, p := range n.Run {
 			if _, err := l.Start(n.Name, p); err != nil {

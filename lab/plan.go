@@ -2,9 +2,11 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Role is what a namespace is for.
@@ -43,6 +45,8 @@ type Iface struct {
 	Bridge string
 	// MTU, when not zero, replaces the default 1500.
 	MTU int
+	// MAC, when set, replaces the random address of the interface.
+	MAC net.HardwareAddr
 }
 
 // Link is a veth pair.
@@ -105,6 +109,37 @@ type RelayLink struct {
 	Impair *LinkImpairment
 }
 
+// DHCPPool is the DHCP server (busybox udhcpd) an ISP router runs on its
+// customer side for a WAN with DHCP.
+type DHCPPool struct {
+	// Link is the WAN link ("s1/wan1"); Node the ISP router.
+	Link, Node string
+	Iface      string
+	// Subnet is the access network; Router (the ISP's own address) is the
+	// gateway handed out.
+	Subnet     netip.Prefix
+	Router     netip.Addr
+	Start, End netip.Addr
+	Lease      time.Duration
+}
+
+// DHCPClient is a busybox udhcpc the lab runs: on a host of a LAN with
+// DHCP, or on an edge's WAN with DHCP (until trellis-edge takes it over).
+type DHCPClient struct {
+	Node, Iface string
+	// Metric of the default route; Table and Priority, when not zero, a
+	// policy routing table and rule "from <leased address>" (edge WANs).
+	Metric, Table, Priority int
+	// Bootstrap and Router (edge WANs): the BootstrapAddr the lab gives
+	// the WAN instead when trellis-edge is to take DHCP over, and the
+	// ISP's address, its gateway.
+	Bootstrap netip.Prefix
+	Router    netip.Addr
+}
+
+// Name is the process name of the client ("udhcpc-eth0").
+func (c DHCPClient) Name() string { return "udhcpc-" + c.Iface }
+
 // Plan is a topology expanded into kernel objects.
 type Plan struct {
 	Prefix    string
@@ -117,6 +152,10 @@ type Plan struct {
 	NATs      []NAT
 	Breakouts []Breakout
 	Relays    []RelayLink
+	// WANPools are the ISPs' DHCP servers, DHCPClients the lab's DHCP
+	// clients.
+	WANPools    []DHCPPool
+	DHCPClients []DHCPClient
 	// ManageAddr is manage's address on the internet.
 	ManageAddr netip.Addr
 	// InternetAddr is the internet router's address on the manage link, a
@@ -166,6 +205,64 @@ func Access(s, w int, nat NATType) (isp, edge netip.Prefix) {
 		return pfx([4]byte{198, 18, byte(s), base + 1}, 30), pfx([4]byte{198, 18, byte(s), base + 2}, 30)
 	}
 	return pfx([4]byte{192, 168, byte(w), 1}, 24), pfx([4]byte{192, 168, byte(w), 2}, 24)
+}
+
+// AccessDHCP is the edge ⇄ ISP network of site s, WAN w when the ISP hands
+// out the edge's address by DHCP: without NAT the public 198.18.<s>.<16w>/28
+// (ISP .16w+1), behind NAT 192.168.<w>.0/24 (ISP .1). It returns the ISP's
+// address with the prefix length.
+func AccessDHCP(s, w int, nat NATType) netip.Prefix {
+	if nat == NATNone {
+		return pfx([4]byte{198, 18, byte(s), byte(16*w + 1)}, 28)
+	}
+	return pfx([4]byte{192, 168, byte(w), 1}, 24)
+}
+
+// WANPool is the range the ISP of site s, WAN w hands out by DHCP: the
+// first one when the lab comes up, the other (alt) to move the edge to a
+// new address (Lab.SetWANPool). Without NAT .16w+2-.16w+7 and
+// .16w+8-.16w+13 of AccessDHCP; behind NAT .100-.149 and .150-.199.
+func WANPool(s, w int, nat NATType, alt bool) (start, end netip.Addr) {
+	if nat == NATNone {
+		b := byte(16 * w)
+		if alt {
+			return netip.AddrFrom4([4]byte{198, 18, byte(s), b + 8}), netip.AddrFrom4([4]byte{198, 18, byte(s), b + 13})
+		}
+		return netip.AddrFrom4([4]byte{198, 18, byte(s), b + 2}), netip.AddrFrom4([4]byte{198, 18, byte(s), b + 7})
+	}
+	if alt {
+		return netip.AddrFrom4([4]byte{192, 168, byte(w), 150}), netip.AddrFrom4([4]byte{192, 168, byte(w), 199})
+	}
+	return netip.AddrFrom4([4]byte{192, 168, byte(w), 100}), netip.AddrFrom4([4]byte{192, 168, byte(w), 149})
+}
+
+// LabMetric is the metric of the default route the lab gives an edge for
+// WAN w: 1000+100×w, so wan1 is preferred, and trellis-edge's own default
+// routes (metric 100×w, as the lab assigns them) take precedence without
+// clashing with the lab's.
+func LabMetric(w int) int { return 1000 + 100*w }
+
+// BootstrapAddr is the address the lab gives an edge's DHCP WAN while
+// trellis-edge has no configuration yet (so it can reach manage): the last
+// host address of AccessDHCP, outside both WANPool ranges. ConfigureSites
+// removes it once trellis-edge's own DHCP client has its lease.
+func BootstrapAddr(s, w int, nat NATType) netip.Prefix {
+	if nat == NATNone {
+		return pfx([4]byte{198, 18, byte(s), byte(16*w + 14)}, 28)
+	}
+	return pfx([4]byte{192, 168, byte(w), 254}, 24)
+}
+
+// LANPool is the dynamic range of the edge's DHCP server on LAN l of site
+// s: .100-.199.
+func LANPool(s, l int) (start, end netip.Addr) {
+	return netip.AddrFrom4([4]byte{10, byte(s), byte(l - 1), 100}), netip.AddrFrom4([4]byte{10, byte(s), byte(l - 1), 199})
+}
+
+// HostMAC is the MAC address of the i-th host of LAN l of site s:
+// 02:00:0a:<s>:<l-1>:<10+i>, its static address spelled in hex.
+func HostMAC(s, l, i int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x00, 0x0a, byte(s), byte(l - 1), byte(10 + i)}
 }
 
 // LANNet is LAN l (1-based) of site s: 10.<s>.<l-1>.0/24, edge .1, hosts .11+.
@@ -224,6 +321,9 @@ func NewPlan(prefix string, t Topology) (*Plan, error) {
 			add(Node{Name: relay, Role: RoleRelay, Site: s})
 			upInet, upISP := ISPUplink(s, w)
 			accISP, accEdge := Access(s, w, wan.NAT)
+			if wan.DHCP {
+				accISP, accEdge = AccessDHCP(s, w, wan.NAT), invalidPrefix
+			}
 			p.Links = append(p.Links,
 				Link{
 					A: Iface{Node: "internet", Name: fmt.Sprintf("s%dw%d", s, w), Addr: upInet},
@@ -242,20 +342,28 @@ func NewPlan(prefix string, t Topology) (*Plan, error) {
 				Edge: Iface{Node: edge, Name: wanIf}, ISP: Iface{Node: isp, Name: "cust"}, Impair: wan.Impair})
 			p.Routes = append(p.Routes, Route{Node: isp, Dst: defaultRoute, Via: upInet.Addr()})
 			if wan.NAT == NATNone {
-				p.Routes = append(p.Routes, Route{Node: "internet", Dst: accEdge.Masked(), Via: upISP.Addr()})
+				p.Routes = append(p.Routes, Route{Node: "internet", Dst: accISP.Masked(), Via: upISP.Addr()})
 			} else {
 				p.NATs = append(p.NATs, NAT{Node: isp, Type: wan.NAT, Inside: "cust", Outside: "inet",
 					Public: upISP.Addr(), Private: accEdge.Addr()})
 			}
 			// Default route per WAN (lower metric for wan1) and a table per
 			// WAN chosen by source address, so replies leave by the WAN that
-			// owns the address.
+			// owns the address. A DHCP WAN gets them from its DHCP client.
 			table := 100 + w
-			p.Routes = append(p.Routes,
-				Route{Node: edge, Dst: defaultRoute, Via: accISP.Addr(), Dev: wanIf, Metric: 100 * w},
-				Route{Node: edge, Dst: defaultRoute, Via: accISP.Addr(), Dev: wanIf, Table: table},
-			)
-			p.Rules = append(p.Rules, Rule{Node: edge, Src: netip.PrefixFrom(accEdge.Addr(), 32), Table: table, Priority: 1000 + w})
+			if wan.DHCP {
+				start, end := WANPool(s, w, wan.NAT, false)
+				p.WANPools = append(p.WANPools, DHCPPool{Link: relay, Node: isp, Iface: "cust", Subnet: accISP.Masked(),
+					Router: accISP.Addr(), Start: start, End: end, Lease: wan.Lease()})
+				p.DHCPClients = append(p.DHCPClients, DHCPClient{Node: edge, Iface: wanIf, Metric: LabMetric(w), Table: table, Priority: 1000 + w,
+					Bootstrap: BootstrapAddr(s, w, wan.NAT), Router: accISP.Addr()})
+			} else {
+				p.Routes = append(p.Routes,
+					Route{Node: edge, Dst: defaultRoute, Via: accISP.Addr(), Dev: wanIf, Metric: LabMetric(w)},
+					Route{Node: edge, Dst: defaultRoute, Via: accISP.Addr(), Dev: wanIf, Table: table},
+				)
+				p.Rules = append(p.Rules, Rule{Node: edge, Src: netip.PrefixFrom(accEdge.Addr(), 32), Table: table, Priority: 1000 + w})
+			}
 			breakout.WANs = append(breakout.WANs, wanIf)
 		}
 		if t.EdgeBreakout {
@@ -277,7 +385,12 @@ func NewPlan(prefix string, t Topology) (*Plan, error) {
 				if lan.Kind == LANBridge {
 					a = Iface{Node: edge, Name: fmt.Sprintf("%sh%d", lanIf, hi), Bridge: lanIf}
 				}
-				p.Links = append(p.Links, Link{A: a, B: Iface{Node: host, Name: "eth0", Addr: HostAddr(s, l, hi)}})
+				if lan.DHCP {
+					p.Links = append(p.Links, Link{A: a, B: Iface{Node: host, Name: "eth0", MAC: HostMAC(s, l, hi)}})
+					p.DHCPClients = append(p.DHCPClients, DHCPClient{Node: host, Iface: "eth0"})
+					continue
+				}
+				p.Links = append(p.Links, Link{A: a, B: Iface{Node: host, Name: "eth0", Addr: HostAddr(s, l, hi), MAC: HostMAC(s, l, hi)}})
 				p.Routes = append(p.Routes, Route{Node: host, Dst: defaultRoute, Via: EdgeLANAddr(s, l).Addr()})
 			}
 		}

@@ -44,9 +44,13 @@ func (p *Plan) WriteTable(w io.Writer) error {
 			w := wi + 1
 			_, up := ISPUplink(s, w)
 			_, edge := Access(s, w, wan.NAT)
-			public := edge.Addr()
-			if wan.NAT != NATNone {
-				public = up.Addr()
+			public := edge.Addr().String()
+			switch {
+			case wan.NAT != NATNone:
+				public = up.Addr().String()
+			case wan.DHCP:
+				start, end := WANPool(s, w, wan.NAT, false)
+				public = fmt.Sprintf("DHCP %s-%s", start, end)
 			}
 			mtu, impair := wan.MTU, "-"
 			if mtu == 0 {

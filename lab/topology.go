@@ -95,6 +95,23 @@ type WAN struct {
 	MTU int `yaml:"mtu,omitempty" json:"mtu,omitempty"`
 	// Impair is the link's impairment when the lab comes up (needs relays).
 	Impair *LinkImpairment `yaml:"impair,omitempty" json:"impair,omitempty"`
+	// DHCP makes the ISP router hand the edge its WAN address with busybox
+	// udhcpd instead of the lab configuring it (see AccessDHCP).
+	DHCP bool `yaml:"dhcp,omitempty" json:"dhcp,omitempty"`
+	// DHCPLease is the lease time the ISP's DHCP server gives (default
+	// 10m; at least 10s).
+	DHCPLease string `yaml:"dhcp_lease,omitempty" json:"dhcp_lease,omitempty"`
+}
+
+// DefaultWANLease is the lease time of an ISP's DHCP server.
+const DefaultWANLease = 10 * time.Minute
+
+// Lease returns the WAN's DHCP lease time.
+func (w WAN) Lease() time.Duration {
+	if d, err := time.ParseDuration(w.DHCPLease); err == nil && d > 0 {
+		return d
+	}
+	return DefaultWANLease
 }
 
 // LinkImpairment is a WAN's initial impairment, written as on the command
@@ -149,6 +166,12 @@ func (li LinkImpairment) Args() []string {
 type LAN struct {
 	Kind  LANKind `yaml:"kind,omitempty" json:"kind,omitempty"`
 	Hosts int     `yaml:"hosts,omitempty" json:"hosts,omitempty"`
+	// DHCP: the edge serves DHCP on this LAN (configured through manage)
+	// and the hosts take their address with busybox udhcpc.
+	DHCP bool `yaml:"dhcp,omitempty" json:"dhcp,omitempty"`
+	// StaticLeases gives the first N hosts a static lease at their usual
+	// address (.11, .12, ...); the others get one from .100-.199.
+	StaticLeases int `yaml:"static_leases,omitempty" json:"static_leases,omitempty"`
 }
 
 // Site is one branch: an edge router, its WANs and its LANs. Sites are
@@ -177,6 +200,37 @@ type Topology struct {
 	// masquerade LAN traffic out of its WANs, so LAN hosts reach the internet
 	// namespace without a trellis-edge running (plumbing-only labs).
 	EdgeBreakout bool `yaml:"edge_breakout,omitempty" json:"edge_breakout,omitempty"`
+	// Tunnels is the topology of the tunnels the lab creates through
+	// manage: mesh (default), hub-spoke or none.
+	Tunnels TunnelTopology `yaml:"tunnels,omitempty" json:"tunnels,omitempty"`
+	// Hubs are the hub sites ("s1") of a hub-spoke topology.
+	Hubs []string `yaml:"hubs,omitempty" json:"hubs,omitempty"`
+	// LANDHCP turns DHCP on for every LAN; WANDHCP for every WAN.
+	LANDHCP bool `yaml:"lan_dhcp,omitempty" json:"lan_dhcp,omitempty"`
+	WANDHCP bool `yaml:"wan_dhcp,omitempty" json:"wan_dhcp,omitempty"`
+}
+
+// TunnelTopology is how the lab joins its sites with tunnels.
+type TunnelTopology string
+
+// Tunnel topologies.
+const (
+	TunnelsMesh     TunnelTopology = "mesh"
+	TunnelsHubSpoke TunnelTopology = "hub-spoke"
+	TunnelsNone     TunnelTopology = "none"
+)
+
+// ParseTunnels validates a tunnel topology name ("" means mesh).
+func ParseTunnels(s string) (TunnelTopology, error) {
+	switch TunnelTopology(strings.ToLower(s)) {
+	case "", TunnelsMesh:
+		return TunnelsMesh, nil
+	case TunnelsHubSpoke, "hub-and-spoke", "hubspoke":
+		return TunnelsHubSpoke, nil
+	case TunnelsNone:
+		return TunnelsNone, nil
+	}
+	return "", fmt.Errorf("unknown tunnel topology %q: use mesh, hub-spoke or none", s)
 }
 
 // Limits of the addressing plan.
@@ -194,6 +248,11 @@ type Simple struct {
 	LANs  int
 	Hosts int // per LAN
 	NAT   NATType
+	// Tunnels and Hubs: see Topology.
+	Tunnels TunnelTopology
+	Hubs    []string
+	// LANDHCP and WANDHCP: see Topology.
+	LANDHCP, WANDHCP bool
 }
 
 // DefaultSimple is what `trellis-lab up` builds with no arguments.
@@ -201,7 +260,7 @@ var DefaultSimple = Simple{Sites: 3, WANs: 1, LANs: 1, Hosts: 1, NAT: NATNone}
 
 // FromSimple expands the flag form into a Topology.
 func FromSimple(s Simple) (Topology, error) {
-	t := Topology{NAT: s.NAT}
+	t := Topology{NAT: s.NAT, Tunnels: s.Tunnels, Hubs: s.Hubs, LANDHCP: s.LANDHCP, WANDHCP: s.WANDHCP}
 	for i := 0; i < s.Sites; i++ {
 		var site Site
 		for w := 0; w < s.WANs; w++ {
@@ -258,6 +317,21 @@ func (t *Topology) Normalize() error {
 					return fmt.Errorf("%s wan%d impair: %w", name, w+1, err)
 				}
 			}
+			if t.WANDHCP {
+				s.WANs[w].DHCP = true
+			}
+			if s.WANs[w].DHCP && n == NATFullCone {
+				return fmt.Errorf("%s wan%d: full-cone NAT forwards to a fixed address, which a DHCP WAN does not have: use static addressing or another NAT type", name, w+1)
+			}
+			if ls := s.WANs[w].DHCPLease; ls != "" {
+				if !s.WANs[w].DHCP {
+					return fmt.Errorf("%s wan%d: dhcp_lease without dhcp: true", name, w+1)
+				}
+				d, err := time.ParseDuration(ls)
+				if err != nil || d < 10*time.Second || d > 24*time.Hour {
+					return fmt.Errorf("%s wan%d: dhcp_lease %q: use a duration from 10s to 24h, e.g. 20s", name, w+1, ls)
+				}
+			}
 		}
 		if len(s.LANs) == 0 {
 			s.LANs = []LAN{{}}
@@ -282,10 +356,39 @@ func (t *Topology) Normalize() error {
 			if lan.Kind == LANDirect && lan.Hosts != 1 {
 				return fmt.Errorf("%s lan%d: a direct LAN has exactly one host (got %d); use kind bridge for more", name, l+1, lan.Hosts)
 			}
+			if t.LANDHCP {
+				lan.DHCP = true
+			}
+			if lan.StaticLeases < 0 || lan.StaticLeases > lan.Hosts {
+				return fmt.Errorf("%s lan%d: static_leases %d: use 0 to the number of hosts (%d)", name, l+1, lan.StaticLeases, lan.Hosts)
+			}
+			if lan.StaticLeases > 0 && !lan.DHCP {
+				return fmt.Errorf("%s lan%d: static_leases without dhcp: true", name, l+1)
+			}
 		}
 		if err := validateProcs(name, s.Run); err != nil {
 			return err
 		}
+	}
+	if t.Tunnels, err = ParseTunnels(string(t.Tunnels)); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, h := range t.Hubs {
+		var n int
+		if _, err := fmt.Sscanf(h, "s%d", &n); err != nil || fmt.Sprintf("s%d", n) != h || n < 1 || n > len(t.Sites) {
+			return fmt.Errorf("hub %q is not a site of this lab: use s1 to s%d", h, len(t.Sites))
+		}
+		if seen[h] {
+			return fmt.Errorf("hub %s given twice", h)
+		}
+		seen[h] = true
+	}
+	switch {
+	case t.Tunnels == TunnelsHubSpoke && len(t.Hubs) == 0:
+		return errors.New("hub-spoke tunnels need at least one hub: give --hub s1 (hubs: [s1] in a file)")
+	case t.Tunnels != TunnelsHubSpoke && len(t.Hubs) > 0:
+		return fmt.Errorf("hubs are for hub-spoke tunnels, not %s: drop them or use --topology hub-spoke", t.Tunnels)
 	}
 	return validateProcs("manage", t.Manage.Run)
 }

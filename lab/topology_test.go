@@ -79,6 +79,47 @@ manage: {run: [{name: manage, argv: [trellis-manage]}]}`,
 				}
 			},
 		},
+		{
+			name: "tunnels and dhcp",
+			in: `tunnels: hub-spoke
+hubs: [s2]
+lan_dhcp: true
+sites:
+  - wans: [{dhcp: true, dhcp_lease: 20s}, {}]
+    lans: [{hosts: 3, static_leases: 1}]
+  - {}`,
+			check: func(t *testing.T, top Topology) {
+				if top.Tunnels != TunnelsHubSpoke || len(top.Hubs) != 1 || top.Hubs[0] != "s2" {
+					t.Errorf("tunnels %q hubs %v", top.Tunnels, top.Hubs)
+				}
+				w := top.Sites[0].WANs
+				if !w[0].DHCP || w[0].Lease() != 20*time.Second || w[1].DHCP || w[1].Lease() != DefaultWANLease {
+					t.Errorf("WANs = %+v", w)
+				}
+				if l := top.Sites[0].LANs[0]; !l.DHCP || l.StaticLeases != 1 || !top.Sites[1].LANs[0].DHCP {
+					t.Errorf("LANs = %+v, %+v", l, top.Sites[1].LANs)
+				}
+			},
+		},
+		{
+			name: "wan_dhcp for every WAN, mesh by default",
+			in:   "wan_dhcp: true\nsites: [{wans: [{}, {nat: symmetric}]}]",
+			check: func(t *testing.T, top Topology) {
+				if top.Tunnels != TunnelsMesh || !top.Sites[0].WANs[0].DHCP || !top.Sites[0].WANs[1].DHCP {
+					t.Errorf("got %+v", top)
+				}
+			},
+		},
+		{name: "hub-spoke without hub", in: "tunnels: hub-spoke\nsites: [{}, {}]", wantErr: "at least one hub"},
+		{name: "hub of a mesh", in: "hubs: [s1]\nsites: [{}, {}]", wantErr: "hubs are for hub-spoke"},
+		{name: "unknown hub", in: "tunnels: hub-spoke\nhubs: [s3]\nsites: [{}, {}]", wantErr: `hub "s3"`},
+		{name: "hub twice", in: "tunnels: hub-spoke\nhubs: [s1, s1]\nsites: [{}, {}]", wantErr: "twice"},
+		{name: "bad tunnels", in: "tunnels: ring\nsites: [{}]", wantErr: "unknown tunnel topology"},
+		{name: "lease without dhcp", in: "sites: [{wans: [{dhcp_lease: 20s}]}]", wantErr: "without dhcp"},
+		{name: "short lease", in: "sites: [{wans: [{dhcp: true, dhcp_lease: 2s}]}]", wantErr: "10s to 24h"},
+		{name: "dhcp behind full cone", in: "sites: [{wans: [{dhcp: true, nat: full-cone}]}]", wantErr: "full-cone"},
+		{name: "static leases without dhcp", in: "sites: [{lans: [{hosts: 2, static_leases: 1}]}]", wantErr: "without dhcp"},
+		{name: "too many static leases", in: "sites: [{lans: [{hosts: 2, dhcp: true, static_leases: 3}]}]", wantErr: "static_leases 3"},
 		{name: "bad mtu", in: "sites: [{wans: [{mtu: 100}]}]", wantErr: "MTU 100"},
 		{name: "bad impairment", in: "sites: [{wans: [{impair: {delay: soon}}]}]", wantErr: "invalid duration"},
 		{name: "bad loss", in: "sites: [{wans: [{impair: {loss: 200%}}]}]", wantErr: "invalid loss"},

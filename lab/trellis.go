@@ -219,6 +219,9 @@ func (l *Lab) StartTrellis(ctx context.Context, o TrellisOptions) (*ManageInfo, 
 	if err != nil {
 		return nil, fmt.Errorf("creating an organization token: %w", err)
 	}
+	if err := l.bootstrapDHCPWANs(ctx); err != nil {
+		return nil, err
+	}
 	sites := l.edgeNodes()
 	for _, n := range sites {
 		if err := os.WriteFile(filepath.Join(l.State.NodeDir(n.Name), tokenFile), []byte(tok.Token+"\n"), 0o600); err != nil {

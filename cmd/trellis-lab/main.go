@@ -94,6 +94,10 @@ func upCmd(g *globals) *cobra.Command {
 		email    string
 		timeout  time.Duration
 		forward  string
+		tunnels  string
+		hubs     []string
+		lanDHCP  bool
+		wanDHCP  bool
 	)
 	c := &cobra.Command{
 		Use:   "up [--file F | --sites N --wans N --nat TYPE ...]",
@@ -118,8 +122,29 @@ func upCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("breakout") {
+			fl := cmd.Flags()
+			if fl.Changed("breakout") {
 				top.EdgeBreakout = breakout
+			}
+			if fl.Changed("topology") {
+				if top.Tunnels, err = lab.ParseTunnels(tunnels); err != nil {
+					return err
+				}
+			}
+			if fl.Changed("hub") {
+				top.Hubs = hubs
+				if !fl.Changed("topology") {
+					top.Tunnels = lab.TunnelsHubSpoke
+				}
+			}
+			if fl.Changed("lan-dhcp") {
+				top.LANDHCP = lanDHCP
+			}
+			if fl.Changed("wan-dhcp") {
+				top.WANDHCP = wanDHCP
+			}
+			if top.EdgeBreakout && !noManage {
+				return errors.New("--breakout (edge_breakout) is for --no-manage labs: trellis-edge breaks out itself (NAT on its WANs, assigned by up)")
 			}
 			plan, err := lab.NewPlan(g.prefix, top)
 			if err != nil {
@@ -146,8 +171,17 @@ func upCmd(g *globals) *cobra.Command {
 				return err
 			}
 			var mi *lab.ManageInfo
+			var sites *lab.Sites
 			if !noManage {
 				mi, err = startTrellis(cmd.Context(), cmd.ErrOrStderr(), l, binDir, lab.TrellisOptions{AdminEmail: email, Timeout: timeout, Logger: opts.Logger})
+				if err == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "devices in sync after %v; assigning interfaces and creating %s tunnels ...\n", time.Since(start).Round(time.Millisecond), plan.Topology.Tunnels)
+					sites, err = l.ConfigureSites(cmd.Context(), lab.SitesOptions{Timeout: timeout, Logger: opts.Logger})
+					if errors.Is(err, lab.ErrNoNetworkAPI) {
+						fmt.Fprintf(cmd.ErrOrStderr(), "trellis-lab: warning: %v; the sites keep the lab's addressing and have no tunnels\n", err)
+						sites, err = nil, nil
+					}
+				}
 				if err != nil {
 					if derr := lab.Down(context.WithoutCancel(cmd.Context()), plan.Prefix, g.stateRoot); derr != nil {
 						err = errors.Join(err, fmt.Errorf("tearing the lab down again: %w", derr))
@@ -167,7 +201,7 @@ func upCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "\nlab %q up in %v; state in %s\n", plan.Prefix, time.Since(start).Round(time.Millisecond), l.State.Dir)
 			if mi != nil {
-				return writeManage(cmd.Context(), out, g, l, mi)
+				return writeManage(cmd.Context(), out, g, l, mi, sites)
 			}
 			from := "s1/edge"
 			if top.EdgeBreakout {
@@ -192,6 +226,10 @@ func upCmd(g *globals) *cobra.Command {
 	f.StringVar(&email, "admin-email", lab.DefaultAdminEmail, "email of manage's first admin (the password is generated)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "bound of each wait: manage healthy, edges registered, devices connected and in sync")
 	f.StringVar(&forward, "forward", "127.0.0.1:8443", "loopback address of this host forwarded to manage's HTTPS port (empty: none)")
+	f.StringVar(&tunnels, "topology", "mesh", "tunnels up creates through manage: mesh, hub-spoke (with --hub) or none")
+	f.StringSliceVar(&hubs, "hub", nil, "hub site(s) of --topology hub-spoke, e.g. s1 (implies hub-spoke)")
+	f.BoolVar(&lanDHCP, "lan-dhcp", false, "the edges serve DHCP on their LANs (.100-.199) and the hosts take their address with busybox udhcpc")
+	f.BoolVar(&wanDHCP, "wan-dhcp", false, "the ISP routers hand out the edges' WAN addresses with busybox udhcpd; the edges' WANs are DHCP clients")
 	return c
 }
 
@@ -244,7 +282,7 @@ func installedBinaries() (string, error) {
 }
 
 // writeManage prints how to reach manage and the devices' states.
-func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi *lab.ManageInfo) error {
+func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi *lab.ManageInfo, sites *lab.Sites) error {
 	prefixFlag := ""
 	if g.prefix != "tl" {
 		prefixFlag = " --prefix " + g.prefix
@@ -273,9 +311,35 @@ func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi 
 		return err
 	}
 	lab.WriteDevices(out, ds)
-	fmt.Fprintf(out, "\nno tunnels yet: trellis-manage does not create them (issue 6), so sites do not reach each other's LANs.\n")
-	fmt.Fprintf(out, "try: trellis-lab%s status     trellis-lab%s manage stop|start     trellis-lab%s down\n", prefixFlag, prefixFlag, prefixFlag)
+	switch {
+	case sites == nil:
+		fmt.Fprintf(out, "\nno interfaces assigned and no tunnels: this trellis-manage has no sites-and-tunnels API.\n")
+	case len(sites.Tunnels) == 0:
+		fmt.Fprintf(out, "\ninterfaces assigned; no tunnels (--topology none).\n")
+	default:
+		fmt.Fprintf(out, "\n%d %s tunnels, all up %v after their creation:\n", len(sites.Tunnels), l.Plan.Topology.Tunnels, sites.TunnelsUp.Round(time.Millisecond))
+		lab.WriteTunnels(out, sites.Tunnels, ds)
+	}
+	host := "s2/h1"
+	if len(l.Plan.Topology.Sites) < 2 {
+		host = "s1/h1"
+	}
+	if n, ok := l.Plan.Node(host); ok {
+		fmt.Fprintf(out, "\ntry: trellis-lab%s exec s1/h1 -- ping -c3 %s     (%s; hosts break out to the internet too: ping %s)\n", prefixFlag, hostAddr(l, n), host, l.Plan.InternetAddr)
+	}
+	fmt.Fprintf(out, "     trellis-lab%s status     trellis-lab%s impair s1/wan1 --down     trellis-lab%s manage stop|start     trellis-lab%s down\n", prefixFlag, prefixFlag, prefixFlag, prefixFlag)
 	return nil
+}
+
+// hostAddr is a host's address: the plan's, or its lease.
+func hostAddr(l *lab.Lab, n lab.Node) string {
+	for _, a := range l.Plan.Addrs(n.Name) {
+		return a.Addr.Addr().String()
+	}
+	if as, err := l.IfaceAddrs(n.Name, "eth0"); err == nil && len(as) > 0 {
+		return as[0].Addr().String()
+	}
+	return "?"
 }
 
 func manageCmd(g *globals) *cobra.Command {
@@ -388,6 +452,17 @@ func statusCmd(g *globals) *cobra.Command {
 				return errors.Join(serr, err)
 			}
 			lab.WriteDevices(out, ds)
+			ts, err := l.Tunnels(cmd.Context(), c, mi)
+			switch {
+			case errors.Is(err, lab.ErrNoNetworkAPI):
+			case err != nil:
+				return errors.Join(serr, err)
+			case len(ts) == 0:
+				fmt.Fprintln(out, "\nno tunnels")
+			default:
+				fmt.Fprintln(out)
+				lab.WriteTunnels(out, ts, ds)
+			}
 			return serr
 		},
 	}
