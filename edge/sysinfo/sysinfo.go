@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -80,6 +81,8 @@ func Info(machineID string, versions map[string]string) (devproto.DeviceInfo, er
 }
 
 // Interfaces lists the network interfaces except loopback, sorted by name.
+// DHCP is left false: the agent marks the interfaces its DHCP client
+// addresses.
 func Interfaces() ([]devproto.Interface, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
@@ -95,7 +98,7 @@ func Interfaces() ([]devproto.Interface, error) {
 		it := devproto.Interface{
 			Name:   a.Name,
 			MAC:    a.HardwareAddr.String(),
-			LinkUp: linkUp(a),
+			LinkUp: LinkUp(a),
 			MTU:    a.MTU,
 			// Addresses is never null on the wire.
 			Addresses: []string{},
@@ -116,9 +119,20 @@ func Interfaces() ([]devproto.Interface, error) {
 	return out, nil
 }
 
-func linkUp(a *netlink.LinkAttrs) bool {
-	if a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown {
-		return a.Flags&net.FlagUp != 0
+// LinkUp reports whether a link can carry traffic: administratively up
+// and operationally up; a driver that does not report an operational
+// state (tun, dummy, some virtual links) counts when it has a carrier
+// (IFF_LOWER_UP). Down, lower-layer-down, dormant and not-present links are
+// not up.
+func LinkUp(a *netlink.LinkAttrs) bool {
+	if a.Flags&net.FlagUp == 0 {
+		return false
+	}
+	switch a.OperState {
+	case netlink.OperUp:
+		return true
+	case netlink.OperUnknown:
+		return a.RawFlags&unix.IFF_LOWER_UP != 0
 	}
 	return false
 }
@@ -162,7 +176,7 @@ func Counters() ([]devproto.InterfaceStats, error) {
 		if a.Flags&net.FlagLoopback != 0 {
 			continue
 		}
-		s := devproto.InterfaceStats{Name: a.Name, LinkUp: linkUp(a)}
+		s := devproto.InterfaceStats{Name: a.Name, LinkUp: LinkUp(a)}
 		if st := a.Statistics; st != nil {
 			s.RxBytes, s.TxBytes, s.RxPackets, s.TxPackets = st.RxBytes, st.TxBytes, st.RxPackets, st.TxPackets
 		}

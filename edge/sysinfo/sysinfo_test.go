@@ -1,8 +1,12 @@
 package sysinfo
 
 import (
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func TestMachineIDOverride(t *testing.T) {
@@ -41,5 +45,28 @@ func TestInterfacesAndCounters(t *testing.T) {
 	}
 	if OS() == "" {
 		t.Error("empty OS")
+	}
+}
+
+func TestLinkUp(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags net.Flags
+		raw   uint32
+		oper  netlink.LinkOperState
+		up    bool
+	}{
+		{"up with carrier", net.FlagUp, unix.IFF_UP | unix.IFF_LOWER_UP, netlink.OperUp, true},
+		{"admin down", 0, unix.IFF_LOWER_UP, netlink.OperDown, false},
+		{"no carrier", net.FlagUp, unix.IFF_UP, netlink.OperDown, false},
+		{"peer down (veth)", net.FlagUp, unix.IFF_UP, netlink.OperLowerLayerDown, false},
+		{"dormant", net.FlagUp, unix.IFF_UP | unix.IFF_LOWER_UP, netlink.OperDormant, false},
+		{"unknown state with carrier (tun)", net.FlagUp, unix.IFF_UP | unix.IFF_LOWER_UP, netlink.OperUnknown, true},
+		{"unknown state without carrier", net.FlagUp, unix.IFF_UP, netlink.OperUnknown, false},
+	} {
+		a := &netlink.LinkAttrs{Flags: tc.flags, RawFlags: tc.raw, OperState: tc.oper}
+		if got := LinkUp(a); got != tc.up {
+			t.Errorf("%s: LinkUp = %v, want %v", tc.name, got, tc.up)
+		}
 	}
 }
