@@ -1,0 +1,288 @@
+package devices_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// site is a registered, approved, connected fake edge.
+type site struct {
+	id    string
+	info  devproto.DeviceInfo
+	edge  *edge
+	docs  []devproto.Desired // every configuration received, in order
+	lan   string
+	wanIP string
+}
+
+func siteInfo(machine, wan string) devproto.DeviceInfo {
+	return devproto.DeviceInfo{MachineID: machine, Hostname: machine, OS: "Debian 13", Versions: map[string]string{"edge": "0.1.0"},
+		Interfaces: []devproto.Interface{
+			{Name: "eth0", MAC: "52:54:00:00:00:01", Addresses: []string{wan + "/24"}, Gateway: "192.0.2.1", LinkUp: true, DHCP: true},
+			{Name: "eth1", MAC: "52:54:00:00:00:02", LinkUp: true},
+		}}
+}
+
+// newSite registers, approves and connects a device whose WAN eth0 gets
+// wan by DHCP and whose LAN eth1 is lan (assigned through the API).
+func (h *harness) newSite(machine, wan, lan string) *site {
+	h.t.Helper()
+	s := &site{info: siteInfo(machine, wan), lan: lan, wanIP: wan}
+	r := h.do("POST", devproto.PathRegister, "", devproto.RegisterRequest{Token: h.token, Info: s.info})
+	var out devproto.RegisterResponse
+	if err := json.Unmarshal(r.raw, &out); err != nil || r.status != http.StatusCreated {
+		h.t.Fatalf("register %s: %d %s", machine, r.status, r.raw)
+	}
+	s.id = out.DeviceID
+	h.approve(s.id)
+	s.edge = h.connect(out.Credential)
+	s.edge.send(devproto.TypeHello, devproto.Hello{Info: s.info})
+	s.edge.expect(devproto.TypeWelcome, nil)
+	base := "/organizations/" + h.org.ID + "/devices/" + s.id + "/interfaces/"
+	if r := h.do("PUT", base+"eth0", h.manager, map[string]any{"role": "wan", "dhcp": true, "nat": true}); r.status != http.StatusOK {
+		h.t.Fatalf("WAN: %d %s", r.status, r.raw)
+	}
+	if r := h.do("PUT", base+"eth1", h.manager, map[string]any{"role": "lan", "address": lan}); r.status != http.StatusOK {
+		h.t.Fatalf("LAN: %d %s", r.status, r.raw)
+	}
+	return s
+}
+
+// until reads configurations (answering each with a successful Applied,
+// as an edge does) until one satisfies cond, and returns it.
+func (s *site) until(what string, cond func(d devproto.Desired) bool) devproto.Desired {
+	s.edge.t.Helper()
+	for {
+		env, err := s.edge.recv()
+		if err != nil {
+			s.edge.t.Fatalf("%s: waiting for %s: %v", s.info.MachineID, what, err)
+		}
+		if env.Type != devproto.TypeConfig {
+			continue
+		}
+		var cfg devproto.Config
+		must(s.edge.t, json.Unmarshal(env.Body, &cfg))
+		var d devproto.Desired
+		must(s.edge.t, json.Unmarshal(cfg.Doc, &d))
+		s.docs = append(s.docs, d)
+		s.edge.send(devproto.TypeApplied, devproto.Applied{Version: cfg.Version, OK: true})
+		if cond(d) {
+			return d
+		}
+	}
+}
+
+func tunnelTo(d devproto.Desired, peer string) (devproto.Tunnel, bool) {
+	for _, t := range d.Tunnels {
+		if t.PeerDeviceID == peer {
+			return t, true
+		}
+	}
+	return devproto.Tunnel{}, false
+}
+
+func hasTunnels(n int) func(devproto.Desired) bool {
+	return func(d devproto.Desired) bool { return len(d.Tunnels) == n }
+}
+
+func TestMeshTunnelsThroughTheChannel(t *testing.T) {
+	h := newHarness(t)
+	a := h.newSite("site-a", "192.0.2.10", "10.1.0.1/24")
+	b := h.newSite("site-b", "192.0.2.11", "10.2.0.1/24")
+	c := h.newSite("site-c", "192.0.2.12", "10.3.0.1/24")
+	all := []*site{a, b, c}
+	r := h.do("POST", "/organizations/"+h.org.ID+"/tunnels", h.manager, map[string]any{"topology": "mesh", "devices": []string{a.id, b.id, c.id}})
+	if r.status != http.StatusOK {
+		t.Fatalf("create mesh: %d %s", r.status, r.raw)
+	}
+	docs := map[string]devproto.Desired{}
+	for _, s := range all {
+		docs[s.id] = s.until("two tunnels", hasTunnels(2))
+	}
+	// Every pair of ends pairs up: A's outbound is B's inbound, overlays
+	// are the two ends of one /31, endpoints are the peers' WAN addresses,
+	// and each tunnel carries its peer's LAN only (a full mesh goes direct).
+	for _, x := range all {
+		for _, y := range all {
+			if x == y {
+				continue
+			}
+			tx, ok1 := tunnelTo(docs[x.id], y.id)
+			ty, ok2 := tunnelTo(docs[y.id], x.id)
+			if !ok1 || !ok2 {
+				t.Fatalf("%s-%s: tunnel missing", x.info.MachineID, y.info.MachineID)
+			}
+			if tx.Number != ty.Number || tx.Outbound != ty.Inbound || tx.Inbound != ty.Outbound || tx.Outbound.SPI == tx.Inbound.SPI ||
+				tx.LocalOverlay != ty.RemoteOverlay || tx.RemoteOverlay != ty.LocalOverlay || len(tx.Outbound.Key) != 40 {
+				t.Fatalf("%s-%s do not pair up:\n%+v\n%+v", x.info.MachineID, y.info.MachineID, tx, ty)
+			}
+			if tx.RemoteEndpoint != y.wanIP+":4789" || tx.LocalAddress != x.wanIP || tx.LocalInterface != "eth0" {
+				t.Fatalf("%s→%s endpoint: %+v", x.info.MachineID, y.info.MachineID, tx)
+			}
+			want := []string{map[string]string{"10.1.0.1/24": "10.1.0.0/24", "10.2.0.1/24": "10.2.0.0/24", "10.3.0.1/24": "10.3.0.0/24"}[y.lan]}
+			if !slices.Equal(tx.RemotePrefixes, want) {
+				t.Fatalf("%s→%s prefixes %v, want %v", x.info.MachineID, y.info.MachineID, tx.RemotePrefixes, want)
+			}
+		}
+	}
+	if ifs := docs[a.id].Interfaces; len(ifs) != 2 || ifs[0].Role != "wan" || !ifs[0].DHCP || !ifs[0].NAT || ifs[1].Address != "10.1.0.1/24" {
+		t.Fatalf("interfaces: %+v", ifs)
+	}
+
+	// C's WAN gets another DHCP lease: A and B follow its new endpoint.
+	info := c.info
+	info.Interfaces = slices.Clone(info.Interfaces)
+	info.Interfaces[0].Addresses = []string{"192.0.2.77/24"}
+	c.edge.send(devproto.TypeInterfaces, devproto.InterfacesReport{Interfaces: info.Interfaces})
+	for _, s := range []*site{a, b} {
+		s.until("C's new endpoint", func(d devproto.Desired) bool {
+			tn, ok := tunnelTo(d, c.id)
+			return ok && tn.RemoteEndpoint == "192.0.2.77:4789"
+		})
+	}
+	c.until("its own new local address", func(d devproto.Desired) bool {
+		tn, _ := tunnelTo(d, a.id)
+		return tn.LocalAddress == "192.0.2.77"
+	})
+	if d := h.device(c.id); d.Interfaces[0].Addresses[0] != "192.0.2.77/24" || !d.Interfaces[0].DHCP {
+		t.Fatalf("reported interfaces not stored: %+v", d.Interfaces)
+	}
+	// A bad report is refused and changes nothing.
+	c.edge.send(devproto.TypeInterfaces, devproto.InterfacesReport{Interfaces: []devproto.Interface{{Name: "a/b"}}})
+	c.edge.expectError("invalid")
+
+	// Rotation of A-B in two pushes.
+	ab, _ := tunnelTo(docs[a.id], b.id)
+	var tunnelID string
+	p, err := h.st.ListTunnels(t.Context(), h.org.ID, store.ListOptions{Filter: map[string]string{"number": fmt.Sprint(ab.Number)}})
+	must(t, err)
+	tunnelID = p.Items[0].ID
+	if r := h.do("POST", "/organizations/"+h.org.ID+"/tunnels/"+tunnelID+"/rotate-keys", h.manager, nil); r.status != http.StatusOK {
+		t.Fatalf("rotate: %d %s", r.status, r.raw)
+	}
+	inboundChanged := func(peer string, old devproto.Tunnel) func(devproto.Desired) bool {
+		return func(d devproto.Desired) bool {
+			tn, _ := tunnelTo(d, peer)
+			return tn.Inbound != old.Inbound
+		}
+	}
+	ba, _ := tunnelTo(docs[b.id], a.id)
+	a1, _ := tunnelTo(a.until("phase 1", inboundChanged(b.id, ab)), b.id)
+	b1, _ := tunnelTo(b.until("phase 1", inboundChanged(a.id, ba)), a.id)
+	if a1.Outbound != ab.Outbound || b1.Outbound != ba.Outbound || a1.Inbound.SPI == ab.Inbound.SPI || b1.Inbound.SPI == ba.Inbound.SPI {
+		t.Fatalf("phase 1 must change only the inbound SAs:\nbefore %+v\nafter  %+v", ab, a1)
+	}
+	// Both applied phase 1: the scheduler completes the rotation.
+	h.idle()
+	h.eventually("phase 2", func() bool {
+		must(t, h.svc.RotateKeys(t.Context()))
+		tn, err := h.st.GetTunnel(t.Context(), h.org.ID, tunnelID)
+		must(t, err)
+		return tn.RotationPhase == "" && tn.KeyGeneration == 1
+	})
+	a2, _ := tunnelTo(a.until("phase 2", func(d devproto.Desired) bool { tn, _ := tunnelTo(d, b.id); return tn.Outbound != ab.Outbound }), b.id)
+	b2, _ := tunnelTo(b.until("phase 2", func(d devproto.Desired) bool { tn, _ := tunnelTo(d, a.id); return tn.Outbound != ba.Outbound }), a.id)
+	if a2.Outbound != b1.Inbound || b2.Outbound != a1.Inbound || a2.Inbound != a1.Inbound || b2.Inbound != b1.Inbound {
+		t.Fatalf("phase 2 must switch the outbound SAs to the new keys:\n%+v\n%+v", a2, b2)
+	}
+	// The tunnel to C was not touched.
+	if ac, _ := tunnelTo(a.docs[len(a.docs)-1], c.id); ac.Outbound != func() devproto.SA { t0, _ := tunnelTo(docs[a.id], c.id); return t0.Outbound }() {
+		t.Fatal("rotating A-B changed A-C")
+	}
+
+	// A rotation whose devices do not confirm completes after the
+	// first-phase limit.
+	if r := h.do("POST", "/organizations/"+h.org.ID+"/tunnels/"+tunnelID+"/rotate-keys", h.manager, nil); r.status != http.StatusOK {
+		t.Fatalf("rotate again: %d %s", r.status, r.raw)
+	}
+	must(t, h.svc.RotateKeys(t.Context()))
+	if tn, _ := h.st.GetTunnel(t.Context(), h.org.ID, tunnelID); tn.RotationPhase != "inbound" {
+		t.Fatalf("completed although the devices did not apply phase 1: %+v", tn)
+	}
+	h.clk.Add(21 * time.Second)
+	must(t, h.svc.RotateKeys(t.Context()))
+	if tn, _ := h.st.GetTunnel(t.Context(), h.org.ID, tunnelID); tn.RotationPhase != "" || tn.KeyGeneration != 2 {
+		t.Fatalf("rotation not completed after the limit: %+v", tn)
+	}
+
+	// Deleting a tunnel removes it from both documents.
+	if r := h.do("DELETE", "/organizations/"+h.org.ID+"/tunnels/"+tunnelID, h.manager, nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	for _, s := range []*site{a, b} {
+		s.until("one tunnel", hasTunnels(1))
+	}
+}
+
+func TestHubSpokeRoutesThroughTheHub(t *testing.T) {
+	h := newHarness(t)
+	a := h.newSite("spoke-a", "192.0.2.10", "10.1.0.1/24")
+	hub := h.newSite("hub", "192.0.2.11", "10.2.0.1/24")
+	c := h.newSite("spoke-c", "192.0.2.12", "10.3.0.1/24")
+	r := h.do("POST", "/organizations/"+h.org.ID+"/tunnels", h.manager, map[string]any{"topology": "hub-spoke", "devices": []string{a.id, hub.id, c.id}, "hubs": []string{hub.id}})
+	if r.status != http.StatusOK {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	da := a.until("one tunnel", hasTunnels(1))
+	dh := hub.until("two tunnels", hasTunnels(2))
+	if tn, _ := tunnelTo(da, hub.id); !slices.Equal(tn.RemotePrefixes, []string{"10.2.0.0/24", "10.3.0.0/24"}) {
+		t.Fatalf("spoke a must reach c through the hub: %+v", tn)
+	}
+	if tn, _ := tunnelTo(dh, c.id); !slices.Equal(tn.RemotePrefixes, []string{"10.3.0.0/24"}) {
+		t.Fatalf("hub to c: %+v", tn)
+	}
+
+	// A new LAN on c reaches a through the hub.
+	if r := h.do("PUT", "/organizations/"+h.org.ID+"/devices/"+c.id+"/interfaces/eth2", h.manager, map[string]any{"role": "lan", "address": "10.33.0.1/24"}); r.status != http.StatusOK {
+		t.Fatalf("LAN: %d %s", r.status, r.raw)
+	}
+	a.until("c's new LAN", func(d devproto.Desired) bool {
+		tn, _ := tunnelTo(d, hub.id)
+		return slices.Contains(tn.RemotePrefixes, "10.33.0.0/24")
+	})
+
+	// Deleting the hub takes every tunnel (store cascade): the spokes
+	// drop theirs.
+	if r := h.do("DELETE", "/organizations/"+h.org.ID+"/devices/"+hub.id, h.manager, nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete hub: %d %s", r.status, r.raw)
+	}
+	a.until("no tunnel", hasTunnels(0))
+	c.until("no tunnel", hasTunnels(0))
+}
+
+func TestReconnectRekeys(t *testing.T) {
+	h := newHarness(t)
+	a := h.newSite("site-a", "192.0.2.10", "10.1.0.1/24")
+	b := h.newSite("site-b", "192.0.2.11", "10.2.0.1/24")
+	if r := h.do("POST", "/organizations/"+h.org.ID+"/tunnels", h.manager, map[string]any{"topology": "pair", "devices": []string{a.id, b.id}}); r.status != http.StatusOK {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	db := b.until("a tunnel", hasTunnels(1))
+	a.until("a tunnel", hasTunnels(1))
+	before, _ := tunnelTo(db, a.id)
+	// A restarts (its ESP sequence numbers with it): it says Hello again on
+	// a new connection, and the tunnel gets new inbound SAs at once.
+	tn, err := h.st.ListTunnels(t.Context(), h.org.ID, store.ListOptions{})
+	must(t, err)
+	if tn.Items[0].RotationPhase != "" {
+		t.Fatalf("rotating before the reconnect: %+v", tn.Items[0])
+	}
+	a.edge.send(devproto.TypeHello, devproto.Hello{Info: a.info})
+	a.edge.expect(devproto.TypeWelcome, nil)
+	b.until("new inbound SA", func(d devproto.Desired) bool {
+		x, _ := tunnelTo(d, a.id)
+		return x.Inbound.SPI != before.Inbound.SPI && x.Outbound == before.Outbound
+	})
+	tn, err = h.st.ListTunnels(t.Context(), h.org.ID, store.ListOptions{})
+	must(t, err)
+	if tn.Items[0].RotationPhase != "inbound" {
+		t.Fatalf("no rotation on reconnect: %+v", tn.Items[0])
+	}
+}
