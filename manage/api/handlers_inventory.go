@@ -90,6 +90,11 @@ func (a *API) deleteDevice(c *call) (any, error) {
 		if err != nil {
 			return nil, notFoundAs(err, "device")
 		}
+		// Its tunnels go with it (store cascade); the peers' static routes
+		// through them go too, as their numbers may be reused.
+		if err := dropTunnelRoutes(c, tx, d.ID); err != nil {
+			return nil, err
+		}
 		// The credential goes with the row: a deleted device can no longer
 		// authenticate, and must register again (and be approved) to return.
 		if err := tx.DeleteDevice(c.ctx, c.org.ID, d.ID); err != nil {

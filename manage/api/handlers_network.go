@@ -543,3 +543,33 @@ func tunnelRangeInUse(c *call, tx store.Store) error {
 	}
 	return nil
 }
+
+// dropTunnelRoutes deletes the static routes through the tunnels of a
+// device (of either end) that is about to be deleted.
+func dropTunnelRoutes(c *call, tx store.Store, deviceID string) error {
+	var nums []int
+	for off := 0; ; off += store.MaxListLimit {
+		p, err := tx.ListTunnels(c.ctx, c.org.ID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Filter: map[string]string{"device_id": deviceID}})
+		if err != nil {
+			return err
+		}
+		for _, t := range p.Items {
+			nums = append(nums, t.Number)
+		}
+		if len(p.Items) < store.MaxListLimit {
+			break
+		}
+	}
+	for _, n := range nums {
+		rs, err := tx.ListStaticRoutes(c.ctx, c.org.ID, store.ListOptions{Limit: store.MaxListLimit, Filter: map[string]string{"tunnel": strconv.Itoa(n)}})
+		if err != nil {
+			return err
+		}
+		for _, r := range rs.Items {
+			if err := tx.DeleteStaticRoute(c.ctx, c.org.ID, r.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

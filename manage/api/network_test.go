@@ -225,6 +225,15 @@ func testNetworkAPI(t *testing.T, e *env) {
 		t.Fatalf("number not reused: %s", r.raw)
 	}
 
+	// Deleting a device drops its tunnels and the peers' routes through them.
+	r = e.must(http.StatusCreated, "POST", routes, tok, map[string]any{"destination": "172.18.0.0/16", "tunnel": 1})
+	peerRoute := r.str("id")
+	e.must(http.StatusNoContent, "DELETE", org+"/devices/"+first["device_b"].(string), tok, nil)
+	e.must(http.StatusNotFound, "GET", routes+"/"+peerRoute, tok, nil)
+	if r := e.must(http.StatusOK, "GET", org+"/tunnels", tok, nil); r.total() != 1 {
+		t.Fatalf("tunnels after deleting a device: %s", r.raw)
+	}
+
 	// A viewer reads but changes nothing.
 	viewer := e.user("viewer@acme.test", membership(w.accA.ID, store.ScopeOrganization, w.orgA.ID, store.RoleViewer))
 	vt := e.login(viewer.Email)

@@ -21,6 +21,7 @@ func TestAPIOnPostgres(t *testing.T) {
 		"LoginRateLimit":     testLoginRateLimit,
 		"LoginSessionLogout": testLoginSessionLogout,
 		"Members":            testMembers,
+		"NetworkAPI":         testNetworkAPI,
 		"OpenAPICoverage":    testOpenAPICoverage,
 		"OrgIsolation":       testOrgIsolation,
 		"OrgTokens":          testOrgTokens,

@@ -92,8 +92,11 @@ func hasTunnels(n int) func(devproto.Desired) bool {
 	return func(d devproto.Desired) bool { return len(d.Tunnels) == n }
 }
 
-func TestMeshTunnelsThroughTheChannel(t *testing.T) {
-	h := newHarness(t)
+func TestMeshTunnelsThroughTheChannel(t *testing.T) { testMeshTunnels(t, newHarness(t)) }
+
+func TestMeshTunnelsPostgres(t *testing.T) { testMeshTunnels(t, newHarness(t, onPostgres(t))) }
+
+func testMeshTunnels(t *testing.T, h *harness) {
 	a := h.newSite("site-a", "192.0.2.10", "10.1.0.1/24")
 	b := h.newSite("site-b", "192.0.2.11", "10.2.0.1/24")
 	c := h.newSite("site-c", "192.0.2.12", "10.3.0.1/24")
@@ -221,8 +224,11 @@ func TestMeshTunnelsThroughTheChannel(t *testing.T) {
 	}
 }
 
-func TestHubSpokeRoutesThroughTheHub(t *testing.T) {
-	h := newHarness(t)
+func TestHubSpokeRoutesThroughTheHub(t *testing.T) { testHubSpoke(t, newHarness(t)) }
+
+func TestHubSpokePostgres(t *testing.T) { testHubSpoke(t, newHarness(t, onPostgres(t))) }
+
+func testHubSpoke(t *testing.T, h *harness) {
 	a := h.newSite("spoke-a", "192.0.2.10", "10.1.0.1/24")
 	hub := h.newSite("hub", "192.0.2.11", "10.2.0.1/24")
 	c := h.newSite("spoke-c", "192.0.2.12", "10.3.0.1/24")
