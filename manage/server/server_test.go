@@ -298,11 +298,26 @@ func TestConfig(t *testing.T) {
 	if _, err := ParseFlags("t", []string{"stray"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
 	}
+	if c.KeyRotation != 24*time.Hour {
+		t.Fatalf("default key rotation %v", c.KeyRotation)
+	}
+	env["TRELLIS_KEY_ROTATION"] = "6h"
+	if c, err := ParseFlags("t", nil, func(k string) string { return env[k] }, io.Discard); err != nil || c.KeyRotation != 6*time.Hour {
+		t.Fatalf("key rotation from the environment: %v %v", c.KeyRotation, err)
+	}
+	if c, err := ParseFlags("t", []string{"--key-rotation", "90m"}, func(k string) string { return env[k] }, io.Discard); err != nil || c.KeyRotation != 90*time.Minute {
+		t.Fatalf("--key-rotation: %v %v", c.KeyRotation, err)
+	}
+	env["TRELLIS_KEY_ROTATION"] = "daily"
+	if _, err := ParseFlags("t", nil, func(k string) string { return env[k] }, io.Discard); err == nil {
+		t.Fatal("bad TRELLIS_KEY_ROTATION accepted")
+	}
 	for name, c := range map[string]Config{
-		"nothing to serve": {Listen: "", HTTPListen: ""},
-		"cert without key": {Listen: ":1", TLSCert: "c.pem"},
-		"weak password":    {Listen: ":1", AdminPassword: "short"},
-		"bad public url":   {Listen: ":1", PublicURL: "manage.example"},
+		"nothing to serve":  {Listen: "", HTTPListen: ""},
+		"cert without key":  {Listen: ":1", TLSCert: "c.pem"},
+		"weak password":     {Listen: ":1", AdminPassword: "short"},
+		"bad public url":    {Listen: ":1", PublicURL: "manage.example"},
+		"rotation too fast": {Listen: ":1", KeyRotation: time.Second},
 	} {
 		if _, err := c.withDefaults(); err == nil {
 			t.Errorf("%s: accepted", name)
