@@ -119,7 +119,7 @@ func TestDHCPInNamespace(t *testing.T) {
 			if got := kernelRoutes(t); !sameSet(got, want) {
 				t.Fatalf("%s: routes %v, want %v", stage, got, want)
 			}
-			if got := ourRules(t); len(got) != 1 || got[0] != "from "+addr.Addr().String()+"/32 lookup 101 prio 1001" {
+			if got := ourRules(t); len(got) != 2 || got[0] != mainFirstRule || got[1] != "from "+addr.Addr().String()+"/32 lookup 101 prio 1001" {
 				t.Fatalf("%s: rules %v", stage, got)
 			}
 		}

@@ -15,7 +15,10 @@
 //   - WAN N (its position among WANs sorted by name, from 1) has routing
 //     table 100+N and the rule "from <its address> lookup 100+N" with
 //     priority 1000+N; its main-table default route has metric N×100
-//     unless the document sets one;
+//     unless the document sets one. Ahead of them, priority 1000 is
+//     "lookup main suppress_prefixlength 0": specific routes of the main
+//     table (LANs, tunnels, connected subnets) win over the WAN tables;
+//     only default-route traffic follows its source address's WAN;
 //   - NAT lives in "table ip trellis", chain "postrouting" (nat hook,
 //     srcnat priority): one `oifname "<wan>" masquerade` rule per WAN with
 //     NAT. The table is replaced atomically on every Apply and deleted when
@@ -466,14 +469,14 @@ func (h *Host) syncRoutes(want []routeKey) error {
 		if k.Src.IsValid() {
 			r.Src = net.IP(k.Src.AsSlice())
 		}
-		add := netlink.RouteAdd
+		// Main table: appended, so that someone else's route with the same
+		// destination and metric stays (and is not an error). The WAN
+		// tables are the host's entirely.
+		add := netlink.RouteAppend
 		if k.Table != mainTable {
-			add = netlink.RouteReplace // the WAN tables are ours entirely
+			add = netlink.RouteReplace
 		}
 		if err := add(r); err != nil {
-			if errors.Is(err, syscall.EEXIST) {
-				err = fmt.Errorf("another route to %s with metric %d exists already (not installed by Trellis); give the WAN another metric: %w", k.Dst, k.Metric, err)
-			}
 			errs = append(errs, fmt.Errorf("adding route %s: %w", k, err))
 			continue
 		}
@@ -498,10 +501,14 @@ func (h *Host) syncRules(want []ruleKey) error {
 			continue
 		}
 		k := ruleKey{Table: r.Table, Priority: r.Priority}
-		if p, ok := prefixOf(r.Src); ok && p.Bits() == 32 && r.Dst == nil && r.Mark == 0 && r.IifName == "" && r.OifName == "" {
+		plain := r.Dst == nil && r.Mark == 0 && r.IifName == "" && r.OifName == "" && !r.Invert
+		if p, ok := prefixOf(r.Src); ok && p.Bits() == 32 && plain && r.SuppressPrefixlen < 0 {
 			k.Src = p.Addr()
 		}
-		if k.Src.IsValid() && slices.Contains(want, k) && !slices.Contains(present, k) {
+		if r.Src == nil && plain && r.SuppressPrefixlen == 0 {
+			k.Suppress = true
+		}
+		if (k.Src.IsValid() || k.Suppress) && slices.Contains(want, k) && !slices.Contains(present, k) {
 			present = append(present, k)
 			continue
 		}
@@ -517,15 +524,19 @@ func (h *Host) syncRules(want []ruleKey) error {
 		}
 		r := netlink.NewRule()
 		r.Family = netlink.FAMILY_V4
-		r.Src = ipNet(netip.PrefixFrom(k.Src, 32))
+		if k.Suppress {
+			r.SuppressPrefixlen = 0
+		} else {
+			r.Src = ipNet(netip.PrefixFrom(k.Src, 32))
+		}
 		r.Table = k.Table
 		r.Priority = k.Priority
 		r.Protocol = uint8(h.opts.Protocol)
 		if err := netlink.RuleAdd(r); err != nil {
-			errs = append(errs, fmt.Errorf("adding rule from %s lookup %d priority %d: %w", k.Src, k.Table, k.Priority, err))
+			errs = append(errs, fmt.Errorf("adding rule %s: %w", k, err))
 			continue
 		}
-		h.log.Info("routing rule added", "from", k.Src.String(), "table", k.Table, "priority", k.Priority)
+		h.log.Info("routing rule added", "rule", k.String())
 	}
 	return errors.Join(errs...)
 }

@@ -72,7 +72,7 @@ func TestStaticInNamespace(t *testing.T) {
 			if got := kernelRoutes(t); !sameSet(got, want) {
 				t.Fatalf("%s: routes %v, want %v", stage, got, want)
 			}
-			if got, want := ourRules(t), []string{"from " + p.Addr().String() + "/32 lookup 101 prio 1001"}; !reflect.DeepEqual(got, want) {
+			if got, want := ourRules(t), []string{mainFirstRule, "from " + p.Addr().String() + "/32 lookup 101 prio 1001"}; !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s: rules %v, want %v", stage, got, want)
 			}
 		}
@@ -102,6 +102,14 @@ func TestStaticInNamespace(t *testing.T) {
 		seen, echoed = udpProbe(t, lanh, "192.168.77.10", inet, "203.0.113.1:5354")
 		if seen != "203.0.113.2" || !echoed {
 			t.Fatalf("with NAT: internet saw %q (want 203.0.113.2), echo back %v (want true)", seen, echoed)
+		}
+
+		// The edge's own WAN address answers the LAN through the LAN (the
+		// main table's specific routes come before the WAN's table).
+		edge := nsName("staticinnamespace")
+		seen, echoed = udpProbe(t, lanh, "192.168.77.10", edge, "203.0.113.2:5355")
+		if seen != "192.168.77.10" || !echoed {
+			t.Fatalf("LAN to the WAN address: edge saw %q, echo back %v (want 192.168.77.10, true)", seen, echoed)
 		}
 
 		// 3. The same spec again changes no address and no route.
@@ -140,7 +148,7 @@ func TestStaticInNamespace(t *testing.T) {
 		if got := kernelRoutes(t); !sameSet(got, want) {
 			t.Fatalf("changed: routes %v, want %v", got, want)
 		}
-		if got := ourRules(t); !reflect.DeepEqual(got, []string{"from 203.0.113.3/32 lookup 101 prio 1001"}) {
+		if got := ourRules(t); !reflect.DeepEqual(got, []string{mainFirstRule, "from 203.0.113.3/32 lookup 101 prio 1001"}) {
 			t.Fatalf("changed: rules %v", got)
 		}
 		if got := natRules(t); got != nil {

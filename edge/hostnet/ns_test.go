@@ -180,7 +180,11 @@ func hasRoute(t *testing.T, want string) bool {
 	return false
 }
 
-// ourRules lists the WAN rules as "from X lookup T prio P".
+// mainFirstRule is mainFirst as ourRules shows it.
+const mainFirstRule = "from all lookup 254 prio 1000 suppress_prefixlength 0"
+
+// ourRules lists the rules in the host's priority range as
+// "from X lookup T prio P".
 func ourRules(t *testing.T) []string {
 	t.Helper()
 	rs, err := netlink.RuleList(netlink.FAMILY_V4)
@@ -189,12 +193,16 @@ func ourRules(t *testing.T) []string {
 	}
 	var out []string
 	for _, r := range rs {
-		if r.Priority > RuleBase && r.Priority <= RuleBase+MaxWANs {
+		if r.Priority >= RuleBase && r.Priority <= RuleBase+MaxWANs {
 			src := "all"
 			if r.Src != nil {
 				src = r.Src.String()
 			}
-			out = append(out, fmt.Sprintf("from %s lookup %d prio %d", src, r.Table, r.Priority))
+			s := fmt.Sprintf("from %s lookup %d prio %d", src, r.Table, r.Priority)
+			if r.SuppressPrefixlen >= 0 {
+				s += fmt.Sprintf(" suppress_prefixlength %d", r.SuppressPrefixlen)
+			}
+			out = append(out, s)
 		}
 	}
 	return out

@@ -42,12 +42,21 @@ func (r routeKey) String() string {
 	return s
 }
 
-// ruleKey is one "from <address> lookup <table>" rule.
+// ruleKey is one "from <address> lookup <table>" rule, or (Suppress)
+// the rule "lookup main suppress_prefixlength 0".
 type ruleKey struct {
 	Src      netip.Addr
 	Table    int
 	Priority int
+	Suppress bool
 }
+
+// mainFirst is the rule ahead of the WAN rules: every route of the main
+// table except default routes wins over them, so traffic from a WAN's
+// address to a LAN, a tunnel's prefixes or another WAN's subnet still
+// goes there; only what would take a default route is steered to the
+// WAN of its source address.
+var mainFirst = ruleKey{Table: mainTable, Priority: RuleBase, Suppress: true}
 
 const mainTable = 254
 
@@ -66,7 +75,7 @@ type plan struct {
 // address (static, or its DHCP lease) and a gateway gets a default route
 // in the main table with its metric, and its own table holding its subnet
 // (source its address) and a default route through the gateway, chosen by
-// a rule for traffic from its address.
+// a rule for traffic from its address (after mainFirst).
 func buildPlan(s Spec, leases map[string]Lease) plan {
 	p := plan{addrs: map[string][]netip.Prefix{}}
 	for _, l := range s.LANs {
@@ -99,16 +108,19 @@ func buildPlan(s Spec, leases map[string]Lease) plan {
 			routeKey{Table: w.Table(), Dst: defaultRoute, Gw: gw, Dev: w.Name})
 		p.rules = append(p.rules, ruleKey{Src: addr.Addr(), Table: w.Table(), Priority: w.Priority()})
 	}
+	if len(p.rules) > 0 {
+		p.rules = append([]ruleKey{mainFirst}, p.rules...)
+	}
 	sort.Slice(p.routes, func(i, j int) bool { return p.routes[i].String() < p.routes[j].String() })
 	return p
 }
 
-// isOurRule reports whether a rule has the signature of a WAN rule: a
-// priority in RuleBase+1..RuleBase+MaxWANs looking up TableBase plus the
-// same number.
+// isOurRule reports whether a rule has the signature of the host's rules:
+// a priority in RuleBase+1..RuleBase+MaxWANs looking up TableBase plus the
+// same number, or priority RuleBase looking up main (mainFirst).
 func isOurRule(priority, table int) bool {
 	n := priority - RuleBase
-	return n >= 1 && n <= MaxWANs && table == TableBase+n
+	return (n >= 1 && n <= MaxWANs && table == TableBase+n) || (n == 0 && table == mainTable)
 }
 
 // isOurTable reports whether table is one of the WAN tables.
@@ -129,4 +141,11 @@ func addrDiff(present, want, owned []netip.Prefix) (remove, add []netip.Prefix) 
 		}
 	}
 	return remove, add
+}
+
+func (r ruleKey) String() string {
+	if r.Suppress {
+		return fmt.Sprintf("lookup %d suppress_prefixlength 0 priority %d", r.Table, r.Priority)
+	}
+	return fmt.Sprintf("from %s lookup %d priority %d", r.Src, r.Table, r.Priority)
 }

@@ -131,7 +131,7 @@ func TestBuildPlan(t *testing.T) {
 	if !sameRoutes(p.routes, wantRoutes) {
 		t.Fatalf("routes %v, want %v", p.routes, wantRoutes)
 	}
-	if want := []ruleKey{{Src: ip("198.51.100.2"), Table: 102, Priority: 1002}}; !reflect.DeepEqual(p.rules, want) {
+	if want := []ruleKey{mainFirst, {Src: ip("198.51.100.2"), Table: 102, Priority: 1002}}; !reflect.DeepEqual(p.rules, want) {
 		t.Fatalf("rules %v, want %v", p.rules, want)
 	}
 	// With a lease the DHCP WAN gets its address, routes and rule.
@@ -146,7 +146,7 @@ func TestBuildPlan(t *testing.T) {
 	if !sameRoutes(p.routes, wantRoutes) {
 		t.Fatalf("routes %v, want %v", p.routes, wantRoutes)
 	}
-	if len(p.rules) != 2 {
+	if len(p.rules) != 3 || p.rules[0] != mainFirst {
 		t.Fatalf("rules %v", p.rules)
 	}
 	// The empty spec wants nothing.
@@ -199,7 +199,7 @@ func TestOurRulesAndTables(t *testing.T) {
 		prio, table int
 		ours        bool
 	}{
-		{1001, 101, true}, {1150, 250, true}, {1002, 101, false}, {1000, 100, false},
+		{1001, 101, true}, {1150, 250, true}, {1002, 101, false}, {1000, 100, false}, {1000, 254, true}, {1001, 254, false},
 		{1151, 251, false}, {32766, 254, false}, {0, 255, false},
 	} {
 		if got := isOurRule(tc.prio, tc.table); got != tc.ours {
