@@ -300,6 +300,9 @@ func (a *API) deleteLabel(c *call) (any, error) {
 		if err != nil {
 			return nil, notFoundAs(err, "path label")
 		}
+		if err := labelInUse(c, tx, l); err != nil {
+			return nil, err
+		}
 		if err := tx.DeletePathLabel(c.ctx, c.org.ID, l.ID); err != nil {
 			return nil, err
 		}

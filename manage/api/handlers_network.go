@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -568,6 +569,30 @@ func dropTunnelRoutes(c *call, tx store.Store, deviceID string) error {
 		for _, r := range rs.Items {
 			if err := tx.DeleteStaticRoute(c.ctx, c.org.ID, r.ID); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+// labelInUse refuses to delete a path label that WAN interfaces or
+// tunnels use: say where, so the admin can change those first.
+func labelInUse(c *call, tx store.Store, l store.PathLabel) error {
+	p, err := tx.ListTunnels(c.ctx, c.org.ID, store.ListOptions{Limit: 1, Filter: map[string]string{"label_id": l.ID}})
+	if err != nil {
+		return err
+	}
+	if p.Total > 0 {
+		return conflict("path label %q is the label of %d tunnels (tunnel %d first): delete them before the label", l.Name, p.Total, p.Items[0].Number)
+	}
+	o, err := network.LoadOrg(c.ctx, tx, c.org.ID)
+	if err != nil {
+		return err
+	}
+	for _, d := range o.Devices {
+		for _, a := range d.InterfaceConfig {
+			if slices.Contains(a.Labels, l.ID) {
+				return conflict("path label %q is set on interface %s of device %q: remove it there before deleting the label", l.Name, a.Name, d.Name)
 			}
 		}
 	}

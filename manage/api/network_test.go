@@ -216,6 +216,15 @@ func testNetworkAPI(t *testing.T, e *env) {
 		t.Fatalf("leases: %s", r.raw)
 	}
 
+	// A path label in use cannot be deleted.
+	lbl := e.must(http.StatusCreated, "POST", org+"/path-labels", tok, map[string]any{"name": "Broadband", "type": "tunnel"}).str("id")
+	e.must(http.StatusOK, "PUT", ifPath(lone, "eth0"), tok, map[string]any{"role": "wan", "dhcp": true, "labels": []string{lbl}})
+	if r := e.do("DELETE", org+"/path-labels/"+lbl, tok, nil); r.status != http.StatusConflict || !strings.Contains(r.raw2(), "eth0") {
+		t.Fatalf("label in use deleted: %d %s", r.status, r.raw)
+	}
+	e.must(http.StatusOK, "PUT", ifPath(lone, "eth0"), tok, map[string]any{"role": "wan", "dhcp": true})
+	e.must(http.StatusNoContent, "DELETE", org+"/path-labels/"+lbl, tok, nil)
+
 	// Deleting tunnel 1 takes the route through it; its number is reused.
 	e.must(http.StatusNoContent, "DELETE", org+"/tunnels/"+tunnelID, tok, nil)
 	e.must(http.StatusNotFound, "GET", routes+"/"+routeID, tok, nil)

@@ -79,6 +79,8 @@ type Compiler struct {
 	adj     map[string][]string
 	routes  map[string][]store.StaticRoute
 	hopMemo map[string]map[string]string
+	lans    map[string][]string // approved devices' LAN subnets
+	labels  map[string]bool
 }
 
 // NewCompiler prepares the compilation of o's devices. tunnels are o's
@@ -86,9 +88,19 @@ type Compiler struct {
 // is left out by the caller).
 func NewCompiler(o *Org, tunnels []TunnelKeys) *Compiler {
 	c := &Compiler{org: o, devs: map[string]*store.Device{}, byDev: map[string][]*TunnelKeys{}, usable: map[string]bool{},
-		adj: map[string][]string{}, routes: map[string][]store.StaticRoute{}, hopMemo: map[string]map[string]string{}}
+		adj: map[string][]string{}, routes: map[string][]store.StaticRoute{}, hopMemo: map[string]map[string]string{},
+		lans: map[string][]string{}, labels: map[string]bool{}}
 	for i := range o.Devices {
-		c.devs[o.Devices[i].ID] = &o.Devices[i]
+		d := &o.Devices[i]
+		c.devs[d.ID] = d
+		if d.Approval == store.ApprovalApproved {
+			for _, l := range LANs(d) {
+				c.lans[d.ID] = append(c.lans[d.ID], l.String())
+			}
+		}
+	}
+	for _, l := range o.Labels {
+		c.labels[l.ID] = true
 	}
 	edges := map[Pair]bool{}
 	for i := range tunnels {
@@ -199,8 +211,13 @@ func (c *Compiler) Parts(d *store.Device) Parts {
 		}
 		ic := devproto.InterfaceConfig{Name: a.Name, Role: a.Role, DHCP: a.DHCP, Address: a.Address, Gateway: a.Gateway,
 			Metric: a.Metric, MTU: a.MTU, NAT: a.NAT}
-		if a.Role == store.RoleWAN && len(a.Labels) > 0 {
-			ic.Labels = append([]string{}, a.Labels...)
+		if a.Role == store.RoleWAN {
+			// Only labels that still exist (a deleted label leaves no trace).
+			for _, l := range a.Labels {
+				if c.labels[l] {
+					ic.Labels = append(ic.Labels, l)
+				}
+			}
 			sort.Strings(ic.Labels)
 		}
 		p.Interfaces = append(p.Interfaces, ic)
@@ -220,13 +237,9 @@ func (c *Compiler) Parts(d *store.Device) Parts {
 	// Prefixes per next-hop peer.
 	byPeer := map[string][]string{}
 	for dst, hop := range c.NextHops(d.ID) {
-		peer := c.devs[dst]
-		if peer == nil || peer.Approval != store.ApprovalApproved {
-			continue
-		}
-		for _, l := range LANs(peer) {
-			if !staticTunnel[l.String()] {
-				byPeer[hop] = append(byPeer[hop], l.String())
+		for _, l := range c.lans[dst] {
+			if !staticTunnel[l] {
+				byPeer[hop] = append(byPeer[hop], l)
 			}
 		}
 	}

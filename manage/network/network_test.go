@@ -419,7 +419,7 @@ func TestCompileMeshAndHubSpoke(t *testing.T) {
 		ta.RemoteEndpoint != "192.0.2.11:4789" || tb.RemoteEndpoint != "192.0.2.10:4789" || ta.LocalAddress != "192.0.2.10" || ta.LocalInterface != "eth0" {
 		t.Fatalf("a-b does not pair up:\n%+v\n%+v", ta, tb)
 	}
-	if len(pa.Interfaces) != 2 || pa.Interfaces[0].Role != "wan" || pa.Interfaces[1].Address != "10.1.0.1/24" {
+	if len(pa.Interfaces) != 2 || pa.Interfaces[0].Role != "wan" || pa.Interfaces[1].Address != "10.1.0.1/24" || pa.Interfaces[0].Labels != nil {
 		t.Fatalf("interfaces: %+v", pa.Interfaces)
 	}
 
@@ -463,6 +463,7 @@ func TestNextHopsTieBreak(t *testing.T) {
 
 func TestCompileRoutesDHCPEndpoint(t *testing.T) {
 	o := sites(2)
+	o.Devices[0].InterfaceConfig[0].Labels = []string{"L2", "gone", "L1"}
 	l := lan("eth2", "10.9.0.1/24")
 	l.DHCPServer = &store.DHCPServerConfig{RangeStart: "10.9.0.100", RangeEnd: "10.9.0.200"}
 	o.Devices[0].InterfaceConfig = append(o.Devices[0].InterfaceConfig, l)
@@ -476,6 +477,9 @@ func TestCompileRoutesDHCPEndpoint(t *testing.T) {
 	}
 	c := NewCompiler(o, tk)
 	p := c.Parts(&o.Devices[0])
+	if !slices.Equal(p.Interfaces[0].Labels, []string{"L1", "L2"}) {
+		t.Fatalf("WAN labels (a deleted one left out): %v", p.Interfaces[0].Labels)
+	}
 	if len(p.DHCPServers) != 1 || p.DHCPServers[0].Gateway != "10.9.0.1" || p.DHCPServers[0].LeaseSeconds != DefaultLeaseSeconds {
 		t.Fatalf("dhcp: %+v", p.DHCPServers)
 	}
