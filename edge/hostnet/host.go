@@ -246,8 +246,7 @@ func (h *Host) Apply(s Spec) error {
 			continue
 		}
 		if _, err := netlink.LinkByName(w.Name); err != nil {
-			errs = append(errs, fmt.Errorf("WAN %s: interface not found on this box (check the name): %w", w.Name, err))
-			continue
+			continue // syncLocked reports the missing interface
 		}
 		if l, ok := h.own.Leases[w.Name]; ok && time.Unix(l.Expires, 0).Before(time.Now()) {
 			delete(h.own.Leases, w.Name) // expired while the edge was down
@@ -259,7 +258,7 @@ func (h *Host) Apply(s Spec) error {
 		errs = append(errs, err)
 	}
 	var err error
-	h.own.Sysctls, err = setForwarding(s.Forward, h.own.Sysctls)
+	h.own.Sysctls, err = setForwarding(s.Forward, h.own.Sysctls, h.log)
 	errs = append(errs, err)
 	errs = append(errs, h.saveLocked())
 	return errors.Join(errs...)

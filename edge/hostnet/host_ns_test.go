@@ -39,6 +39,10 @@ func TestStaticInNamespace(t *testing.T) {
 		run(t, "ip", "link", "add", "h3x0", "type", "veth", "peer", "name", "h3x1")
 		run(t, "ip", "addr", "add", "10.99.0.1/24", "dev", "h3x0")
 		fwdBefore := sysctlValue(t, ipForwardPath)
+		// A strict reverse-path filter is loosened while forwarding.
+		if err := writeSysctl(rpFilterPath, "1"); err != nil {
+			t.Fatal(err)
+		}
 
 		stateFile := filepath.Join(t.TempDir(), "hostnet.json")
 		h, err := New(Options{StateFile: stateFile})
@@ -80,8 +84,8 @@ func TestStaticInNamespace(t *testing.T) {
 		if l, err := netlink.LinkByName("h3wan0"); err != nil || l.Attrs().MTU != 1400 || l.Attrs().Flags&net.FlagUp == 0 {
 			t.Fatalf("WAN not up with MTU 1400: %v %v", l, err)
 		}
-		if v := sysctlValue(t, ipForwardPath); v != "1" {
-			t.Fatalf("ip_forward %s with a LAN", v)
+		if v, rp := sysctlValue(t, ipForwardPath), sysctlValue(t, rpFilterPath); v != "1" || rp != "2" {
+			t.Fatalf("ip_forward %s, rp_filter %s with a LAN; want 1 and 2", v, rp)
 		}
 		if got := natRules(t); got != nil {
 			t.Fatalf("NAT rules %v without NAT", got)
@@ -154,8 +158,8 @@ func TestStaticInNamespace(t *testing.T) {
 		if got := natRules(t); got != nil {
 			t.Fatalf("NAT table left without NAT: %v", got)
 		}
-		if v := sysctlValue(t, ipForwardPath); v != fwdBefore {
-			t.Fatalf("ip_forward %s without LAN or tunnel, want the original %s", v, fwdBefore)
+		if v, rp := sysctlValue(t, ipForwardPath), sysctlValue(t, rpFilterPath); v != fwdBefore || rp != "1" {
+			t.Fatalf("ip_forward %s, rp_filter %s without LAN or tunnel, want the original %s and 1", v, rp, fwdBefore)
 		}
 
 		// 5. The empty spec removes everything the host added, nothing else.

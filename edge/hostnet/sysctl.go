@@ -2,6 +2,7 @@ package hostnet
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 )
@@ -39,29 +40,37 @@ func writeSysctl(path, v string) error {
 
 // forwardSettings are the values forwarding needs, each with the values
 // that already satisfy it.
+// A setting that is not required (rp_filter) only warns when it cannot be
+// changed (read-only /proc/sys in a container).
 var forwardSettings = []struct {
 	path, value string
 	ok          func(string) bool
+	required    bool
 }{
-	{ipForwardPath, "1", func(v string) bool { return v == "1" }},
-	{rpFilterPath, "2", func(v string) bool { return v != "1" }},
+	{ipForwardPath, "1", func(v string) bool { return v == "1" }, true},
+	{rpFilterPath, "2", func(v string) bool { return v != "1" }, false},
 }
 
 // setForwarding turns forwarding on (recording what it changed in changed)
 // or restores what it changed. It returns the new record.
-func setForwarding(on bool, changed []sysctl) ([]sysctl, error) {
+func setForwarding(on bool, changed []sysctl, log *slog.Logger) ([]sysctl, error) {
 	if on {
 		for _, s := range forwardSettings {
 			cur, err := readSysctl(s.path)
-			if err != nil {
-				return changed, err
-			}
-			if s.ok(cur) {
+			if err == nil && s.ok(cur) {
 				continue
 			}
-			if err := writeSysctl(s.path, s.value); err != nil {
-				return changed, err
+			if err == nil {
+				err = writeSysctl(s.path, s.value)
 			}
+			if err != nil && s.required {
+				return changed, fmt.Errorf("enabling forwarding (set it in the host's sysctl configuration if /proc/sys is read-only here): %w", err)
+			}
+			if err != nil {
+				log.Warn("cannot loosen the reverse-path filter; replies arriving on another WAN than the best default route may be dropped", "err", err)
+				continue
+			}
+			log.Info("kernel setting changed", "path", s.path, "from", cur, "to", s.value)
 			if !hasPath(changed, s.path) {
 				changed = append(changed, sysctl{Path: s.path, Previous: cur})
 			}
