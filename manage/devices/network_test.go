@@ -2,12 +2,15 @@ package devices_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/trellis-sdwan/trellis/client"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -291,4 +294,91 @@ func TestReconnectRekeys(t *testing.T) {
 	if tn.Items[0].RotationPhase != "inbound" {
 		t.Fatalf("no rotation on reconnect: %+v", tn.Items[0])
 	}
+}
+
+// TestNetworkClientContract drives the sites-and-tunnels API with the typed
+// client (client/network.go), so server and client agree on every shape.
+func TestNetworkClientContract(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	cl, err := client.New(client.Options{BaseURL: h.srv.URL, Token: h.manager})
+	must(t, err)
+	a := h.newSite("site-a", "192.0.2.10", "10.1.0.1/24")
+	b := h.newSite("site-b", "192.0.2.11", "10.2.0.1/24")
+
+	v, err := cl.SetInterface(ctx, h.org.ID, a.id, client.InterfaceAssignment{Name: "eth1", Role: "lan", Address: "10.1.0.1/24",
+		DHCPServer: &client.DHCPServerConfig{RangeStart: "10.1.0.100", RangeEnd: "10.1.0.200", DNS: []string{"9.9.9.9"},
+			StaticLeases: []client.DHCPStaticLease{{MAC: "52:54:00:00:00:99", Address: "10.1.0.9"}}}})
+	must(t, err)
+	if v.Name != "eth1" || !v.Reported || v.Assignment.DHCPServer == nil || v.Assignment.DHCPServer.StaticLeases[0].Address != "10.1.0.9" || v.Status != "no_address" {
+		t.Fatalf("set interface: %+v", v)
+	}
+	l, err := cl.ListInterfaces(ctx, h.org.ID, a.id)
+	must(t, err)
+	if l.Total != 2 || l.Items[0].Assignment.Role != "wan" || !l.Items[0].Assignment.DHCP || l.Items[0].Addresses[0] != "192.0.2.10/24" {
+		t.Fatalf("interfaces: %+v", l)
+	}
+	_, err = cl.SetInterface(ctx, h.org.ID, b.id, client.InterfaceAssignment{Name: "eth2", Role: "lan", Address: "10.1.0.1/25"})
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Field != "address" {
+		t.Fatalf("overlapping LAN: %v", err)
+	}
+
+	res, err := cl.CreateTunnels(ctx, h.org.ID, client.TunnelRequest{Topology: client.TopologyPair, Devices: []string{a.id, b.id}})
+	must(t, err)
+	if len(res.Created) != 1 || res.Created[0].Number != 1 || res.Created[0].OverlayA != "10.100.0.0" || res.Created[0].Status != "pending" {
+		t.Fatalf("create: %+v", res)
+	}
+	a.until("the tunnel", hasTunnels(1))
+	b.until("the tunnel", hasTunnels(1))
+	id := res.Created[0].ID
+	tn, err := cl.GetTunnel(ctx, h.org.ID, id)
+	must(t, err)
+	if tn.Status != "pending" || !strings.Contains(tn.Reason, "stats") {
+		t.Fatalf("status before stats: %+v", tn)
+	}
+	for _, s := range []*site{a, b} {
+		s.edge.send(devproto.TypeStats, devproto.Stats{Tunnels: []devproto.TunnelStats{{Number: 1, Up: true, RTTMillis: 7, JitterMs: 1, LossPct: 0}},
+			Leases: []devproto.Lease{{Interface: "eth1", MAC: "52:54:00:00:00:99", Address: "10.1.0.9", Static: true, Expires: time.Now().Add(time.Hour).UTC()}}})
+		s.edge.barrier()
+	}
+	p, err := cl.ListTunnels(ctx, h.org.ID, client.ListParams{Filter: map[string]string{"status": "up"}})
+	must(t, err)
+	if p.Total != 1 || p.Items[0].RTTMillis != 7 || p.Items[0].JitterMs != 1 {
+		t.Fatalf("up tunnels: %+v", p)
+	}
+	dp, err := cl.ListDeviceTunnels(ctx, h.org.ID, b.id, client.ListParams{})
+	must(t, err)
+	if dp.Total != 1 {
+		t.Fatalf("device tunnels: %+v", dp)
+	}
+	rt, err := cl.RotateTunnelKeys(ctx, h.org.ID, id)
+	must(t, err)
+	if rt.RotationPhase != "inbound" {
+		t.Fatalf("rotate: %+v", rt)
+	}
+
+	route, err := cl.CreateStaticRoute(ctx, h.org.ID, a.id, client.StaticRouteInput{Destination: "172.16.0.0/12", Tunnel: 1, Metric: 5, Description: "lab"})
+	must(t, err)
+	metric := 9
+	route2, err := cl.UpdateStaticRoute(ctx, h.org.ID, a.id, route.ID, client.StaticRoutePatch{Metric: &metric})
+	must(t, err)
+	if route2.Metric != 9 || route2.Tunnel != 1 || route2.Description != "lab" {
+		t.Fatalf("route: %+v", route2)
+	}
+	rs, err := cl.ListStaticRoutes(ctx, h.org.ID, a.id, client.ListParams{})
+	must(t, err)
+	if rs.Total != 1 {
+		t.Fatalf("routes: %+v", rs)
+	}
+	a.until("the static route", func(d devproto.Desired) bool { return len(d.Routes) == 1 && d.Routes[0].Metric == 9 })
+
+	leases, err := cl.ListLeases(ctx, h.org.ID, a.id)
+	must(t, err)
+	if leases.Total != 1 || leases.Items[0].Address != "10.1.0.9" || !leases.Items[0].Static || leases.ReportedAt == nil {
+		t.Fatalf("leases: %+v", leases)
+	}
+	must(t, cl.DeleteStaticRoute(ctx, h.org.ID, a.id, route.ID))
+	must(t, cl.DeleteTunnel(ctx, h.org.ID, id))
+	a.until("no tunnel", hasTunnels(0))
 }
