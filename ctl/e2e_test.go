@@ -494,8 +494,34 @@ func TestClientRoutesExist(t *testing.T) {
 		"GetPathLabel":    func() error { _, err := cl.GetPathLabel(ctx, x, x); return err },
 		"UpdatePathLabel": func() error { _, err := cl.UpdatePathLabel(ctx, x, x, client.PathLabelPatch{Name: &s}); return err },
 		"DeletePathLabel": func() error { return cl.DeletePathLabel(ctx, x, x) },
-		"OpenAPI":         func() error { _, err := cl.OpenAPI(ctx); return err },
-		"Logout":          func() error { return cl.Logout(ctx) },
+		"ListInterfaces":  func() error { _, err := cl.ListInterfaces(ctx, x, x); return err },
+		"SetInterface": func() error {
+			_, err := cl.SetInterface(ctx, x, x, client.InterfaceAssignment{Name: "eth0", Role: "unassigned"})
+			return err
+		},
+		"CreateTunnels": func() error {
+			_, err := cl.CreateTunnels(ctx, x, client.TunnelRequest{Topology: client.TopologyPair, Devices: []string{x, x}})
+			return err
+		},
+		"ListTunnels":       func() error { _, err := cl.ListTunnels(ctx, x, p); return err },
+		"ListDeviceTunnels": func() error { _, err := cl.ListDeviceTunnels(ctx, x, x, p); return err },
+		"GetTunnel":         func() error { _, err := cl.GetTunnel(ctx, x, x); return err },
+		"DeleteTunnel":      func() error { return cl.DeleteTunnel(ctx, x, x) },
+		"RotateTunnelKeys":  func() error { _, err := cl.RotateTunnelKeys(ctx, x, x); return err },
+		"CreateStaticRoute": func() error {
+			_, err := cl.CreateStaticRoute(ctx, x, x, client.StaticRouteInput{Destination: "10.0.0.0/8", Tunnel: 1})
+			return err
+		},
+		"ListStaticRoutes": func() error { _, err := cl.ListStaticRoutes(ctx, x, x, p); return err },
+		"GetStaticRoute":   func() error { _, err := cl.GetStaticRoute(ctx, x, x, x); return err },
+		"UpdateStaticRoute": func() error {
+			_, err := cl.UpdateStaticRoute(ctx, x, x, x, client.StaticRoutePatch{Description: &s})
+			return err
+		},
+		"DeleteStaticRoute": func() error { return cl.DeleteStaticRoute(ctx, x, x, x) },
+		"ListLeases":        func() error { _, err := cl.ListLeases(ctx, x, x); return err },
+		"OpenAPI":           func() error { _, err := cl.OpenAPI(ctx); return err },
+		"Logout":            func() error { return cl.Logout(ctx) },
 	}
 	for name, call := range calls {
 		if name == "Logout" {
