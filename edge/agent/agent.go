@@ -163,9 +163,11 @@ func (a *Agent) runOnce(parent context.Context) error {
 	a.dp = &DataplaneApplier{Ctx: ctx, TUNName: a.opts.TUNName, Log: a.log.With("component", "dataplane")}
 	ifs := NewInterfacesApplier(a.dir.Path(), a.log)
 	defer ifs.Close()
+	dhcp := NewDHCPApplier(a.dir.Path(), a.log) // after ifs: serves the LAN addresses it sets
+	defer dhcp.Close()
 	appliers := a.opts.Appliers
 	if appliers == nil && !a.opts.DisableHostConfig {
-		appliers = []Applier{ifs, &RoutesApplier{Log: a.log, Keep: ifs.OwnsRoute}, a.dp}
+		appliers = []Applier{ifs, dhcp, &RoutesApplier{Log: a.log, Keep: ifs.OwnsRoute}, a.dp}
 	}
 	a.rec = NewReconciler(a.log, appliers...)
 	a.configCh = make(chan devproto.Config, 1)
