@@ -108,9 +108,13 @@ func testMeshTunnels(t *testing.T, h *harness) {
 	if r.status != http.StatusOK {
 		t.Fatalf("create mesh: %d %s", r.status, r.raw)
 	}
+	// Documents compiled while the changes land may be transient (each
+	// change recompiles after it commits): wait for the settled one.
 	docs := map[string]devproto.Desired{}
 	for _, s := range all {
-		docs[s.id] = s.until("two tunnels", hasTunnels(2))
+		docs[s.id] = s.until("two tunnels with a LAN each", func(d devproto.Desired) bool {
+			return len(d.Tunnels) == 2 && len(d.Tunnels[0].RemotePrefixes) == 1 && len(d.Tunnels[1].RemotePrefixes) == 1
+		})
 	}
 	// Every pair of ends pairs up: A's outbound is B's inbound, overlays
 	// are the two ends of one /31, endpoints are the peers' WAN addresses,
@@ -239,14 +243,16 @@ func testHubSpoke(t *testing.T, h *harness) {
 	if r.status != http.StatusOK {
 		t.Fatalf("create: %d %s", r.status, r.raw)
 	}
-	da := a.until("one tunnel", hasTunnels(1))
-	dh := hub.until("two tunnels", hasTunnels(2))
-	if tn, _ := tunnelTo(da, hub.id); !slices.Equal(tn.RemotePrefixes, []string{"10.2.0.0/24", "10.3.0.0/24"}) {
-		t.Fatalf("spoke a must reach c through the hub: %+v", tn)
-	}
-	if tn, _ := tunnelTo(dh, c.id); !slices.Equal(tn.RemotePrefixes, []string{"10.3.0.0/24"}) {
-		t.Fatalf("hub to c: %+v", tn)
-	}
+	// Spoke a reaches c through the hub; the hub reaches each spoke direct.
+	a.until("c's LAN through the hub", func(d devproto.Desired) bool {
+		tn, _ := tunnelTo(d, hub.id)
+		return len(d.Tunnels) == 1 && slices.Equal(tn.RemotePrefixes, []string{"10.2.0.0/24", "10.3.0.0/24"})
+	})
+	hub.until("each spoke direct", func(d devproto.Desired) bool {
+		ta, _ := tunnelTo(d, a.id)
+		tc, _ := tunnelTo(d, c.id)
+		return len(d.Tunnels) == 2 && slices.Equal(ta.RemotePrefixes, []string{"10.1.0.0/24"}) && slices.Equal(tc.RemotePrefixes, []string{"10.3.0.0/24"})
+	})
 
 	// A new LAN on c reaches a through the hub.
 	if r := h.do("PUT", "/organizations/"+h.org.ID+"/devices/"+c.id+"/interfaces/eth2", h.manager, map[string]any{"role": "lan", "address": "10.33.0.1/24"}); r.status != http.StatusOK {
@@ -332,11 +338,13 @@ func TestNetworkClientContract(t *testing.T) {
 	a.until("the tunnel", hasTunnels(1))
 	b.until("the tunnel", hasTunnels(1))
 	id := res.Created[0].ID
-	tn, err := cl.GetTunnel(ctx, h.org.ID, id)
-	must(t, err)
-	if tn.Status != "pending" || !strings.Contains(tn.Reason, "stats") {
-		t.Fatalf("status before stats: %+v", tn)
-	}
+	// Both applied their documents (the Applied messages land
+	// asynchronously): only the stats are missing.
+	h.eventually("both devices in sync", func() bool {
+		tn, err := cl.GetTunnel(ctx, h.org.ID, id)
+		must(t, err)
+		return tn.Status == "pending" && strings.Contains(tn.Reason, "stats")
+	})
 	for _, s := range []*site{a, b} {
 		s.edge.send(devproto.TypeStats, devproto.Stats{Tunnels: []devproto.TunnelStats{{Number: 1, Up: true, RTTMillis: 7, JitterMs: 1, LossPct: 0}},
 			Leases: []devproto.Lease{{Interface: "eth1", MAC: "52:54:00:00:00:99", Address: "10.1.0.9", Static: true, Expires: time.Now().Add(time.Hour).UTC()}}})
