@@ -436,16 +436,15 @@ func (s *Server) request(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, bool) {
 		}
 	}
 	r := s.byMAC[mac]
-	if st, isStatic := s.static[mac]; isStatic {
-		if want != st.Address {
-			return s.nak(req, fmt.Sprintf("%s is not this client's address", want)), false
-		}
-	} else if r == nil || r.Address != want || !s.free(want, mac, now) {
+	st, isStatic := s.static[mac]
+	switch {
+	case isStatic && want != st.Address:
+		return s.nak(req, fmt.Sprintf("%s is not this client's address", want)), false
+	case !isStatic && (r == nil || r.Address != want || !s.free(want, mac, now)):
 		return s.nak(req, fmt.Sprintf("%s is not leased to this client", want)), false
 	}
 	lease := s.leaseTime(req)
 	host := cleanHostname(req.HostName())
-	st, isStatic := s.static[mac]
 	if isStatic && st.Hostname != "" {
 		host = st.Hostname
 	}
