@@ -169,6 +169,11 @@ func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
 		close(s.stop)
+		// A request being handled finishes (and saves) now; later ones
+		// see stop and change nothing: a server started next on the same
+		// lease file is never overwritten by this one.
+		s.mu.Lock()
+		s.mu.Unlock()
 		if s.srv != nil {
 			err = s.srv.Close()
 		}
@@ -197,6 +202,10 @@ func (s *Server) pruneLoop() {
 // over.
 func (s *Server) Prune() {
 	s.mu.Lock()
+	if s.stopping() {
+		s.mu.Unlock()
+		return
+	}
 	now := s.now()
 	changed := false
 	for _, r := range s.byMAC {
@@ -270,6 +279,10 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 		return nil
 	}
 	s.mu.Lock()
+	if s.stopping() {
+		s.mu.Unlock()
+		return nil
+	}
 	var resp *dhcpv4.DHCPv4
 	changed := false
 	switch req.MessageType() {

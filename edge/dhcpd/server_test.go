@@ -611,3 +611,22 @@ func TestConfigEqual(t *testing.T) {
 		t.Error("DNS change not seen")
 	}
 }
+
+func TestClosedServerChangesNothing(t *testing.T) {
+	c := newClock()
+	s, _ := newTestServer(t, baseConfig(), c, t.TempDir())
+	a := dora(t, s, mac(1))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if o := discover(t, s, mac(2)); o != nil {
+		t.Errorf("a closed server answered: %s", o.Summary())
+	}
+	rel, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac(1)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease), dhcpv4.WithClientIP(a.AsSlice()))
+	s.Handle(rel)
+	c.advance(2 * time.Hour)
+	s.Prune()
+	if ls, err := ReadLeaseFile(s.file); err != nil || len(ls) != 1 || ls[0].Address != a {
+		t.Errorf("lease file changed after Close: %+v %v", ls, err)
+	}
+}
