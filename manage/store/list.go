@@ -147,7 +147,9 @@ func (l *listSpec) build(d *dialect, base []string, baseArgs []any, opt ListOpti
 			conds = append(conds, f.col+" = ?")
 			args = append(args, n)
 		case filterCustom:
-			return q, fmt.Errorf("list %s: filter %s must be handled by the list method", l.name, k)
+			// The list method turns it into conditions and removes it;
+			// reaching here means it could not.
+			return q, invalid(k, "%s cannot be filtered on %s here", l.name, k)
 		case filterSince, filterUntil:
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {

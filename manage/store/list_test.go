@@ -62,6 +62,9 @@ func FuzzListBuild(f *testing.F) {
 	f.Add("since", "2026-01-02T03:04:05Z", "", false, 5000, 0)
 	f.Add("name", "%_\\'", "last_seen_at", true, -1, 0)
 	f.Add("x'; DROP TABLE devices; --", "1", "name; --", false, 1, -3)
+	f.Add("device_id", "d1", "number", false, 0, 0)
+	f.Add("number", "12", "keys_rotated_at", true, 0, 0)
+	f.Add("tunnel", "x", "metric", false, 0, 0)
 	const marker = "ZQXJ"
 	f.Fuzz(func(t *testing.T, key, value, sortKey string, desc bool, limit, offset int) {
 		for name, l := range listSpecs {

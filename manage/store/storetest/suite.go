@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InterfaceConfig", testInterfaceConfig},
 		{"Tunnels", testTunnels},
 		{"TunnelsToRotate", testTunnelsToRotate},
+		{"TunnelNumberRace", testTunnelNumberRace},
 		{"StaticRoutes", testStaticRoutes},
 	}
 	for _, tc := range tests {

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -494,4 +496,42 @@ func testStaticRoutes(t *testing.T, s store.Store) {
 	if page.Total != 0 {
 		t.Fatalf("routes after deleting their device: %+v", page)
 	}
+}
+
+// testTunnelNumberRace: callers allocate numbers from TunnelNumbers and may
+// race; of concurrent creations with one number exactly one wins and the
+// others get ErrConflict on number (they retry with another).
+func testTunnelNumberRace(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := newTenant(t, s, "a")
+	d1 := newDevice(t, s, a.org.ID, "a-dev-1")
+	d2 := newDevice(t, s, a.org.ID, "a-dev-2")
+	const workers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := store.Tunnel{OrgID: a.org.ID, Number: 7, DeviceA: d1.ID, InterfaceA: fmt.Sprintf("eth%d", w),
+				DeviceB: d2.ID, InterfaceB: "eth0", Transform: "aes128gcm16"}
+			errs[w] = s.CreateTunnel(ctx, &x)
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for w, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		default:
+			wantConflict(t, err, "number", fmt.Sprintf("worker %d", w))
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d creations of number 7 succeeded, want 1", won)
+	}
+	nums, err := s.TunnelNumbers(ctx, a.org.ID)
+	must(t, err)
+	same(t, nums, []int{7}, "numbers after the race")
 }
