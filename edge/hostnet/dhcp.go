@@ -10,6 +10,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // dhcpRun is one interface's running DHCP client.
@@ -91,6 +93,7 @@ func leaseOf(ack *dhcpv4.DHCPv4, end time.Time) (Lease, error) {
 // ends.
 func (h *Host) runDHCP(ctx context.Context, name string) {
 	log := h.log.With("interface", name)
+	ups := carrierUps(ctx, name)
 	backoff := time.Second
 	var cur *bound
 	for ctx.Err() == nil {
@@ -102,10 +105,15 @@ func (h *Host) runDHCP(ctx context.Context, name string) {
 				}
 				log.Warn("DHCP: no lease yet; retrying", "err", err, "in", backoff)
 				h.expireLease(ctx, name)
-				if !sleep(ctx, backoff) {
+				woke, ok := sleepOr(ctx, backoff, ups)
+				if !ok {
 					return
 				}
 				backoff = min(backoff*2, h.opts.DHCPMaxBackoff)
+				if woke {
+					log.Info("DHCP: link up; discovering at once")
+					backoff = time.Second
+				}
 				continue
 			}
 			backoff = time.Second
@@ -114,9 +122,28 @@ func (h *Host) runDHCP(ctx context.Context, name string) {
 			h.setLease(ctx, name, &b.lease)
 			continue
 		}
-		// Bound: wait for T1, then renew until T2, rebind until expiry.
-		if !sleepUntil(ctx, cur.t1) {
+		// Bound: wait for T1, then renew until T2, rebind until expiry. A
+		// link coming back up (another cable, another network?) renews at
+		// once: a NAK there starts over.
+		woke, ok := sleepOr(ctx, max(time.Until(cur.t1), 0), ups)
+		if !ok {
 			return
+		}
+		if woke {
+			actx, cancel := context.WithDeadline(ctx, cur.t1)
+			b, err := h.renew(actx, name, cur)
+			cancel()
+			var nak *nclient4.ErrNak
+			switch {
+			case err == nil:
+				cur = b
+				h.setLease(ctx, name, &cur.lease)
+			case errors.As(err, &nak):
+				log.Warn("DHCP: link up again and the server refused the lease (NAK); discovering again")
+				cur = nil
+				h.setLease(ctx, name, nil)
+			}
+			continue
 		}
 		next, nak := h.extend(ctx, name, cur)
 		switch {
@@ -286,6 +313,51 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func sleepUntil(ctx context.Context, at time.Time) bool {
-	return sleep(ctx, max(time.Until(at), 0))
+// sleepOr sleeps d unless ctx ends (ok false) or wake fires (woke true).
+func sleepOr(ctx context.Context, d time.Duration, wake <-chan struct{}) (woke, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-wake:
+		return true, true
+	case <-t.C:
+		return false, true
+	}
+}
+
+// carrierUps signals (coalesced) each time the link name comes up:
+// administratively up with its carrier. Nil when links cannot be watched.
+func carrierUps(ctx context.Context, name string) <-chan struct{} {
+	updates := make(chan netlink.LinkUpdate, 64)
+	if err := netlink.LinkSubscribeWithOptions(updates, ctx.Done(), netlink.LinkSubscribeOptions{}); err != nil {
+		return nil
+	}
+	was := false
+	if l, err := netlink.LinkByName(name); err == nil {
+		was = carrier(l.Attrs())
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		for u := range updates { // closed when ctx ends
+			a := u.Attrs()
+			if a.Name != name {
+				continue
+			}
+			now := carrier(a)
+			if now && !was {
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+			was = now
+		}
+	}()
+	return out
+}
+
+func carrier(a *netlink.LinkAttrs) bool {
+	return a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0
 }

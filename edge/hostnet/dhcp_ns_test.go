@@ -1,6 +1,7 @@
 package hostnet
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -211,6 +212,45 @@ func TestDHCPInNamespace(t *testing.T) {
 		}
 		if got := natRules(t); got != nil {
 			t.Fatalf("NAT table left: %v", got)
+		}
+	})
+}
+
+// TestCarrierInNamespace: the DHCP client's wake-up fires when its link
+// gets its carrier back, not for other links or other changes.
+func TestCarrierInNamespace(t *testing.T) {
+	inNamespace(t, func(t *testing.T) {
+		run(t, "ip", "link", "add", "h3cr0", "type", "veth", "peer", "name", "h3cr1")
+		run(t, "ip", "link", "add", "h3co0", "type", "veth", "peer", "name", "h3co1")
+		run(t, "ip", "link", "set", "h3cr0", "up")
+		run(t, "ip", "link", "set", "h3co0", "up")
+		run(t, "ip", "link", "set", "h3co1", "up")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ups := carrierUps(ctx, "h3cr0")
+		if ups == nil {
+			t.Fatal("cannot watch links")
+		}
+		// Another link and an MTU change say nothing.
+		run(t, "ip", "link", "set", "h3co1", "down")
+		run(t, "ip", "link", "set", "h3co1", "up")
+		run(t, "ip", "link", "set", "h3cr0", "mtu", "1400")
+		select {
+		case <-ups:
+			t.Fatal("wake-up without h3cr0 getting a carrier")
+		case <-time.After(500 * time.Millisecond):
+		}
+		// The carrier comes: one signal.
+		run(t, "ip", "link", "set", "h3cr1", "up")
+		select {
+		case <-ups:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no wake-up when h3cr0 got its carrier")
+		}
+		select {
+		case <-ups:
+			t.Fatal("a second wake-up without a new carrier")
+		case <-time.After(300 * time.Millisecond):
 		}
 	})
 }
