@@ -833,14 +833,11 @@ func (f *routeFlags) check(cmd *cobra.Command) error {
 		return usagef("--gateway and --tunnel exclude each other: a route goes through one")
 	}
 	if changed("gateway") {
-		ip, err := ipFlag("gateway", f.gateway)
-		if err != nil {
-			return err
+		ip, err := netip.ParseAddr(strings.TrimSpace(f.gateway))
+		if err != nil || ip.Zone() != "" {
+			return usagef("--gateway %q: want an address such as 192.0.2.1", f.gateway)
 		}
-		if ip == "" {
-			return usagef("--gateway needs an address")
-		}
-		f.gateway = ip
+		f.gateway = ip.String()
 	}
 	if changed("tunnel") && f.tunnel < 1 {
 		return usagef("--tunnel %d: tunnel numbers start at 1", f.tunnel)
@@ -853,8 +850,8 @@ func (f *routeFlags) check(cmd *cobra.Command) error {
 
 func checkDestination(v string) (string, error) {
 	p, err := netip.ParsePrefix(strings.TrimSpace(v))
-	if err != nil || !p.Addr().Is4() {
-		return "", usagef("destination %q: want an IPv4 network such as 172.16.0.0/16", v)
+	if err != nil {
+		return "", usagef("destination %q: want a network such as 172.16.0.0/16", v)
 	}
 	if p.Masked() != p {
 		return "", usagef("destination %q has host bits set: did you mean %s?", v, p.Masked())
@@ -912,6 +909,9 @@ func (c *cli) routesCommand() *cobra.Command {
 		dest, err := checkDestination(args[1])
 		if err != nil {
 			return err
+		}
+		if af.gateway != "" && netip.MustParseAddr(af.gateway).Is4() != netip.MustParsePrefix(dest).Addr().Is4() {
+			return usagef("--gateway %s and destination %s are of different IP versions", af.gateway, dest)
 		}
 		return c.orgClient(func(ctx context.Context, cl *client.Client, org string, args []string) error {
 			d, err := c.resolveDevice(ctx, cl, org, args[0])

@@ -55,7 +55,9 @@ func TestNetworkUsageErrors(t *testing.T) {
 		{"route without via", []string{"routes", "add", "paris-1", "10.0.0.0/8"}, "--gateway IP or --tunnel"},
 		{"route via both", []string{"routes", "add", "paris-1", "10.0.0.0/8", "--gateway", "10.1.0.1", "--tunnel", "2"}, "exclude each other"},
 		{"route host bits", []string{"routes", "add", "paris-1", "10.1.2.3/8", "--gateway", "10.1.0.1"}, "did you mean 10.0.0.0/8"},
-		{"route bad destination", []string{"routes", "add", "paris-1", "ten", "--tunnel", "1"}, "IPv4 network"},
+		{"route bad destination", []string{"routes", "add", "paris-1", "ten", "--tunnel", "1"}, "want a network"},
+		{"route bad gateway", []string{"routes", "add", "paris-1", "10.0.0.0/8", "--gateway", "gw"}, "--gateway \"gw\""},
+		{"route mixed families", []string{"routes", "add", "paris-1", "2001:db8::/32", "--gateway", "10.1.0.1"}, "different IP versions"},
 		{"route tunnel 0", []string{"routes", "add", "paris-1", "10.0.0.0/8", "--tunnel", "0"}, "start at 1"},
 		{"route set nothing", []string{"routes", "set", "paris-1", "rt-1"}, "nothing to change"},
 		{"leases args", []string{"leases"}, "takes 1 argument"},
@@ -251,6 +253,11 @@ func TestRoutesCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "tunnel 1") || f.net.lastBody != `{"destination":"10.50.0.0/16","tunnel":1,"metric":5,"description":"via lyon"}` {
 		t.Errorf("add: %q sent %s", r.stdout, f.net.lastBody)
 	}
+	e.must("", "routes", "add", "paris-1", "2001:db8:1::/48", "--gateway", "2001:db8::1")
+	if f.net.lastBody != `{"destination":"2001:db8:1::/48","gateway":"2001:db8::1"}` {
+		t.Errorf("add IPv6 sent %s", f.net.lastBody)
+	}
+	e.must("", "routes", "delete", "paris-1", "2001:db8:1::/48")
 	r = e.must("", "routes", "list", "paris-1")
 	want := "" +
 		"ID      DESTINATION    VIA         METRIC  DESCRIPTION\n" +
