@@ -140,6 +140,23 @@ func endToEndNetwork(t *testing.T, m *manage) {
 		t.Errorf("leases: %q", got)
 	}
 
+	// A viewer (an access key of the organization) reads but changes nothing.
+	key := jsonOut[client.CreatedAccessKey](t, admin.must("", "access-keys", "create", "ro", "--role", "viewer", "-o", "json"))
+	viewer := newEnv(t)
+	viewer.vars["TRELLIS_ACCESS_KEY"] = key.Key
+	viewer.vars["TRELLIS_SERVER"] = m.url
+	viewer.vars["TRELLIS_FINGERPRINT"] = m.fingerprint
+	viewer.vars["TRELLIS_ORG"] = org
+	if ts := jsonOut[[]client.Tunnel](t, viewer.must("", "tunnels", "list", "-o", "json")); len(ts) != 3 {
+		t.Errorf("viewer's tunnels: %+v", ts)
+	}
+	viewer.must("", "interfaces", "list", "paris-1")
+	viewer.must("", "routes", "list", "paris-1")
+	viewer.fails("forbidden", "", "tunnels", "delete", "1")
+	viewer.fails("forbidden", "", "tunnels", "create", "--pair", "paris-1,lyon-1")
+	viewer.fails("forbidden", "", "interfaces", "set", "paris-1", "eth1", "--role", "unassigned")
+	viewer.fails("forbidden", "", "routes", "add", "paris-1", "10.30.0.0/16", "--gateway", "192.0.2.1")
+
 	// Another organization sees none of it.
 	admin.must("", "orgs", "create", "Elsewhere")
 	if ts := jsonOut[[]client.Tunnel](t, admin.must("", "--org", "Elsewhere", "tunnels", "list", "-o", "json")); len(ts) != 0 {
