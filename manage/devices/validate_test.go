@@ -43,7 +43,8 @@ func TestValidateInfoNormalises(t *testing.T) {
 
 func FuzzHandleEnvelope(f *testing.F) {
 	for _, s := range []string{`{"v":1,"type":"hello","body":{"info":{"machine_id":"m"}}}`, `{"v":1,"type":"applied","body":{"version":"x"}}`,
-		`{"v":1,"type":"stats","body":{"tunnels":[{"number":1}]}}`, `{"v":1,"type":"event","body":{"kind":"link_up"}}`, `garbage`, `{}`} {
+		`{"v":1,"type":"stats","body":{"tunnels":[{"number":1}]}}`, `{"v":1,"type":"event","body":{"kind":"link_up"}}`, `garbage`, `{}`,
+		`{"interfaces":[{"name":"eth0","addresses":["192.0.2.1/24"],"gateway":"192.0.2.254","link_up":true,"dhcp":true}]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -55,5 +56,9 @@ func FuzzHandleEnvelope(f *testing.F) {
 		var a devproto.Applied
 		_ = decodeBody(b, &a)
 		_ = validVersion(a.Version)
+		var r devproto.InterfacesReport
+		if decodeBody(b, &r) == nil {
+			_, _ = validateInterfaces("interfaces", r.Interfaces)
+		}
 	})
 }
