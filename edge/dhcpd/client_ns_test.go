@@ -1,6 +1,7 @@
 package dhcpd
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -213,8 +214,21 @@ func realClient(t *testing.T, cns string) {
 	other.Close()
 	s := start()
 
+	stopCapture := capture(t, srvIf)
 	a := udhcpc(t, cns, macA, false)
 	t.Logf("client A bound %+v", a)
+	if wire, ok := stopCapture(); ok {
+		// tshark decodes the server's answers as standard DHCP.
+		t.Logf("on the wire (type, yiaddr, mask, router, DNS, lease, server id):\n%s", wire)
+		for _, want := range []string{
+			"2\t192.168.77.100\t255.255.255.0\t192.168.77.1\t192.168.77.53,9.9.9.9\t7200\t192.168.77.1",
+			"5\t192.168.77.100\t255.255.255.0\t192.168.77.1\t192.168.77.53,9.9.9.9\t7200\t192.168.77.1",
+		} {
+			if !strings.Contains(wire, want) {
+				t.Errorf("no %q on the wire", want)
+			}
+		}
+	}
 	want := udhcpcResult{IP: "192.168.77.100", Router: "192.168.77.1", DNS: "192.168.77.53 9.9.9.9", Lease: "7200", Subnet: "255.255.255.0", Domain: "lab.example"}
 	if a != want {
 		t.Errorf("client A bound %+v, want %+v", a, want)
@@ -255,5 +269,72 @@ func realClient(t *testing.T, cns string) {
 	})
 	if ifc, err := net.InterfaceByName(srvIf); err != nil || ifc.Flags&net.FlagUp == 0 {
 		t.Errorf("server interface: %v %v", ifc, err)
+	}
+}
+
+// capture records DHCP on iface with tshark when it is installed; stop
+// returns the server's messages decoded (false without tshark).
+func capture(t *testing.T, iface string) (stop func() (string, bool)) {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		return func() (string, bool) { return "", false }
+	}
+	pcap := filepath.Join(t.TempDir(), "dhcp.pcap")
+	cmd := exec.Command("tshark", "-i", iface, "-f", "udp port 67 or udp port 68", "-w", pcap)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// tshark says when dumpcap really captures.
+	started, logged := make(chan struct{}), make(chan string, 1)
+	go func() {
+		var lines []string
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if strings.Contains(sc.Text(), "Capture started") {
+				close(started)
+			}
+		}
+		logged <- strings.Join(lines, "\n")
+	}()
+	done := make(chan struct{})
+	go func() { <-logged; _ = cmd.Wait(); close(done) }()
+	kill := func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(kill)
+	select {
+	case <-started:
+	case <-done:
+		t.Fatal("tshark ended before capturing")
+	case <-time.After(20 * time.Second):
+		t.Fatal("tshark did not start capturing")
+	}
+	return func() (string, bool) {
+		// dumpcap writes in batches: read until the ACK is there (or
+		// give up after a bounded wait), then stop it.
+		defer kill()
+		var out string
+		for range 100 {
+			c := exec.Command("tshark", "-r", pcap, "-Y", "dhcp.option.dhcp == 2 || dhcp.option.dhcp == 5", "-T", "fields",
+				"-e", "dhcp.option.dhcp", "-e", "dhcp.ip.your", "-e", "dhcp.option.subnet_mask", "-e", "dhcp.option.router",
+				"-e", "dhcp.option.domain_name_server", "-e", "dhcp.option.ip_address_lease_time", "-e", "dhcp.option.dhcp_server_id")
+			b, _ := c.Output()
+			if out = string(b); strings.Contains(out, "\n5\t") || strings.HasPrefix(out, "5\t") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return out, true
 	}
 }
