@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
@@ -531,9 +532,10 @@ func (a *API) listLeases(c *call) (any, error) {
 	return out, nil
 }
 
-// tunnelRangeInUse refuses to move the tunnel range of an organization
-// that has tunnels (their /31s would change under running devices).
-func tunnelRangeInUse(c *call, tx store.Store) error {
+// checkRangeChange refuses to move the tunnel range of an organization
+// that has tunnels (their /31s would change under running devices), or
+// onto addresses its interfaces or static routes use.
+func checkRangeChange(c *call, tx store.Store, newRange string) error {
 	nums, err := tx.TunnelNumbers(c.ctx, c.org.ID)
 	if err != nil {
 		return err
@@ -541,6 +543,30 @@ func tunnelRangeInUse(c *call, tx store.Store) error {
 	if len(nums) > 0 {
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "tunnel_range",
 			Message: "the organization has " + strconv.Itoa(len(nums)) + " tunnels using its tunnel range: delete them before changing tunnel_range"}
+	}
+	tr, err := netip.ParsePrefix(newRange)
+	if err != nil {
+		return invalid("tunnel_range", "%q is not a prefix", newRange)
+	}
+	o, err := network.LoadOrg(c.ctx, tx, c.org.ID)
+	if err != nil {
+		return err
+	}
+	for _, d := range o.Devices {
+		for _, a := range d.InterfaceConfig {
+			p, err := netip.ParsePrefix(a.Address)
+			if err != nil {
+				continue
+			}
+			if tr.Contains(p.Addr()) || (a.Role == store.RoleLAN && tr.Overlaps(p.Masked())) {
+				return invalid("tunnel_range", "%s overlaps %s of interface %s of device %q: choose a range no interface uses", tr, p, a.Name, d.Name)
+			}
+		}
+	}
+	for _, r := range o.Routes {
+		if p, err := netip.ParsePrefix(r.Destination); err == nil && p.Addr().Is4() && p.Bits() >= tr.Bits() && tr.Contains(p.Addr()) {
+			return invalid("tunnel_range", "%s contains the destination %s of a static route: choose another range", tr, p)
+		}
 	}
 	return nil
 }

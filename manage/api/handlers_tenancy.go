@@ -478,7 +478,7 @@ func (a *API) patchOrg(c *call) (any, error) {
 	rangeMoved := o.TunnelRange != c.org.TunnelRange
 	err = c.tx(func(tx store.Store) (*store.AuditEntry, error) {
 		if rangeMoved {
-			if err := tunnelRangeInUse(c, tx); err != nil {
+			if err := checkRangeChange(c, tx, o.TunnelRange); err != nil {
 				return nil, err
 			}
 		}

@@ -165,6 +165,14 @@ func testNetworkAPI(t *testing.T, e *env) {
 		t.Fatalf("tunnel range: %d %s", r.status, r.raw)
 	}
 	e.must(http.StatusOK, "PATCH", org, tok, map[string]any{"tunnel_range": "10.100.0.0/16", "name": "same range is fine"})
+	// Without tunnels, a range that the LANs use is still refused.
+	org2 := "/organizations/" + w.orgA2.ID
+	d2 := e.site(w.orgA2, "other-org-site", "192.0.2.50/24")
+	e.must(http.StatusOK, "PUT", org2+"/devices/"+d2.ID+"/interfaces/eth1", tok, map[string]any{"role": "lan", "address": "10.7.0.1/24"})
+	if r := e.do("PATCH", org2, tok, map[string]any{"tunnel_range": "10.0.0.0/8"}); r.status != http.StatusUnprocessableEntity || r.errField() != "tunnel_range" {
+		t.Fatalf("range over a LAN: %d %s", r.status, r.raw)
+	}
+	e.must(http.StatusOK, "PATCH", org2, tok, map[string]any{"tunnel_range": "10.200.0.0/16"})
 
 	// Static routes.
 	// On device A of tunnel 1 (the lowest id: tunnel 3 joins the other two).
