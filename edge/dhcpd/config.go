@@ -60,13 +60,14 @@ type Option struct {
 }
 
 // ownOptions are the option codes the server sets itself (or that are
-// not options at all); an extra option may not use them.
+// not options at all); an extra option may not use them. The list matches
+// manage's validation, plus option overload (52), which would make
+// clients misread the packet.
 var ownOptions = map[int]string{
 	0:   "pad",
 	1:   "subnet mask",
 	3:   "router",
 	6:   "DNS servers",
-	12:  "host name",
 	15:  "domain name",
 	50:  "requested address",
 	51:  "lease time",
@@ -74,12 +75,9 @@ var ownOptions = map[int]string{
 	53:  "message type",
 	54:  "server identifier",
 	55:  "parameter request list",
-	56:  "message",
-	57:  "maximum message size",
 	58:  "renewal time",
 	59:  "rebinding time",
 	61:  "client identifier",
-	82:  "relay agent information",
 	255: "end",
 }
 

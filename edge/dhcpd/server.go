@@ -542,11 +542,12 @@ func (s *Server) reply(req *dhcpv4.DHCPv4, typ dhcpv4.MessageType, a netip.Addr,
 	if s.cfg.Domain != "" {
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptDomainName(s.cfg.Domain)))
 	}
-	if st, ok := s.static[req.ClientHWAddr.String()]; ok && st.Hostname != "" && a == st.Address {
-		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptHostName(st.Hostname)))
-	}
 	for _, o := range s.cfg.Options {
 		mods = append(mods, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(o.Code), o.Value))
+	}
+	// A static lease's host name wins over an extra option 12.
+	if st, ok := s.static[req.ClientHWAddr.String()]; ok && st.Hostname != "" && a == st.Address {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptHostName(st.Hostname)))
 	}
 	resp, err := dhcpv4.NewReplyFromRequest(req, mods...)
 	if err != nil {

@@ -152,6 +152,7 @@ func TestStaticLeases(t *testing.T) {
 		{MAC: mac(9), Address: addr("192.168.10.100"), Hostname: "printer"}, // inside the range
 		{MAC: mac(8), Address: addr("192.168.10.20")},                       // outside it
 	}
+	cfg.Options = []Option{{Code: 12, Value: []byte("anyhost")}}
 	c := newClock()
 	s, _ := newTestServer(t, cfg, c, "")
 	if got := dora(t, s, mac(1), requested("192.168.10.100")); got != addr("192.168.10.101") {
@@ -176,6 +177,10 @@ func TestStaticLeases(t *testing.T) {
 	o := discover(t, s, mac(9))
 	if o.HostName() != "printer" {
 		t.Errorf("host name option %q, want printer", o.HostName())
+	}
+	// Others get the extra option 12.
+	if o := discover(t, s, mac(1)); o.HostName() != "anyhost" {
+		t.Errorf("host name option %q for a dynamic client, want the extra option's", o.HostName())
 	}
 }
 
@@ -500,6 +505,9 @@ func TestParseOption(t *testing.T) {
 		{255, "text", "x", nil, "1-254"},
 		{3, "ips", "10.0.0.1", nil, "set by the server"},
 		{51, "hex", "00", nil, "set by the server"},
+		{52, "hex", "03", nil, "set by the server"},
+		{12, "text", "host", []byte("host"), ""},
+		{82, "hex", "0102", []byte{1, 2}, ""},
 		{66, "text", "", nil, "empty"},
 		{150, "ips", "10.0.0.1,fe80::1", nil, "not an IPv4"},
 		{150, "ips", "", nil, "not an IPv4"},
