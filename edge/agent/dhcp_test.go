@@ -152,3 +152,30 @@ func TestAgentSendsStatsWhenLeasesChange(t *testing.T) {
 		t.Errorf("leases with no server: %+v", st.Leases)
 	}
 }
+
+// FuzzDHCPConfigs: any DHCP server entry is converted or refused, never
+// a panic, and what is accepted passes the server's own validation.
+func FuzzDHCPConfigs(f *testing.F) {
+	f.Add("192.168.5.1/24", "192.168.5.100", "192.168.5.199", "", "192.168.5.1", "52:54:00:00:00:01", "192.168.5.10", 66, "text", "tftp", 3600, 0)
+	f.Add("10.0.0.1/30", "10.0.0.2", "10.0.0.2", "10.0.0.1", "9.9.9.9", "zz", "", 42, "ips", "1.2.3.4,5.6.7.8", 0, 0)
+	f.Add("", "x", "", "", "", "", "", 0, "hex", "0g", -1, -5)
+	kernel := kernelAddrs(map[string][]string{"lan0": {"192.168.5.1/24"}})
+	f.Fuzz(func(t *testing.T, lanAddr, start, end, gw, dns, mac, static string, code int, typ, val string, lease, maxLease int) {
+		d := &devproto.Desired{DHCPServers: []devproto.DHCPServer{{
+			Interface: "lan0", RangeStart: start, RangeEnd: end, Gateway: gw, DNS: []string{dns},
+			LeaseSeconds: lease, MaxSeconds: maxLease,
+			StaticLeases: []devproto.StaticLease{{MAC: mac, Address: static}},
+			Options:      []devproto.DHCPOption{{Code: code, Type: typ, Value: val}},
+		}}}
+		if lanAddr != "" {
+			d.Interfaces = []devproto.InterfaceConfig{{Name: "lan0", Role: devproto.RoleLAN, Address: lanAddr}}
+		}
+		cfgs, err := DHCPConfigs(d, kernel)
+		if err != nil {
+			return
+		}
+		if verr := cfgs["lan0"].Validate(); verr != nil {
+			t.Fatalf("accepted a configuration its server refuses: %v", verr)
+		}
+	})
+}
