@@ -290,7 +290,13 @@ func TestReconnectRekeys(t *testing.T) {
 		t.Fatalf("rotating before the reconnect: %+v", tn.Items[0])
 	}
 	a.edge.send(devproto.TypeHello, devproto.Hello{Info: a.info})
-	a.edge.expect(devproto.TypeWelcome, nil)
+	for {
+		env, err := a.edge.recv()
+		must(t, err)
+		if env.Type == devproto.TypeWelcome {
+			break
+		}
+	}
 	b.until("new inbound SA", func(d devproto.Desired) bool {
 		x, _ := tunnelTo(d, a.id)
 		return x.Inbound.SPI != before.Inbound.SPI && x.Outbound == before.Outbound
@@ -389,4 +395,30 @@ func TestNetworkClientContract(t *testing.T) {
 	must(t, cl.DeleteStaticRoute(ctx, h.org.ID, a.id, route.ID))
 	must(t, cl.DeleteTunnel(ctx, h.org.ID, id))
 	a.until("no tunnel", hasTunnels(0))
+}
+
+// TestReregisteredPeerLeavesTunnels: a device that registers again is
+// pending until approved again, and its peers drop their tunnels to it.
+func TestReregisteredPeerLeavesTunnels(t *testing.T) {
+	h := newHarness(t)
+	a := h.newSite("site-a", "192.0.2.10", "10.1.0.1/24")
+	b := h.newSite("site-b", "192.0.2.11", "10.2.0.1/24")
+	if r := h.do("POST", "/organizations/"+h.org.ID+"/tunnels", h.manager, map[string]any{"topology": "pair", "devices": []string{a.id, b.id}}); r.status != http.StatusOK {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	b.until("the tunnel", hasTunnels(1))
+	r := h.do("POST", devproto.PathRegister, "", devproto.RegisterRequest{Token: h.token, Info: a.info})
+	if r.status != http.StatusOK {
+		t.Fatalf("re-register: %d %s", r.status, r.raw)
+	}
+	b.until("no tunnel to the pending device", hasTunnels(0))
+	v := h.do("GET", "/organizations/"+h.org.ID+"/devices/"+b.id+"/tunnels", h.manager, nil)
+	items, _ := v.body["items"].([]any)
+	if len(items) != 1 || !strings.Contains(items[0].(map[string]any)["reason"].(string), "pending approval") {
+		t.Fatalf("status of a tunnel to a pending device: %s", v.raw)
+	}
+	// Approved again at once, before b reported applying the document
+	// without the tunnel: b must still get the tunnel back.
+	h.approve(a.id)
+	b.until("the tunnel back", hasTunnels(1))
 }

@@ -169,7 +169,11 @@ func (s *Service) push(c *conn, d store.Device, cfg devproto.Config) {
 	}
 	wasApproved := c.approved
 	c.approved, c.desired = true, cfg.Version
-	need := c.sentVersion != cfg.Version && c.applied != cfg.Version
+	// The edge runs cfg already only if nothing else was sent after the
+	// version it reported: a document sent and not yet applied (a quick
+	// flip, e.g. a tunnel removed and restored) would replace it.
+	inFlight := c.sentVersion != "" && c.sentVersion != c.applied
+	need := c.sentVersion != cfg.Version && (c.applied != cfg.Version || inFlight)
 	if need {
 		c.sentVersion = cfg.Version
 	}

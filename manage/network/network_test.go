@@ -526,7 +526,8 @@ func TestView(t *testing.T) {
 	if v := View(o, tk[0].Tunnel, stats(true)); !strings.Contains(v.Reason, "not connected") {
 		t.Fatalf("%+v", v)
 	}
-	o.Devices[0].Approval = store.ApprovalPending
+	o.Devices[1].Approval = store.ApprovalPending
+	o.Devices[0].AppliedVersion = "old"
 	if v := View(o, tk[0].Tunnel, stats(true)); !strings.Contains(v.Reason, "pending approval") {
 		t.Fatalf("%+v", v)
 	}

@@ -62,10 +62,14 @@ func View(o *Org, t store.Tunnel, stats StatsFunc) TunnelView {
 		v.OverlayA, v.OverlayB = a.String(), b.String()
 	}
 	v.Status, v.Reason = StatusPending, ""
-	for _, end := range [][2]string{{t.DeviceA, t.InterfaceA}, {t.DeviceB, t.InterfaceB}} {
-		if reason := endReason(o, end[0], end[1]); reason != "" {
-			v.Reason = reason
-			return v
+	// The most fundamental reason of either end first (a pending device
+	// before the other end's sync state).
+	for level := range endLevels {
+		for _, end := range [][2]string{{t.DeviceA, t.InterfaceA}, {t.DeviceB, t.InterfaceB}} {
+			if reason := endReason(o, end[0], end[1], level); reason != "" {
+				v.Reason = reason
+				return v
+			}
 		}
 	}
 	// Both ends configured: the probes say whether it carries traffic.
@@ -101,40 +105,52 @@ func View(o *Org, t store.Tunnel, stats StatsFunc) TunnelView {
 	return v
 }
 
+// endLevels is the number of levels of endReason.
+const endLevels = 3
+
 // endReason says why one end of a tunnel cannot carry it yet ("" when it
-// can).
-func endReason(o *Org, devID, iface string) string {
+// can), looking at one level: 0 configuration (device, approval, WAN,
+// address), 1 connection and link, 2 sync.
+func endReason(o *Org, devID, iface string, level int) string {
 	d := o.device(devID)
 	if d == nil {
-		return "device " + devID + " no longer exists"
+		if level == 0 {
+			return "device " + devID + " no longer exists"
+		}
+		return ""
 	}
 	name := deviceName(d)
-	if d.Approval != store.ApprovalApproved {
-		return "device " + name + " is pending approval"
-	}
-	a, ok := Assignment(d, iface)
-	if !ok || a.Role != store.RoleWAN {
-		return fmt.Sprintf("interface %s of device %s is no longer a WAN", iface, name)
-	}
-	if _, ok := WANAddress(d, a); !ok {
-		if a.DHCP {
-			return fmt.Sprintf("WAN %s of device %s has no DHCP lease yet", iface, name)
+	a, _ := Assignment(d, iface)
+	switch level {
+	case 0:
+		if d.Approval != store.ApprovalApproved {
+			return "device " + name + " is pending approval"
 		}
-		return fmt.Sprintf("WAN %s of device %s has no address", iface, name)
-	}
-	if d.ConnState != store.ConnConnected {
-		return "device " + name + " is not connected"
-	}
-	if rep, ok := Reported(d, iface); ok && !rep.LinkUp {
-		return fmt.Sprintf("WAN %s of device %s: link down", iface, name)
-	} else if !ok {
-		return fmt.Sprintf("WAN %s of device %s is not reported by the device", iface, name)
-	}
-	if d.SyncStatus == store.SyncFailed {
-		return fmt.Sprintf("device %s failed to apply its configuration: %s", name, d.SyncError)
-	}
-	if d.DesiredVersion == "" || d.AppliedVersion != d.DesiredVersion {
-		return "device " + name + " has not applied its configuration yet"
+		if a.Role != store.RoleWAN {
+			return fmt.Sprintf("interface %s of device %s is no longer a WAN", iface, name)
+		}
+		if _, ok := WANAddress(d, a); !ok {
+			if a.DHCP {
+				return fmt.Sprintf("WAN %s of device %s has no DHCP lease yet", iface, name)
+			}
+			return fmt.Sprintf("WAN %s of device %s has no address", iface, name)
+		}
+	case 1:
+		if d.ConnState != store.ConnConnected {
+			return "device " + name + " is not connected"
+		}
+		if rep, ok := Reported(d, iface); !ok {
+			return fmt.Sprintf("WAN %s of device %s is not reported by the device", iface, name)
+		} else if !rep.LinkUp {
+			return fmt.Sprintf("WAN %s of device %s: link down", iface, name)
+		}
+	case 2:
+		if d.SyncStatus == store.SyncFailed {
+			return fmt.Sprintf("device %s failed to apply its configuration: %s", name, d.SyncError)
+		}
+		if d.DesiredVersion == "" || d.AppliedVersion != d.DesiredVersion {
+			return "device " + name + " has not applied its configuration yet"
+		}
 	}
 	return ""
 }
