@@ -43,7 +43,10 @@ func fieldOf(err error) string {
 }
 
 func TestValidateInterface(t *testing.T) {
-	o := testOrg(dev("a", wan("eth0", "198.51.100.2/30"), lan("eth1", "10.1.0.1/24")), dev("b", lan("eth1", "10.2.0.1/24")))
+	dhcpWAN := store.InterfaceAssignment{Name: "eth2", Role: store.RoleWAN, DHCP: true, PublicAddress: "203.0.113.200"}
+	c := dev("c", dhcpWAN)
+	c.Interfaces[2].Addresses = []string{"172.20.0.5/16"}
+	o := testOrg(dev("a", wan("eth0", "198.51.100.2/30"), lan("eth1", "10.1.0.1/24")), dev("b", lan("eth1", "10.2.0.1/24")), c)
 	ds := func(s store.DHCPServerConfig) store.InterfaceAssignment {
 		a := lan("eth2", "10.3.0.1/24")
 		a.DHCPServer = &s
@@ -70,6 +73,10 @@ func TestValidateInterface(t *testing.T) {
 		{"lan in tunnel range", "a", lan("eth2", "10.100.5.1/24"), "address"},
 		{"lan contains tunnel range", "a", lan("eth2", "10.0.0.1/8"), "address"},
 		{"wan in tunnel range", "b", wan("eth0", "10.100.0.9/30"), "address"},
+		{"lan swallows a static WAN", "b", lan("eth2", "198.51.100.1/24"), "address"},
+		{"lan swallows a DHCP WAN", "b", lan("eth2", "172.20.9.1/16"), "address"},
+		{"lan swallows a public address", "b", lan("eth2", "203.0.113.1/24"), "address"},
+		{"wan inside a LAN", "b", wan("eth0", "10.1.0.77/24"), "address"},
 		{"duplicate address", "b", wan("eth0", "198.51.100.2/24"), "address"},
 		{"gateway outside", "b", store.InterfaceAssignment{Name: "eth0", Role: "wan", Address: "203.0.113.2/24", Gateway: "198.51.100.1"}, "gateway"},
 		{"gateway is self", "b", store.InterfaceAssignment{Name: "eth0", Role: "wan", Address: "203.0.113.2/24", Gateway: "203.0.113.2"}, "gateway"},

@@ -299,6 +299,26 @@ func checkAddressConflicts(o *Org, devID string, a store.InterfaceAssignment, ad
 	}
 	for i := range o.Devices {
 		d := &o.Devices[i]
+		if a.Role != store.RoleLAN || d.ID == devID {
+			continue
+		}
+		for _, w := range WANs(d) {
+			for _, x := range []string{w.PublicAddress, func() string {
+				if w.DHCP {
+					if ip, ok := WANAddress(d, w); ok {
+						return ip.String()
+					}
+				}
+				return ""
+			}()} {
+				if ip, ok := parseAddr(x); ok && addr.Masked().Contains(ip) {
+					return fieldErr("address", "LAN subnet %s contains %s, an address of WAN %s of device %s: tunnels to it would be routed into themselves", addr.Masked(), ip, w.Name, deviceName(d))
+				}
+			}
+		}
+	}
+	for i := range o.Devices {
+		d := &o.Devices[i]
 		for _, other := range d.InterfaceConfig {
 			if d.ID == devID && other.Name == a.Name {
 				continue
@@ -319,6 +339,14 @@ func checkAddressConflicts(o *Org, devID string, a store.InterfaceAssignment, ad
 					what = "LAN subnet"
 				}
 				return fieldErr("address", "%s %s overlaps %s of %s: every LAN of an organization needs its own subnet, and subnets of one device must not overlap", what, addr.Masked(), op.Masked(), where)
+			}
+			// A site's LAN must not swallow another site's WAN: the tunnels
+			// to that WAN would be routed into themselves.
+			if a.Role == store.RoleLAN && other.Role == store.RoleWAN && !sameDev && addr.Masked().Contains(op.Addr()) {
+				return fieldErr("address", "LAN subnet %s contains the WAN address %s of %s: tunnels to it would be routed into themselves", addr.Masked(), op.Addr(), where)
+			}
+			if a.Role == store.RoleWAN && other.Role == store.RoleLAN && !sameDev && op.Masked().Contains(addr.Addr()) {
+				return fieldErr("address", "WAN address %s lies in the LAN subnet %s of %s: tunnels to it would be routed into that LAN", addr.Addr(), op.Masked(), where)
 			}
 			if op.Addr() == addr.Addr() {
 				// Two WANs of different devices may share a private address
