@@ -73,7 +73,7 @@ func testNetworkAPI(t *testing.T, e *env) {
 		{"overlapping LAN", ifPath(devs[1], "eth2"), map[string]any{"role": "lan", "address": "10.1.0.129/25"}, "address"},
 		{"LAN in tunnel range", ifPath(devs[1], "eth2"), map[string]any{"role": "lan", "address": "10.100.9.1/24"}, "address"},
 		{"gateway outside", ifPath(devs[1], "eth2"), map[string]any{"role": "wan", "address": "198.51.100.2/30", "gateway": "198.51.100.9"}, "gateway"},
-		{"duplicate address", ifPath(devs[1], "eth2"), map[string]any{"role": "wan", "address": "192.0.2.10/24"}, "address"},
+		{"duplicate address", ifPath(devs[1], "eth2"), map[string]any{"role": "wan", "address": "192.0.2.11/24"}, "address"},
 		{"bad role", ifPath(devs[1], "eth2"), map[string]any{"role": "dmz"}, "role"},
 		{"name mismatch", ifPath(devs[1], "eth2"), map[string]any{"name": "eth3", "role": "lan", "address": "10.9.0.1/24"}, "name"},
 		{"dhcp range", ifPath(devs[1], "eth2"), map[string]any{"role": "lan", "address": "10.9.0.1/24", "dhcp_server": map[string]any{"range_start": "10.9.0.0", "range_end": "10.9.0.9"}}, "dhcp_server.range_start"},

@@ -77,7 +77,8 @@ func TestValidateInterface(t *testing.T) {
 		{"lan swallows a DHCP WAN", "b", lan("eth2", "172.20.9.1/16"), "address"},
 		{"lan swallows a public address", "b", lan("eth2", "203.0.113.1/24"), "address"},
 		{"wan inside a LAN", "b", wan("eth0", "10.1.0.77/24"), "address"},
-		{"duplicate address", "b", wan("eth0", "198.51.100.2/24"), "address"},
+		{"duplicate address on the device", "a", wan("eth2", "198.51.100.2/24"), "address"},
+		{"WAN address of another device", "b", wan("eth0", "198.51.100.2/24"), ""},
 		{"gateway outside", "b", store.InterfaceAssignment{Name: "eth0", Role: "wan", Address: "203.0.113.2/24", Gateway: "198.51.100.1"}, "gateway"},
 		{"gateway is self", "b", store.InterfaceAssignment{Name: "eth0", Role: "wan", Address: "203.0.113.2/24", Gateway: "203.0.113.2"}, "gateway"},
 		{"dhcp with address", "b", store.InterfaceAssignment{Name: "eth0", Role: "wan", DHCP: true, Address: "203.0.113.2/24"}, "address"},
@@ -136,10 +137,8 @@ func TestValidateInterface(t *testing.T) {
 	if _, err := ValidateInterface(o, "a", lan("eth1", "10.1.0.1/24")); err != nil {
 		t.Fatalf("same assignment again: %v", err)
 	}
-	// Two WANs behind NATs may share a private address with an override.
-	w := wan("eth0", "198.51.100.2/30")
-	w.PublicAddress = "192.0.2.9"
-	if _, err := ValidateInterface(o, "b", w); err != nil {
+	// Two WANs behind NATs may share a private address.
+	if _, err := ValidateInterface(o, "b", wan("eth0", "198.51.100.2/30")); err != nil {
 		t.Fatalf("NATed duplicate: %v", err)
 	}
 }

@@ -349,10 +349,9 @@ func checkAddressConflicts(o *Org, devID string, a store.InterfaceAssignment, ad
 				return fieldErr("address", "WAN address %s lies in the LAN subnet %s of %s: tunnels to it would be routed into that LAN", addr.Addr(), op.Masked(), where)
 			}
 			if op.Addr() == addr.Addr() {
-				// Two WANs of different devices may share a private address
-				// behind different NATs when peers reach them through a
-				// public address override.
-				if a.Role == store.RoleWAN && other.Role == store.RoleWAN && !sameDev && (a.PublicAddress != "" || other.PublicAddress != "") {
+				// Two WANs of different devices may share an address: each is
+				// on its own underlay (e.g. 192.168.1.2 behind two home NATs).
+				if a.Role == store.RoleWAN && other.Role == store.RoleWAN && !sameDev {
 					continue
 				}
 				return fieldErr("address", "address %s is already used by %s", addr.Addr(), where)
