@@ -350,6 +350,9 @@ func (a *API) rotateTunnelKeys(c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(ts) == 0 {
+			return nil, conflict("tunnel %d started rotating its keys meanwhile", t.Number)
+		}
 		t = ts[0]
 		return audit("tunnel.rotate_keys", "tunnel", t.ID, map[string]any{"number": t.Number, "generation": t.KeyGeneration + 1}), nil
 	})

@@ -222,6 +222,19 @@ func testMeshTunnels(t *testing.T, h *harness) {
 		t.Fatalf("rotation not completed after the limit: %+v", tn)
 	}
 
+	// Both rotations are counted.
+	mfs, err := h.reg.Gather()
+	must(t, err)
+	var done float64
+	for _, mf := range mfs {
+		if mf.GetName() == "trellis_tunnel_key_rotations_total" {
+			done = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if done != 2 {
+		t.Fatalf("trellis_tunnel_key_rotations_total %v, want 2", done)
+	}
+
 	// Deleting a tunnel removes it from both documents.
 	if r := h.do("DELETE", "/organizations/"+h.org.ID+"/tunnels/"+tunnelID, h.manager, nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.status, r.raw)

@@ -145,7 +145,7 @@ func (s *Service) rotateOrg(ctx context.Context, orgID string, due []store.Tunne
 
 // StartRotation begins phase 1 of a key rotation of the given tunnels of
 // an organization (those already rotating continue) and pushes the new
-// inbound SAs to both ends. It returns the tunnels as stored.
+// inbound SAs to both ends. It returns the tunnels it started, as stored.
 func (s *Service) StartRotation(ctx context.Context, orgID string, ids []string) ([]store.Tunnel, error) {
 	var out []store.Tunnel
 	err := s.st.InTx(ctx, func(tx store.Store) error {
@@ -190,6 +190,7 @@ func (s *Service) finishRotation(ctx context.Context, t store.Tunnel, now time.T
 	if done.ID == "" {
 		return nil
 	}
+	s.metrics.rotations.Inc()
 	s.log.Info("tunnel key rotation done", "org", t.OrgID, "tunnel", t.Number, "generation", done.KeyGeneration)
 	s.DeviceChanged(t.OrgID, t.DeviceA)
 	s.DeviceChanged(t.OrgID, t.DeviceB)

@@ -402,6 +402,7 @@ type metrics struct {
 	messages      *prometheus.CounterVec
 	errors        *prometheus.CounterVec
 	registrations *prometheus.CounterVec
+	rotations     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, conns *registry) *metrics {
@@ -415,9 +416,12 @@ func newMetrics(reg prometheus.Registerer, conns *registry) *metrics {
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trellis_device_registrations_total", Help: "Device registrations by result.",
 		}, []string{"result"}),
+		rotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trellis_tunnel_key_rotations_total", Help: "Tunnel key rotations completed (both devices send with the new keys).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.errors, m.registrations,
+		reg.MustRegister(m.messages, m.errors, m.registrations, m.rotations,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "trellis_devices_connected", Help: "Devices connected to this replica's device channel.",
 			}, func() float64 { n, _ := conns.counts(); return float64(n) }),

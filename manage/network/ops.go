@@ -165,7 +165,7 @@ func CreateTunnels(ctx context.Context, st store.Store, s *auth.Sealer, o *Org, 
 
 // StartRotations begins a key rotation (phase 1) of the given tunnels of
 // o, which must be loaded from st; tunnels already rotating are left as
-// they are. It returns the tunnels as stored.
+// they are. It returns the tunnels it started, as stored.
 func StartRotations(ctx context.Context, st store.Store, s *auth.Sealer, o *Org, ids []string, now time.Time) ([]store.Tunnel, error) {
 	keys, errs := OpenTunnels(s, o.Tunnels)
 	byID := map[string]int{}
@@ -182,16 +182,17 @@ func StartRotations(ctx context.Context, st store.Store, s *auth.Sealer, o *Org,
 			return out, fmt.Errorf("tunnel %s: %w", id, store.ErrNotFound)
 		}
 		t := &keys[i]
-		if t.RotationPhase == "" {
-			if err := BeginRotation(t, InboundSPIs(t.DeviceA, keys), InboundSPIs(t.DeviceB, keys), now); err != nil {
-				return out, err
-			}
-			if err := SealKeys(s, &t.Tunnel, t.Keys); err != nil {
-				return out, err
-			}
-			if err := st.UpdateTunnelKeys(ctx, &t.Tunnel); err != nil {
-				return out, err
-			}
+		if t.RotationPhase != "" {
+			continue
+		}
+		if err := BeginRotation(t, InboundSPIs(t.DeviceA, keys), InboundSPIs(t.DeviceB, keys), now); err != nil {
+			return out, err
+		}
+		if err := SealKeys(s, &t.Tunnel, t.Keys); err != nil {
+			return out, err
+		}
+		if err := st.UpdateTunnelKeys(ctx, &t.Tunnel); err != nil {
+			return out, err
 		}
 		out = append(out, t.Tunnel)
 	}
