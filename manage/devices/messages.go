@@ -199,8 +199,9 @@ func (s *Service) onHello(ctx context.Context, c *conn, env devproto.Envelope) e
 	if approved {
 		// A (re)connecting edge may have restarted: fresh SAs for its
 		// tunnels (see rekeyDevice).
-		if err := s.rekeyDevice(ctx, c.orgID, c.deviceID); err != nil {
-			return err
+		if err := s.rekeyDevice(ctx, c.orgID, c.deviceID); err != nil && ctx.Err() == nil {
+			// Not fatal to the connection: the scheduler rotates later.
+			s.log.Error("re-keying the tunnels of a connecting device", "org", c.orgID, "device", c.deviceID, "err", err)
 		}
 		if network.WANChanged(d.InterfaceConfig, d.Interfaces, rep.Interfaces) {
 			s.DeviceChanged(c.orgID, "") // peers follow its new endpoint

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trellis-sdwan/trellis/client"
+	"github.com/trellis-sdwan/trellis/manage/devices"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -434,4 +435,40 @@ func TestReregisteredPeerLeavesTunnels(t *testing.T) {
 	// without the tunnel: b must still get the tunnel back.
 	h.approve(a.id)
 	b.until("the tunnel back", hasTunnels(1))
+}
+
+// TestUnreadableKeys: a tunnel whose keys cannot be opened (seal key
+// replaced) is left out of the documents; the devices still connect.
+func TestUnreadableKeys(t *testing.T) {
+	h := newHarness(t)
+	a := h.newSite("site-a", "192.0.2.10", "10.1.0.1/24")
+	b := h.newSite("site-b", "192.0.2.11", "10.2.0.1/24")
+	x, y := a.id, b.id
+	if y < x {
+		x, y = y, x
+	}
+	tn := store.Tunnel{OrgID: h.org.ID, Number: 1, DeviceA: x, InterfaceA: "eth0", DeviceB: y, InterfaceB: "eth0", Transform: "aes128gcm16",
+		SealedKeys: "v1:bm90IHNlYWxlZCBieSB0aGlzIGtleQ", KeysRotatedAt: time.Now().UTC()}
+	must(t, h.st.CreateTunnel(t.Context(), &tn))
+	a.edge.send(devproto.TypeHello, devproto.Hello{Info: a.info})
+	for {
+		env, err := a.edge.recv()
+		must(t, err)
+		if env.Type == devproto.TypeError {
+			t.Fatalf("hello refused: %s", env.Body)
+		}
+		if env.Type == devproto.TypeWelcome {
+			break
+		}
+	}
+	h.svc.DeviceChanged(h.org.ID, "")
+	h.idle()
+	doc, err := devices.Compile(t.Context(), h.st, h.sealer, h.device(a.id))
+	must(t, err)
+	if len(doc.Tunnels) != 0 {
+		t.Fatalf("a tunnel without readable keys was compiled: %+v", doc.Tunnels)
+	}
+	if err := h.svc.RotateKeys(t.Context()); err != nil {
+		t.Fatalf("nothing is due, yet: %v", err)
+	}
 }
