@@ -19,9 +19,11 @@ const DefaultTunnelRange = "10.100.0.0/16"
 
 // Limits of interface assignments.
 const (
-	MinMTU       = 576
-	MaxMTU       = 9000
-	MaxMetric    = 65535
+	MinMTU    = 576
+	MaxMTU    = 9000
+	MaxMetric = 65535
+	// MaxWANs is the most WAN interfaces a device takes (the edge's limit).
+	MaxWANs      = 150
 	maxIfName    = 15
 	maxLabels    = 32
 	maxDNS       = 8
@@ -176,6 +178,17 @@ func ValidateInterface(o *Org, devID string, a store.InterfaceAssignment) (store
 			return a, ferr
 		}
 		a.Address = addr.String()
+	}
+	if d := o.device(devID); d != nil && a.Role == store.RoleWAN {
+		n := 0
+		for _, w := range WANs(d) {
+			if w.Name != a.Name {
+				n++
+			}
+		}
+		if n >= MaxWANs {
+			return a, fieldErr("role", "device %s already has %d WANs, the most an edge runs", deviceName(d), MaxWANs)
+		}
 	}
 	if a.Role == store.RoleLAN {
 		if err := checkLAN(&a, addr); err != nil {
