@@ -559,3 +559,17 @@ func TestInterfacesView(t *testing.T) {
 		t.Fatal("WANChanged")
 	}
 }
+
+func TestMaxWANs(t *testing.T) {
+	d := dev("a")
+	for i := range MaxWANs {
+		d.InterfaceConfig = append(d.InterfaceConfig, store.InterfaceAssignment{Name: "w" + itoa(i), Role: store.RoleWAN, DHCP: true})
+	}
+	o := testOrg(d)
+	if _, err := ValidateInterface(o, "a", store.InterfaceAssignment{Name: "w0", Role: store.RoleWAN, DHCP: true, MTU: 1400}); err != nil {
+		t.Fatalf("changing an existing WAN: %v", err)
+	}
+	if _, err := ValidateInterface(o, "a", store.InterfaceAssignment{Name: "extra", Role: store.RoleWAN, DHCP: true}); fieldOf(err) != "role" {
+		t.Fatalf("WAN %d accepted: %v", MaxWANs+1, err)
+	}
+}
