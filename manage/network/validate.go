@@ -400,7 +400,7 @@ func SetAssignment(cfg []store.InterfaceAssignment, a store.InterfaceAssignment)
 // DHCP option codes the server sets itself from the other fields.
 var reservedOptions = map[int]string{
 	1: "the subnet mask (from the LAN address)", 3: "the router (set gateway)", 6: "DNS servers (set dns)",
-	15: "the domain name (set domain)", 50: "the requested address", 51: "the lease time (set lease_seconds)",
+	15: "the domain name (set domain)", 50: "the requested address", 51: "the lease time (set lease_seconds)", 52: "option overload",
 	53: "the message type", 54: "the server identifier", 55: "the parameter request list",
 	58: "the renewal time", 59: "the rebinding time", 61: "the client identifier",
 }
