@@ -158,6 +158,7 @@ func TestSetAssignment(t *testing.T) {
 func TestValidateRoute(t *testing.T) {
 	o := testOrg(dev("a"), dev("b"), dev("c"))
 	o.Tunnels = []store.Tunnel{{ID: "t1", Number: 1, DeviceA: "a", DeviceB: "b"}}
+	o.Routes = []store.StaticRoute{{ID: "r1", DeviceID: "a", Destination: "192.168.0.0/16", Tunnel: 1}}
 	tests := []struct {
 		name  string
 		r     store.StaticRoute
@@ -175,6 +176,9 @@ func TestValidateRoute(t *testing.T) {
 		{"no tunnel", store.StaticRoute{DeviceID: "a", Destination: "172.16.0.0/12", Tunnel: 7}, "tunnel"},
 		{"metric", store.StaticRoute{DeviceID: "a", Destination: "172.16.0.0/12", Gateway: "192.0.2.1", Metric: -1}, "metric"},
 		{"in tunnel range", store.StaticRoute{DeviceID: "a", Destination: "10.100.3.0/24", Gateway: "192.0.2.1"}, "destination"},
+		{"second tunnel route", store.StaticRoute{DeviceID: "a", Destination: "192.168.0.0/16", Tunnel: 1, Metric: 5}, "destination"},
+		{"same route changed", store.StaticRoute{ID: "r1", DeviceID: "a", Destination: "192.168.0.0/16", Tunnel: 1, Metric: 5}, ""},
+		{"gateway route next to it", store.StaticRoute{DeviceID: "a", Destination: "192.168.0.0/16", Gateway: "192.0.2.1", Metric: 5}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

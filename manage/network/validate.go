@@ -635,6 +635,11 @@ func ValidateRoute(o *Org, r store.StaticRoute) (store.StaticRoute, error) {
 		if !ok {
 			return r, fieldErr("tunnel", "tunnel %d is not a tunnel of this device (see GET .../devices/{device_id}/tunnels)", r.Tunnel)
 		}
+		for _, x := range o.Routes {
+			if x.ID != r.ID && x.DeviceID == r.DeviceID && x.Tunnel != 0 && x.Destination == r.Destination {
+				return r, fieldErr("destination", "%s already goes through tunnel %d: the data plane sends a prefix through one tunnel route (change that route instead)", r.Destination, x.Tunnel)
+			}
+		}
 	}
 	return r, nil
 }
