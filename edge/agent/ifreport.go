@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,8 +31,9 @@ const (
 
 // ifReported is the set of interfaces manage was last told about.
 type ifReported struct {
-	mu   sync.Mutex
-	last string // signature; "" = nothing reported yet
+	mu    sync.Mutex
+	last  string          // signature; "" = nothing reported yet
+	addrs map[string]bool // their global IPv4 addresses (no prefix length)
 }
 
 // interfacesApplier returns the running interfaces applier (nil when none).
@@ -65,7 +67,22 @@ func (a *Agent) markDHCP(ifs []devproto.Interface) []devproto.Interface {
 func (a *Agent) noteReported(ifs []devproto.Interface) {
 	a.ifrep.mu.Lock()
 	a.ifrep.last = ifSignature(ifs)
+	a.ifrep.addrs = globalV4(ifs)
 	a.ifrep.mu.Unlock()
+}
+
+// globalV4 returns the global IPv4 addresses of ifs.
+func globalV4(ifs []devproto.Interface) map[string]bool {
+	out := map[string]bool{}
+	for _, i := range ifs {
+		for _, c := range i.Addresses {
+			p, err := netip.ParsePrefix(c)
+			if err == nil && p.Addr().Is4() && p.Addr().IsGlobalUnicast() {
+				out[p.Addr().String()] = true
+			}
+		}
+	}
+	return out
 }
 
 // ifSignature is what manage cares about in a set of interfaces, as text:
@@ -107,21 +124,36 @@ func (a *Agent) reportInterfaces() {
 	}
 	ifs = a.markDHCP(ifs)
 	sig := ifSignature(ifs)
+	now := globalV4(ifs)
 	a.ifrep.mu.Lock()
 	same := sig == a.ifrep.last
+	var lost []string
+	for ad := range a.ifrep.addrs {
+		if !now[ad] {
+			lost = append(lost, ad)
+		}
+	}
 	a.ifrep.mu.Unlock()
 	if same {
 		return
 	}
 	a.mu.Lock()
-	connected := a.conn != nil
+	conn := a.conn
 	a.mu.Unlock()
-	if !connected {
+	if conn == nil {
 		return // Hello tells manage on the next connection
 	}
 	a.log.Info("interfaces changed; reporting them to manage")
 	a.send(devproto.TypeInterfaces, "", devproto.InterfacesReport{Interfaces: ifs}, false)
 	a.noteReported(ifs)
+	if len(lost) > 0 {
+		// The channel may run from an address that is gone (a WAN's DHCP
+		// lease moved): its TCP connection would only be noticed dead
+		// after three heartbeats. Reconnect now; Hello reports again.
+		slices.Sort(lost)
+		a.log.Info("an address of this edge went away; reconnecting to manage from the current ones", "addresses", lost)
+		_ = conn.CloseNow()
+	}
 }
 
 // watchInterfaces reports the interfaces when links, addresses or routes

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -20,7 +21,8 @@ func TestInterfacesAndRoutesInNamespace(t *testing.T) {
 
 // interfaceReportsInNamespace: a document addressing a WAN makes the edge
 // report its interfaces again (address, gateway, link up, DHCP flag of a
-// DHCP WAN); a lost carrier is reported too.
+// DHCP WAN); an address that goes away makes it reconnect; a lost carrier
+// is reported too.
 func interfaceReportsInNamespace(t *testing.T) {
 	sh(t, "link", "set", "lo", "up")
 	sh(t, "link", "add", "h3ia0", "type", "veth", "peer", "name", "h3ia1")
@@ -58,6 +60,15 @@ func interfaceReportsInNamespace(t *testing.T) {
 		return a != nil && b != nil && a.LinkUp && slices.Contains(a.Addresses, "198.51.100.2/24") &&
 			a.Gateway == "198.51.100.1" && !a.DHCP && b.DHCP && b.LinkUp
 	})
+	// The WAN's address changes: the channel may have run from the old
+	// one, so the edge reconnects and Hello carries the new address.
+	fc.send(t, devproto.TypeConfig, "", configMsg(strings.Replace(doc, "198.51.100.2/24", "198.51.100.3/24", 1)))
+	fc = fm.nextConn(t)
+	hello = body[devproto.Hello](t, fc.expect(t, devproto.TypeHello))
+	if i := findIf(hello.Info.Interfaces, "h3ia0"); i == nil || !slices.Contains(i.Addresses, "198.51.100.3/24") || slices.Contains(i.Addresses, "198.51.100.2/24") {
+		t.Fatalf("hello after the address change: h3ia0 %+v", i)
+	}
+	fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-m1", Approval: "approved", HeartbeatSeconds: 30})
 	sh(t, "link", "set", "h3ia1", "down") // h3ia0 loses its carrier
 	expectReport("carrier lost", func(ifs []devproto.Interface) bool {
 		a := findIf(ifs, "h3ia0")

@@ -181,11 +181,18 @@ func TestStaticInNamespace(t *testing.T) {
 	})
 }
 
-// TestMissingInterfaceInNamespace: a WAN that does not exist is an error naming
-// it; the rest of the spec is still applied.
+// TestMissingInterfaceInNamespace: a WAN that does not exist is an error
+// naming it; the rest of the spec is still applied. rp_filter: loosened
+// when one interface is strict, left alone when none is.
 func TestMissingInterfaceInNamespace(t *testing.T) {
 	inNamespace(t, func(t *testing.T) {
 		run(t, "ip", "link", "add", "h3m0", "type", "veth", "peer", "name", "h3m1")
+		// Strict only on one interface: "all" becomes loose, then back.
+		for path, v := range map[string]string{rpFilterPath: "0", confDir + "/default/rp_filter": "0", confDir + "/h3m0/rp_filter": "1"} {
+			if err := writeSysctl(path, v); err != nil {
+				t.Fatal(err)
+			}
+		}
 		h, err := New(Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -200,11 +207,30 @@ func TestMissingInterfaceInNamespace(t *testing.T) {
 		if !hasAddr(t, "h3m0", "192.168.5.1/24") {
 			t.Fatal("the LAN was not configured")
 		}
+		if rp := sysctlValue(t, rpFilterPath); rp != "2" {
+			t.Fatalf("rp_filter all=%s with a strict interface, want 2", rp)
+		}
 		if err := h.Apply(Spec{}); err != nil {
 			t.Fatal(err)
 		}
 		if hasAddr(t, "h3m0", "192.168.5.1/24") {
 			t.Fatal("LAN address left")
+		}
+		if rp := sysctlValue(t, rpFilterPath); rp != "0" {
+			t.Fatalf("rp_filter all=%s after forwarding, want 0 back", rp)
+		}
+		// Nothing strict: "all" is left alone.
+		if err := writeSysctl(confDir+"/h3m0/rp_filter", "0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Apply(mustSpec(t, devproto.InterfaceConfig{Name: "h3m0", Role: "lan", Address: "192.168.5.1/24"})); err != nil {
+			t.Fatal(err)
+		}
+		if rp := sysctlValue(t, rpFilterPath); rp != "0" {
+			t.Fatalf("rp_filter all=%s without strict interfaces, want 0 untouched", rp)
+		}
+		if err := h.Apply(Spec{}); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

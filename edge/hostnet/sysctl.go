@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -11,10 +12,13 @@ import (
 const (
 	ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
 	// rpFilterPath: the effective reverse-path filter of an interface is
-	// the maximum of "all" and its own; 2 (loose) makes every interface at
-	// least loose. Strict (1) drops replies that come back on another WAN
-	// than the main table's best route (multi-WAN, path selection).
+	// the maximum of "all" and its own; 2 (loose) makes every interface
+	// loose. Strict (1), on "all", an interface or the default for new
+	// ones, drops replies that come back on another WAN than the main
+	// table's best route (multi-WAN, path selection) and packets through a
+	// tunnel from a peer's WAN address; then "all" is set to 2.
 	rpFilterPath = "/proc/sys/net/ipv4/conf/all/rp_filter"
+	confDir      = "/proc/sys/net/ipv4/conf"
 )
 
 // sysctl is a setting the host changed and the value it found before.
@@ -48,7 +52,25 @@ var forwardSettings = []struct {
 	required    bool
 }{
 	{ipForwardPath, "1", func(v string) bool { return v == "1" }, true},
-	{rpFilterPath, "2", func(v string) bool { return v != "1" }, false},
+	{rpFilterPath, "2", func(v string) bool { return v == "2" || (v == "0" && !anyStrictRPFilter()) }, false},
+}
+
+// anyStrictRPFilter reports whether an interface (or the default for new
+// ones, e.g. the data plane's TUN) filters strictly.
+func anyStrictRPFilter() bool {
+	entries, err := os.ReadDir(confDir)
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if e.Name() == "all" {
+			continue
+		}
+		if v, err := readSysctl(filepath.Join(confDir, e.Name(), "rp_filter")); err == nil && v == "1" {
+			return true
+		}
+	}
+	return false
 }
 
 // setForwarding turns forwarding on (recording what it changed in changed)
