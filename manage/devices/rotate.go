@@ -202,19 +202,25 @@ func (s *Service) finishRotation(ctx context.Context, t store.Tunnel, now time.T
 // which its peers' anti-replay windows would refuse; fresh SAs start both
 // directions from zero. Tunnels already rotating continue.
 func (s *Service) rekeyDevice(ctx context.Context, orgID, deviceID string) error {
-	p, err := s.st.ListTunnels(ctx, orgID, store.ListOptions{Limit: store.MaxListLimit, Filter: map[string]string{"device_id": deviceID}})
-	if err != nil {
-		return err
-	}
 	var ids []string
-	for _, t := range p.Items {
-		if t.RotationPhase == "" {
-			ids = append(ids, t.ID)
+	for off := 0; ; off += store.MaxListLimit {
+		p, err := s.st.ListTunnels(ctx, orgID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "number",
+			Filter: map[string]string{"device_id": deviceID}})
+		if err != nil {
+			return err
+		}
+		for _, t := range p.Items {
+			if t.RotationPhase == "" {
+				ids = append(ids, t.ID)
+			}
+		}
+		if len(p.Items) < store.MaxListLimit {
+			break
 		}
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err = s.StartRotation(ctx, orgID, ids)
+	_, err := s.StartRotation(ctx, orgID, ids)
 	return err
 }
