@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -366,6 +367,15 @@ func (l *Lab) dropBootstrap(ctx context.Context, c DHCPClient, timeout time.Dura
 	if err != nil {
 		return l.timeoutError("trellis-edge's DHCP lease on "+c.Node+" "+c.Iface, timeout, err)
 	}
+	// The bootstrap address is the primary one of the subnet: without
+	// promotion, removing it would take trellis-edge's lease along.
+	n, _ := l.Plan.Node(c.Node)
+	err = InNamespace(n.NS, func() error {
+		return setSysctl("net.ipv4.conf."+c.Iface+".promote_secondaries", "1")
+	})
+	if err != nil {
+		return err
+	}
 	h, done, err := l.nsHandle(c.Node)
 	if err != nil {
 		return err
@@ -377,6 +387,18 @@ func (l *Lab) dropBootstrap(ctx context.Context, c DHCPClient, timeout time.Dura
 	}
 	if err := h.AddrDel(link, &netlink.Addr{IPNet: prefixNet(c.Bootstrap)}); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
 		return fmt.Errorf("%s: removing bootstrap address %s: %w", c.Node, c.Bootstrap, err)
+	}
+	// trellis-edge's connection to manage came from the bootstrap address:
+	// reset it, so the edge reconnects from its lease at once instead of
+	// after missing three heartbeats.
+	var out []byte
+	err = InNamespace(n.NS, func() error {
+		var err error
+		out, err = exec.Command("ss", "-K", "-tn", "src", c.Bootstrap.Addr().String()).CombinedOutput()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: resetting connections from %s (ss from iproute2): %w %s", c.Node, c.Bootstrap.Addr(), err, out)
 	}
 	return nil
 }

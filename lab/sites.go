@@ -109,6 +109,8 @@ type Sites struct {
 	Devices map[string]client.Device
 	// Tunnels as listed once all were up.
 	Tunnels []client.Tunnel
+	// EdgeViews are the edges' views of the tunnels, by number.
+	EdgeViews map[int]EdgeView
 	// TunnelsUp is how long the tunnels took from their creation to all up.
 	TunnelsUp time.Duration
 }
@@ -209,7 +211,7 @@ func (l *Lab) ConfigureSites(ctx context.Context, o SitesOptions) (*Sites, error
 		if want == 0 {
 			return nil, fmt.Errorf("manage created no %s tunnels: %s", req.Topology, describeSkips(res, cr.Skipped))
 		}
-		if res.Tunnels, err = l.WaitTunnelsUp(ctx, c, mi, want, o.Timeout); err != nil {
+		if res.Tunnels, res.EdgeViews, err = l.WaitTunnelsUp(ctx, c, mi, want, o.Timeout); err != nil {
 			return nil, err
 		}
 		res.TunnelsUp = time.Since(start)
@@ -305,10 +307,46 @@ func (l *Lab) Tunnels(ctx context.Context, c *client.Client, mi *ManageInfo) ([]
 	return page.Items, nil
 }
 
+// EdgeView is what both ends' data planes say of a tunnel.
+type EdgeView struct {
+	// Up: both ends are up and have had answers to their probes.
+	Up bool
+	// RTTMillis is the higher of the two ends' round-trip times.
+	RTTMillis float64
+}
+
+// EdgeViews asks every edge's data plane for its tunnels, by number.
+func (l *Lab) EdgeViews(ctx context.Context) (map[int]EdgeView, error) {
+	ends := map[int][]EdgeTunnel{}
+	for _, n := range l.edgeNodes() {
+		ts, err := l.EdgeTunnels(ctx, n.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range ts {
+			ends[t.VNI] = append(ends[t.VNI], t)
+		}
+	}
+	out := map[int]EdgeView{}
+	for n, es := range ends {
+		v := EdgeView{Up: len(es) == 2}
+		for _, e := range es {
+			v.Up = v.Up && e.Up && e.ProbesReceived > 0
+			v.RTTMillis = max(v.RTTMillis, e.RTTMillis)
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
 // WaitTunnelsUp waits until the organization has at least want tunnels and
-// every one of them is up, and returns them.
-func (l *Lab) WaitTunnelsUp(ctx context.Context, c *client.Client, mi *ManageInfo, want int, timeout time.Duration) ([]client.Tunnel, error) {
+// every one of them is up, and returns them with what the edges' data
+// planes say of each. A tunnel is up when manage says so or, as manage
+// learns tunnel states from the edges' periodic stats (every 60 s by
+// default), when the data planes at both ends say so.
+func (l *Lab) WaitTunnelsUp(ctx context.Context, c *client.Client, mi *ManageInfo, want int, timeout time.Duration) ([]client.Tunnel, map[int]EdgeView, error) {
 	var ts []client.Tunnel
+	var views map[int]EdgeView
 	err := poll(ctx, timeout, func() error {
 		var err error
 		if ts, err = l.Tunnels(ctx, c, mi); err != nil {
@@ -320,18 +358,21 @@ func (l *Lab) WaitTunnelsUp(ctx context.Context, c *client.Client, mi *ManageInf
 		if len(ts) < want {
 			return fmt.Errorf("%d tunnels, want %d", len(ts), want)
 		}
+		if views, err = l.EdgeViews(ctx); err != nil {
+			return err
+		}
 		var errs []error
 		for _, t := range ts {
-			if t.Status != "up" {
-				errs = append(errs, fmt.Errorf("tunnel %d (%s): %s %s", t.Number, tunnelEnds(t, nil), t.Status, t.Reason))
+			if t.Status != "up" && !views[t.Number].Up {
+				errs = append(errs, fmt.Errorf("tunnel %d (%s): %s %s; data planes: %+v", t.Number, tunnelEnds(t, nil), t.Status, t.Reason, views[t.Number]))
 			}
 		}
 		return errors.Join(errs...)
 	})
 	if err != nil {
-		return ts, l.timeoutError("every tunnel up", timeout, err)
+		return ts, views, l.timeoutError("every tunnel up", timeout, err)
 	}
-	return ts, nil
+	return ts, views, nil
 }
 
 func tunnelEnds(t client.Tunnel, site func(string) string) string {
@@ -348,8 +389,10 @@ func tunnelEnds(t client.Tunnel, site func(string) string) string {
 }
 
 // WriteTunnels prints tunnels as a table, their ends named after the
-// devices' machine ids (the lab's site names) where known.
-func WriteTunnels(w io.Writer, ts []client.Tunnel, ds []client.Device) {
+// devices' machine ids (the lab's site names) where known. Where manage
+// has no stats of a tunnel yet, the data planes' view (if given) fills in
+// its status and RTT, marked "(edges)".
+func WriteTunnels(w io.Writer, ts []client.Tunnel, ds []client.Device, views map[int]EdgeView) {
 	names := map[string]string{}
 	for _, d := range ds {
 		names[d.ID] = d.MachineID
@@ -358,12 +401,14 @@ func WriteTunnels(w io.Writer, ts []client.Tunnel, ds []client.Device) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TUNNEL\tENDS\tOVERLAY\tSTATUS\tRTT\tLOSS\tREASON")
 	for _, t := range ts {
-		rtt := "-"
+		status, rtt, reason := t.Status, "-", t.Reason
 		if t.Status == "up" {
 			rtt = fmt.Sprintf("%.2f ms", t.RTTMillis)
+		} else if v, ok := views[t.Number]; ok && v.Up {
+			status, rtt, reason = "up (edges)", fmt.Sprintf("%.2f ms", v.RTTMillis), "manage: "+t.Status+", "+t.Reason
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s ⇄ %s\t%s\t%s\t%.0f%%\t%s\n", t.Number, tunnelEnds(t, func(id string) string { return names[id] }),
-			t.OverlayA, t.OverlayB, t.Status, rtt, t.LossPct, t.Reason)
+			t.OverlayA, t.OverlayB, status, rtt, t.LossPct, reason)
 	}
 	_ = tw.Flush()
 }

@@ -318,7 +318,7 @@ func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi 
 		fmt.Fprintf(out, "\ninterfaces assigned; no tunnels (--topology none).\n")
 	default:
 		fmt.Fprintf(out, "\n%d %s tunnels, all up %v after their creation:\n", len(sites.Tunnels), l.Plan.Topology.Tunnels, sites.TunnelsUp.Round(time.Millisecond))
-		lab.WriteTunnels(out, sites.Tunnels, ds)
+		lab.WriteTunnels(out, sites.Tunnels, ds, sites.EdgeViews)
 	}
 	host := "s2/h1"
 	if len(l.Plan.Topology.Sites) < 2 {
@@ -461,7 +461,11 @@ func statusCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(out, "\nno tunnels")
 			default:
 				fmt.Fprintln(out)
-				lab.WriteTunnels(out, ts, ds)
+				views, verr := l.EdgeViews(cmd.Context())
+				if verr != nil {
+					fmt.Fprintf(out, "(the edges' own view of the tunnels: %v)\n", verr)
+				}
+				lab.WriteTunnels(out, ts, ds, views)
 			}
 			return serr
 		},

@@ -302,9 +302,21 @@ func (p *pinger) summary() (sent, answered int, gap time.Duration) {
 	return sent, answered, gap
 }
 
-// ttlProbe sends one echo with the given TTL and returns who answered:
-// the destination (reply true) or the router where the TTL ran out.
+// ttlProbe sends an echo with the given TTL and returns who answered: the
+// destination (reply true) or the router where the TTL ran out. Routers
+// rate-limit their ICMP errors, so an unanswered probe is sent again (up
+// to three times, each a new flow).
 func ttlProbe(t *testing.T, l *lab.Lab, node string, dst netip.Addr, ttl int, wait time.Duration) (from netip.Addr, reply bool, err error) {
+	t.Helper()
+	for range 3 {
+		if from, reply, err = ttlProbeOnce(t, l, node, dst, ttl, wait); err == nil {
+			return from, reply, nil
+		}
+	}
+	return from, reply, err
+}
+
+func ttlProbeOnce(t *testing.T, l *lab.Lab, node string, dst netip.Addr, ttl int, wait time.Duration) (from netip.Addr, reply bool, err error) {
 	t.Helper()
 	var conn *icmp.PacketConn
 	err = lab.InNamespace(labtest.NS(t, l, node), func() error {
