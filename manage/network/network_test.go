@@ -94,6 +94,16 @@ func TestValidateInterface(t *testing.T) {
 		{"lan nat", "b", store.InterfaceAssignment{Name: "eth2", Role: "lan", Address: "10.3.0.1/24", NAT: true}, "nat"},
 		{"wan dhcp server", "b", store.InterfaceAssignment{Name: "eth0", Role: "wan", DHCP: true, DHCPServer: &okDHCP}, "dhcp_server"},
 		{"dhcp ok", "b", ds(okDHCP), ""},
+		{"dhcp range of 65536", "b", func() store.InterfaceAssignment {
+			a := lan("eth2", "10.64.0.1/14")
+			a.DHCPServer = &store.DHCPServerConfig{RangeStart: "10.64.0.2", RangeEnd: "10.65.0.1"}
+			return a
+		}(), ""},
+		{"dhcp range too large", "b", func() store.InterfaceAssignment {
+			a := lan("eth2", "10.64.0.1/14")
+			a.DHCPServer = &store.DHCPServerConfig{RangeStart: "10.64.0.2", RangeEnd: "10.65.0.2"}
+			return a
+		}(), "dhcp_server.range_end"},
 		{"dhcp full", "b", ds(store.DHCPServerConfig{RangeStart: "10.3.0.100", RangeEnd: "10.3.0.200", Gateway: "10.3.0.254", DNS: []string{"9.9.9.9"}, Domain: "lan.example",
 			LeaseSeconds: 3600, MaxSeconds: 7200, StaticLeases: []store.DHCPStaticLease{{MAC: "52:54:00:AA:BB:CC", Address: "10.3.0.10", Hostname: "printer"}},
 			Options: []store.DHCPOption{{Code: 42, Type: "ips", Value: "10.3.0.1, 10.3.0.2"}, {Code: 252, Type: "text", Value: "http://wpad/wpad.dat"}, {Code: 43, Type: "hex", Value: "01:02"}}}), ""},

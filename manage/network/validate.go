@@ -405,6 +405,14 @@ var reservedOptions = map[int]string{
 	58: "the renewal time", 59: "the rebinding time", 61: "the client identifier",
 }
 
+// maxDHCPRange is the largest range the edge's DHCP server accepts.
+const maxDHCPRange = 65536
+
+func ipv4Uint(ip netip.Addr) uint64 {
+	b := ip.As4()
+	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+}
+
 func validateDHCPServer(lan netip.Prefix, s store.DHCPServerConfig) (store.DHCPServerConfig, error) {
 	subnet := lan.Masked()
 	inSubnet := func(field, v string) (netip.Addr, *FieldError) {
@@ -430,6 +438,9 @@ func validateDHCPServer(lan netip.Prefix, s store.DHCPServerConfig) (store.DHCPS
 	}
 	if end.Less(start) {
 		return s, fieldErr("dhcp_server.range_end", "range_end %s is before range_start %s", end, start)
+	}
+	if size := ipv4Uint(end) - ipv4Uint(start) + 1; size > maxDHCPRange {
+		return s, fieldErr("dhcp_server.range_end", "the range %s-%s holds %d addresses; a DHCP server serves at most %d", start, end, size, maxDHCPRange)
 	}
 	s.RangeStart, s.RangeEnd = start.String(), end.String()
 	inRange := func(ip netip.Addr) bool { return !ip.Less(start) && !end.Less(ip) }
