@@ -10,6 +10,10 @@ type Desired struct {
 	Name      string `json:"name"`
 	Site      string `json:"site"`
 	VxlanPort int    `json:"vxlan_port"`
+	// STUNServers (host:port) are asked for each WAN's public endpoint,
+	// from the tunnel socket: manage's own STUN server (its two ports,
+	// for NAT type detection) first, then any configured extra ones.
+	STUNServers []string `json:"stun_servers"`
 	// Labels are the organization's path labels.
 	Labels []Label `json:"labels"`
 	// Interfaces are admin assignments (WAN/LAN, addressing); empty = leave as is.
@@ -111,7 +115,13 @@ type Tunnel struct {
 	LocalInterface string `json:"local_interface"`
 	LocalAddress   string `json:"local_address"`   // underlay source IP
 	RemoteEndpoint string `json:"remote_endpoint"` // ip:port
-	LocalOverlay   string `json:"local_overlay"`   // this end of the /31, e.g. 10.100.0.0
+	// EndpointSource says where RemoteEndpoint comes from: override (1:1
+	// NAT / forwarded port), stun (the peer's STUN mapping), address (the
+	// peer WAN's own address). Whatever it is, the edge switches to the
+	// source of the peer's authenticated packets when they come from
+	// elsewhere (symmetric NAT, CGNAT).
+	EndpointSource string `json:"endpoint_source,omitempty"`
+	LocalOverlay   string `json:"local_overlay"` // this end of the /31, e.g. 10.100.0.0
 	RemoteOverlay  string `json:"remote_overlay"`
 	Outbound       SA     `json:"outbound"`
 	Inbound        SA     `json:"inbound"`

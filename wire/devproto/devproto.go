@@ -34,6 +34,30 @@ type Interface struct {
 	MTU       int      `json:"mtu,omitempty"`
 	// DHCP is true when the address comes from the edge's DHCP client.
 	DHCP bool `json:"dhcp,omitempty"`
+	// Public is what STUN found for a WAN's tunnel socket (nil until a
+	// check has run; WANs only).
+	Public *PublicEndpoint `json:"public,omitempty"`
+}
+
+// NAT types an edge detects per WAN (RFC 4787 terms, as STUN can tell them).
+const (
+	NATNone       = "none"       // the mapped endpoint is the local one
+	NATFullCone   = "full-cone"  // endpoint-independent mapping and filtering
+	NATRestricted = "restricted" // endpoint-independent mapping, filtered by address or address+port
+	NATSymmetric  = "symmetric"  // the mapping changes per destination
+	NATUnknown    = "unknown"    // one server answered: mapping seen, behaviour not tested
+	NATBlocked    = "blocked"    // no STUN server answered
+)
+
+// PublicEndpoint is the result of the STUN checks of one WAN, made from the
+// tunnel socket itself (so the mapped port is the one peers must use).
+type PublicEndpoint struct {
+	Address   string    `json:"address,omitempty"` // mapped IPv4 address
+	Port      int       `json:"port,omitempty"`    // mapped port of the tunnel socket
+	NAT       string    `json:"nat"`               // NAT* constant
+	Server    string    `json:"server,omitempty"`  // STUN server that answered first (host:port)
+	CheckedAt time.Time `json:"checked_at"`
+	Error     string    `json:"error,omitempty"` // why the check failed
 }
 
 // InterfacesReport is the body of TypeInterfaces: every interface, as in
@@ -167,6 +191,10 @@ type TunnelStats struct {
 	RxPackets uint64  `json:"rx_packets"`
 	TxPackets uint64  `json:"tx_packets"`
 	Drops     uint64  `json:"drops"`
+	// Remote is the peer endpoint in use (ip:port); Learned is true when it
+	// was learned from authenticated packets rather than configured.
+	Remote  string `json:"remote,omitempty"`
+	Learned bool   `json:"learned,omitempty"`
 }
 
 // Event kinds.
