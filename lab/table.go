@@ -23,17 +23,25 @@ func (p *Plan) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tNAMESPACE\tINTERFACE\tADDRESS")
 	for _, n := range p.Nodes {
-		addrs := p.Addrs(n.Name)
-		if len(addrs) == 0 {
+		var rows [][2]string
+		for _, a := range p.Addrs(n.Name) {
+			rows = append(rows, [2]string{a.Name, a.Addr.String()})
+		}
+		for _, c := range p.DHCPClients {
+			if c.Node == n.Name {
+				rows = append(rows, [2]string{c.Iface, "DHCP"})
+			}
+		}
+		if len(rows) == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\n", n.Name, n.NS)
 			continue
 		}
-		for i, a := range addrs {
+		for i, r := range rows {
 			name, ns := n.Name, n.NS
 			if i > 0 {
 				name, ns = "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, ns, a.Name, a.Addr)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, ns, r[0], r[1])
 		}
 	}
 	fmt.Fprintln(tw)
@@ -79,6 +87,12 @@ func (p *Plan) WriteTable(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(tw, "\nmanage: %s   internet router: %s   LAN hosts use their edge (10.<site>.<lan>.1) as gateway\n", p.ManageAddr, p.InternetAddr)
+	switch t := p.Topology; {
+	case t.Tunnels == TunnelsHubSpoke:
+		fmt.Fprintf(tw, "tunnels (created through manage): hub and spoke, hubs %s\n", strings.Join(t.Hubs, ", "))
+	default:
+		fmt.Fprintf(tw, "tunnels (created through manage): %s\n", t.Tunnels)
+	}
 	return tw.Flush()
 }
 

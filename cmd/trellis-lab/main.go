@@ -317,7 +317,7 @@ func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi 
 	case len(sites.Tunnels) == 0:
 		fmt.Fprintf(out, "\ninterfaces assigned; no tunnels (--topology none).\n")
 	default:
-		fmt.Fprintf(out, "\n%d %s tunnels, all up %v after their creation:\n", len(sites.Tunnels), l.Plan.Topology.Tunnels, sites.TunnelsUp.Round(time.Millisecond))
+		fmt.Fprintf(out, "\n%s tunnels: %d, all up %v after their creation:\n", l.Plan.Topology.Tunnels, len(sites.Tunnels), sites.TunnelsUp.Round(time.Millisecond))
 		lab.WriteTunnels(out, sites.Tunnels, ds, sites.EdgeViews)
 	}
 	host := "s2/h1"

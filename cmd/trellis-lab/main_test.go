@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -48,7 +49,21 @@ func TestUpDryRunAndValidation(t *testing.T) {
 	if err != nil || !strings.Contains(out, "s3/h1") || strings.Contains(out, "s4/") {
 		t.Errorf("default is not 3 sites: %v\n%s", err, out)
 	}
+	out, err = run(t, "--prefix", "tx", "up", "--dry-run", "--hub", "s2", "--lan-dhcp", "--wan-dhcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hub and spoke, hubs s2", "DHCP 198.18.1.18-198.18.1.23", "198.18.1.17/28", "eth0       DHCP"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry-run --hub s2 --lan-dhcp --wan-dhcp output lacks %q:\n%s", want, out)
+		}
+	}
 	bad := [][]string{
+		{"up", "--dry-run", "--topology", "hub-spoke"},
+		{"up", "--dry-run", "--topology", "ring"},
+		{"up", "--dry-run", "--hub", "s4"},
+		{"up", "--dry-run", "--topology", "mesh", "--hub", "s1"},
+		{"up", "--dry-run", "--breakout"},
 		{"up", "--dry-run", "--nat", "cone"},
 		{"up", "--dry-run", "--wans", "4"},
 		{"up", "--dry-run", "--sites", "0"},
@@ -177,7 +192,7 @@ func TestManageCommands(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	for _, want := range []string{"https://100.64.0.2:8443", "admin@trellis.lab", "password:", "fingerprint:", "trellisctl login",
-		"s1       approved   connected     in-sync", "s2       approved   connected     in-sync"} {
+		"s1       approved   connected     in-sync", "s2       approved   connected     in-sync", "mesh tunnels: 1, all up", "/wan1 ⇄ s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up output lacks %q:\n%s", want, out)
 		}
@@ -186,8 +201,20 @@ func TestManageCommands(t *testing.T) {
 		t.Errorf("up --forward \"\" printed a forwarded address:\n%s", out)
 	}
 	out, err = run(t, append(g, "status")...)
-	if err != nil || !strings.Contains(out, "trellis-edge") || !strings.Contains(out, "s2       approved   connected     in-sync") {
+	if err != nil || !strings.Contains(out, "trellis-edge") || !strings.Contains(out, "s2       approved   connected     in-sync") || !strings.Contains(out, "TUNNEL") {
 		t.Errorf("status: %v\n%s", err, out)
+	}
+	// What up promises: LAN hosts of different sites reach each other
+	// through the tunnel, and the internet through their edge's NAT.
+	l, err := lab.Open(root, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := l.Plan.Node("s1/h1")
+	for _, dst := range []netip.Addr{lab.HostAddr(2, 1, 1).Addr(), l.Plan.InternetAddr} {
+		if _, err := lab.Ping(context.Background(), h1.NS, dst, 10, time.Second); err != nil {
+			t.Errorf("after up, s1/h1 does not reach %s: %v", dst, err)
+		}
 	}
 	out, err = run(t, append(g, "manage", "stop")...)
 	if err != nil || !strings.Contains(out, "trellis-manage stopped") {
