@@ -254,3 +254,36 @@ func TestCarrierInNamespace(t *testing.T) {
 		}
 	})
 }
+
+// TestOnLinkGatewayInNamespace: a lease with a /32 address and a router
+// outside it (as clouds hand out) gets its default route on-link.
+func TestOnLinkGatewayInNamespace(t *testing.T) {
+	inNamespace(t, func(t *testing.T) {
+		run(t, "ip", "link", "add", "h3ol0", "type", "veth", "peer", "name", "h3ol1")
+		run(t, "ip", "link", "set", "h3ol1", "up")
+		h, err := New(Options{DHCPTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if err := h.Apply(mustSpec(t, devproto.InterfaceConfig{Name: "h3ol0", Role: "wan", DHCP: true})); err != nil {
+			t.Fatal(err)
+		}
+		// No server answers; install a lease as the client would.
+		h.setLease(context.Background(), "h3ol0", &Lease{Address: pfx("10.66.0.5/32"), Gateway: ip("10.66.0.1"), Expires: time.Now().Add(time.Hour).Unix()})
+		want := []string{
+			"0.0.0.0/0 via 10.66.0.1 dev h3ol0 metric 100",
+			"0.0.0.0/0 via 10.66.0.1 dev h3ol0 table 101",
+			"10.66.0.5/32 dev h3ol0 table 101",
+		}
+		if got := kernelRoutes(t); !sameSet(got, want) {
+			t.Fatalf("routes %v, want %v", got, want)
+		}
+		if err := h.Apply(Spec{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := kernelRoutes(t); len(got) != 0 {
+			t.Fatalf("routes left: %v", got)
+		}
+	})
+}

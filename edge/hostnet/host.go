@@ -329,7 +329,7 @@ func (h *Host) syncLocked() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := h.syncRoutes(p.routes); err != nil {
+	if err := h.syncRoutes(p.routes, p.addrs); err != nil {
 		errs = append(errs, err)
 	}
 	if err := h.syncRules(p.rules); err != nil {
@@ -416,7 +416,10 @@ func (h *Host) syncAddrs(l netlink.Link, want []netip.Prefix) error {
 	return errors.Join(errs...)
 }
 
-func (h *Host) syncRoutes(want []routeKey) error {
+// syncRoutes makes the host's routes the wanted ones; addrs are the
+// interfaces' wanted addresses (a gateway outside them is on-link: a DHCP
+// /32 with a router elsewhere, as clouds hand out).
+func (h *Host) syncRoutes(want []routeKey, addrs map[string][]netip.Prefix) error {
 	names := linkNames()
 	index := map[string]int{}
 	for i, n := range names {
@@ -462,6 +465,9 @@ func (h *Host) syncRoutes(want []routeKey) error {
 		r := &netlink.Route{LinkIndex: idx, Dst: ipNet(k.Dst), Table: k.Table, Priority: k.Metric, Protocol: h.opts.Protocol}
 		if k.Gw.IsValid() {
 			r.Gw = net.IP(k.Gw.AsSlice())
+			if !slices.ContainsFunc(addrs[k.Dev], func(p netip.Prefix) bool { return p.Masked().Contains(k.Gw) }) {
+				r.Flags = int(netlink.FLAG_ONLINK)
+			}
 		} else {
 			r.Scope = netlink.SCOPE_LINK
 		}
