@@ -40,8 +40,23 @@ type Config struct {
 	SAGrace time.Duration
 	// ProbeInterval is the tunnel probe period (default 1s).
 	ProbeInterval time.Duration
-	Tunnels       []TunnelConfig
-	Routes        []RouteConfig
+	// WANs are the site's WAN interfaces: the engine opens the tunnel
+	// socket of each even before it carries a tunnel, so that STUN can
+	// find its public endpoint (which peers need to reach it). A WAN
+	// socket that cannot be opened (the address is not there yet) is
+	// logged and retried at the next Apply; it does not fail the
+	// configuration. Tunnels open their WAN's socket in any case.
+	WANs    []WANConfig
+	Tunnels []TunnelConfig
+	Routes  []RouteConfig
+}
+
+// WANConfig is one WAN of the site, as tunnels name it: an interface
+// and/or an IPv4 source address. A tunnel whose WAN has the same
+// interface and address shares its socket.
+type WANConfig struct {
+	Interface string
+	Address   netip.Addr
 }
 
 // TUNConfig describes the overlay TUN device.
@@ -113,6 +128,14 @@ func (c *Config) Validate() error {
 	}
 	if c.SAGrace < 0 || c.ProbeInterval < 0 {
 		errs = append(errs, errors.New("SA grace and probe interval must not be negative"))
+	}
+	for _, w := range c.WANs {
+		if w.Address.IsValid() && !w.Address.Is4() {
+			errs = append(errs, fmt.Errorf("WAN %s: address %s is not IPv4", w.Interface, w.Address))
+		}
+		if !w.Address.IsValid() && w.Interface == "" {
+			errs = append(errs, errors.New("a WAN needs an interface or an address"))
+		}
 	}
 	names := map[string]bool{}
 	vnis := map[uint32]string{}

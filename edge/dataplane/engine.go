@@ -37,6 +37,7 @@ type snapshot struct {
 	sites   map[string]*site
 	routes  *routeTable
 	wans    map[wanKey]*wanSock
+	wanErrs map[wanKey]string // WANs of cfg.WANs whose socket failed to open
 }
 
 // Engine is a running data plane.
@@ -53,7 +54,8 @@ type Engine struct {
 	nextID   uint64
 	routesUp map[netip.Prefix]bool // kernel routes installed (cfgMu)
 
-	global counters // drops not attributable to a tunnel
+	global counters  // drops not attributable to a tunnel
+	stunTx stunTable // pending STUN requests of all WAN sockets
 
 	// Used by the TUN reader only: ICMP "fragmentation needed" replies.
 	icmpBuf  []byte
@@ -178,7 +180,10 @@ func (e *Engine) Close() error {
 	wans := e.snap.Load().wans
 	e.cfgMu.Unlock()
 	e.cancel()
-	err := e.dev.Close()
+	var err error
+	if e.dev != nil {
+		err = e.dev.Close()
+	}
 	for _, w := range wans {
 		w.close()
 	}
@@ -246,9 +251,8 @@ func (e *Engine) Apply(cfg Config) error {
 			t.sas.Store(sas)
 			// A changed configured endpoint wins over a learned one; an
 			// unchanged one leaves a learned (NAT) endpoint alone.
-			if t.confRemote != tc.Remote {
-				t.confRemote = tc.Remote
-				t.setRemote(tc.Remote.Addr().As4(), tc.Remote.Port())
+			if t.remote.Load().conf != tc.Remote {
+				t.configureRemote(tc.Remote)
 			}
 		} else {
 			sas, err := rollSAs(nil, tc, now, cfg.SAGrace)
@@ -266,6 +270,28 @@ func (e *Engine) Apply(cfg Config) error {
 			ns.sites[tc.Site] = s
 		}
 		s.tunnels = append(s.tunnels, t)
+	}
+	// WANs without tunnels (yet): a socket that cannot be opened does not
+	// fail the configuration (tunnels need none of them).
+	ns.wanErrs = map[wanKey]string{}
+	for _, wc := range cfg.WANs {
+		k := wanKey{iface: wc.Interface, addr: wc.Address, port: cfg.UDPPort}
+		if ns.wans[k] != nil {
+			continue
+		}
+		w := old.wans[k]
+		if w == nil {
+			var err error
+			if w, err = openWAN(k); err != nil {
+				if old.wanErrs[k] != err.Error() {
+					e.log.Warn("WAN socket not opened; STUN waits for it (retried at the next configuration)", "wan", k.String(), "err", err)
+				}
+				ns.wanErrs[k] = err.Error()
+				continue
+			}
+			opened = append(opened, w)
+		}
+		ns.wans[k] = w
 	}
 	for _, s := range ns.sites {
 		s.refresh()
@@ -298,6 +324,7 @@ func (e *Engine) Apply(cfg Config) error {
 }
 
 func cloneConfig(c Config) Config {
+	c.WANs = append([]WANConfig(nil), c.WANs...)
 	c.Tunnels = append([]TunnelConfig(nil), c.Tunnels...)
 	c.Routes = append([]RouteConfig(nil), c.Routes...)
 	return c
@@ -601,6 +628,10 @@ func (e *Engine) receiveLoop(w *wanSock) {
 			from := rb.from(i)
 			for off := 0; off < size; off += seg {
 				d := bufs[i][off:min(off+seg, size)]
+				if isSTUN(d) {
+					e.stunTx.handle(d, from)
+					continue
+				}
 				start, end := e.decapOne(snap, w, d, from, reply, now)
 				if start < 0 {
 					continue
@@ -631,11 +662,12 @@ func (e *Engine) decapOne(snap *snapshot, w *wanSock, b []byte, from netip.AddrP
 	}
 	t.rxPackets.Add(1)
 	t.rxBytes.Add(uint64(len(inner)))
-	// Learn the peer's endpoint from authenticated packets (NAT rebinding).
-	if from.IsValid() {
-		cur := t.remote.Load()
-		if ip4 := cur.IP.To4(); ip4 == nil || [4]byte(ip4) != from.Addr().As4() || cur.Port != int(from.Port()) {
-			t.setRemote(from.Addr().As4(), from.Port())
+	// Learn the peer's endpoint from packets that authenticated and passed
+	// the replay check (symmetric NAT, CGNAT, NAT rebinding); never from
+	// anything else (see README, "Learned endpoints").
+	if from.IsValid() && t.remote.Load().ap != from {
+		if prev, ok := t.learnRemote(from); ok {
+			e.log.Info("tunnel endpoint learned from authenticated packets", "tunnel", t.cfg.Name, "remote", from.String(), "previous", prev.String(), "configured", t.cfg.Remote.String())
 		}
 	}
 	if inner[0]>>4 == 4 && [4]byte(inner[16:20]) == t.ep.Local {

@@ -81,7 +81,7 @@ func TestControlFramesKeepSequenceOrder(t *testing.T) {
 		defer wg.Done()
 		buf := make([]byte, frame.MaxHeadroom+28+16+frame.MaxTailroom)
 		n := ippkt.BuildEcho(buf[frame.MaxHeadroom:], false, tn.ep.Local, tn.ep.Remote, 5, 1, make([]byte, 16))
-		e.sendInner(tn, buf, n)
+		e.sendInner(tn, buf, n, tn.remote.Load().addr)
 	}()
 	go func() { // TUN reader
 		defer wg.Done()

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane/frame"
@@ -45,7 +46,16 @@ func (e *Engine) probeLoop() {
 				}
 			}
 			t.pruneSAs(now)
-			e.sendProbe(t, seq, now, buf)
+			// Probes go to the endpoint in use: they open NAT pinholes
+			// (hole punching) and keep mappings alive. While a tunnel whose
+			// endpoint was learned is down, every other probe goes to the
+			// configured endpoint instead, so that either can revive it.
+			dst := t.remote.Load()
+			addr := dst.addr
+			if !up && dst.learned && seq%2 == 0 {
+				addr = dst.confAddr
+			}
+			e.sendProbe(t, seq, now, buf, addr)
 		}
 		for _, s := range snap.sites {
 			s.refresh()
@@ -53,7 +63,7 @@ func (e *Engine) probeLoop() {
 	}
 }
 
-func (e *Engine) sendProbe(t *tunnel, seq uint16, now time.Time, buf []byte) {
+func (e *Engine) sendProbe(t *tunnel, seq uint16, now time.Time, buf []byte, dst *net.UDPAddr) {
 	var data [16]byte
 	copy(data[:8], probeMagic[:])
 	ns := now.UnixNano()
@@ -61,14 +71,14 @@ func (e *Engine) sendProbe(t *tunnel, seq uint16, now time.Time, buf []byte) {
 		data[8+i] = byte(ns >> (56 - 8*i))
 	}
 	n := ippkt.BuildEcho(buf[frame.MaxHeadroom:], false, t.ep.Local, t.ep.Remote, uint16(t.cfg.VNI), seq, data[:])
-	e.sendInner(t, buf, n)
+	e.sendInner(t, buf, n, dst)
 }
 
-// sendInner encapsulates buf[frame.MaxHeadroom:][:n] and sends it at once
+// sendInner encapsulates buf[frame.MaxHeadroom:][:n] and sends it to dst at once
 // (control traffic: probes and probe replies). Sealing and sending happen
 // under the WAN's sendMu, so that this frame cannot be overtaken by frames
 // sealed later by the TUN reader on the same SA (see wanSock.sendMu).
-func (e *Engine) sendInner(t *tunnel, buf []byte, n int) {
+func (e *Engine) sendInner(t *tunnel, buf []byte, n int, dst *net.UDPAddr) {
 	w := t.wan
 	w.sendMu.Lock()
 	defer w.sendMu.Unlock()
@@ -80,7 +90,7 @@ func (e *Engine) sendInner(t *tunnel, buf []byte, n int) {
 	if testHookSealed != nil {
 		testHookSealed()
 	}
-	if _, err := w.conn.WriteTo(f, t.remote.Load()); err != nil {
+	if _, err := w.conn.WriteTo(f, dst); err != nil {
 		t.drop(DropSendError)
 		return
 	}
@@ -107,7 +117,7 @@ func (e *Engine) handleProbe(t *tunnel, inner, reply []byte, now time.Time) {
 			return
 		}
 		n := ippkt.BuildEcho(reply[frame.MaxHeadroom:], true, t.ep.Local, ech.Src, ech.ID, ech.Seq, ech.Data)
-		e.sendInner(t, reply, n)
+		e.sendInner(t, reply, n, t.remote.Load().addr)
 		return
 	}
 	if ech.ID != uint16(t.cfg.VNI) || len(ech.Data) < 8 || [8]byte(ech.Data[:8]) != probeMagic {

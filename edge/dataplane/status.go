@@ -13,11 +13,18 @@ import (
 
 // TunnelStatus is the observable state of one tunnel.
 type TunnelStatus struct {
-	Name        string            `json:"name"`
-	Site        string            `json:"site"`
-	VNI         uint32            `json:"vni"`
-	WAN         string            `json:"wan"`
+	Name string `json:"name"`
+	Site string `json:"site"`
+	VNI  uint32 `json:"vni"`
+	WAN  string `json:"wan"`
+	// Remote is the peer endpoint in use; Configured the one from the
+	// configuration. Learned is true when Remote was learned from
+	// authenticated packets (symmetric NAT, CGNAT) and differs from
+	// Configured; Learns counts the switches.
 	Remote      string            `json:"remote"`
+	Configured  string            `json:"configured"`
+	Learned     bool              `json:"learned"`
+	Learns      uint64            `json:"learns"`
 	Local       string            `json:"local"`
 	Peer        string            `json:"peer"`
 	Up          bool              `json:"up"`
@@ -45,6 +52,11 @@ type Status struct {
 	Routes  int               `json:"routes"`
 	Tunnels []TunnelStatus    `json:"tunnels"`
 	Drops   map[string]uint64 `json:"drops"` // not attributable to a tunnel
+	// WANs are the open WAN (tunnel) sockets; WANErrors the configured
+	// WANs whose socket could not be opened, with the reason.
+	WANs      []WANSocket       `json:"wans"`
+	WANErrors map[string]string `json:"wan_errors,omitempty"`
+	STUN      STUNCounters      `json:"stun"`
 }
 
 func dropMap(c *counters) map[string]uint64 {
@@ -58,12 +70,14 @@ func dropMap(c *counters) map[string]uint64 {
 // Status returns a consistent view of counters and probe results.
 func (e *Engine) Status() Status {
 	snap := e.snap.Load()
-	st := Status{TUN: e.tunCfg.Name, MTU: e.tunMTU, Routes: len(snap.cfg.Routes), Drops: dropMap(&e.global)}
+	st := Status{TUN: e.tunCfg.Name, MTU: e.tunMTU, Routes: len(snap.cfg.Routes), Drops: dropMap(&e.global),
+		WANs: e.WANSockets(), WANErrors: snap.wanErrors(), STUN: e.stunTx.counters()}
 	for _, t := range snap.tunnels {
 		t.probeMu.Lock()
 		ps := t.probe.stats()
 		t.probeMu.Unlock()
 		sas := t.sas.Load()
+		rem := t.remote.Load()
 		active := false
 		if s := snap.sites[t.cfg.Site]; s != nil {
 			if act := s.active.Load(); act != nil {
@@ -74,7 +88,8 @@ func (e *Engine) Status() Status {
 		}
 		ts := TunnelStatus{
 			Name: t.cfg.Name, Site: t.cfg.Site, VNI: t.cfg.VNI, WAN: t.wan.key.String(),
-			Remote: t.remote.Load().String(), Local: t.cfg.Local.String(), Peer: t.cfg.Peer.String(),
+			Remote: rem.ap.String(), Configured: rem.conf.String(), Learned: rem.learned, Learns: t.learns.Load(),
+			Local: t.cfg.Local.String(), Peer: t.cfg.Peer.String(),
 			Up: t.up.Load(), Active: active, MTU: t.maxInner,
 			RTTMillis: ms(ps.RTT), JitterMs: ms(ps.Jitter), Loss: ps.Loss,
 			ProbesSent: ps.Sent, ProbesRecv: ps.Received,

@@ -75,11 +75,11 @@ type tunnel struct {
 	mss4     uint16 // MSS clamp
 	mss6     uint16
 
-	remote     atomic.Pointer[net.UDPAddr]
-	confRemote netip.AddrPort // configured endpoint (guarded by Engine.cfgMu)
-	sas        atomic.Pointer[saSet]
-	up         atomic.Bool
-	score      atomic.Int64 // lower is better (nanoseconds of "effective RTT")
+	remote atomic.Pointer[peerEndpoint]
+	learns atomic.Uint64 // times the remote was learned from authenticated packets
+	sas    atomic.Pointer[saSet]
+	up     atomic.Bool
+	score  atomic.Int64 // lower is better (nanoseconds of "effective RTT")
 
 	counters
 
@@ -90,8 +90,7 @@ type tunnel struct {
 func newTunnel(id uint64, c TunnelConfig, wan *wanSock, sas *saSet, underlayMTU, tunMTU int) *tunnel {
 	t := &tunnel{id: id, cfg: c, wan: wan}
 	t.ep = frame.NewEndpoint(c.VNI, c.Local.As4(), c.Peer.As4())
-	t.confRemote = c.Remote
-	t.setRemote(c.Remote.Addr().As4(), c.Remote.Port())
+	t.configureRemote(c.Remote)
 	t.sas.Store(sas)
 	t.maxInner = min(frame.MaxInner(sas.out, underlayMTU), tunMTU)
 	t.mss4, t.mss6 = ippkt.MSSFor(t.maxInner)
@@ -100,8 +99,52 @@ func newTunnel(id uint64, c TunnelConfig, wan *wanSock, sas *saSet, underlayMTU,
 	return t
 }
 
+// peerEndpoint is where a tunnel sends: the configured endpoint, or one
+// learned from the source of authenticated packets (NAT). Immutable; a
+// tunnel swaps it atomically.
+type peerEndpoint struct {
+	ap       netip.AddrPort
+	addr     *net.UDPAddr // ap, for the socket calls
+	conf     netip.AddrPort
+	confAddr *net.UDPAddr
+	learned  bool // ap came from authenticated packets and differs from conf
+}
+
+func udpAddr(ap netip.AddrPort) *net.UDPAddr {
+	ip := ap.Addr().As4()
+	return &net.UDPAddr{IP: net.IP(ip[:]).To16(), Port: int(ap.Port())}
+}
+
+// configureRemote sets the configured endpoint, which wins over a learned
+// one until authenticated packets come from elsewhere again.
+func (t *tunnel) configureRemote(ap netip.AddrPort) {
+	a := udpAddr(ap)
+	t.remote.Store(&peerEndpoint{ap: ap, addr: a, conf: ap, confAddr: a})
+}
+
+// setRemote configures the endpoint ip:port (tests).
 func (t *tunnel) setRemote(ip [4]byte, port uint16) {
-	t.remote.Store(&net.UDPAddr{IP: net.IP(ip[:]).To16(), Port: int(port)})
+	t.configureRemote(netip.AddrPortFrom(netip.AddrFrom4(ip), port))
+}
+
+// learnRemote switches the tunnel to from, the source of a packet that
+// authenticated and passed the replay check. It reports whether the
+// endpoint changed (false when another goroutine changed it first or it
+// is already from).
+func (t *tunnel) learnRemote(from netip.AddrPort) (prev netip.AddrPort, changed bool) {
+	cur := t.remote.Load()
+	if cur.ap == from {
+		return cur.ap, false
+	}
+	n := &peerEndpoint{ap: from, addr: udpAddr(from), conf: cur.conf, confAddr: cur.confAddr, learned: from != cur.conf}
+	if from == cur.conf {
+		n.addr = cur.confAddr
+	}
+	if !t.remote.CompareAndSwap(cur, n) {
+		return cur.ap, false
+	}
+	t.learns.Add(1)
+	return cur.ap, true
 }
 
 // pickTunnel chooses a tunnel among candidates for a flow by rendezvous

@@ -175,7 +175,7 @@ func (b *sendBatch) flush(w *wanSock, log func(msg string, args ...any)) {
 			}
 		}
 		m := &b.msgs[k]
-		m.Addr = t.remote.Load()
+		m.Addr = t.remote.Load().addr
 		if j-i == 1 {
 			m.Buffers[0] = b.frames[i]
 			m.OOB = nil
