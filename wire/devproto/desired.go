@@ -24,6 +24,17 @@ type Desired struct {
 	Tunnels []Tunnel `json:"tunnels"`
 	// DHCPServers serve LAN interfaces (at most one per interface).
 	DHCPServers []DHCPServer `json:"dhcp_servers"`
+	// Applications named by this document's rules (issue 8).
+	Applications []Application `json:"applications"`
+	// PathRules steer tunnel traffic; BreakoutRules choose the WAN for
+	// Internet breakout (by dia labels).
+	PathRules     []PathRule `json:"path_rules"`
+	BreakoutRules []PathRule `json:"breakout_rules"`
+	// QoS configures the scheduler (nil: defaults); WANQoS the bandwidth.
+	QoS    *QoS     `json:"qos,omitempty"`
+	WANQoS []WANQoS `json:"wan_qos"`
+	// Firewall is the packet filter (nil: only the built-in rules).
+	Firewall *Firewall `json:"firewall,omitempty"`
 }
 
 // Label is a path label.
@@ -127,4 +138,162 @@ type Tunnel struct {
 	Inbound        SA     `json:"inbound"`
 	// RemotePrefixes are the peer site's LAN subnets routed through this tunnel.
 	RemotePrefixes []string `json:"remote_prefixes"`
+}
+
+// Applications, policies, QoS and firewall (issue 8). manage compiles the
+// organization's catalogue and the policies assigned to a device into these;
+// the edge expands application references itself (Applications lists every
+// application a rule of this document names, nothing more).
+
+// Service classes (QoS traffic classes), highest priority first.
+const (
+	ClassRealtime   = "real-time"
+	ClassControl    = "control-signalling"
+	ClassPrime      = "prime"
+	ClassStandard   = "standard"
+	ClassBestEffort = "best-effort"
+)
+
+// Application identifies traffic at L3/L4 by the server side of a flow (the
+// destination of its first packet).
+type Application struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Category     string    `json:"category"`
+	ServiceClass string    `json:"service_class"` // Class* constant
+	Importance   string    `json:"importance"`    // high, medium, low
+	Rules        []AppRule `json:"rules"`
+}
+
+// AppRule matches a flow when every given part matches: the destination is
+// in one of Prefixes (any when empty), the protocol is Protocol (tcp, udp,
+// icmp; any when empty), the destination port is in one of Ports ("443",
+// "5060-5061"; any when empty; tcp/udp only).
+type AppRule struct {
+	Prefixes []string `json:"prefixes,omitempty"`
+	Protocol string   `json:"protocol,omitempty"`
+	Ports    []string `json:"ports,omitempty"`
+}
+
+// Match selects flows for a policy or firewall rule: every non-empty part
+// must match; within a part, any element. Applications are application ids
+// of Desired.Applications; Categories/ServiceClasses/Importance match the
+// flow's identified application.
+type Match struct {
+	Applications   []string `json:"applications,omitempty"`
+	Categories     []string `json:"categories,omitempty"`
+	ServiceClasses []string `json:"service_classes,omitempty"`
+	Importance     []string `json:"importance,omitempty"`
+	Sources        []string `json:"sources,omitempty"`      // CIDR
+	Destinations   []string `json:"destinations,omitempty"` // CIDR
+	Protocol       string   `json:"protocol,omitempty"`     // tcp, udp, icmp
+	Ports          []string `json:"ports,omitempty"`        // destination ports
+}
+
+// Path selection modes.
+const (
+	ModePriority = "priority" // first label with a usable path
+	ModeBalance  = "balance"  // spread flows across every usable label
+	ModeQuality  = "quality"  // labels whose paths meet the thresholds, best first
+)
+
+// PathRule is one ordered rule of a path-selection policy. Rules are
+// evaluated by ascending Priority; the first match decides for the flow.
+type PathRule struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Priority int    `json:"priority"`
+	Match    Match  `json:"match"`
+	// Block drops the flow.
+	Block bool `json:"block,omitempty"`
+	// Labels are path label ids in order of preference (tunnel labels for
+	// tunnel traffic, dia labels of WANs for Internet breakout).
+	Labels []string `json:"labels,omitempty"`
+	Mode   string   `json:"mode,omitempty"` // Mode* (priority when empty)
+	// Fallback when no label has a usable path: "routing" (default: follow
+	// the routing table) or "drop".
+	Fallback string `json:"fallback,omitempty"`
+	// Quality thresholds (0 = no limit); a path breaking one is left, with
+	// hysteresis, for one that meets them.
+	MaxLossPct   float64 `json:"max_loss_pct,omitempty"`
+	MaxLatencyMs float64 `json:"max_latency_ms,omitempty"`
+	MaxJitterMs  float64 `json:"max_jitter_ms,omitempty"`
+}
+
+// QoS is the traffic scheduler's configuration; per-WAN bandwidth is in
+// WANQoS. Nil means defaults (see the data plane's documentation).
+type QoS struct {
+	// Classes gives each service class its weight, DSCP rewrite and, for
+	// real-time, the cap of its strict priority.
+	Classes []QoSClass `json:"classes"`
+}
+
+// QoSClass configures one service class.
+type QoSClass struct {
+	Class string `json:"class"` // Class* constant
+	// Weight shares the bandwidth left by real-time among the other
+	// classes (ignored for real-time).
+	Weight int `json:"weight,omitempty"`
+	// CapPct caps a strict-priority class at this share of the WAN (real-time).
+	CapPct int `json:"cap_pct,omitempty"`
+	// DSCP rewrites the inner packet's DSCP (-1: keep).
+	DSCP int `json:"dscp"`
+}
+
+// WANQoS is the bandwidth of one WAN (kbit/s; 0 = unlimited, no shaping).
+type WANQoS struct {
+	Interface    string `json:"interface"`
+	UplinkKbps   int    `json:"uplink_kbps"`
+	DownlinkKbps int    `json:"downlink_kbps"`
+}
+
+// Firewall rule actions.
+const (
+	FirewallAllow = "allow"
+	FirewallDeny  = "deny"
+)
+
+// FirewallRule is one ordered rule (ascending Priority, first match wins).
+// InInterface/OutInterface name edge interfaces; "tunnel" means any tunnel.
+type FirewallRule struct {
+	ID           string `json:"id"`
+	Priority     int    `json:"priority"`
+	Action       string `json:"action"` // allow, deny
+	Match        Match  `json:"match"`
+	InInterface  string `json:"in_interface,omitempty"`
+	OutInterface string `json:"out_interface,omitempty"`
+	Description  string `json:"description,omitempty"`
+}
+
+// PortForward sends connections to a WAN's port(s) to a LAN host.
+type PortForward struct {
+	ID        string `json:"id"`
+	Interface string `json:"interface"` // WAN
+	Protocol  string `json:"protocol"`  // tcp, udp
+	Ports     string `json:"ports"`     // "8080" or "8000-8010"
+	ToAddress string `json:"to_address"`
+	ToPort    int    `json:"to_port,omitempty"` // 0: same port(s)
+}
+
+// OneToOneNAT maps a public address on a WAN to a LAN host, both ways.
+type OneToOneNAT struct {
+	ID             string `json:"id"`
+	Interface      string `json:"interface"` // WAN
+	PublicAddress  string `json:"public_address"`
+	PrivateAddress string `json:"private_address"`
+}
+
+// Firewall is the device's packet filter. Besides these rules the edge
+// always keeps: established/related traffic, its tunnels' UDP port and STUN
+// on WANs, DHCP and DNS to itself from LANs, ICMP echo, and its connection
+// to manage. Outbound covers LAN to WAN (breakout) and LAN to tunnel;
+// LANToLAN covers traffic between LANs (of this site and, through tunnels,
+// of other sites); Inbound covers traffic to the edge itself. The default
+// for Outbound and LANToLAN is allow, for Inbound from WANs deny.
+type Firewall struct {
+	Outbound     []FirewallRule `json:"outbound"`
+	LANToLAN     []FirewallRule `json:"lan_to_lan"`
+	Inbound      []FirewallRule `json:"inbound"`
+	PortForwards []PortForward  `json:"port_forwards"`
+	OneToOne     []OneToOneNAT  `json:"one_to_one"`
 }

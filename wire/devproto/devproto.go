@@ -157,6 +157,20 @@ type Stats struct {
 	Tunnels    []TunnelStats    `json:"tunnels,omitempty"`
 	// Leases are the DHCP server's current leases (all of them).
 	Leases []Lease `json:"leases,omitempty"`
+	// Apps count traffic per identified application (issue 8); "" is
+	// traffic no application matched.
+	Apps []AppStats `json:"apps,omitempty"`
+}
+
+// AppStats counts one application's traffic through the data plane since
+// the edge started.
+type AppStats struct {
+	ID        string `json:"id"`
+	Flows     uint64 `json:"flows"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
 }
 
 // Lease is one DHCP lease handed out by the edge's DHCP server.
