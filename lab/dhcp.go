@@ -406,3 +406,29 @@ func (l *Lab) dropBootstrap(ctx context.Context, c DHCPClient, timeout time.Dura
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
 }
+
+// OtherWANPool returns the range a WAN link with DHCP does not hand out
+// now: WANPool's other one (the ISP's configuration file says which is
+// current).
+func (l *Lab) OtherWANPool(link string) (start, end netip.Addr, err error) {
+	link = strings.ReplaceAll(strings.TrimSpace(link), "-", "/")
+	for _, p := range l.Plan.WANPools {
+		if p.Link != link {
+			continue
+		}
+		var s, w int
+		if _, err := fmt.Sscanf(link, "s%d/wan%d", &s, &w); err != nil {
+			return start, end, fmt.Errorf("%s: %w", link, err)
+		}
+		nat := l.Plan.Topology.Sites[s-1].WANs[w-1].NAT
+		first, _ := WANPool(s, w, nat, false)
+		conf, err := os.ReadFile(filepath.Join(l.State.NodeDir(p.Node), "udhcpd.conf"))
+		if err != nil {
+			return start, end, fmt.Errorf("reading the DHCP server configuration of %s: %w", link, err)
+		}
+		alt := strings.Contains(string(conf), "\nstart "+first.String()+"\n")
+		start, end = WANPool(s, w, nat, alt)
+		return start, end, nil
+	}
+	return start, end, fmt.Errorf("%s is not a WAN link with DHCP", link)
+}

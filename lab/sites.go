@@ -39,7 +39,8 @@ func missingEndpoint(err error) bool {
 // SiteInterfaces is what the lab assigns, through manage, to the
 // interfaces of site s's edge: every wanW a WAN with NAT (breakout), its
 // default route metric 100×W and either the lab's static address and
-// gateway or DHCP; every lanL a LAN with its 10.<s>.<L-1>.1/24 and, on a LAN
+// gateway or DHCP (behind a full-cone NAT, the ISP's public address as
+// the 1:1 NAT public address peers use); every lanL a LAN with its 10.<s>.<L-1>.1/24 and, on a LAN
 // with DHCP, a DHCP server handing out .100-.199 (gateway the edge, no DNS)
 // with static leases for the first StaticLeases hosts at their usual
 // addresses. labelIDs maps WAN path label names to their ids.
@@ -57,6 +58,12 @@ func (p *Plan) SiteInterfaces(s int, labelIDs map[string]string) ([]client.Inter
 		} else {
 			isp, edge := Access(s, w, wan.NAT)
 			a.Address, a.Gateway = edge.String(), isp.Addr().String()
+		}
+		if wan.NAT == NATFullCone {
+			// The ISP forwards everything for its public address to the
+			// edge, port kept: 1:1 NAT, which peers are told.
+			_, public := ISPUplink(s, w)
+			a.PublicAddress = public.Addr().String()
 		}
 		if wan.Label != "" {
 			id, ok := labelIDs[wan.Label]
@@ -131,7 +138,8 @@ func (s *Sites) Site(deviceID string) string {
 // (mesh, hub-spoke, none) and waits until every one is up, then waits until
 // the hosts of LANs with DHCP have their lease. An edge's DHCP WAN is
 // handed from the lab's udhcpc to trellis-edge's own client. A manage
-// without this API fails with ErrNoNetworkAPI before anything changed.
+// without this API fails with ErrNoNetworkAPI before anything changed;
+// tunnels not up in time give the Sites and an ErrTunnelsNotUp error.
 func (l *Lab) ConfigureSites(ctx context.Context, o SitesOptions) (*Sites, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 90 * time.Second
@@ -194,6 +202,7 @@ func (l *Lab) ConfigureSites(ctx context.Context, o SitesOptions) (*Sites, error
 	if err := l.WaitInSync(ctx, o.Timeout); err != nil {
 		return nil, err
 	}
+	var tunnelErr error
 	if req, ok := l.tunnelRequest(res); ok {
 		start := time.Now()
 		cr, err := c.CreateTunnels(ctx, mi.OrgID, req)
@@ -211,16 +220,22 @@ func (l *Lab) ConfigureSites(ctx context.Context, o SitesOptions) (*Sites, error
 		if want == 0 {
 			return nil, fmt.Errorf("manage created no %s tunnels: %s", req.Topology, describeSkips(res, cr.Skipped))
 		}
-		if res.Tunnels, res.EdgeViews, err = l.WaitTunnelsUp(ctx, c, mi, want, o.Timeout); err != nil {
-			return nil, err
+		res.Tunnels, res.EdgeViews, tunnelErr = l.WaitTunnelsUp(ctx, c, mi, want, o.Timeout)
+		if tunnelErr != nil && ctx.Err() == nil {
+			tunnelErr = fmt.Errorf("%w: %w", ErrTunnelsNotUp, tunnelErr)
 		}
 		res.TunnelsUp = time.Since(start)
 	}
 	if err := l.WaitDHCPClients(ctx, o.Timeout, RoleHost); err != nil {
 		return nil, l.timeoutError("every LAN host with DHCP has its lease", o.Timeout, err)
 	}
-	return res, nil
+	return res, tunnelErr
 }
+
+// ErrTunnelsNotUp: ConfigureSites set everything up but some tunnels were
+// not up within the timeout (for example between two symmetric NATs);
+// the Sites it returns with it show their states.
+var ErrTunnelsNotUp = errors.New("not every tunnel came up")
 
 func describeSkips(s *Sites, skips []client.TunnelSkip) string {
 	if len(skips) == 0 {

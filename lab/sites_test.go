@@ -58,6 +58,25 @@ func TestSiteInterfaces(t *testing.T) {
 	if l2 := byName["lan2"]; l2.Address != "10.1.1.1/24" || l2.DHCPServer != nil {
 		t.Errorf("lan2 = %+v", l2)
 	}
+	if w1.PublicAddress != "" || w2.PublicAddress != "" {
+		t.Errorf("public addresses without full-cone NAT: %q %q", w1.PublicAddress, w2.PublicAddress)
+	}
+	// Behind a full-cone NAT the ISP's address is the WAN's 1:1 public address.
+	as, err = p.SiteInterfaces(2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top.Sites[1].WANs = []WAN{{NAT: NATFullCone}}
+	p, err = NewPlan("tl", top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as, err = p.SiteInterfaces(2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w := as[0]; w.PublicAddress != "100.64.2.6" || w.Address != "192.168.1.2/24" || w.Gateway != "192.168.1.1" {
+		t.Errorf("full-cone wan1 = %+v", w)
+	}
 }
 
 func TestPlanDHCP(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,7 +55,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.prefix, "prefix", defPrefix, "prefix of every namespace and the state directory (env TRELLIS_LAB_PREFIX)")
 	root.PersistentFlags().StringVar(&g.stateRoot, "state-root", lab.DefaultStateRoot, "directory holding the state of each lab")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress")
-	root.AddCommand(upCmd(g), downCmd(g), statusCmd(g), execCmd(g), impairCmd(g), manageCmd(g), forwardCmd(), relayCmd())
+	root.AddCommand(upCmd(g), downCmd(g), statusCmd(g), execCmd(g), impairCmd(g), manageCmd(g), renumberCmd(g), forwardCmd(), relayCmd())
 	return root
 }
 
@@ -177,9 +178,14 @@ func upCmd(g *globals) *cobra.Command {
 				if err == nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "devices in sync after %v; assigning interfaces and creating %s tunnels ...\n", time.Since(start).Round(time.Millisecond), plan.Topology.Tunnels)
 					sites, err = l.ConfigureSites(cmd.Context(), lab.SitesOptions{Timeout: timeout, Logger: opts.Logger})
-					if errors.Is(err, lab.ErrNoNetworkAPI) {
+					switch {
+					case errors.Is(err, lab.ErrNoNetworkAPI):
 						fmt.Fprintf(cmd.ErrOrStderr(), "trellis-lab: warning: %v; the sites keep the lab's addressing and have no tunnels\n", err)
 						sites, err = nil, nil
+					case errors.Is(err, lab.ErrTunnelsNotUp) && sites != nil:
+						// The lab is complete; keep it to look into why.
+						fmt.Fprintf(cmd.ErrOrStderr(), "trellis-lab: warning: %v\nthe lab stays up (see the tunnels below; `trellis-lab status`, `trellis-lab down`)\n", err)
+						err = nil
 					}
 				}
 				if err != nil {
@@ -317,7 +323,17 @@ func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi 
 	case len(sites.Tunnels) == 0:
 		fmt.Fprintf(out, "\ninterfaces assigned; no tunnels (--topology none).\n")
 	default:
-		fmt.Fprintf(out, "\n%s tunnels: %d, all up %v after their creation:\n", l.Plan.Topology.Tunnels, len(sites.Tunnels), sites.TunnelsUp.Round(time.Millisecond))
+		up := 0
+		for _, t := range sites.Tunnels {
+			if t.Status == "up" || sites.EdgeViews[t.Number].Up {
+				up++
+			}
+		}
+		if up == len(sites.Tunnels) {
+			fmt.Fprintf(out, "\n%s tunnels: %d, all up %v after their creation:\n", l.Plan.Topology.Tunnels, len(sites.Tunnels), sites.TunnelsUp.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(out, "\n%s tunnels: %d, ONLY %d UP %v after their creation:\n", l.Plan.Topology.Tunnels, len(sites.Tunnels), up, sites.TunnelsUp.Round(time.Millisecond))
+		}
 		lab.WriteTunnels(out, sites.Tunnels, ds, sites.EdgeViews)
 	}
 	host := "s2/h1"
@@ -630,4 +646,51 @@ func relayCmd() *cobra.Command {
 			return relay.Command(cmd.Context(), args, cmd.ErrOrStderr())
 		},
 	}
+}
+
+func renumberCmd(g *globals) *cobra.Command {
+	var (
+		rng   string
+		lease time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "renumber LINK [--range START-END] [--lease 20s]",
+		Short: "Make the ISP of a WAN with DHCP (LINK: s1/wan1 ...) hand out other addresses",
+		Long: "Restarts the DHCP server of the WAN's ISP router with another range (default: the link's other one,\n" +
+			"switching back and forth) and a fresh lease file. The edge moves to an address of it once its lease\n" +
+			"runs out; manage then re-provisions its tunnels.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needRoot(); err != nil {
+				return err
+			}
+			l, err := lab.Open(g.stateRoot, g.prefix)
+			if errors.Is(err, lab.ErrNoLab) {
+				return fmt.Errorf("no lab with prefix %q is up: run `trellis-lab up` first", g.prefix)
+			}
+			if err != nil {
+				return err
+			}
+			var start, end netip.Addr
+			if rng != "" {
+				a, b, ok := strings.Cut(rng, "-")
+				if start, err = netip.ParseAddr(strings.TrimSpace(a)); ok && err == nil {
+					end, err = netip.ParseAddr(strings.TrimSpace(b))
+				}
+				if !ok || err != nil {
+					return fmt.Errorf("--range %q: give START-END, e.g. 198.18.1.24-198.18.1.29", rng)
+				}
+			} else if start, end, err = l.OtherWANPool(args[0]); err != nil {
+				return err
+			}
+			if err := l.SetWANPool(cmd.Context(), args[0], start, end, lease); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: the ISP now hands out %s-%s; the edge moves when its lease runs out\n", args[0], start, end)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&rng, "range", "", "addresses to hand out, START-END inside the access network (default: the link's other range)")
+	c.Flags().DurationVar(&lease, "lease", 0, "lease time from now on (default: the link's, dhcp_lease)")
+	return c
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -240,5 +241,81 @@ func TestManageCommands(t *testing.T) {
 	}
 	if out, err := run(t, append(g, "down")...); err != nil {
 		t.Fatalf("down: %v\n%s", err, out)
+	}
+}
+
+// TestWANDHCPRenumber: a plumbing lab whose edge takes its WAN address
+// from its ISP's busybox udhcpd; `renumber` moves it to the other range.
+func TestWANDHCPRenumber(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces (CI runs as root)")
+	}
+	if _, err := os.Stat("/usr/bin/busybox"); err != nil {
+		t.Skip("needs busybox (udhcpd, udhcpc): run scripts/install-deps.sh")
+	}
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	prefix := "tt" + hex.EncodeToString(b)
+	root := t.TempDir()
+	g := []string{"--prefix", prefix, "--state-root", root}
+	t.Cleanup(func() {
+		_ = lab.Down(context.Background(), prefix, root)
+		if left, _ := lab.Leftovers(prefix, root); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	file := root + "/topo.yaml"
+	if err := os.WriteFile(file, []byte("sites:\n  - wans: [{dhcp: true, dhcp_lease: 10s}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, append(g, "up", "--no-manage", "--breakout", "--file", file)...); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	l, err := lab.Open(root, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inRange := func(alt bool) error {
+		start, end := lab.WANPool(1, 1, lab.NATNone, alt)
+		as, err := l.IfaceAddrs("s1/edge", "wan1")
+		if err != nil {
+			return err
+		}
+		if len(as) != 1 || as[0].Addr().Less(start) || end.Less(as[0].Addr()) {
+			return fmt.Errorf("wan1 has %v, want one address of %s-%s", as, start, end)
+		}
+		return nil
+	}
+	// up waited for the lease; the lease's default route takes the host
+	// out (breakout) to the internet router.
+	if err := inRange(false); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := l.Plan.Node("s1/h1")
+	if _, err := lab.Ping(context.Background(), h1.NS, l.Plan.InternetAddr, 5, time.Second); err != nil {
+		t.Errorf("s1/h1 does not reach the internet through the DHCP WAN: %v", err)
+	}
+	if out, err := run(t, append(g, "renumber", "s1/wan1")...); err != nil || !strings.Contains(out, "198.18.1.24-198.18.1.29") {
+		t.Fatalf("renumber: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for err := inRange(true); err != nil; err = inRange(true) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after renumber: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if _, err := lab.Ping(context.Background(), h1.NS, l.Plan.InternetAddr, 10, time.Second); err != nil {
+		t.Errorf("s1/h1 does not reach the internet after the renumbering: %v", err)
+	}
+	for _, args := range [][]string{
+		{"renumber", "s1/wan1", "--range", "198.18.1.2-198.18.1.5"},
+		{"renumber", "s1/wan1", "--range", "198.18.1.29-198.18.1.24"},
+		{"renumber", "s1/wan1", "--range", "junk"},
+		{"renumber", "s1/wan2"},
+	} {
+		if out, err := run(t, append(g, args...)...); err == nil {
+			t.Errorf("%v accepted: %s", args, out)
+		}
 	}
 }
