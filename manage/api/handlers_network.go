@@ -107,7 +107,7 @@ func (a *API) listInterfaces(c *call) (any, error) {
 	if err != nil {
 		return nil, notFoundAs(err, "device")
 	}
-	items := network.Interfaces(&d)
+	items := network.Interfaces(&d, c.org.VxlanPort)
 	return interfaceList{Items: items, Total: len(items)}, nil
 }
 
@@ -161,7 +161,7 @@ func (a *API) putInterface(c *call) (any, error) {
 	// LAN subnets are routed by the peers and WAN endpoints used by them:
 	// the whole organization is recompiled.
 	a.changed(c.org.ID, "")
-	return network.InterfaceOf(&d, name), nil
+	return network.InterfaceOf(&d, name, c.org.VxlanPort), nil
 }
 
 // --- tunnels ---

@@ -24,6 +24,8 @@ type orgInputs struct {
 	net    *network.Compiler
 	// keyErrs are tunnels whose keys could not be opened (left out).
 	keyErrs []error
+	// stun are the STUN servers every document names (Config.STUNServers).
+	stun []string
 }
 
 // loadOrgInputs loads what the devices of an organization share. With
@@ -31,7 +33,7 @@ type orgInputs struct {
 // needs is loaded (organization, labels, its static routes): a device
 // without tunnels connecting to a large organization costs a few queries,
 // not a load of every device.
-func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, orgID, forDevice string) (*orgInputs, error) {
+func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, stun []string, orgID, forDevice string) (*orgInputs, error) {
 	var o *network.Org
 	if forDevice != "" {
 		p, err := st.ListTunnels(ctx, orgID, store.ListOptions{Limit: 1, Filter: map[string]string{"device_id": forDevice}})
@@ -50,7 +52,7 @@ func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, org
 			return nil, err
 		}
 	}
-	in := &orgInputs{org: o.Org, labels: []devproto.Label{}}
+	in := &orgInputs{org: o.Org, labels: []devproto.Label{}, stun: append([]string{}, stun...)}
 	for _, l := range o.Labels {
 		in.labels = append(in.labels, devproto.Label{ID: l.ID, Name: l.Name, Color: l.Color, Type: l.Type})
 	}
@@ -97,13 +99,14 @@ func loadLight(ctx context.Context, st store.Store, orgID, deviceID string) (*ne
 
 // Compile builds the desired document of one device: the organization's
 // labels, the device's interfaces, DHCP servers and static routes, and its
-// tunnels with the LAN prefixes routed through each (manage/network). Only
+// tunnels with the LAN prefixes routed through each (manage/network); it
+// names no STUN server (the Service's documents name Config.STUNServers). Only
 // approved devices are compiled, and tunnels only ever name approved
 // peers: a pending device is in no tunnel. A change to what a part reads
 // must call the API's OnDeviceChange hook (device, or "" for the
 // organization).
 func Compile(ctx context.Context, st store.Store, sealer *auth.Sealer, d store.Device) (devproto.Desired, error) {
-	in, err := loadOrgInputs(ctx, st, sealer, d.OrgID, d.ID)
+	in, err := loadOrgInputs(ctx, st, sealer, nil, d.OrgID, d.ID)
 	if err != nil {
 		return devproto.Desired{}, err
 	}
@@ -118,6 +121,7 @@ func compileWith(in *orgInputs, d store.Device) devproto.Desired {
 		Name:        d.Name,
 		Site:        d.Site,
 		VxlanPort:   in.org.VxlanPort,
+		STUNServers: append([]string{}, in.stun...),
 		Labels:      append([]devproto.Label{}, in.labels...),
 		Interfaces:  p.Interfaces,
 		Routes:      p.Routes,

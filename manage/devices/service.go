@@ -72,6 +72,10 @@ type Config struct {
 	// RotationTick is how often the rotation scheduler runs
 	// (DefaultRotationTick if 0).
 	RotationTick time.Duration
+	// STUNServers (host:port) go into every desired document, in order:
+	// edges ask them for each WAN's public endpoint (manage's own STUN
+	// server's two ports first, then configured extra ones).
+	STUNServers []string
 }
 
 // Hub delivers change notifications to the replica holding a device's
@@ -119,6 +123,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RotationTick <= 0 {
 		cfg.RotationTick = DefaultRotationTick
 	}
+	for _, hp := range cfg.STUNServers {
+		if err := ValidSTUNServer(hp); err != nil {
+			return nil, fmt.Errorf("devices: STUN server %q: %w", hp, err)
+		}
+	}
+	cfg.STUNServers = append([]string(nil), cfg.STUNServers...)
 	if len(cfg.TokenKey) != ed25519.PublicKeySize {
 		return nil, errors.New("devices: the organization token public key is required")
 	}

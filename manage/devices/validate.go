@@ -2,8 +2,11 @@ package devices
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -172,8 +175,99 @@ func validateInterfaces(field string, list []devproto.Interface) ([]store.Interf
 		if ifc.MTU != 0 && (ifc.MTU < 68 || ifc.MTU > 65535) {
 			return nil, bad(f+".mtu", "want 68 to 65535 (or 0 for unknown), got %d", ifc.MTU)
 		}
+		pub, ferr := validatePublic(f+".public", ifc.Public)
+		if ferr != nil {
+			return nil, ferr
+		}
 		out = append(out, store.Interface{Name: ifc.Name, MAC: strings.ToLower(ifc.MAC),
-			Addresses: addrs, Gateway: ifc.Gateway, LinkUp: ifc.LinkUp, MTU: ifc.MTU, DHCP: ifc.DHCP})
+			Addresses: addrs, Gateway: ifc.Gateway, LinkUp: ifc.LinkUp, MTU: ifc.MTU, DHCP: ifc.DHCP, Public: pub})
 	}
 	return out, nil
+}
+
+// Limits of a reported public endpoint.
+const (
+	maxSTUNServer = 261 // a DNS name and a port
+	maxPublicErr  = 512
+)
+
+var natTypes = map[string]bool{
+	devproto.NATNone: true, devproto.NATFullCone: true, devproto.NATRestricted: true,
+	devproto.NATSymmetric: true, devproto.NATUnknown: true, devproto.NATBlocked: true,
+}
+
+// validatePublic checks what an edge's STUN checks found for an interface
+// and returns the copy the store keeps (nil for nil). Only the form is
+// checked; manage/network uses a mapping only when it is complete and the
+// NAT type is not blocked.
+func validatePublic(field string, p *devproto.PublicEndpoint) (*devproto.PublicEndpoint, *fieldError) {
+	if p == nil {
+		return nil, nil
+	}
+	out := *p
+	if !natTypes[p.NAT] {
+		return nil, bad(field+".nat", "%q is not a NAT type (none, full-cone, restricted, symmetric, unknown, blocked)", truncate(p.NAT, 32))
+	}
+	if p.Address != "" {
+		a, err := netip.ParseAddr(p.Address)
+		if err != nil || !a.Unmap().Is4() || a.IsUnspecified() || a.IsMulticast() {
+			return nil, bad(field+".address", "%q is not a unicast IPv4 address", truncate(p.Address, 64))
+		}
+		out.Address = a.Unmap().String()
+	}
+	if p.Port < 0 || p.Port > 65535 || (p.Address != "" && p.Port == 0) {
+		return nil, bad(field+".port", "want 1 to 65535 with an address (0 without), got %d", p.Port)
+	}
+	if p.Address == "" && p.Port != 0 {
+		return nil, bad(field+".address", "a mapped port needs its address")
+	}
+	if len(p.Server) > maxSTUNServer || !printable(p.Server) {
+		return nil, bad(field+".server", "want a host:port of at most %d printable characters", maxSTUNServer)
+	}
+	if !printable(p.Error) {
+		return nil, bad(field+".error", "want printable text")
+	}
+	out.Error = truncate(p.Error, maxPublicErr)
+	out.CheckedAt = p.CheckedAt.UTC()
+	return &out, nil
+}
+
+// ValidSTUNServer checks a STUN server as documents name it: host:port,
+// the host an IP address or a DNS name, the port 1 to 65535.
+func ValidSTUNServer(hp string) error {
+	if len(hp) > maxSTUNServer {
+		return errors.New("too long")
+	}
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("want host:port, e.g. stun.example.net:3478: %w", err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1 to 65535", port)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !validDNSName(host) {
+		return fmt.Errorf("host %q: want an IP address or a DNS name", host)
+	}
+	return nil
+}
+
+func validDNSName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

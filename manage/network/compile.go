@@ -27,28 +27,6 @@ func WANAddress(d *store.Device, a store.InterfaceAssignment) (netip.Addr, bool)
 	return netip.Addr{}, false
 }
 
-// Endpoint is where peers send a WAN's tunnel traffic: the public address
-// and port override when set, else its address and the VxLAN port.
-func Endpoint(d *store.Device, a store.InterfaceAssignment, vxlanPort int) (netip.AddrPort, bool) {
-	addr, ok := netip.Addr{}, false
-	if a.PublicAddress != "" {
-		addr, ok = parseAddr(a.PublicAddress)
-	} else {
-		addr, ok = WANAddress(d, a)
-	}
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	port := vxlanPort
-	if a.PublicPort != 0 {
-		port = a.PublicPort
-	}
-	if port <= 0 || port > 65535 {
-		port = 4789
-	}
-	return netip.AddrPortFrom(addr, uint16(port)), true
-}
-
 func parseAddr(s string) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(s)
 	return a, err == nil
@@ -138,7 +116,8 @@ func (c *Compiler) wanOf(devID, iface string) (*store.Device, store.InterfaceAss
 	return d, a, true
 }
 
-// isUsable: both devices approved, both interfaces WANs with an address.
+// isUsable: both devices approved, both interfaces WANs with an endpoint
+// their peer can send to (EndpointOf).
 func (c *Compiler) isUsable(t store.Tunnel) bool {
 	for _, end := range [][2]string{{t.DeviceA, t.InterfaceA}, {t.DeviceB, t.InterfaceB}} {
 		d, a, ok := c.wanOf(end[0], end[1])
@@ -297,8 +276,8 @@ func (c *Compiler) tunnelFor(d *store.Device, t TunnelKeys, byPeer map[string][]
 	if !ok {
 		return devproto.Tunnel{}, false
 	}
-	ep, ok := Endpoint(pd, pa, c.org.Org.VxlanPort)
-	if !ok {
+	ep := EndpointOf(pd, pa, c.org.Org.VxlanPort)
+	if !ep.OK() {
 		return devproto.Tunnel{}, false
 	}
 	oa, ob, err := Overlays(c.org.Org.TunnelRange, t.Number)
@@ -310,8 +289,9 @@ func (c *Compiler) tunnelFor(d *store.Device, t TunnelKeys, byPeer map[string][]
 		local, remote = ob, oa
 	}
 	out, in := SAs(t, d.ID)
-	tn := devproto.Tunnel{Number: t.Number, PeerDeviceID: peerID, LocalInterface: localIf, RemoteEndpoint: ep.String(),
-		LocalOverlay: local.String(), RemoteOverlay: remote.String(), Outbound: out, Inbound: in,
+	tn := devproto.Tunnel{Number: t.Number, PeerDeviceID: peerID, LocalInterface: localIf, RemoteEndpoint: ep.AddrPort.String(),
+		EndpointSource: ep.Source,
+		LocalOverlay:   local.String(), RemoteOverlay: remote.String(), Outbound: out, Inbound: in,
 		RemotePrefixes: append([]string{}, byPeer[peerID]...)}
 	if addr, ok := WANAddress(d, la); ok {
 		tn.LocalAddress = addr.String()
@@ -343,5 +323,5 @@ func dhcpServer(a store.InterfaceAssignment) devproto.DHCPServer {
 }
 
 // TunnelUsable reports whether the compiler configures tunnel t (both
-// devices approved, both WANs assigned with an address).
+// devices approved, both WANs assigned with an endpoint).
 func (c *Compiler) TunnelUsable(id string) bool { return c.usable[id] }

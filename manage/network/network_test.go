@@ -556,7 +556,7 @@ func TestView(t *testing.T) {
 func TestInterfacesView(t *testing.T) {
 	d := dev("a", wan("eth0", "192.0.2.10/24"), store.InterfaceAssignment{Name: "eth1", Role: store.RoleWAN, DHCP: true}, lan("eth9", "10.1.0.1/24"))
 	d.Interfaces[2].LinkUp = false
-	vs := Interfaces(&d)
+	vs := Interfaces(&d, 4789)
 	got := map[string]string{}
 	for _, v := range vs {
 		got[v.Name] = v.Status + "/" + v.Assignment.Role

@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -48,8 +49,20 @@ type TunnelView struct {
 	RTTMillis     float64   `json:"rtt_ms"`
 	JitterMs      float64   `json:"jitter_ms"`
 	LossPct       float64   `json:"loss_pct"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	// Method is how the ends reach each other (Method*): direct,
+	// stun, override, or learned (an end answers where the peer's
+	// authenticated packets come from); "" until both have endpoints.
+	Method string `json:"method,omitempty"`
+	// EndpointA is where device B sends to reach A (B's current peer
+	// endpoint when its stats report one, else the compiled one), and
+	// EndpointB the reverse; NATA and NATB the NAT types the ends' STUN
+	// checks reported.
+	EndpointA string    `json:"endpoint_a,omitempty"`
+	EndpointB string    `json:"endpoint_b,omitempty"`
+	NATA      string    `json:"nat_a,omitempty"`
+	NATB      string    `json:"nat_b,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // View builds a tunnel's view with its live status.
@@ -73,7 +86,10 @@ func View(o *Org, t store.Tunnel, stats StatsFunc) TunnelView {
 		}
 	}
 	// Both ends configured: the probes say whether it carries traffic.
-	var found, up bool
+	epA, epB := endpointOfEnd(o, t.DeviceA, t.InterfaceA), endpointOfEnd(o, t.DeviceB, t.InterfaceB)
+	v.EndpointA, v.EndpointB = epA.AddrPort.String(), epB.AddrPort.String()
+	v.NATA, v.NATB = epA.NAT, epB.NAT
+	var found, up, learned bool
 	for _, id := range []string{t.DeviceA, t.DeviceB} {
 		if stats == nil {
 			break
@@ -91,13 +107,43 @@ func View(o *Org, t store.Tunnel, stats StatsFunc) TunnelView {
 			}
 			found = true
 			up = up || ts.Up
+			learned = learned || ts.Learned
+			// The endpoint this end sends to is the other end's.
+			if ts.Remote != "" {
+				if ap, err := netip.ParseAddrPort(ts.Remote); err == nil {
+					if id == t.DeviceA {
+						v.EndpointB = ap.String()
+					} else {
+						v.EndpointA = ap.String()
+					}
+				}
+			}
 		}
 	}
 	switch {
-	case !found:
-		v.Reason = "no stats reported for this tunnel yet"
+	case learned:
+		v.Method = MethodLearned
+	case epA.Source == SourceOverride || epB.Source == SourceOverride:
+		v.Method = MethodOverride
+	case epA.Source == SourceSTUN || epB.Source == SourceSTUN:
+		v.Method = MethodSTUN
+	default:
+		v.Method = MethodDirect
+	}
+	problem := PairProblem(epA, epB)
+	if problem == "" {
+		problem = blockedReason(o, t, epA, epB)
+	}
+	switch {
 	case up:
 		v.Status = StatusUp
+	case !found && problem != "":
+		v.Reason = problem
+	case !found:
+		v.Reason = "no stats reported for this tunnel yet"
+	case problem != "":
+		v.Status = StatusDown
+		v.Reason = fmt.Sprintf("%s (loss %.0f%%)", problem, v.LossPct)
 	default:
 		v.Status = StatusDown
 		v.Reason = fmt.Sprintf("the far end does not answer probes (loss %.0f%%)", v.LossPct)
@@ -105,12 +151,46 @@ func View(o *Org, t store.Tunnel, stats StatsFunc) TunnelView {
 	return v
 }
 
+// endpointOfEnd is the endpoint of one end of a tunnel (no endpoint when
+// the device or its WAN is gone).
+func endpointOfEnd(o *Org, devID, iface string) PeerEndpoint {
+	d := o.device(devID)
+	if d == nil {
+		return PeerEndpoint{Pending: "device " + devID + " no longer exists"}
+	}
+	a, ok := Assignment(d, iface)
+	if !ok {
+		return PeerEndpoint{Pending: "no WAN " + iface}
+	}
+	return EndpointOf(d, a, o.Org.VxlanPort)
+}
+
+// blockedReason explains a tunnel that does not come up while an end's
+// STUN check is blocked and it has only its private address to offer.
+func blockedReason(o *Org, t store.Tunnel, epA, epB PeerEndpoint) string {
+	for _, e := range []struct {
+		dev, iface string
+		ep         PeerEndpoint
+	}{{t.DeviceA, t.InterfaceA, epA}, {t.DeviceB, t.InterfaceB, epB}} {
+		if e.ep.NAT != devproto.NATBlocked || e.ep.Source != SourceAddress || !privateAddr(e.ep.AddrPort.Addr()) {
+			continue
+		}
+		name := e.dev
+		if d := o.device(e.dev); d != nil {
+			name = deviceName(d)
+		}
+		return fmt.Sprintf("STUN blocked on %s of device %s: no STUN server answered, so peers use its private address %s; if it is behind NAT, set public_address/public_port (a forwarded port)",
+			e.iface, name, e.ep.AddrPort)
+	}
+	return ""
+}
+
 // endLevels is the number of levels of endReason.
-const endLevels = 3
+const endLevels = 4
 
 // endReason says why one end of a tunnel cannot carry it yet ("" when it
 // can), looking at one level: 0 configuration (device, approval, WAN,
-// address), 1 connection and link, 2 sync.
+// address), 1 connection and link, 2 endpoint (STUN), 3 sync.
 func endReason(o *Org, devID, iface string, level int) string {
 	d := o.device(devID)
 	if d == nil {
@@ -145,6 +225,10 @@ func endReason(o *Org, devID, iface string, level int) string {
 			return fmt.Sprintf("WAN %s of device %s: link down", iface, name)
 		}
 	case 2:
+		if ep := EndpointOf(d, a, o.Org.VxlanPort); !ep.OK() {
+			return ep.Pending
+		}
+	case 3:
 		if d.SyncStatus == store.SyncFailed {
 			return fmt.Sprintf("device %s failed to apply its configuration: %s", name, d.SyncError)
 		}
@@ -163,11 +247,19 @@ type InterfaceView struct {
 	Assignment store.InterfaceAssignment `json:"assignment"`
 	Status     string                    `json:"status"`
 	Reason     string                    `json:"reason,omitempty"`
+	// Endpoint is where peers send a WAN's tunnel traffic (ip:port) and
+	// EndpointSource where it comes from (override, stun, address);
+	// EndpointPending says why a WAN has none yet (e.g. waiting for
+	// STUN). The NAT type and mapping the edge found are in public.
+	Endpoint        string `json:"endpoint,omitempty"`
+	EndpointSource  string `json:"endpoint_source,omitempty"`
+	EndpointPending string `json:"endpoint_pending,omitempty"`
 }
 
 // Interfaces merges what a device reports with its assignments, sorted by
-// name. Interfaces that are not assigned show role "unassigned".
-func Interfaces(d *store.Device) []InterfaceView {
+// name. Interfaces that are not assigned show role "unassigned". vxlanPort
+// is the organization's (a WAN's endpoint uses it).
+func Interfaces(d *store.Device, vxlanPort int) []InterfaceView {
 	names := map[string]bool{}
 	for _, i := range d.Interfaces {
 		names[i.Name] = true
@@ -177,14 +269,14 @@ func Interfaces(d *store.Device) []InterfaceView {
 	}
 	out := make([]InterfaceView, 0, len(names))
 	for n := range names {
-		out = append(out, InterfaceOf(d, n))
+		out = append(out, InterfaceOf(d, n, vxlanPort))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // InterfaceOf is the view of one interface of d.
-func InterfaceOf(d *store.Device, name string) InterfaceView {
+func InterfaceOf(d *store.Device, name string, vxlanPort int) InterfaceView {
 	v := InterfaceView{}
 	rep, reported := Reported(d, name)
 	v.Interface, v.Reported = rep, reported
@@ -197,6 +289,13 @@ func InterfaceOf(d *store.Device, name string) InterfaceView {
 		a = store.InterfaceAssignment{Name: name, Role: store.RoleUnassigned}
 	}
 	v.Assignment = a
+	if a.Role == store.RoleWAN {
+		if ep := EndpointOf(d, a, vxlanPort); ep.OK() {
+			v.Endpoint, v.EndpointSource = ep.AddrPort.String(), ep.Source
+		} else {
+			v.EndpointPending = ep.Pending
+		}
+	}
 	switch {
 	case !reported:
 		v.Status, v.Reason = IfaceNotReported, "the device does not report this interface"
@@ -217,7 +316,9 @@ func InterfaceOf(d *store.Device, name string) InterfaceView {
 }
 
 // WANChanged reports whether the WAN-relevant state (addresses, gateway,
-// link) of any WAN interface differs between two reports.
+// link, the public endpoint and NAT type STUN found) of any WAN interface
+// differs between two reports. A re-check that finds the same mapping is
+// no change (its time and server do not count).
 func WANChanged(cfg []store.InterfaceAssignment, before, after []store.Interface) bool {
 	find := func(l []store.Interface, n string) (store.Interface, bool) {
 		for _, i := range l {
@@ -236,6 +337,17 @@ func WANChanged(cfg []store.InterfaceAssignment, before, after []store.Interface
 		if okx != oky || x.Gateway != y.Gateway || x.LinkUp != y.LinkUp || fmt.Sprint(x.Addresses) != fmt.Sprint(y.Addresses) {
 			return true
 		}
+		if publicKey(x.Public) != publicKey(y.Public) {
+			return true // the STUN mapping or NAT type moved: peers follow
+		}
 	}
 	return false
+}
+
+// publicKey is what of a STUN result peers depend on.
+func publicKey(p *devproto.PublicEndpoint) string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s|%d|%s", p.Address, p.Port, p.NAT)
 }

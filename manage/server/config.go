@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/devices"
 )
 
 // Defaults.
@@ -20,6 +21,7 @@ const (
 	DefaultDataDir    = "./trellis-data"
 	DefaultListen     = ":8443"
 	DefaultAdminEmail = "admin@trellis.local"
+	DefaultSTUNListen = ":3478"
 )
 
 // Config of a manage server. Zero values take the defaults above.
@@ -58,6 +60,13 @@ type Config struct {
 	LoginLimiter *auth.LoginLimiter
 	// KeyRotation is the age at which tunnel keys are rotated (24 h if 0).
 	KeyRotation time.Duration
+	// STUNListen is the first of the STUN server's two UDP ports
+	// (":3478" serves 3478 and 3479 on every address); "" runs no STUN
+	// server. ParseFlags defaults it to DefaultSTUNListen.
+	STUNListen string
+	// STUNServers (host:port) are extra STUN servers edges ask after
+	// manage's own.
+	STUNServers []string
 }
 
 // ParseFlags reads the configuration from command-line flags, falling back
@@ -90,12 +99,26 @@ func ParseFlags(name string, args []string, getenv func(string) string, stderr i
 		rotation = d
 	}
 	fs.DurationVar(&c.KeyRotation, "key-rotation", rotation, "rotate tunnel keys when they get this old, at least 1m (env TRELLIS_KEY_ROTATION)")
+	stunListen := env("TRELLIS_STUN_LISTEN", DefaultSTUNListen)
+	if stunListen == "off" {
+		stunListen = ""
+	}
+	fs.StringVar(&c.STUNListen, "stun-listen", stunListen, "STUN server's first UDP port; it also uses the next one (3478 and 3479); \"\" or off: no STUN server (env TRELLIS_STUN_LISTEN)")
+	stunServers := fs.String("stun-servers", env("TRELLIS_STUN_SERVERS", ""), "extra STUN servers edges ask after manage's own, comma separated host:port (env TRELLIS_STUN_SERVERS)")
 	level := fs.String("log-level", env("TRELLIS_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env TRELLIS_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q: %s takes only flags", fs.Args(), name)
+	}
+	if c.STUNListen == "off" {
+		c.STUNListen = ""
+	}
+	for _, hp := range strings.Split(*stunServers, ",") {
+		if hp = strings.TrimSpace(hp); hp != "" {
+			c.STUNServers = append(c.STUNServers, hp)
+		}
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -130,6 +153,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.KeyRotation != 0 && c.KeyRotation < time.Minute {
 		return c, fmt.Errorf("--key-rotation %v: rotate at most once a minute (a rotation takes up to half a minute)", c.KeyRotation)
+	}
+	for _, hp := range c.STUNServers {
+		if err := devices.ValidSTUNServer(hp); err != nil {
+			return c, fmt.Errorf("--stun-servers %q: %w", hp, err)
+		}
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

@@ -33,9 +33,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +50,7 @@ import (
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/devices"
 	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/manage/stunserver"
 	"github.com/trellis-sdwan/trellis/manage/tlscert"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -69,6 +72,7 @@ type Server struct {
 	publicURL   string
 	httpsLn     net.Listener
 	httpLn      net.Listener
+	stun        *stunserver.Server // nil when off
 	closeOnce   sync.Once
 }
 
@@ -133,8 +137,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		tokenFP = ""
 		s.log.Warn("HTTPS is off and no --tls-cert names the proxy's certificate: organization tokens will carry no certificate pin")
 	}
+	if cfg.STUNListen != "" {
+		if s.stun, err = stunserver.New(stunserver.Config{Listen: cfg.STUNListen, Logger: s.log, Registerer: s.reg}); err != nil {
+			return nil, err
+		}
+	}
 	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg,
-		Sealer: sealer, KeyRotation: cfg.KeyRotation})
+		Sealer: sealer, KeyRotation: cfg.KeyRotation, STUNServers: s.STUNServers()})
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +217,32 @@ func (s *Server) loadCert() error {
 	return nil
 }
 
+// STUNServers are the STUN servers edges are told to ask: this server's
+// two STUN ports on the host of the public URL, then the configured extra
+// ones.
+func (s *Server) STUNServers() []string {
+	var out []string
+	if s.stun != nil {
+		host := "localhost"
+		if u, err := url.Parse(s.publicURL); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+		for _, a := range s.stun.Addrs() {
+			out = append(out, net.JoinHostPort(host, strconv.Itoa(int(a.Port()))))
+		}
+	}
+	return append(out, s.cfg.STUNServers...)
+}
+
+// STUNAddrs are the STUN server's two bound addresses (none when off).
+func (s *Server) STUNAddrs() []netip.AddrPort {
+	if s.stun == nil {
+		return nil
+	}
+	a := s.stun.Addrs()
+	return a[:]
+}
+
 // Addr is the bound HTTPS address ("" when HTTPS is off).
 func (s *Server) Addr() string {
 	if s.httpsLn == nil {
@@ -272,6 +307,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("serving plain HTTP", "addr", s.HTTPAddr())
 	}
 	go s.sweepSessions(ctx)
+	if s.stun != nil {
+		stunCtx, stunStop := context.WithCancel(ctx)
+		stunDone := make(chan struct{})
+		go func() { _ = s.stun.Run(stunCtx); close(stunDone) }()
+		defer func() { stunStop(); <-stunDone }()
+	}
 	devCtx, devStop := context.WithCancel(ctx)
 	devDone := make(chan struct{})
 	go func() { _ = s.dev.Run(devCtx); close(devDone) }()
@@ -321,6 +362,9 @@ func (s *Server) close() {
 		}
 		if s.httpLn != nil {
 			s.httpLn.Close()
+		}
+		if s.stun != nil {
+			s.stun.Close()
 		}
 		if s.st != nil {
 			if err := s.st.Close(); err != nil {

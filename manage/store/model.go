@@ -7,6 +7,8 @@ package store
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // Role is a membership or access-key role. Rights are ordered:
@@ -186,6 +188,9 @@ type Interface struct {
 	LinkUp    bool     `json:"link_up"`
 	MTU       int      `json:"mtu,omitempty"`
 	DHCP      bool     `json:"dhcp,omitempty"` // address from the edge's DHCP client
+	// Public is what the edge's STUN checks found for a WAN's tunnel
+	// socket (nil until reported).
+	Public *devproto.PublicEndpoint `json:"public,omitempty"`
 }
 
 // Interface roles (InterfaceAssignment.Role).
