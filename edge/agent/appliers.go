@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -28,10 +30,13 @@ import (
 // TunnelName names the data plane tunnel of a tunnel number.
 func TunnelName(number int) string { return "t" + strconv.Itoa(number) }
 
-// DataplaneConfig converts the tunnels and tunnel routes of a document into
-// a data plane configuration for the TUN device tunName. Every tunnel's
-// remote prefixes, and every static route through a tunnel, route to the
-// peer device (the data plane's "site"), whose tunnels share the traffic.
+// DataplaneConfig converts the WANs, tunnels and tunnel routes of a
+// document into a data plane configuration for the TUN device tunName.
+// Every tunnel's remote prefixes, and every static route through a tunnel,
+// route to the peer device (the data plane's "site"), whose tunnels share
+// the traffic. Every WAN interface gets its tunnel socket (for STUN) even
+// without tunnels: a static WAN with its address, a DHCP WAN without one
+// (DataplaneApplier fills in the address the interface has).
 func DataplaneConfig(d *devproto.Desired, tunName string) (dataplane.Config, error) {
 	cfg := dataplane.Config{TUN: dataplane.TUNConfig{Name: tunName, ManageRoutes: true}}
 	if d == nil {
@@ -39,6 +44,16 @@ func DataplaneConfig(d *devproto.Desired, tunName string) (dataplane.Config, err
 	}
 	if d.VxlanPort != 0 {
 		cfg.UDPPort = uint16(d.VxlanPort)
+	}
+	for _, ic := range d.Interfaces {
+		if ic.Role != devproto.RoleWAN || ic.Name == "" {
+			continue
+		}
+		w := dataplane.WANConfig{Interface: ic.Name}
+		if p, err := netip.ParsePrefix(ic.Address); err == nil && !ic.DHCP && p.Addr().Is4() {
+			w.Address = p.Addr()
+		}
+		cfg.WANs = append(cfg.WANs, w)
 	}
 	var errs []error
 	siteOf := map[int]string{}
@@ -144,16 +159,26 @@ func saConfig(s devproto.SA) (esp.Config, error) {
 }
 
 // DataplaneApplier runs the data plane in process: it starts the engine
-// when a document first has tunnels, reconfigures it in place (unchanged
-// tunnels keep their traffic), and stops it when no tunnel is left.
+// when a document first has WANs or tunnels, reconfigures it in place
+// (unchanged tunnels keep their traffic), and stops it when neither is
+// left. While the engine runs, it checks every WAN's public endpoint and
+// NAT type by STUN from the WAN's tunnel socket (see stun.go).
 type DataplaneApplier struct {
 	// Ctx bounds the engine's life (the agent's context).
 	Ctx     context.Context
 	TUNName string
 	Log     *slog.Logger
+	// STUNInterval is the period of the NAT checks of every WAN (default
+	// DefaultSTUNInterval); a WAN is also checked again at once when its
+	// address changes and when one of its tunnels goes down.
+	STUNInterval time.Duration
 
 	mu     sync.Mutex
 	engine *dataplane.Engine
+	doc    *devproto.Desired // last document applied
+
+	stunOnce sync.Once
+	stun     *stunChecker
 }
 
 // Name implements Applier.
@@ -174,10 +199,20 @@ func (a *DataplaneApplier) Apply(ctx context.Context, _, next *devproto.Desired)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.applyLocked(withWANAddresses(cfg)); err != nil {
+		return err
+	}
+	a.doc = next
+	a.checker().kick()
+	return nil
+}
+
+func (a *DataplaneApplier) applyLocked(cfg dataplane.Config) error {
+	none := len(cfg.Tunnels) == 0 && len(cfg.WANs) == 0
 	switch {
-	case len(cfg.Tunnels) == 0 && a.engine == nil:
+	case none && a.engine == nil:
 		return nil
-	case len(cfg.Tunnels) == 0:
+	case none:
 		err := a.engine.Close()
 		a.engine = nil
 		return err
@@ -193,8 +228,98 @@ func (a *DataplaneApplier) Apply(ctx context.Context, _, next *devproto.Desired)
 	}
 }
 
-// Close stops the engine.
+// refreshWANs re-reads the addresses of the WANs whose address the
+// document does not give (DHCP) and reconfigures the engine when one
+// changed, so that STUN runs from the right socket.
+func (a *DataplaneApplier) refreshWANs() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.doc == nil {
+		return
+	}
+	cfg, err := DataplaneConfig(a.doc, a.TUNName)
+	if err != nil {
+		return
+	}
+	cfg = withWANAddresses(cfg)
+	var running []dataplane.WANConfig
+	if a.engine != nil {
+		running = a.engine.Config().WANs
+	}
+	if slices.Equal(cfg.WANs, running) {
+		return
+	}
+	if err := a.applyLocked(cfg); err != nil && a.Log != nil {
+		a.Log.Warn("reconfiguring the WAN sockets after an address change", "err", err)
+	}
+}
+
+// stunServers returns the STUN servers of the last document applied.
+func (a *DataplaneApplier) stunServers() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.doc == nil {
+		return nil
+	}
+	return a.doc.STUNServers
+}
+
+// withWANAddresses fills in the address of the WANs configured without
+// one (DHCP) from the interface: the address a tunnel of that interface
+// uses, else its first global IPv4 address. A WAN without an address yet
+// is left out (its socket opens once it has one).
+func withWANAddresses(cfg dataplane.Config) dataplane.Config {
+	var wans []dataplane.WANConfig
+	for _, w := range cfg.WANs {
+		if w.Address.IsValid() {
+			wans = append(wans, w)
+			continue
+		}
+		addrs := interfaceV4(w.Interface)
+		for _, t := range cfg.Tunnels {
+			if t.WANInterface == w.Interface && slices.Contains(addrs, t.WANAddress) {
+				w.Address = t.WANAddress
+				break
+			}
+		}
+		if !w.Address.IsValid() && len(addrs) > 0 {
+			w.Address = addrs[0]
+		}
+		if w.Address.IsValid() {
+			wans = append(wans, w)
+		}
+	}
+	cfg.WANs = wans
+	return cfg
+}
+
+// interfaceV4 lists the global IPv4 addresses of an interface.
+func interfaceV4(name string) []netip.Addr {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	as, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip.IsGlobalUnicast() {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// Close stops the NAT checks and the engine.
 func (a *DataplaneApplier) Close() error {
+	a.mu.Lock()
+	c := a.stun
+	a.mu.Unlock()
+	if c != nil {
+		c.stop()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.engine == nil {

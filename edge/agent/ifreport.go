@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -49,8 +50,16 @@ func (a *Agent) interfacesApplier() *InterfacesApplier {
 	return nil
 }
 
-// markDHCP sets DHCP on the interfaces addressed by the edge's DHCP client.
+// markDHCP sets DHCP on the interfaces addressed by the edge's DHCP
+// client, and Public on the WANs whose NAT check ran (see stun.go): both
+// the Hello and the interface reports go through it.
 func (a *Agent) markDHCP(ifs []devproto.Interface) []devproto.Interface {
+	if a.dp != nil {
+		pub := a.dp.Public()
+		for i := range ifs {
+			ifs[i].Public = pub[ifs[i].Name]
+		}
+	}
 	ia := a.interfacesApplier()
 	if ia == nil {
 		return ifs
@@ -108,6 +117,10 @@ func ifSignature(ifs []devproto.Interface) string {
 		b.WriteString(strconv.Itoa(i.MTU))
 		if i.DHCP {
 			b.WriteString("|dhcp")
+		}
+		if p := i.Public; p != nil {
+			// What STUN found, not when (checks repeat every minute).
+			fmt.Fprintf(&b, "|public %s:%d %s %s %q", p.Address, p.Port, p.NAT, p.Server, p.Error)
 		}
 		b.WriteByte('\n')
 	}
@@ -176,9 +189,12 @@ func (a *Agent) watchInterfaces(ctx context.Context) {
 	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
 		routes = nil
 	}
-	var dhcp <-chan struct{}
+	var dhcp, public <-chan struct{}
 	if ia := a.interfacesApplier(); ia != nil {
 		dhcp = ia.Changes()
+	}
+	if a.dp != nil {
+		public = a.dp.PublicChanges()
 	}
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
@@ -212,6 +228,8 @@ func (a *Agent) watchInterfaces(ctx context.Context) {
 				kick()
 			}
 		case <-dhcp:
+			kick()
+		case <-public:
 			kick()
 		case <-debounce.C:
 			a.reportInterfaces()

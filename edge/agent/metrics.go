@@ -186,6 +186,7 @@ func (a *Agent) collectStats() devproto.Stats {
 			ts := devproto.TunnelStats{
 				Up: t.Up, RTTMillis: t.RTTMillis, JitterMs: t.JitterMs, LossPct: t.Loss * 100,
 				RxBytes: t.RxBytes, TxBytes: t.TxBytes, RxPackets: t.RxPackets, TxPackets: t.TxPackets, Drops: drops,
+				Remote: t.Remote, Learned: t.Learned,
 			}
 			ts.Number = int(t.VNI)
 			st.Tunnels = append(st.Tunnels, ts)

@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/edge/dataplane"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+func TestDataplaneConfigWANs(t *testing.T) {
+	doc := `{"stun_servers":["100.64.0.2:3478","100.64.0.2:3479"],"interfaces":[
+	  {"name":"eth1","role":"wan","address":"192.0.2.1/24","gateway":"192.0.2.254"},
+	  {"name":"eth2","role":"wan","dhcp":true},
+	  {"name":"eth3","role":"lan","address":"172.16.1.1/24"},
+	  {"name":"eth4","role":"unassigned"}]}`
+	d, err := DecodeDesired([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := DataplaneConfig(d, "trellis0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []dataplane.WANConfig{{Interface: "eth1", Address: netip.MustParseAddr("192.0.2.1")}, {Interface: "eth2"}}
+	if len(cfg.WANs) != len(want) || cfg.WANs[0] != want[0] || cfg.WANs[1] != want[1] {
+		t.Fatalf("WANs %+v, want %+v", cfg.WANs, want)
+	}
+	// A DHCP WAN without an address on the host (here: no such
+	// interface) gets no socket until it has one.
+	if got := withWANAddresses(cfg).WANs; len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("WANs with addresses %+v", got)
+	}
+}
+
+func TestInterfaceSignatureCoversPublicEndpoint(t *testing.T) {
+	base := devproto.Interface{Name: "eth1", Addresses: []string{"192.168.1.2/24"}, LinkUp: true}
+	pub := func(addr string, port int, nat string, at time.Time) devproto.Interface {
+		i := base
+		i.Public = &devproto.PublicEndpoint{Address: addr, Port: port, NAT: nat, Server: "100.64.0.2:3478", CheckedAt: at}
+		return i
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sig := func(i devproto.Interface) string { return ifSignature([]devproto.Interface{i}) }
+	tests := []struct {
+		name string
+		a, b devproto.Interface
+		same bool
+	}{
+		{"check time only", pub("203.0.113.1", 4789, "restricted", t0), pub("203.0.113.1", 4789, "restricted", t0.Add(time.Minute)), true},
+		{"first check", base, pub("203.0.113.1", 4789, "restricted", t0), false},
+		{"port", pub("203.0.113.1", 4789, "restricted", t0), pub("203.0.113.1", 4790, "restricted", t0), false},
+		{"address", pub("203.0.113.1", 4789, "restricted", t0), pub("203.0.113.2", 4789, "restricted", t0), false},
+		{"NAT type", pub("203.0.113.1", 4789, "restricted", t0), pub("203.0.113.1", 4789, "full-cone", t0), false},
+	}
+	for _, tc := range tests {
+		if got := sig(tc.a) == sig(tc.b); got != tc.same {
+			t.Errorf("%s: same signature %v, want %v", tc.name, got, tc.same)
+		}
+	}
+}
