@@ -66,6 +66,28 @@ type InterfaceView struct {
 	// in words when not ok.
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Public is what the edge's STUN checks found for a WAN's tunnel
+	// socket (nil until it reports one).
+	Public *PublicEndpoint `json:"public,omitempty"`
+	// Endpoint (ip:port) is where peers send a WAN's tunnel traffic and
+	// EndpointSource where it comes from: override (public_address /
+	// public_port), stun (the STUN mapping) or address (its own address);
+	// EndpointPending says why a WAN has none yet (e.g. waiting for STUN).
+	Endpoint        string `json:"endpoint,omitempty"`
+	EndpointSource  string `json:"endpoint_source,omitempty"`
+	EndpointPending string `json:"endpoint_pending,omitempty"`
+}
+
+// PublicEndpoint is the result of a WAN's STUN checks: the public address
+// and port its NAT maps the tunnel socket to, and the NAT type (none,
+// full-cone, restricted, symmetric, unknown, blocked).
+type PublicEndpoint struct {
+	Address   string    `json:"address,omitempty"`
+	Port      int       `json:"port,omitempty"`
+	NAT       string    `json:"nat"`
+	Server    string    `json:"server,omitempty"`
+	CheckedAt time.Time `json:"checked_at"`
+	Error     string    `json:"error,omitempty"`
 }
 
 // InterfaceList is a device's interfaces.
@@ -92,11 +114,23 @@ type Tunnel struct {
 	RotationPhase string    `json:"rotation_phase,omitempty"`
 	KeysRotatedAt time.Time `json:"keys_rotated_at"`
 	// Status is up, down or pending; Reason says why when not up.
-	Status    string    `json:"status"`
-	Reason    string    `json:"reason,omitempty"`
-	RTTMillis float64   `json:"rtt_ms"`
-	JitterMs  float64   `json:"jitter_ms"`
-	LossPct   float64   `json:"loss_pct"`
+	Status    string  `json:"status"`
+	Reason    string  `json:"reason,omitempty"`
+	RTTMillis float64 `json:"rtt_ms"`
+	JitterMs  float64 `json:"jitter_ms"`
+	LossPct   float64 `json:"loss_pct"`
+	// Method is how the ends reach each other: direct (their own
+	// addresses), stun (a STUN mapping), override (a configured public
+	// endpoint) or learned (an end answers where the peer's authenticated
+	// packets come from: symmetric NAT, CGNAT); empty while pending.
+	Method string `json:"method,omitempty"`
+	// EndpointA is where device B sends to reach A (as B reports it, else
+	// as compiled), EndpointB the reverse; NATA and NATB the NAT types
+	// the ends' STUN checks found.
+	EndpointA string    `json:"endpoint_a,omitempty"`
+	EndpointB string    `json:"endpoint_b,omitempty"`
+	NATA      string    `json:"nat_a,omitempty"`
+	NATB      string    `json:"nat_b,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -1,6 +1,7 @@
-// Command trellis-manage is the Trellis controller: REST API, storage and
-// the device registration and channel. Run with no flags it keeps its state in
-// ./trellis-data (SQLite) and serves HTTPS on :8443; see --help.
+// Command trellis-manage is the Trellis controller: REST API, storage, the
+// device registration and channel, and a STUN server for the edges' NAT
+// traversal. Run with no flags it keeps its state in ./trellis-data
+// (SQLite), serves HTTPS on :8443 and STUN on UDP 3478 and 3479; see --help.
 package main
 
 import (
