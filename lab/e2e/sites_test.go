@@ -221,7 +221,7 @@ func TestSitesMesh(t *testing.T) {
 	t.Run("direct paths", func(t *testing.T) {
 		// s2/h1 → s3/h1 crosses s2's edge and s3's edge only: an echo
 		// with TTL 3 arrives (via a hub it would expire on the way).
-		from, reply, err := ttlProbe(t, s.Lab, "s2/h1", s.addr(t, "s3/h1"), 3, 3*time.Second)
+		from, reply, err := ttlProbe(t, s.Lab, "s2/h1", s.addr(t, "s3/h1"), 3, 1200*time.Millisecond)
 		if err != nil || !reply {
 			t.Errorf("TTL 3 echo s2/h1 → s3/h1: reply %v from %s, %v; want a direct reply", reply, from, err)
 		}
@@ -433,7 +433,7 @@ func TestSitesHubSpokeDHCP(t *testing.T) {
 		dst := s.addr(t, "s3/h1")
 		hubAddrs := s.nodeAddrs(t, "s1/edge")
 		// TTL 2 runs out at the second router: the hub.
-		from, reply, err := ttlProbe(t, s.Lab, "s2/h1", dst, 2, 3*time.Second)
+		from, reply, err := ttlProbe(t, s.Lab, "s2/h1", dst, 2, 1200*time.Millisecond)
 		if err != nil || reply {
 			t.Fatalf("TTL 2 echo s2/h1 → s3/h1: reply %v from %s, %v; want time exceeded at the hub", reply, from, err)
 		}
@@ -445,10 +445,10 @@ func TestSitesHubSpokeDHCP(t *testing.T) {
 			t.Errorf("TTL 2 echo s2/h1 → s3/h1 expired at %s, not at the hub (s1/edge has %v)", from, hubAddrs)
 		}
 		// Three routers (spoke, hub, spoke): TTL 3 expires, TTL 4 arrives.
-		if _, reply, err := ttlProbe(t, s.Lab, "s2/h1", dst, 3, 3*time.Second); err != nil || reply {
+		if _, reply, err := ttlProbe(t, s.Lab, "s2/h1", dst, 3, 1200*time.Millisecond); err != nil || reply {
 			t.Errorf("TTL 3 echo s2/h1 → s3/h1: reply %v, %v; want time exceeded at s3's edge", reply, err)
 		}
-		if from, reply, err := ttlProbe(t, s.Lab, "s2/h1", dst, 4, 3*time.Second); err != nil || !reply {
+		if from, reply, err := ttlProbe(t, s.Lab, "s2/h1", dst, 4, 1200*time.Millisecond); err != nil || !reply {
 			t.Errorf("TTL 4 echo s2/h1 → s3/h1: reply %v from %s, %v; want the answer", reply, from, err)
 		}
 	})

@@ -304,11 +304,12 @@ func (p *pinger) summary() (sent, answered int, gap time.Duration) {
 
 // ttlProbe sends an echo with the given TTL and returns who answered: the
 // destination (reply true) or the router where the TTL ran out. Routers
-// rate-limit their ICMP errors, so an unanswered probe is sent again (up
-// to three times, each a new flow).
+// rate-limit their ICMP errors (Linux: one a second per destination after
+// a burst, IcmpOutRateLimitHost), so an unanswered probe is sent again
+// (up to four times, each a new flow).
 func ttlProbe(t *testing.T, l *lab.Lab, node string, dst netip.Addr, ttl int, wait time.Duration) (from netip.Addr, reply bool, err error) {
 	t.Helper()
-	for range 3 {
+	for range 4 {
 		if from, reply, err = ttlProbeOnce(t, l, node, dst, ttl, wait); err == nil {
 			return from, reply, nil
 		}
