@@ -202,6 +202,11 @@ func (l *Lab) ConfigureSites(ctx context.Context, o SitesOptions) (*Sites, error
 	if err := l.WaitInSync(ctx, o.Timeout); err != nil {
 		return nil, err
 	}
+	// Tunnels are provisioned with the addresses manage knows: wait until
+	// it knows the leases, not the bootstrap addresses.
+	if err := l.waitLeasesReported(ctx, c, mi, o.Timeout); err != nil {
+		return nil, err
+	}
 	var tunnelErr error
 	if req, ok := l.tunnelRequest(res); ok {
 		start := time.Now()
@@ -236,6 +241,52 @@ func (l *Lab) ConfigureSites(ctx context.Context, o SitesOptions) (*Sites, error
 // not up within the timeout (for example between two symmetric NATs);
 // the Sites it returns with it show their states.
 var ErrTunnelsNotUp = errors.New("not every tunnel came up")
+
+// waitLeasesReported waits until manage lists, for every edge WAN with
+// DHCP, the address the WAN has in the kernel (and not the bootstrap one).
+func (l *Lab) waitLeasesReported(ctx context.Context, c *client.Client, mi *ManageInfo, timeout time.Duration) error {
+	var wans []DHCPClient
+	for _, dc := range l.Plan.DHCPClients {
+		if dc.Bootstrap.IsValid() {
+			wans = append(wans, dc)
+		}
+	}
+	if len(wans) == 0 {
+		return nil
+	}
+	err := poll(ctx, timeout, func() error {
+		ds, err := l.Devices(ctx, c, mi)
+		if err != nil {
+			return err
+		}
+		byMachine := map[string]client.Device{}
+		for _, d := range ds {
+			byMachine[d.MachineID] = d
+		}
+		var errs []error
+		for _, dc := range wans {
+			n, _ := l.Plan.Node(dc.Node)
+			have, err := l.IfaceAddrs(dc.Node, dc.Iface)
+			if err != nil {
+				return err
+			}
+			var reported []string
+			for _, in := range byMachine[siteName(n)].Interfaces {
+				if in.Name == dc.Iface {
+					reported = in.Addresses
+				}
+			}
+			if len(have) == 0 || !contains(reported, have[0].String()) || contains(reported, dc.Bootstrap.String()) {
+				errs = append(errs, fmt.Errorf("%s %s has %v, manage knows %v", dc.Node, dc.Iface, have, reported))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return l.timeoutError("manage knows the DHCP WANs' leases", timeout, err)
+	}
+	return nil
+}
 
 func describeSkips(s *Sites, skips []client.TunnelSkip) string {
 	if len(skips) == 0 {
