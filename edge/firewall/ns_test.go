@@ -1,0 +1,243 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// The kernel is changed for real, so each namespace test re-runs the test
+// binary inside a network namespace of its own (h8a-<pid>-<test>): the
+// edge. The LAN hosts and the "ISPs" are further namespaces created from
+// there, all named h8a-<pid>-….
+const nsEnv = "TRELLIS_FIREWALL_NS_TEST"
+
+func inNamespace(t *testing.T, body func(*testing.T)) {
+	t.Helper()
+	if os.Getenv(nsEnv) != "" {
+		body(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, nftables, routing rules)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	ns := nsName(strings.ToLower(strings.TrimPrefix(t.Name(), "Test")))
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir("/var/run/netns")
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), nsName("")) {
+				_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+			}
+		}
+	})
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", nsEnv, os.Getpid()))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
+	}
+	t.Logf("in namespace %s:\n%s", ns, out)
+}
+
+func nsName(suffix string) string {
+	pid := os.Getenv(nsEnv)
+	if pid == "" {
+		pid = fmt.Sprint(os.Getpid())
+	}
+	s := fmt.Sprintf("h8a-%s-%s", pid, suffix)
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return s
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// peerNS creates a namespace and a veth pair: local stays here, remote
+// goes into the namespace with addr (and a default route via gw).
+func peerNS(t *testing.T, suffix, local, remote, addr, gw string) string {
+	t.Helper()
+	ns := nsName(suffix)
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "link", "add", local, "type", "veth", "peer", "name", remote)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", local).Run() })
+	run(t, "ip", "link", "set", remote, "netns", ns)
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	run(t, "ip", "-n", ns, "addr", "add", addr, "dev", remote)
+	run(t, "ip", "-n", ns, "link", "set", remote, "up")
+	if gw != "" {
+		run(t, "ip", "-n", ns, "route", "add", "default", "via", gw)
+	}
+	return ns
+}
+
+// inNS runs f on a thread switched into namespace ns ("" = here).
+func inNS(ns string, f func() error) error {
+	if ns == "" {
+		return f()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return err
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic(err) // the thread must not go back to the pool elsewhere
+		}
+	}()
+	return f()
+}
+
+// serve answers every TCP connection or UDP datagram on addr (in ns) with
+// "<tag> <local> <remote>", until the test ends.
+func serve(t *testing.T, ns, network, addr, tag string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	err := inNS(ns, func() error {
+		switch network {
+		case "tcp":
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { ln.Close(); wg.Wait() })
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "%s %s %s", tag, c.LocalAddr(), c.RemoteAddr())
+					c.Close()
+				}
+			}()
+		case "udp":
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { pc.Close(); wg.Wait() })
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 1500)
+				for {
+					_, from, err := pc.ReadFrom(buf)
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(writerTo{pc, from}, "%s %s %s", tag, pc.LocalAddr(), from)
+				}
+			}()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("serving %s %s in %s: %v", network, addr, ns, err)
+	}
+}
+
+type writerTo struct {
+	pc net.PacketConn
+	to net.Addr
+}
+
+func (w writerTo) Write(b []byte) (int, error) { return w.pc.WriteTo(b, w.to) }
+
+// ask sends one request from ns (bound to laddr when set) and returns the
+// answer; a dropped request is an error after a second.
+func ask(ns, network, laddr, raddr string) (string, error) {
+	var answer string
+	err := inNS(ns, func() error {
+		d := net.Dialer{Timeout: time.Second}
+		if laddr != "" {
+			var err error
+			if network == "tcp" {
+				d.LocalAddr, err = net.ResolveTCPAddr("tcp", laddr)
+			} else {
+				d.LocalAddr, err = net.ResolveUDPAddr("udp", laddr)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		c, err := d.Dial(network, raddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if network == "udp" {
+			if _, err := c.Write([]byte("hi")); err != nil {
+				return err
+			}
+			buf := make([]byte, 1500)
+			n, err := c.Read(buf)
+			if err != nil {
+				return err
+			}
+			answer = string(buf[:n])
+			return nil
+		}
+		b, err := io.ReadAll(c)
+		if err != nil {
+			return err
+		}
+		answer = string(b)
+		return nil
+	})
+	return answer, err
+}
+
+// eventually retries ask (a bounded number of times) until the answer
+// starts with want.
+func eventually(ns, network, laddr, raddr, want string) (string, error) {
+	var last string
+	var err error
+	for range 15 {
+		last, err = ask(ns, network, laddr, raddr)
+		if err == nil && strings.HasPrefix(last, want) {
+			return last, nil
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err == nil {
+		err = errors.New("wrong answer")
+	}
+	return last, err
+}
