@@ -165,9 +165,11 @@ func (a *Agent) runOnce(parent context.Context) error {
 	defer ifs.Close()
 	dhcp := NewDHCPApplier(a.dir.Path(), a.log) // after ifs: serves the LAN addresses it sets
 	defer dhcp.Close()
+	fw := NewFirewallApplier(ctx, a.dir.Path(), a.opts.TUNName, a.log) // after ifs: uses the WANs' tables and addresses
+	defer fw.Close()
 	appliers := a.opts.Appliers
 	if appliers == nil && !a.opts.DisableHostConfig {
-		appliers = []Applier{ifs, dhcp, &RoutesApplier{Log: a.log, Keep: ifs.OwnsRoute}, a.dp}
+		appliers = []Applier{ifs, fw, dhcp, &RoutesApplier{Log: a.log, Keep: ifs.OwnsRoute}, a.dp}
 	}
 	a.rec = NewReconciler(a.log, appliers...)
 	a.configCh = make(chan devproto.Config, 1)
