@@ -172,6 +172,7 @@ type DataplaneApplier struct {
 	// DefaultSTUNInterval); a WAN is also checked again at once when its
 	// address changes and when one of its tunnels goes down.
 	STUNInterval time.Duration
+	stunQuiet    time.Duration // natprobe.QuietTime unless a test shortens it
 
 	mu     sync.Mutex
 	engine *dataplane.Engine

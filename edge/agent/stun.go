@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -15,10 +16,14 @@ import (
 // NAT checks: while the data plane runs, every WAN's public endpoint and
 // NAT type are found by STUN from the WAN's tunnel socket (package
 // natprobe), with the servers of the document (manage's two ports first).
-// A WAN is checked when its socket opens, every STUNInterval, when its
-// address changes, when one of its tunnels goes down and when the servers
-// change. Results go into the interface reports (Interface.Public); a
-// change makes the agent report the interfaces again.
+// A WAN's mapping is tested when its socket opens, every STUNInterval,
+// when its address or the servers change and when one of its tunnels goes
+// down; its filtering (full-cone or restricted) is asked in between, at
+// least natprobe.QuietTime away from a mapping test (see natprobe), so a
+// NAT that does not filter by port is reported "restricted" for its first
+// half minute, then "full-cone". Results go into the interface reports
+// (Interface.Public); a change makes the agent report the interfaces
+// again.
 const (
 	// DefaultSTUNInterval is the period of the NAT checks.
 	DefaultSTUNInterval = 60 * time.Second
@@ -32,6 +37,7 @@ type stunChecker struct {
 	dp       *DataplaneApplier
 	log      *slog.Logger
 	interval time.Duration
+	quiet    time.Duration
 	kickCh   chan struct{}
 	changed  chan struct{} // coalesced: results changed
 	cancel   context.CancelFunc
@@ -41,15 +47,29 @@ type stunChecker struct {
 	results map[string]natprobe.Result // by WAN interface (or address)
 
 	// Owned by the run goroutine.
-	checked map[string]wanCheck
-	tunUp   map[string]bool
+	wans  map[string]*wanNAT
+	tunUp map[string]bool
 }
 
-// wanCheck is what a WAN's last check was made with.
-type wanCheck struct {
-	local   netip.AddrPort
-	servers string
-	at      time.Time
+// wanNAT is what is known of one WAN's NAT.
+type wanNAT struct {
+	local     netip.AddrPort // socket the tests ran from
+	servers   string
+	pending   bool // a mapping test is due
+	mapping   natprobe.Result
+	mappingAt time.Time
+	filter    natprobe.Filter
+	filterFor netip.AddrPort // the mapped endpoint filter was found for
+	filterAt  time.Time
+}
+
+// result is the WAN's NAT as reported.
+func (w *wanNAT) result() natprobe.Result {
+	f := w.filter
+	if w.filterFor != w.mapping.Mapped {
+		f = natprobe.FilterUnknown
+	}
+	return natprobe.Combine(w.mapping, f)
 }
 
 // checker returns the applier's NAT checker, starting it on first use
@@ -68,10 +88,14 @@ func (a *DataplaneApplier) checker() *stunChecker {
 		if iv <= 0 {
 			iv = DefaultSTUNInterval
 		}
+		quiet := a.stunQuiet
+		if quiet <= 0 {
+			quiet = natprobe.QuietTime
+		}
 		ctx, cancel := context.WithCancel(ctx)
-		c := &stunChecker{dp: a, log: log, interval: iv, kickCh: make(chan struct{}, 1), changed: make(chan struct{}, 1),
+		c := &stunChecker{dp: a, log: log, interval: iv, quiet: quiet, kickCh: make(chan struct{}, 1), changed: make(chan struct{}, 1),
 			cancel: cancel, done: make(chan struct{}), results: map[string]natprobe.Result{},
-			checked: map[string]wanCheck{}, tunUp: map[string]bool{}}
+			wans: map[string]*wanNAT{}, tunUp: map[string]bool{}}
 		a.stun = c
 		go c.run(ctx)
 	})
@@ -140,113 +164,103 @@ func wanName(w dataplane.WANSocket) string {
 	return w.Local.Addr().String()
 }
 
-// round checks the WANs that are due, concurrently, and publishes the
-// results.
+// round runs the tests that are due, concurrently for all WANs, and
+// publishes the results.
 func (c *stunChecker) round(ctx context.Context) {
 	e := c.dp.Engine()
 	if e == nil {
 		c.publish(map[string]natprobe.Result{}, true)
-		clear(c.checked)
+		clear(c.wans)
 		clear(c.tunUp)
 		return
 	}
-	entries := c.dp.stunServers()
-	servers, err := natprobe.ResolveServers(ctx, entries)
-	if err != nil {
-		c.log.Debug("STUN servers", "err", err)
-	}
-	sig := ""
-	for _, s := range servers {
-		sig += s.String() + " "
-	}
+	servers, serr := natprobe.ResolveServers(ctx, c.dp.stunServers())
+	sig := fmt.Sprint(servers)
 	now := time.Now()
-	due := map[string]dataplane.WANSocket{}
-	present := map[string]bool{}
+	sockets := map[string]dataplane.WANSocket{}
 	for _, w := range e.WANSockets() {
 		name := wanName(w)
-		present[name] = true
-		last, ok := c.checked[name]
-		if !ok || last.local != w.Local || last.servers != sig || now.Sub(last.at) >= c.interval {
-			due[name] = w
+		sockets[name] = w
+		st := c.wans[name]
+		if st == nil {
+			st = &wanNAT{}
+			c.wans[name] = st
+		}
+		if st.local != w.Local || st.servers != sig {
+			st.local, st.servers, st.pending = w.Local, sig, true
+			st.filter, st.filterAt = natprobe.FilterUnknown, time.Time{}
+		}
+		if now.Sub(st.mappingAt) >= c.interval {
+			st.pending = true
+		}
+	}
+	for name := range c.wans {
+		if _, ok := sockets[name]; !ok {
+			delete(c.wans, name)
 		}
 	}
 	// A tunnel that went down: its WAN's mapping may have changed.
-	cfg := e.Config()
 	wanOf := map[string]string{}
-	for _, t := range cfg.Tunnels {
+	for _, t := range e.Config().Tunnels {
 		if t.WANInterface != "" {
 			wanOf[t.Name] = t.WANInterface
 		} else {
 			wanOf[t.Name] = t.WANAddress.String()
 		}
 	}
-	st := e.Status()
 	up := map[string]bool{}
-	for _, t := range st.Tunnels {
+	for _, t := range e.Status().Tunnels {
 		up[t.Name] = t.Up
-		if was, ok := c.tunUp[t.Name]; ok && was && !t.Up {
-			name := wanOf[t.Name]
-			for _, w := range e.WANSockets() {
-				if wanName(w) == name {
-					c.log.Info("tunnel down: checking its WAN's public endpoint again", "tunnel", t.Name, "wan", name)
-					due[name] = w
-				}
-			}
+		if st := c.wans[wanOf[t.Name]]; st != nil && c.tunUp[t.Name] && !t.Up {
+			c.log.Info("tunnel down: checking its WAN's public endpoint again", "tunnel", t.Name, "wan", wanOf[t.Name])
+			st.pending = true
 		}
 	}
 	c.tunUp = up
-	if len(due) == 0 {
-		c.publish(c.keep(present), false)
-		return
-	}
-	var mu sync.Mutex
+
 	var wg sync.WaitGroup
-	fresh := map[string]natprobe.Result{}
-	for name, w := range due {
-		wg.Go(func() {
-			var r natprobe.Result
-			if len(servers) == 0 {
-				r = natprobe.Result{WAN: name, NAT: devproto.NATUnknown, Err: "no STUN server configured", CheckedAt: time.Now()}
-				if err != nil {
-					r.Err = err.Error()
+	for name, st := range c.wans {
+		switch {
+		case len(servers) == 0:
+			if st.pending {
+				st.pending, st.mappingAt = false, now
+				st.mapping = natprobe.Result{WAN: name, NAT: devproto.NATUnknown, Err: "no STUN server configured", CheckedAt: now}
+				if serr != nil {
+					st.mapping.Err = serr.Error()
 				}
-			} else {
-				r = natprobe.Detect(ctx, e, name, servers, interfaceV4(w.Interface))
 			}
-			mu.Lock()
-			fresh[name] = r
-			mu.Unlock()
-		})
+		case st.pending && now.Sub(st.filterAt) >= c.quiet:
+			wg.Go(func() {
+				r := natprobe.Mapping(ctx, e, name, servers, interfaceV4(sockets[name].Interface))
+				st.mapping, st.mappingAt, st.pending = r, r.CheckedAt, false
+			})
+		case !st.pending && eim(st.mapping.NAT) && now.Sub(st.mappingAt) >= c.quiet &&
+			(st.filter == natprobe.FilterUnknown || st.filterFor != st.mapping.Mapped || now.Sub(st.filterAt) >= c.interval):
+			wg.Go(func() {
+				f, err := natprobe.Filtering(ctx, e, name, servers[0])
+				if err != nil {
+					c.log.Debug("NAT filtering check", "wan", name, "err", err)
+				}
+				st.filter, st.filterFor, st.filterAt = f, st.mapping.Mapped, time.Now()
+			})
+		}
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
 		return
 	}
-	res := c.keep(present)
-	for name, r := range fresh {
-		res[name] = r
-		c.checked[name] = wanCheck{local: due[name].Local, servers: sig, at: r.CheckedAt}
+	res := map[string]natprobe.Result{}
+	for name, st := range c.wans {
+		if !st.mappingAt.IsZero() {
+			res[name] = st.result()
+		}
 	}
 	c.publish(res, false)
 }
 
-// keep returns the current results of the WANs still present.
-func (c *stunChecker) keep(present map[string]bool) map[string]natprobe.Result {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]natprobe.Result{}
-	for k, r := range c.results {
-		if present[k] {
-			out[k] = r
-		}
-	}
-	for k := range c.checked {
-		if !present[k] {
-			delete(c.checked, k)
-		}
-	}
-	return out
-}
+// eim reports whether a NAT type has an endpoint-independent mapping
+// (filtering worth asking).
+func eim(nat string) bool { return nat == devproto.NATRestricted || nat == devproto.NATFullCone }
 
 // publish stores the results and signals a change (address, port, NAT
 // type, server or error of a WAN; not the check time).
@@ -258,7 +272,11 @@ func (c *stunChecker) publish(res map[string]natprobe.Result, quiet bool) {
 		if !ok || !old.Same(r) {
 			changed = true
 			if !quiet {
-				c.log.Info("WAN public endpoint checked", "wan", k, "public", r.Mapped.String(), "nat", r.NAT, "server", r.Server, "took", r.Took.Round(time.Millisecond), "err", r.Err)
+				pub := ""
+				if r.Mapped.IsValid() {
+					pub = r.Mapped.String()
+				}
+				c.log.Info("WAN public endpoint checked", "wan", k, "public", pub, "nat", r.NAT, "server", r.Server, "took", r.Took.Round(time.Millisecond), "err", r.Err)
 			}
 		}
 	}

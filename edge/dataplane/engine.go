@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
@@ -44,9 +45,14 @@ type snapshot struct {
 type Engine struct {
 	log    *slog.Logger
 	dev    tun.Device
-	tunMTU int
+	tunMTU atomic.Int64
 	tunIdx int
 	tunCfg TUNConfig
+	// mtuFixed: the TUN MTU was computed from tunnels (or configured).
+	// An engine started without tunnels (WANs only, for STUN) computes it
+	// again from the first tunnels it gets (cfgMu).
+	mtuFixed bool
+	nsh      netns.NsHandle // the engine's network namespace (for netlink)
 
 	modMu    sync.Mutex // serialises read-modify-write helpers
 	cfgMu    sync.Mutex // serialises reconfiguration
@@ -109,15 +115,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Engine, error) {
 		return nil, errors.New("invalid data plane configuration: the TUN device needs a name")
 	}
 	e := &Engine{log: log, tunCfg: cfg.TUN, routesUp: map[netip.Prefix]bool{}, stopped: make(chan struct{})}
-	e.tunMTU = TUNMTU(cfg)
-	dev, err := tun.CreateTUN(cfg.TUN.Name, e.tunMTU)
+	mtu := TUNMTU(cfg)
+	e.tunMTU.Store(int64(mtu))
+	e.mtuFixed = cfg.TUN.MTU != 0 || len(cfg.Tunnels) > 0
+	nsh, err := netns.Get()
 	if err != nil {
+		nsh = -1
+	}
+	e.nsh = nsh
+	dev, err := tun.CreateTUN(cfg.TUN.Name, mtu)
+	if err != nil {
+		nsh.Close()
 		return nil, fmt.Errorf("creating TUN device %q (needs root and /dev/net/tun): %w", cfg.TUN.Name, err)
 	}
 	e.dev = dev
-	idx, err := setupTUN(cfg.TUN, e.tunMTU)
+	idx, err := setupTUN(cfg.TUN, mtu)
 	if err != nil {
 		dev.Close()
+		e.nsh.Close()
 		return nil, err
 	}
 	e.tunIdx = idx
@@ -135,7 +150,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Engine, error) {
 		e.Close()
 	}()
 	go e.watchTUN()
-	log.Info("data plane started", "tun", cfg.TUN.Name, "mtu", e.tunMTU, "tunnels", len(cfg.Tunnels), "routes", len(cfg.Routes))
+	log.Info("data plane started", "tun", cfg.TUN.Name, "mtu", mtu, "tunnels", len(cfg.Tunnels), "routes", len(cfg.Routes))
 	return e, nil
 }
 
@@ -156,8 +171,8 @@ func (e *Engine) watchTUN() {
 			case ev&tun.EventUp != 0:
 				e.log.Debug("TUN device up", "tun", e.tunCfg.Name)
 			case ev&tun.EventMTUUpdate != 0:
-				if mtu, err := e.dev.MTU(); err == nil && mtu != e.tunMTU {
-					e.log.Warn("TUN MTU changed outside the data plane", "tun", e.tunCfg.Name, "mtu", mtu, "expected", e.tunMTU)
+				if mtu, err := e.dev.MTU(); err == nil && mtu != e.MTU() {
+					e.log.Warn("TUN MTU changed outside the data plane", "tun", e.tunCfg.Name, "mtu", mtu, "expected", e.MTU())
 				}
 			}
 		}
@@ -165,7 +180,7 @@ func (e *Engine) watchTUN() {
 }
 
 // MTU returns the TUN device MTU.
-func (e *Engine) MTU() int { return e.tunMTU }
+func (e *Engine) MTU() int { return int(e.tunMTU.Load()) }
 
 // Close stops the engine, closes the TUN device (which removes its routes)
 // and the WAN sockets, and waits for the goroutines.
@@ -183,6 +198,7 @@ func (e *Engine) Close() error {
 	var err error
 	if e.dev != nil {
 		err = e.dev.Close()
+		e.nsh.Close()
 	}
 	for _, w := range wans {
 		w.close()
@@ -226,6 +242,12 @@ func (e *Engine) Apply(cfg Config) error {
 		}
 		return err
 	}
+	if !e.mtuFixed && len(cfg.Tunnels) > 0 {
+		e.mtuFixed = true
+		if want := TUNMTU(cfg); want != e.MTU() {
+			e.setTUNMTU(want)
+		}
+	}
 	now := time.Now()
 	for _, tc := range cfg.Tunnels {
 		k := wanKey{iface: tc.WANInterface, addr: tc.WANAddress, port: cfg.UDPPort}
@@ -260,7 +282,7 @@ func (e *Engine) Apply(cfg Config) error {
 				return fail(fmt.Errorf("tunnel %q: %w", tc.Name, err))
 			}
 			e.nextID++
-			t = newTunnel(mix64(e.nextID), tc, w, sas, cfg.UnderlayMTU, e.tunMTU)
+			t = newTunnel(mix64(e.nextID), tc, w, sas, cfg.UnderlayMTU, e.MTU())
 		}
 		ns.tunnels[tc.Name] = t
 		ns.byVNI[tc.VNI] = t

@@ -67,3 +67,32 @@ func (e *Engine) syncKernelRoutes(routes []RouteConfig) {
 		delete(e.routesUp, p)
 	}
 }
+
+// setTUNMTU changes the TUN MTU (the engine started without tunnels and
+// gets its first ones; cfgMu held). Netlink runs in the engine's own
+// namespace, whatever the calling thread's.
+func (e *Engine) setTUNMTU(mtu int) {
+	if e.dev == nil {
+		e.tunMTU.Store(int64(mtu))
+		return
+	}
+	h, err := netlink.NewHandleAt(e.nsh)
+	if err != nil {
+		e.log.Warn("TUN MTU not changed", "tun", e.tunCfg.Name, "err", err)
+		return
+	}
+	defer h.Close()
+	link, err := h.LinkByIndex(e.tunIdx)
+	if err == nil {
+		old := e.MTU()
+		e.tunMTU.Store(int64(mtu))
+		if err = h.LinkSetMTU(link, mtu); err != nil {
+			e.tunMTU.Store(int64(old))
+		}
+	}
+	if err != nil {
+		e.log.Warn("TUN MTU not changed", "tun", e.tunCfg.Name, "mtu", mtu, "err", err)
+		return
+	}
+	e.log.Info("TUN MTU set from the first tunnels", "tun", e.tunCfg.Name, "mtu", mtu)
+}

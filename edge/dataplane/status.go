@@ -70,7 +70,7 @@ func dropMap(c *counters) map[string]uint64 {
 // Status returns a consistent view of counters and probe results.
 func (e *Engine) Status() Status {
 	snap := e.snap.Load()
-	st := Status{TUN: e.tunCfg.Name, MTU: e.tunMTU, Routes: len(snap.cfg.Routes), Drops: dropMap(&e.global),
+	st := Status{TUN: e.tunCfg.Name, MTU: e.MTU(), Routes: len(snap.cfg.Routes), Drops: dropMap(&e.global),
 		WANs: e.WANSockets(), WANErrors: snap.wanErrors(), STUN: e.stunTx.counters()}
 	for _, t := range snap.tunnels {
 		t.probeMu.Lock()

@@ -21,7 +21,8 @@ import (
 // and endpoint learning, without root.
 func engineWithoutTUN(t *testing.T, cfg Config) *Engine {
 	t.Helper()
-	e := &Engine{log: slog.New(slog.NewTextHandler(io.Discard, nil)), tunCfg: cfg.TUN, routesUp: map[netip.Prefix]bool{}, stopped: make(chan struct{}), tunMTU: 1390}
+	e := &Engine{log: slog.New(slog.NewTextHandler(io.Discard, nil)), tunCfg: cfg.TUN, routesUp: map[netip.Prefix]bool{}, stopped: make(chan struct{})}
+	e.tunMTU.Store(1390)
 	e.snap.Store(&snapshot{tunnels: map[string]*tunnel{}, byVNI: map[uint32]*tunnel{}, sites: map[string]*site{}, routes: &routeTable{}, wans: map[wanKey]*wanSock{}})
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.Apply(cfg); err != nil {

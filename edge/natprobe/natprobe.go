@@ -1,23 +1,32 @@
 // Package natprobe finds a WAN's public endpoint and NAT type with STUN
 // (RFC 5389, with RFC 5780's change-port test), asking from the WAN's
-// tunnel socket through a Client (the data plane engine).
+// tunnel socket through a Client (the data plane engine). Server 1 is
+// asked on its ports A and B (manage's STUN server: the first two
+// configured servers).
 //
-// The test, with server 1 on ports A and B (manage's STUN server, the
-// first two configured servers):
+// Mapping (what peers must send to):
 //
 //  1. Binding to A. The mapped endpoint is the public endpoint. If it is
 //     the socket's own address and port: no NAT ("none").
-//  2. Binding to A with CHANGE-REQUEST "change port": the answer comes
-//     from B, to which nothing was sent yet, so it only passes a NAT that
-//     does not filter by port ("full-cone" if the mapping is also
-//     endpoint-independent).
-//  3. Binding to B. Another mapped endpoint than A's: the mapping changes
-//     per destination ("symmetric"). The same one: "full-cone" when step 2
-//     was answered, else "restricted".
+//  2. Binding to B. Another mapped endpoint than A's: the mapping changes
+//     per destination ("symmetric"); the same: endpoint-independent
+//     mapping, reported "restricted" until filtering is known.
 //
+// Filtering, asked separately: Binding to A with CHANGE-REQUEST "change
+// port"; the answer comes from B. It arrives through a NAT that does not
+// filter by port ("full-cone"), not through a port-restricted one
+// ("restricted"). Combine merges both.
+//
+// The two cannot run back to back with one server address. After step 2
+// the NAT has a pinhole for B, so the change-port answer would pass any
+// NAT; and when the change-port answer came first and was dropped, a
+// Linux NAT gives the next request to B another port (the conntrack entry
+// of the dropped packet holds the first one), which looks symmetric. So
+// the filtering question must be asked when no pinhole for B is left
+// (Linux forgets a UDP exchange after 30 s) and no mapping test must
+// follow it within that time: the agent interleaves them (QuietTime).
 // Only one server answering gives "unknown" (with its mapping), none
-// "blocked". Step 2 runs before step 3 on purpose: after step 3 the NAT
-// has a pinhole for B, and the change-port answer would pass any NAT.
+// "blocked".
 package natprobe
 
 import (
@@ -27,6 +36,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane"
@@ -73,59 +83,58 @@ type answer struct {
 	err error
 }
 
-// Detect checks one WAN. locals are the WAN's own addresses (used when
-// its socket is bound to the interface only).
-func Detect(ctx context.Context, c Client, wan string, servers []netip.AddrPort, locals []netip.Addr) Result {
+// QuietTime is how long a NAT keeps the pinhole of one STUN exchange (30 s
+// on Linux, plus a margin): a filtering question is asked at least that
+// long after a mapping test, and a mapping test at least that long after
+// a filtering question.
+const QuietTime = 32 * time.Second
+
+// Mapping runs the mapping test of one WAN. locals are the WAN's own
+// addresses (used when its socket is bound to the interface only).
+func Mapping(ctx context.Context, c Client, wan string, servers []netip.AddrPort, locals []netip.Addr) Result {
 	start := time.Now()
-	r := detect(ctx, c, wan, servers, locals)
+	r := mapping(ctx, c, wan, servers, locals)
 	r.WAN = wan
 	r.CheckedAt = time.Now()
 	r.Took = r.CheckedAt.Sub(start)
 	return r
 }
 
-func detect(ctx context.Context, c Client, wan string, servers []netip.AddrPort, locals []netip.Addr) Result {
+func mapping(ctx context.Context, c Client, wan string, servers []netip.AddrPort, locals []netip.Addr) Result {
 	if len(servers) == 0 {
 		return Result{NAT: devproto.NATUnknown, Err: "no STUN server configured"}
 	}
-	ask := func(s netip.AddrPort, change bool) answer {
-		res, err := c.STUN(ctx, wan, s, change)
+	ask := func(s netip.AddrPort) answer {
+		res, err := c.STUN(ctx, wan, s, false)
 		return answer{ok: err == nil, res: res, err: err}
 	}
-	a := ask(servers[0], false)
+	a := ask(servers[0])
 	if ctx.Err() != nil {
 		return Result{NAT: devproto.NATUnknown, Err: ctx.Err().Error()}
 	}
 	if !a.ok {
 		// Server 1 is silent: any other server gives at least a mapping.
-		errs := []error{a.err}
+		errs := []string{a.err.Error()}
 		for _, s := range servers[1:] {
-			if o := ask(s, false); o.ok {
+			o := ask(s)
+			if o.ok {
 				return Result{NAT: devproto.NATUnknown, Mapped: o.res.Mapped, Server: s.String(),
 					Err: fmt.Sprintf("only some STUN servers answered: %v", a.err)}
-			} else {
-				errs = append(errs, o.err)
 			}
+			errs = append(errs, o.err.Error())
 		}
-		return Result{NAT: devproto.NATBlocked, Err: errors.Join(errs...).Error()}
+		return Result{NAT: devproto.NATBlocked, Err: "no STUN server answered: " + strings.Join(errs, "; ")}
 	}
-	var (
-		change answer
-		b      answer
-	)
-	if !isLocal(a.res, locals) {
-		change = ask(servers[0], true)
-		if len(servers) > 1 {
-			b = ask(servers[1], false)
-		}
+	var b answer
+	if !isLocal(a.res, locals) && len(servers) > 1 {
+		b = ask(servers[1])
 	}
-	return classify(servers, a, change, b, locals)
+	return classify(servers, a, b, locals)
 }
 
-// classify decides the NAT type from the three answers (see the package
-// documentation): a to server 1, change to server 1 with change-port, b
-// to server 2 (not asked when only one server is configured).
-func classify(servers []netip.AddrPort, a, change, b answer, locals []netip.Addr) Result {
+// classify decides the NAT type from the answers of server 1 (a) and
+// server 2 (b; not asked when only one server is configured).
+func classify(servers []netip.AddrPort, a, b answer, locals []netip.Addr) Result {
 	r := Result{Mapped: a.res.Mapped, Server: servers[0].String()}
 	switch {
 	case isLocal(a.res, locals):
@@ -138,12 +147,49 @@ func classify(servers []netip.AddrPort, a, change, b answer, locals []netip.Addr
 		r.Err = fmt.Sprintf("only %s answered: %v", servers[0], b.err)
 	case b.res.Mapped != a.res.Mapped:
 		r.NAT = devproto.NATSymmetric
-	case change.ok:
-		r.NAT = devproto.NATFullCone
 	default:
-		r.NAT = devproto.NATRestricted
+		r.NAT = devproto.NATRestricted // until Filtering says otherwise
 	}
 	return r
+}
+
+// Filter is what the filtering question found.
+type Filter int
+
+// Filtering outcomes.
+const (
+	FilterUnknown Filter = iota // not asked (or the server failed)
+	FilterOpen                  // the answer from the other port arrived
+	FilterPort                  // it did not: the NAT filters by port
+)
+
+func (f Filter) String() string {
+	return [...]string{"unknown", "open", "port"}[f]
+}
+
+// Filtering asks server (port A of server 1) to answer from its other
+// port, from the WAN's tunnel socket. Ask it only when the NAT has no
+// pinhole for that other port (QuietTime after a mapping test).
+func Filtering(ctx context.Context, c Client, wan string, server netip.AddrPort) (Filter, error) {
+	_, err := c.STUN(ctx, wan, server, true)
+	switch {
+	case err == nil:
+		return FilterOpen, nil
+	case errors.Is(err, dataplane.ErrSTUNTimeout):
+		return FilterPort, nil
+	default:
+		return FilterUnknown, err
+	}
+}
+
+// Combine reports a mapping result with what filtering found: an
+// endpoint-independent mapping through a NAT that does not filter by port
+// is "full-cone".
+func Combine(m Result, f Filter) Result {
+	if f == FilterOpen && (m.NAT == devproto.NATRestricted || m.NAT == devproto.NATFullCone) {
+		m.NAT = devproto.NATFullCone
+	}
+	return m
 }
 
 // isLocal reports whether the mapped endpoint is the socket's own.

@@ -1,0 +1,157 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/trellis-sdwan/trellis/edge/natprobe/natprobetest"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// TestSTUNFromWANWithoutTunnels: a document with a WAN and STUN servers
+// but no tunnel starts the data plane; the NAT check runs from the WAN's
+// tunnel socket and its result reaches the interface report. The test
+// runs itself again inside namespace h7b-*-a (the edge); the STUN server
+// runs in namespace h7b-*-s, reached over a veth pair.
+const stunNSEnv = "TRELLIS_AGENT_STUN_NS"
+
+func TestSTUNFromWANWithoutTunnels(t *testing.T) {
+	if os.Getenv(stunNSEnv) != "" {
+		stunFromWAN(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, TUN device)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("needs /dev/net/tun")
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	nsA, nsS := "h7b-"+id+"-a", "h7b-"+id+"-s"
+	for _, ns := range []string{nsA, nsS} {
+		sh(t, "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "-n", ns, "link", "set", "lo", "up")
+	}
+	sh(t, "link", "add", "h7bag0", "netns", nsA, "type", "veth", "peer", "name", "h7bas0", "netns", nsS)
+	sh(t, "-n", nsA, "addr", "add", "192.0.2.1/24", "dev", "h7bag0")
+	sh(t, "-n", nsS, "addr", "add", "192.0.2.2/24", "dev", "h7bas0")
+	sh(t, "-n", nsA, "link", "set", "h7bag0", "up")
+	sh(t, "-n", nsS, "link", "set", "h7bas0", "up")
+
+	// The STUN server's sockets are made in namespace S.
+	var srv *natprobetest.Server
+	err := func() error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(nsS)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			return err
+		}
+		defer netns.Set(orig)
+		srv, err = natprobetest.Listen(netip.MustParseAddr("192.0.2.2"), 3478, 3479)
+		return err
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsA, os.Args[0], "-test.run=^TestSTUNFromWANWithoutTunnels$", "-test.v")
+	cmd.Env = append(os.Environ(), stunNSEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestSTUNFromWANWithoutTunnels") {
+		t.Fatalf("in namespace %s: %v\n%s", nsA, err, out)
+	}
+	t.Logf("in namespace %s:\n%s", nsA, out)
+	if srv.Requests.Load() == 0 {
+		t.Fatal("the STUN server saw no request")
+	}
+}
+
+func stunFromWAN(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dp := &DataplaneApplier{Ctx: ctx, TUNName: "h7bt0", STUNInterval: time.Hour}
+	defer dp.Close()
+	changes := dp.PublicChanges()
+	mk := func(doc string) *devproto.Desired {
+		d, err := DecodeDesired([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	doc := mk(`{"name":"stun","vxlan_port":4789,"stun_servers":["192.0.2.2:3478","192.0.2.2:3479"],
+	  "interfaces":[{"name":"h7bag0","role":"wan","address":"192.0.2.1/24"}]}`)
+	start := time.Now()
+	if err := dp.Apply(ctx, nil, doc); err != nil {
+		t.Fatal(err)
+	}
+	if dp.Engine() == nil {
+		t.Fatal("no data plane for a document with a WAN and no tunnel")
+	}
+	var pub *devproto.PublicEndpoint
+	waitFor(t, "the WAN's public endpoint", func() bool { pub = dp.Public()["h7bag0"]; return pub != nil })
+	t.Logf("public endpoint after %v: %+v", time.Since(start).Round(time.Millisecond), *pub)
+	if pub.NAT != devproto.NATNone || pub.Address != "192.0.2.1" || pub.Port != 4789 || pub.Server != "192.0.2.2:3478" || pub.Error != "" || pub.CheckedAt.IsZero() {
+		t.Fatalf("public endpoint %+v", *pub)
+	}
+	select {
+	case <-changes:
+	default:
+		t.Fatal("no change signalled")
+	}
+	// The interface report carries it.
+	a := &Agent{dp: dp}
+	ifs := a.markDHCP([]devproto.Interface{{Name: "h7bag0"}, {Name: "lo"}})
+	if ifs[0].Public == nil || ifs[0].Public.Address != "192.0.2.1" || ifs[1].Public != nil {
+		t.Fatalf("report %+v", ifs)
+	}
+
+	// Servers that do not answer: blocked, reported with the reason.
+	silent := mk(`{"name":"stun","vxlan_port":4789,"stun_servers":["192.0.2.2:3490","192.0.2.2:3491"],
+	  "interfaces":[{"name":"h7bag0","role":"wan","address":"192.0.2.1/24"}]}`)
+	if err := dp.Apply(ctx, doc, silent); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "blocked", func() bool { pub = dp.Public()["h7bag0"]; return pub != nil && pub.NAT == devproto.NATBlocked })
+	if pub.Error == "" || pub.Address != "" {
+		t.Fatalf("blocked endpoint %+v", *pub)
+	}
+
+	// No WAN and no tunnel: the data plane stops, the results go.
+	if err := dp.Apply(ctx, silent, mk(`{"name":"empty"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if dp.Engine() != nil || linkExists("h7bt0") {
+		t.Fatal("data plane still running without WANs and tunnels")
+	}
+	waitFor(t, "results cleared", func() bool { return len(dp.Public()) == 0 })
+}

@@ -1,0 +1,377 @@
+package natprobe
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/trellis-sdwan/trellis/edge/dataplane"
+	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
+	"github.com/trellis-sdwan/trellis/edge/natprobe/natprobetest"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// The namespace tests build, per case, three network namespaces:
+//
+//	edge (192.168.77.2) ── router (192.168.77.1 | 203.0.113.1, NAT) ── public (203.0.113.2)
+//
+// with the router's NAT made by nftables like trellis-lab's ISP routers
+// (full-cone: SNAT + DNAT of everything; restricted: masquerade;
+// symmetric: masquerade random-fully; none: plain routing). A STUN server
+// (two ports, change-port) runs in the public namespace; the edge's data
+// plane engine asks it from its WAN socket.
+
+const (
+	edgeAddr   = "192.168.77.2"
+	routerIn   = "192.168.77.1"
+	routerOut  = "203.0.113.1"
+	publicAddr = "203.0.113.2"
+)
+
+type natLab struct {
+	t                    *testing.T
+	edge, router, public string // namespaces
+	edgeIf, publicIf     string
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, nftables, TUN devices)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("needs /dev/net/tun")
+	}
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// inNS runs f on an OS thread switched into namespace ns: sockets, TUN
+// devices and netlink calls made by f belong to it.
+func inNS(t *testing.T, ns string, f func() error) {
+	t.Helper()
+	err := func() error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(ns)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			return err
+		}
+		defer netns.Set(orig)
+		return f()
+	}()
+	if err != nil {
+		t.Fatalf("in namespace %s: %v", ns, err)
+	}
+}
+
+// newNATLab builds the three namespaces with the router's NAT of type nat
+// (a devproto.NAT* constant). Everything goes away in t.Cleanup.
+func newNATLab(t *testing.T, n int, nat string) *natLab {
+	t.Helper()
+	b := make([]byte, 3)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	l := &natLab{t: t, edge: "h7b-" + id + "-e", router: "h7b-" + id + "-r", public: "h7b-" + id + "-p",
+		edgeIf: fmt.Sprintf("h7b%de", n), publicIf: fmt.Sprintf("h7b%dp", n)}
+	for _, ns := range []string{l.edge, l.router, l.public} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	rIn, rOut := fmt.Sprintf("h7b%dri", n), fmt.Sprintf("h7b%dro", n)
+	run(t, "ip", "link", "add", l.edgeIf, "netns", l.edge, "type", "veth", "peer", "name", rIn, "netns", l.router)
+	run(t, "ip", "link", "add", l.publicIf, "netns", l.public, "type", "veth", "peer", "name", rOut, "netns", l.router)
+	for _, c := range [][]string{
+		{l.edge, "addr", "add", edgeAddr + "/24", "dev", l.edgeIf},
+		{l.edge, "link", "set", l.edgeIf, "up"},
+		{l.edge, "route", "add", "default", "via", routerIn},
+		{l.router, "addr", "add", routerIn + "/24", "dev", rIn},
+		{l.router, "addr", "add", routerOut + "/24", "dev", rOut},
+		{l.router, "link", "set", rIn, "up"},
+		{l.router, "link", "set", rOut, "up"},
+		{l.public, "addr", "add", publicAddr + "/24", "dev", l.publicIf},
+		{l.public, "link", "set", l.publicIf, "up"},
+	} {
+		run(t, append([]string{"ip", "-n", c[0]}, c[1:]...)...)
+	}
+	run(t, "ip", "netns", "exec", l.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	if nat == devproto.NATNone {
+		// The public side routes the private subnet back: no NAT at all.
+		run(t, "ip", "-n", l.public, "route", "add", "192.168.77.0/24", "via", routerOut)
+		return l
+	}
+	l.natRules(nat, rIn, rOut)
+	return l
+}
+
+// natRules installs the router's NAT (as trellis-lab's ISP routers do).
+func (l *natLab) natRules(nat, inside, outside string) {
+	t := l.t
+	h, err := netns.GetFromName(l.router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseLasting()
+	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "h7b_nat"})
+	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{Name: name, Table: tbl, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio})
+	}
+	post := chain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	out := append(ifname(expr.MetaKeyIIFNAME, inside), ifname(expr.MetaKeyOIFNAME, outside)...)
+	pub, priv := netip.MustParseAddr(routerOut).AsSlice(), netip.MustParseAddr(edgeAddr).AsSlice()
+	switch nat {
+	case devproto.NATFullCone:
+		c.AddRule(&nftables.Rule{Table: tbl, Chain: post, Exprs: append(out,
+			&expr.Immediate{Register: 1, Data: pub},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1})})
+		pre := chain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+		c.AddRule(&nftables.Rule{Table: tbl, Chain: pre, Exprs: append(ifname(expr.MetaKeyIIFNAME, outside),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: pub},
+			&expr.Immediate{Register: 1, Data: priv},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1})})
+	case devproto.NATRestricted:
+		c.AddRule(&nftables.Rule{Table: tbl, Chain: post, Exprs: append(out, &expr.Masq{})})
+	case devproto.NATSymmetric:
+		c.AddRule(&nftables.Rule{Table: tbl, Chain: post, Exprs: append(out, &expr.Masq{FullyRandom: true})})
+	default:
+		t.Fatalf("no NAT rules for %q", nat)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("nftables in %s: %v", l.router, err)
+	}
+}
+
+func ifname(key expr.MetaKey, name string) []expr.Any {
+	data := make([]byte, unix.IFNAMSIZ)
+	copy(data, name)
+	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}}
+}
+
+// stunServer starts the two-port STUN server in the public namespace.
+func (l *natLab) stunServer() []netip.AddrPort {
+	var srv *natprobetest.Server
+	inNS(l.t, l.public, func() (err error) {
+		srv, err = natprobetest.Listen(netip.MustParseAddr(publicAddr), 3478, 3479)
+		return err
+	})
+	l.t.Cleanup(srv.Close)
+	a := srv.Addrs()
+	return a[:]
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// engine starts a data plane engine in namespace ns with a WAN socket on
+// wan (and the given tunnels).
+func (l *natLab) engine(ns, tunName string, port uint16, wan dataplane.WANConfig, tunnels ...dataplane.TunnelConfig) *dataplane.Engine {
+	var e *dataplane.Engine
+	inNS(l.t, ns, func() (err error) {
+		e, err = dataplane.New(context.Background(), dataplane.Config{TUN: dataplane.TUNConfig{Name: tunName}, UDPPort: port,
+			ProbeInterval: 200 * time.Millisecond, WANs: []dataplane.WANConfig{wan}, Tunnels: tunnels}, quietLog())
+		return err
+	})
+	l.t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestDetectBehindNAT(t *testing.T) {
+	needRoot(t)
+	for i, nat := range []string{devproto.NATNone, devproto.NATFullCone, devproto.NATRestricted, devproto.NATSymmetric} {
+		t.Run(nat, func(t *testing.T) {
+			l := newNATLab(t, i, nat)
+			servers := l.stunServer()
+			wan := dataplane.WANConfig{Interface: l.edgeIf, Address: netip.MustParseAddr(edgeAddr)}
+			e := l.engine(l.edge, "h7bt0", 0, wan)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			m := Mapping(ctx, e, l.edgeIf, servers, nil)
+			t.Logf("mapping: %+v", m)
+			wantMapping := map[string]string{devproto.NATNone: devproto.NATNone, devproto.NATFullCone: devproto.NATRestricted,
+				devproto.NATRestricted: devproto.NATRestricted, devproto.NATSymmetric: devproto.NATSymmetric}[nat]
+			if m.NAT != wantMapping || m.Err != "" {
+				t.Fatalf("mapping test: %q (error %q), want %q", m.NAT, m.Err, wantMapping)
+			}
+			wantAddr := routerOut
+			if nat == devproto.NATNone {
+				wantAddr = edgeAddr
+			}
+			if m.Mapped.Addr().String() != wantAddr {
+				t.Fatalf("mapped %s, want address %s", m.Mapped, wantAddr)
+			}
+			if nat != devproto.NATSymmetric && m.Mapped.Port() != dataplane.DefaultUDPPort {
+				// Linux NAT keeps the source port when it is free.
+				t.Fatalf("mapped %s, want port %d", m.Mapped, dataplane.DefaultUDPPort)
+			}
+			if nat == devproto.NATNone {
+				// Nobody at these ports: blocked, within the bounds.
+				silent := []netip.AddrPort{netip.MustParseAddrPort(publicAddr + ":3490"), netip.MustParseAddrPort(publicAddr + ":3491")}
+				if r := Mapping(ctx, e, l.edgeIf, silent, nil); r.NAT != devproto.NATBlocked || r.Err == "" {
+					t.Fatalf("silent servers: %+v", r)
+				}
+				l.coturn(e)
+				return
+			}
+			// The filtering question, from a socket whose NAT mapping has
+			// no pinhole for port B (another engine on another port
+			// stands for the same socket QuietTime later).
+			e2 := l.engine(l.edge, "h7bt2", 4790, wan)
+			f, err := Filtering(ctx, e2, l.edgeIf, servers[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := Combine(m, f)
+			t.Logf("%s NAT: mapping %s, filtering %s: %s (mapping test %v)", nat, m.NAT, f, r.NAT, m.Took)
+			if r.NAT != nat {
+				t.Fatalf("detected %s, want %s", r.NAT, nat)
+			}
+		})
+	}
+}
+
+// coturn: our client (the engine's WAN socket) against coturn's STUN
+// server, when coturn is installed.
+func (l *natLab) coturn(e *dataplane.Engine) {
+	t := l.t
+	if _, err := exec.LookPath("turnserver"); err != nil {
+		t.Log("coturn (turnserver) not installed: interop check skipped")
+		return
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	cmd := exec.Command("ip", "netns", "exec", l.public, "turnserver", "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls",
+		"-L", publicAddr, "-p", "3480", "--pidfile", filepath.Join(dir, "pid"), "--log-file", "stdout", "--simple-log")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting coturn: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	server := netip.MustParseAddrPort(publicAddr + ":3480")
+	var res dataplane.STUNResult
+	var err error
+	for i := 0; i < 10; i++ { // coturn takes a moment to listen
+		if res, err = e.STUN(context.Background(), l.edgeIf, server, false); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("STUN against coturn: %v\n%s", err, out.String())
+	}
+	if res.Mapped != netip.MustParseAddrPort(edgeAddr+":4789") || res.From != server {
+		t.Fatalf("coturn answered %+v", res)
+	}
+	t.Logf("coturn: mapped %s in %v", res.Mapped, res.RTT)
+}
+
+func gcm(spi uint32, key byte) esp.Config {
+	return esp.Config{SPI: spi, Transform: esp.AESGCM128, ESN: true, EncKey: bytes.Repeat([]byte{key}, 20)}
+}
+
+// TestTunnelThroughSymmetricNAT: the edge behind a symmetric NAT reports
+// its STUN mapping, which is useless to the public peer (the NAT maps
+// again for the peer). The public side, configured with that mapping,
+// learns the real endpoint from the edge's first authenticated packets
+// and the tunnel comes up on both ends.
+func TestTunnelThroughSymmetricNAT(t *testing.T) {
+	needRoot(t)
+	l := newNATLab(t, 7, devproto.NATSymmetric)
+	servers := l.stunServer()
+	edgeWAN := dataplane.WANConfig{Interface: l.edgeIf, Address: netip.MustParseAddr(edgeAddr)}
+	edgeTun := dataplane.TunnelConfig{Name: "t1", Site: "P", VNI: 1, WANInterface: l.edgeIf, WANAddress: edgeWAN.Address,
+		Remote: netip.MustParseAddrPort(publicAddr + ":4789"), Local: netip.MustParseAddr("10.100.0.0"), Peer: netip.MustParseAddr("10.100.0.1"),
+		Outbound: gcm(0x1001, 1), Inbound: gcm(0x2001, 2)}
+	// The NAT'd edge starts with its WAN only, as before manage builds
+	// tunnels: STUN gives its (per-destination) mapping.
+	e := l.engine(l.edge, "h7bt0", 0, edgeWAN)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := Mapping(ctx, e, l.edgeIf, servers, nil)
+	if r.NAT != devproto.NATSymmetric {
+		t.Fatalf("edge NAT detected as %+v", r)
+	}
+	pubWAN := dataplane.WANConfig{Interface: l.publicIf, Address: netip.MustParseAddr(publicAddr)}
+	pubTun := dataplane.TunnelConfig{Name: "t1", Site: "E", VNI: 1, WANInterface: l.publicIf, WANAddress: pubWAN.Address,
+		Remote: r.Mapped, Local: edgeTun.Peer, Peer: edgeTun.Local, Outbound: edgeTun.Inbound, Inbound: edgeTun.Outbound}
+	p := l.engine(l.public, "h7bt1", 0, pubWAN, pubTun)
+	if err := e.Apply(dataplane.Config{TUN: dataplane.TUNConfig{Name: "h7bt0"}, ProbeInterval: 200 * time.Millisecond,
+		WANs: []dataplane.WANConfig{edgeWAN}, Tunnels: []dataplane.TunnelConfig{edgeTun}}); err != nil {
+		t.Fatal(err)
+	}
+	// Started for STUN only, the engine assumed the CBC overhead; its
+	// first tunnels (GCM) set the TUN MTU, in the engine's namespace
+	// although Apply ran from another one.
+	if out, _ := exec.Command("ip", "-n", l.edge, "link", "show", "h7bt0").CombinedOutput(); e.MTU() != 1390 || !strings.Contains(string(out), "mtu 1390 ") {
+		t.Fatalf("TUN MTU %d after the first GCM tunnel:\n%s", e.MTU(), out)
+	}
+	status := func(e *dataplane.Engine) dataplane.TunnelStatus {
+		for _, ts := range e.Status().Tunnels {
+			if ts.Name == "t1" {
+				return ts
+			}
+		}
+		t.Fatal("tunnel t1 missing")
+		return dataplane.TunnelStatus{}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pe, ee := status(p), status(e)
+		if pe.ProbesRecv >= 3 && ee.ProbesRecv >= 3 && pe.Up && ee.Up {
+			t.Logf("tunnel up: public side remote %s (configured %s, learned %v, %d switches); edge side remote %s",
+				pe.Remote, pe.Configured, pe.Learned, pe.Learns, ee.Remote)
+			if !pe.Learned || pe.Remote == r.Mapped.String() || !strings.HasPrefix(pe.Remote, routerOut+":") || pe.Learns != 1 {
+				t.Fatalf("public side did not learn the edge's real endpoint: %+v", pe)
+			}
+			if ee.Learned || ee.Remote != publicAddr+":4789" {
+				t.Fatalf("edge side moved: %+v", ee)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tunnel not up through the symmetric NAT: public %+v\nedge %+v", pe, ee)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
