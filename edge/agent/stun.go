@@ -232,6 +232,14 @@ func (c *stunChecker) round(ctx context.Context) {
 		case st.pending && now.Sub(st.filterAt) >= c.quiet:
 			wg.Go(func() {
 				r := natprobe.Mapping(ctx, e, name, servers, interfaceV4(sockets[name].Interface))
+				if r.NAT == devproto.NATSymmetric && st.mapping.NAT == devproto.NATSymmetric && r.Mapped.Addr() == st.mapping.Mapped.Addr() {
+					// A symmetric NAT maps again once its entry for the
+					// server expired: the port changes at every check and
+					// says nothing to peers (they learn the real one from
+					// authenticated packets). Keep reporting the first one,
+					// so that manage does not rebuild tunnels every minute.
+					r.Mapped = st.mapping.Mapped
+				}
 				st.mapping, st.mappingAt, st.pending = r, r.CheckedAt, false
 			})
 		case !st.pending && eim(st.mapping.NAT) && now.Sub(st.mappingAt) >= c.quiet &&

@@ -140,12 +140,15 @@ var (
 	descJitter   = prometheus.NewDesc("trellis_dataplane_tunnel_jitter_seconds", "Mean probe jitter over the window.", tunnelLabels, nil)
 	descLoss     = prometheus.NewDesc("trellis_dataplane_tunnel_loss_ratio", "Probe loss over the window.", tunnelLabels, nil)
 	descGlobal   = prometheus.NewDesc("trellis_dataplane_drops_total", "Packets dropped before a tunnel was known, by reason.", []string{"reason"}, nil)
+	descLearned  = prometheus.NewDesc("trellis_dataplane_tunnel_endpoint_learned", "1 while the tunnel sends to an endpoint learned from authenticated packets instead of the configured one.", tunnelLabels, nil)
+	descLearns   = prometheus.NewDesc("trellis_dataplane_tunnel_endpoint_learns_total", "Times the tunnel's remote endpoint moved to the source of authenticated packets.", tunnelLabels, nil)
+	descSTUN     = prometheus.NewDesc("trellis_dataplane_stun_messages_total", "STUN messages on the WAN sockets: requests sent, answers matched, stray messages ignored.", []string{"kind"}, nil)
 )
 
 type collector struct{ e *Engine }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPackets, descBytes, descDrops, descUp, descRTT, descJitter, descLoss, descGlobal} {
+	for _, d := range []*prometheus.Desc{descPackets, descBytes, descDrops, descUp, descRTT, descJitter, descLoss, descGlobal, descLearned, descLearns, descSTUN} {
 		ch <- d
 	}
 }
@@ -175,6 +178,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descRTT, t.RTTMillis/1000)
 		gauge(descJitter, t.JitterMs/1000)
 		gauge(descLoss, t.Loss)
+		learned := 0.0
+		if t.Learned {
+			learned = 1
+		}
+		gauge(descLearned, learned)
+		ch <- prometheus.MustNewConstMetric(descLearns, prometheus.CounterValue, float64(t.Learns), l...)
+	}
+	for kind, v := range map[string]uint64{"request": st.STUN.Requests, "answer": st.STUN.Answers, "stray": st.STUN.Stray} {
+		ch <- prometheus.MustNewConstMetric(descSTUN, prometheus.CounterValue, float64(v), kind)
 	}
 	for r, v := range st.Drops {
 		ch <- prometheus.MustNewConstMetric(descGlobal, prometheus.CounterValue, float64(v), r)

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,6 +284,14 @@ func TestConfiguredEndpointWins(t *testing.T) {
 		}
 	}
 	check("after an authenticated packet", learned, true)
+	rec := httptest.NewRecorder()
+	e.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`trellis_dataplane_tunnel_endpoint_learned{site="B",tunnel="t1"} 1`,
+		`trellis_dataplane_tunnel_endpoint_learns_total{site="B",tunnel="t1"} 1`, `trellis_dataplane_stun_messages_total{kind="stray"} 0`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	if err := e.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,10 @@ type File struct {
 	UnderlayMTU   int      `json:"underlay_mtu,omitempty"`
 	SAGrace       Duration `json:"sa_grace,omitempty"`
 	ProbeInterval Duration `json:"probe_interval,omitempty"`
-	Tunnels       []Tunnel `json:"tunnels"`
-	Routes        []Route  `json:"routes"`
+	// WANs get their tunnel socket even without tunnels (STUN).
+	WANs    []WAN    `json:"wans,omitempty"`
+	Tunnels []Tunnel `json:"tunnels"`
+	Routes  []Route  `json:"routes"`
 }
 
 // TUN is the "tun" object.
@@ -153,6 +155,17 @@ func (f *File) Config() (dataplane.Config, error) {
 			return c, fmt.Errorf("tun.address %q: want an address with prefix length, e.g. 10.255.0.1/32", f.TUN.Address)
 		}
 		c.TUN.Address = p
+	}
+	for i, w := range f.WANs {
+		wc := dataplane.WANConfig{Interface: w.Interface}
+		if w.Address != "" {
+			a, err := netip.ParseAddr(w.Address)
+			if err != nil {
+				return c, fmt.Errorf("wans[%d]: address %q: want an IPv4 address", i, w.Address)
+			}
+			wc.Address = a
+		}
+		c.WANs = append(c.WANs, wc)
 	}
 	for i, t := range f.Tunnels {
 		tc, err := t.convert()

@@ -14,6 +14,7 @@ const example = `{
   "tun": {"name": "trellis0", "address": "10.255.0.1/32"},
   "udp_port": 4789,
   "sa_grace": "30s",
+  "wans": [{"interface": "eth1", "address": "192.0.2.1"}, {"interface": "eth2"}],
   "tunnels": [
     {
       "name": "b-inet", "site": "B", "vni": 7,
@@ -37,6 +38,9 @@ func TestParseExample(t *testing.T) {
 	if c.TUN.Name != "trellis0" || !c.TUN.ManageRoutes || c.SAGrace != 30*time.Second || len(c.Tunnels) != 1 || len(c.Routes) != 1 {
 		t.Fatalf("parsed %+v", c)
 	}
+	if len(c.WANs) != 2 || c.WANs[0].Address.String() != "192.0.2.1" || c.WANs[1].Interface != "eth2" || c.WANs[1].Address.IsValid() {
+		t.Fatalf("WANs %+v", c.WANs)
+	}
 	tu := c.Tunnels[0]
 	if tu.VNI != 7 || tu.WANInterface != "eth1" || tu.Remote.String() != "192.0.2.2:4789" || tu.Peer.String() != "10.100.0.1" {
 		t.Fatalf("tunnel %+v", tu)
@@ -55,6 +59,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad key hex", `"key": "0001`, `"key": "zz01`, "hex"},
 		{"short GCM key", `"000102030405060708090a0b0c0d0e0f10111213"`, `"00010203"`, "key material"},
 		{"bad prefix", `172.16.2.0/24`, `172.16.2.0`, "CIDR"},
+		{"bad WAN address", `{"interface": "eth2"}`, `{"address": "eth2"}`, "wans[1]"},
+		{"IPv6 WAN", `{"interface": "eth2"}`, `{"address": "2001:db8::1"}`, "not IPv4"},
 		{"bad remote", `192.0.2.2:4789`, `192.0.2.2`, "address:port"},
 		{"bad spi", `"0x1001"`, `"banana"`, "SPI"},
 		{"bad transform", `"aes128cbc-sha256"`, `"des"`, "unknown ESP transform"},
