@@ -241,7 +241,7 @@ func (b *rb) markIs(ct bool, v uint32) *rb {
 	if ct {
 		load, word = &expr.Ct{Key: expr.CtKeyMARK, Register: 1}, "ct mark"
 	}
-	return b.add(fmt.Sprintf("%s and %#08x == %#08x", word, MarkMask, v),
+	return b.add(fmt.Sprintf("%s and %#x == %#x", word, MarkMask, v),
 		load,
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(MarkMask), Xor: binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(v)})
@@ -251,12 +251,12 @@ func (b *rb) markIs(ct bool, v uint32) *rb {
 // connection's when ct) to v, keeping the other bits.
 func (b *rb) setMark(ct bool, v uint32) *rb {
 	if ct {
-		b.add(fmt.Sprintf("ct mark set ct mark and %#08x or %#08x", ^MarkMask, v),
+		b.add(fmt.Sprintf("ct mark set ct mark and %#x or %#x", ^MarkMask, v),
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(^MarkMask), Xor: binaryutil.NativeEndian.PutUint32(v)},
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true})
 	}
-	return b.add(fmt.Sprintf("meta mark set meta mark and %#08x or %#08x", ^MarkMask, v),
+	return b.add(fmt.Sprintf("meta mark set meta mark and %#x or %#x", ^MarkMask, v),
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(^MarkMask), Xor: binaryutil.NativeEndian.PutUint32(v)},
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true})

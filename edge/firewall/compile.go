@@ -271,8 +271,14 @@ func (c compiler) input(vxlan uint16) []Rule {
 func (c compiler) forward(steering bool) []Rule {
 	var out []Rule
 	out = append(out, (&rb{}).ctState("established,related", expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED).verdict(expr.VerdictAccept).rule())
-	out = append(out, (&rb{}).ctState("invalid", expr.CtStateBitINVALID).counter().verdict(expr.VerdictDrop).rule())
 	wans := c.f.wanNames()
+	if len(wans) > 0 {
+		// Invalid packets are dropped on their way in from or out to a
+		// WAN only: between LANs and tunnels, asymmetric paths (a hub
+		// seeing one direction) must not look invalid.
+		out = append(out, (&rb{}).ifname(true, wans, false).ctState("invalid", expr.CtStateBitINVALID).counter().verdict(expr.VerdictDrop).rule())
+		out = append(out, (&rb{}).ifname(false, wans, false).ctState("invalid", expr.CtStateBitINVALID).counter().verdict(expr.VerdictDrop).rule())
+	}
 	if steering && len(wans) > 0 {
 		out = append(out, (&rb{}).markIs(false, MarkBlock).ifname(false, wans, false).counter().verdict(expr.VerdictDrop).rule())
 	}
@@ -286,6 +292,10 @@ func (c compiler) forward(steering bool) []Rule {
 	}
 	if len(c.f.lans) > 0 && len(outs) > 0 {
 		out = append(out, (&rb{}).ifname(true, c.f.lans, false).ifname(false, outs, false).jump(ChainOutbound).rule())
+	}
+	if c.f.tun != "" && len(wans) > 0 {
+		// Other sites breaking out through this one (hub).
+		out = append(out, (&rb{}).ifname(true, []string{c.f.tun}, false).ifname(false, wans, false).jump(ChainOutbound).rule())
 	}
 	if len(inner) > 0 {
 		out = append(out, (&rb{}).ifname(true, inner, false).ifname(false, inner, false).jump(ChainLANToLAN).rule())

@@ -2,6 +2,9 @@ package firewall
 
 import (
 	"context"
+	"net"
+	"maps"
+	"slices"
 	"os/exec"
 	"strings"
 	"testing"
@@ -129,6 +132,17 @@ func TestFirewallInNamespace(t *testing.T) {
 		if _, err := eventually(tp.isp1, "tcp", "", "198.18.1.1:7022", "edge"); err != nil {
 			t.Fatalf("before the firewall, the edge's port 7022 is not reachable from isp1: %v", err)
 		}
+		// A connection of the edge's own (as to manage) opened before the
+		// firewall survives it.
+		serve(t, tp.isp1, "echo", "203.0.113.10:7777", "")
+		own, err := net.DialTimeout("tcp", "203.0.113.10:7777", 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer own.Close()
+		if err := echoOnce(own, "before"); err != nil {
+			t.Fatal(err)
+		}
 		m, err := New(Options{TUN: "h8a-tun"})
 		if err != nil {
 			t.Fatal(err)
@@ -155,6 +169,10 @@ func TestFirewallInNamespace(t *testing.T) {
 			if got, err := ask(ns, network, laddr, raddr); err == nil {
 				t.Errorf("%s: %s %s from %s: want it dropped, got the answer %q", name, network, raddr, ns, got)
 			}
+		}
+
+		if err := echoOnce(own, "after"); err != nil {
+			t.Errorf("the edge's connection opened before the firewall: %v", err)
 		}
 
 		// Outbound: first match wins (the category rule allows 6002 before
@@ -312,4 +330,89 @@ func tableExists(t *testing.T) bool {
 	defer c.CloseLasting()
 	tb, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
 	return err == nil && tb != nil
+}
+
+// bigDoc uses every kind of rule the compiler emits.
+func bigDoc() *devproto.Desired {
+	d := testDoc()
+	d.Firewall = &devproto.Firewall{
+		Outbound: []devproto.FirewallRule{
+			{ID: "voice", Priority: 10, Action: "allow", Match: devproto.Match{Categories: []string{"voice"}}, OutInterface: "w1"},
+			{ID: "ports", Priority: 30, Action: "deny", Match: devproto.Match{Ports: []string{"25", "465", "587", "1000-2000"}, Sources: []string{"10.0.1.0/24", "10.0.3.0/24"}}},
+			{ID: "to-tunnel", Priority: 45, Action: "deny", OutInterface: "tunnel", Match: devproto.Match{ServiceClasses: []string{devproto.ClassControl}}},
+		},
+		LANToLAN: []devproto.FirewallRule{{ID: "x", Action: "deny", InInterface: "tunnel", Match: devproto.Match{Destinations: []string{"10.0.0.0/8", "192.168.0.0/16", "255.255.255.255/32"}, Ports: []string{"60000-65535"}}}},
+		Inbound:  []devproto.FirewallRule{{ID: "icmp-no", Priority: 2, Action: "deny", Match: devproto.Match{Protocol: "icmp"}}},
+		PortForwards: []devproto.PortForward{
+			{ID: "web", Interface: "w1", Protocol: "tcp", Ports: "8080", ToAddress: "10.0.1.5", ToPort: 80},
+			{ID: "game", Interface: "w2", Protocol: "udp", Ports: "27000-27002", ToAddress: "10.0.1.6"},
+		},
+		OneToOne: []devproto.OneToOneNAT{{ID: "srv", Interface: "w1", PublicAddress: "198.18.1.10", PrivateAddress: "10.0.1.10"}},
+	}
+	d.BreakoutRules = []devproto.PathRule{
+		{ID: "blocked", Priority: 5, Block: true, Match: devproto.Match{Destinations: []string{"203.0.113.66"}}},
+		{ID: "voice", Priority: 10, Match: devproto.Match{Categories: []string{"voice"}, Protocol: "udp"}, Labels: []string{"lte", "bb"}},
+		{ID: "web", Priority: 20, Match: devproto.Match{Applications: []string{"web"}}, Labels: []string{"bb", "lte"}, Mode: devproto.ModeBalance},
+		{ID: "dns", Priority: 30, Match: devproto.Match{Applications: []string{"dns"}}, Labels: []string{"sat"}, Fallback: "drop"},
+	}
+	return d
+}
+
+// TestInstallInNamespace: the kernel takes every kind of rule the
+// compiler emits, as compiled; a batch the kernel refuses leaves the
+// previous ruleset in force.
+func TestInstallInNamespace(t *testing.T) {
+	inNamespace(t, func(t *testing.T) {
+		rs, err := Compile(bigDoc(), Env{TUN: "trellis0", Usable: map[string]bool{"w1": true, "w2": true, "w3": true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = deleteTable() })
+		if err := install(rs); err != nil {
+			t.Fatalf("install: %v\n%s", err, rs)
+		}
+		counts := func() map[string]int {
+			c, err := nftables.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseLasting()
+			tb := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+			out := map[string]int{}
+			for _, ch := range rs.Chains {
+				got, err := c.GetRules(tb, &nftables.Chain{Name: ch.Name, Table: tb})
+				if err != nil {
+					t.Fatalf("chain %s: %v", ch.Name, err)
+				}
+				out[ch.Name] = len(got)
+			}
+			return out
+		}
+		want := map[string]int{}
+		for _, ch := range rs.Chains {
+			want[ch.Name] = len(ch.Rules)
+		}
+		if got := counts(); !maps.Equal(got, want) {
+			t.Fatalf("rules per chain in the kernel %v, want %v", got, want)
+		}
+		if want[ChainSteer] < 8 || want[ChainOutbound] < 4 {
+			t.Fatalf("the document compiled to fewer rules than it should: %v", want)
+		}
+		// Installing again (replacing) works and changes nothing.
+		if err := install(rs); err != nil {
+			t.Fatalf("second install: %v", err)
+		}
+		// A batch the kernel refuses (a jump to no chain, after a
+		// complete ruleset) leaves the previous one.
+		broken := &Ruleset{Chains: slices.Clone(rs.Chains[:len(rs.Chains)-1])}
+		last := rs.Chains[len(rs.Chains)-1]
+		last.Rules = append(slices.Clone(last.Rules), (&rb{}).jump("no_such_chain").rule())
+		broken.Chains = append(broken.Chains, last)
+		if err := install(broken); err == nil {
+			t.Fatal("the kernel took a jump to a missing chain")
+		}
+		if got := counts(); !maps.Equal(got, want) {
+			t.Errorf("after a refused batch: %v, want the previous %v", got, want)
+		}
+	})
 }

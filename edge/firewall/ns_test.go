@@ -146,6 +146,29 @@ func serve(t *testing.T, ns, network, addr, tag string) {
 					c.Close()
 				}
 			}()
+		case "echo":
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { ln.Close(); wg.Wait() })
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						defer c.Close()
+						_ = c.SetDeadline(time.Now().Add(time.Minute))
+						_, _ = io.Copy(c, c)
+					}()
+				}
+			}()
 		case "udp":
 			pc, err := net.ListenPacket("udp", addr)
 			if err != nil {
@@ -240,4 +263,20 @@ func eventually(ns, network, laddr, raddr, want string) (string, error) {
 		err = errors.New("wrong answer")
 	}
 	return last, err
+}
+
+// echoOnce writes a line on c and reads it back (bounded).
+func echoOnce(c net.Conn, line string) error {
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return err
+	}
+	buf := make([]byte, len(line)+1)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != line+"\n" {
+		return fmt.Errorf("echo %q, want %q", buf, line)
+	}
+	return nil
 }
