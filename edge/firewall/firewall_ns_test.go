@@ -2,10 +2,10 @@ package firewall
 
 import (
 	"context"
-	"net"
 	"maps"
-	"slices"
+	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
