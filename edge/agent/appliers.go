@@ -231,7 +231,8 @@ func (a *DataplaneApplier) applyLocked(cfg dataplane.Config) error {
 
 // refreshWANs re-reads the addresses of the WANs whose address the
 // document does not give (DHCP) and reconfigures the engine when one
-// changed, so that STUN runs from the right socket.
+// changed, so that STUN runs from the right socket; it also retries WAN
+// sockets that could not be opened.
 func (a *DataplaneApplier) refreshWANs() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -247,7 +248,7 @@ func (a *DataplaneApplier) refreshWANs() {
 	if a.engine != nil {
 		running = a.engine.Config().WANs
 	}
-	if slices.Equal(cfg.WANs, running) {
+	if slices.Equal(cfg.WANs, running) && (a.engine == nil || !a.engine.WANsPending()) {
 		return
 	}
 	if err := a.applyLocked(cfg); err != nil && a.Log != nil {

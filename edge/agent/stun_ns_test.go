@@ -128,6 +128,29 @@ func stunFromWAN(t *testing.T) {
 	default:
 		t.Fatal("no change signalled")
 	}
+	// A WAN whose address is not there yet (here: added by hand, as the
+	// interfaces applier or a DHCP lease would): no socket, then one a
+	// few seconds after the address appears.
+	later := mk(`{"name":"stun","vxlan_port":4789,"stun_servers":["192.0.2.2:3478","192.0.2.2:3479"],
+	  "interfaces":[{"name":"h7bag0","role":"wan","address":"192.0.2.5/24"}]}`)
+	if err := dp.Apply(ctx, doc, later); err != nil {
+		t.Fatalf("a WAN without its address failed the document: %v", err)
+	}
+	if st := dp.Engine().Status(); len(st.WANs) != 0 || len(st.WANErrors) != 1 {
+		t.Fatalf("WAN sockets %+v, errors %v", st.WANs, st.WANErrors)
+	}
+	if out, err := exec.Command("ip", "addr", "add", "192.0.2.5/24", "dev", "h7bag0").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v %s", err, out)
+	}
+	waitFor(t, "the new WAN address's public endpoint", func() bool {
+		pub = dp.Public()["h7bag0"]
+		return pub != nil && pub.Address == "192.0.2.5"
+	})
+	if err := dp.Apply(ctx, later, doc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first address again", func() bool { pub = dp.Public()["h7bag0"]; return pub != nil && pub.Address == "192.0.2.1" })
+
 	// The interface report carries it.
 	a := &Agent{dp: dp}
 	ifs := a.markDHCP([]devproto.Interface{{Name: "h7bag0"}, {Name: "lo"}})

@@ -306,7 +306,7 @@ func (e *Engine) Apply(cfg Config) error {
 			var err error
 			if w, err = openWAN(k); err != nil {
 				if old.wanErrs[k] != err.Error() {
-					e.log.Warn("WAN socket not opened; STUN waits for it (retried at the next configuration)", "wan", k.String(), "err", err)
+					e.log.Warn("WAN socket not opened; STUN waits for it (retried at the next Apply)", "wan", k.String(), "err", err)
 				}
 				ns.wanErrs[k] = err.Error()
 				continue

@@ -287,6 +287,10 @@ func (t *stunTable) counters() STUNCounters {
 	return STUNCounters{Requests: t.requests.Load(), Answers: t.answers.Load(), Stray: t.stray.Load()}
 }
 
+// WANsPending reports whether a configured WAN's socket could not be
+// opened (Apply again to retry).
+func (e *Engine) WANsPending() bool { return len(e.snap.Load().wanErrs) > 0 }
+
 // wanErrors returns the WANs whose socket could not be opened.
 func (snap *snapshot) wanErrors() map[string]string {
 	if len(snap.wanErrs) == 0 {
