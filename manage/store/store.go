@@ -207,6 +207,34 @@ type Store interface {
 	UpdatePathLabel(ctx context.Context, l *PathLabel) error
 	DeletePathLabel(ctx context.Context, orgID, id string) error
 
+	// Applications and policies (organization scoped, issue 8).
+	//
+	// CreateApplication: ErrConflict on a name taken in the organization.
+	CreateApplication(ctx context.Context, a *Application) error
+	GetApplication(ctx context.Context, orgID, id string) (Application, error)
+	// ListApplications filters: name, category, service_class.
+	ListApplications(ctx context.Context, orgID string, opt ListOptions) (Page[Application], error)
+	UpdateApplication(ctx context.Context, a *Application) error // matches on (OrgID, ID)
+	DeleteApplication(ctx context.Context, orgID, id string) error
+	SetAppOverride(ctx context.Context, o *AppOverride) error
+	DeleteAppOverride(ctx context.Context, orgID, appID string) error
+	ListAppOverrides(ctx context.Context, orgID string) ([]AppOverride, error)
+
+	// CreatePolicy: ErrConflict on a name taken by a policy of the same
+	// kind in the organization.
+	CreatePolicy(ctx context.Context, p *Policy) error
+	GetPolicy(ctx context.Context, orgID, id string) (Policy, error)
+	// ListPolicies filters: kind, name.
+	ListPolicies(ctx context.Context, orgID string, opt ListOptions) (Page[Policy], error)
+	UpdatePolicy(ctx context.Context, p *Policy) error // matches on (OrgID, ID, Kind)
+	// DeletePolicy: ErrConflict while a device or the organization uses it.
+	DeletePolicy(ctx context.Context, orgID, id string) error
+	GetDevicePolicy(ctx context.Context, orgID, deviceID string) (DevicePolicy, error)
+	ListDevicePolicies(ctx context.Context, orgID string) ([]DevicePolicy, error)
+	SetDevicePolicy(ctx context.Context, d *DevicePolicy) error
+	GetOrgPolicy(ctx context.Context, orgID string) (OrgPolicy, error)
+	SetOrgPolicy(ctx context.Context, o *OrgPolicy) error
+
 	// Settings is a small key/value table for controller-wide secrets and
 	// options (e.g. the token signing key, sealed).
 	GetSetting(ctx context.Context, key string) (string, error)

@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TunnelsToRotate", testTunnelsToRotate},
 		{"TunnelNumberRace", testTunnelNumberRace},
 		{"StaticRoutes", testStaticRoutes},
+		{"Applications", testApplications},
+		{"Policies", testPolicies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
