@@ -379,3 +379,46 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// BenchmarkAnswer is the server's work per request, without the sockets.
+func BenchmarkAnswer(b *testing.B) {
+	m, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	from := netip.MustParseAddrPort("198.51.100.7:40000")
+	local := netip.MustParseAddrPort("192.0.2.1:3478")
+	other := netip.MustParseAddrPort("192.0.2.1:3479")
+	sw := stun.NewSoftware(DefaultSoftware)
+	b.ReportAllocs()
+	for b.Loop() {
+		if res, _, _ := Answer(m.Raw, from, local, other, sw); res == nil {
+			b.Fatal("no answer")
+		}
+	}
+}
+
+// BenchmarkRoundTrip is one request and its answer over loopback.
+func BenchmarkRoundTrip(b *testing.B) {
+	s, err := New(Config{Listen: "127.0.0.1:0", Rate: 1e9, Burst: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	m, _ := stun.Build(stun.TransactionID, stun.BindingRequest)
+	buf := make([]byte, 1500)
+	for b.Loop() {
+		if _, err := c.WriteToUDPAddrPort(m.Raw, s.Addrs()[0]); err != nil {
+			b.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
