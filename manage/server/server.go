@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.STUNListen != "" {
 		if s.stun, err = stunserver.New(stunserver.Config{Listen: cfg.STUNListen, Logger: s.log, Registerer: s.reg}); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (is another STUN or TURN server, e.g. coturn, using the ports? pick others with --stun-listen, or run none with --stun-listen off)", err)
 		}
 	}
 	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg,
