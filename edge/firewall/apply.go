@@ -136,6 +136,12 @@ func (m *Manager) applyLocked(d *devproto.Desired) error {
 		}
 	}
 	m.doc, m.applied, m.usable = d, rs, usable
+	n := 0
+	for _, c := range rs.Chains {
+		n += len(c.Rules)
+	}
+	m.log.Info("firewall applied", "table", "inet "+TableName, "rules", n, "breakout_rules", len(d.BreakoutRules), "usable_wans", usable, "public_addresses", len(rs.Addresses))
+	m.log.Debug("firewall ruleset", "ruleset", rs.String())
 	return errors.Join(errs...)
 }
 

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net"
 	"os/exec"
@@ -237,6 +238,41 @@ func TestFirewallInNamespace(t *testing.T) {
 		rules := ourRules(t)
 		if len(rules) != 2 {
 			t.Errorf("routing rules: %v, want one per WAN", rules)
+		}
+
+		// Balance spreads hosts over both WANs, each host staying on one;
+		// a Block rule drops what would leave through a WAN.
+		bal := fullDoc()
+		bal.BreakoutRules = []devproto.PathRule{
+			{ID: "block-udp-6001", Priority: 1, Block: true, Match: devproto.Match{Protocol: "udp", Ports: []string{"6001"}}},
+			{ID: "spread", Priority: 2, Match: devproto.Match{Applications: []string{"voip"}}, Labels: []string{"bb", "lte"}, Mode: devproto.ModeBalance},
+		}
+		if err := m.Apply(bal); err != nil {
+			t.Fatalf("apply balance: %v", err)
+		}
+		blocked("breakout block", tp.lan, "udp", "", "203.0.113.10:6001")
+		pass("not blocked by the breakout block", tp.lan, "udp", "", "203.0.113.10:6000", "isp1 ")
+		seen := map[string]int{}
+		for i := 20; i < 36; i++ {
+			src := fmt.Sprintf("10.8.1.%d", i)
+			run(t, "ip", "-n", tp.lan, "addr", "add", src+"/24", "dev", "h8a-lanp")
+			first, err := eventually(tp.lan, "udp", src+":0", "203.0.113.10:5000", "isp")
+			if err != nil {
+				t.Errorf("balance from %s: %q %v", src, first, err)
+				continue
+			}
+			isp := strings.Fields(first)[0]
+			seen[isp]++
+			if again, err := ask(tp.lan, "udp", src+":0", "203.0.113.10:5000"); err != nil || !strings.HasPrefix(again, isp+" ") {
+				t.Errorf("balance: %s went to %s, then %q (%v): want the same WAN for the same host pair", src, isp, again, err)
+			}
+		}
+		if seen["isp1"] == 0 || seen["isp2"] == 0 {
+			t.Errorf("balance over 16 hosts: %v, want both WANs used", seen)
+		}
+		t.Logf("balance over 16 hosts: %v", seen)
+		if err := m.Apply(fullDoc()); err != nil {
+			t.Fatal(err)
 		}
 
 		// A bad document changes nothing.
