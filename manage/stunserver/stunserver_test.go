@@ -422,3 +422,29 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// TestAnswersFromTheAddressAsked: listening on every address, an answer
+// (also the change-port one) leaves from the address the request was sent
+// to, not the one routing would pick.
+func TestAnswersFromTheAddressAsked(t *testing.T) {
+	s := start(t, Config{Listen: "0.0.0.0:0"})
+	c := udp(t) // 127.0.0.1
+	target := netip.MustParseAddr("127.0.0.2")
+	for i, change := range []bool{false, true} {
+		to := netip.AddrPortFrom(target, s.Addrs()[i].Port())
+		var extra []stun.Setter
+		want := to
+		if change {
+			extra = append(extra, changeRequest(ChangePort))
+			want = netip.AddrPortFrom(target, s.Addrs()[1-i].Port())
+		}
+		res, from := exchange(t, c, to, bindingRequest(t, extra...).Raw)
+		if from != want {
+			t.Fatalf("change %v: answered from %s, want %s", change, from, want)
+		}
+		var origin stun.ResponseOrigin
+		if err := origin.GetFrom(res); err != nil || origin.String() != want.String() {
+			t.Fatalf("change %v: response origin %s (%v), want %s", change, origin, err, want)
+		}
+	}
+}
