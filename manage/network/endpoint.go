@@ -126,11 +126,14 @@ func EndpointOf(d *store.Device, a store.InterfaceAssignment, vxlanPort int) Pee
 	case pub != nil && pub.NAT == devproto.NATBlocked:
 		out.AddrPort, out.Source = direct, SourceAddress
 	case privateAddr(addr):
-		// Behind NAT (private address, or a check that found no mapping).
+		// Behind NAT: a private address, and no mapping yet.
 		out.Pending = fmt.Sprintf("waiting for STUN on %s: its address %s is private and its public endpoint is not known yet", where, addr)
-	case pub != nil && pub.NAT != "" && pub.NAT != devproto.NATNone:
+	case pub != nil && (pub.NAT == devproto.NATFullCone || pub.NAT == devproto.NATRestricted || pub.NAT == devproto.NATSymmetric):
+		// The check says NAT but gave no usable mapping.
 		out.Pending = fmt.Sprintf("waiting for STUN on %s: it is behind NAT (%s) and no mapping was reported yet", where, pub.NAT)
 	default:
+		// A public address: not checked yet, or "unknown" without a
+		// mapping (no STUN server configured, the check cut short).
 		out.AddrPort, out.Source = direct, SourceAddress
 	}
 	return out
