@@ -193,6 +193,7 @@ func (a *Agent) watchInterfaces(ctx context.Context) {
 	if ia := a.interfacesApplier(); ia != nil {
 		dhcp = ia.Changes()
 	}
+	var lastPublic map[string]*devproto.PublicEndpoint
 	if a.dp != nil {
 		public = a.dp.PublicChanges()
 	}
@@ -230,6 +231,7 @@ func (a *Agent) watchInterfaces(ctx context.Context) {
 		case <-dhcp:
 			kick()
 		case <-public:
+			lastPublic = a.sendPublicEndpointEvents(lastPublic)
 			kick()
 		case <-debounce.C:
 			a.reportInterfaces()

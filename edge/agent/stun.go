@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -296,4 +299,34 @@ func (c *stunChecker) publish(res map[string]natprobe.Result, quiet bool) {
 		default:
 		}
 	}
+}
+
+// publicEndpointEvents returns the public_endpoint_change events between
+// two sets of NAT check results (by WAN): a WAN's public address, port or
+// NAT type appeared or changed (not its check time or error text).
+func publicEndpointEvents(last, now map[string]*devproto.PublicEndpoint) []devproto.Event {
+	var evs []devproto.Event
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		p := now[name]
+		if o := last[name]; o != nil && o.Address == p.Address && o.Port == p.Port && o.NAT == p.NAT {
+			continue
+		}
+		msg := p.NAT
+		if p.Address != "" {
+			msg = fmt.Sprintf("public %s:%d, NAT %s", p.Address, p.Port, p.NAT)
+		}
+		data, _ := json.Marshal(p)
+		evs = append(evs, devproto.Event{Kind: devproto.EventEndpointChange, Interface: name, Message: msg, Data: data})
+	}
+	return evs
+}
+
+// sendPublicEndpointEvents sends the events for the results that changed
+// since last and returns the current results.
+func (a *Agent) sendPublicEndpointEvents(last map[string]*devproto.PublicEndpoint) map[string]*devproto.PublicEndpoint {
+	now := a.dp.Public()
+	for _, ev := range publicEndpointEvents(last, now) {
+		a.send(devproto.TypeEvent, "", ev, true)
+	}
+	return now
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"net/netip"
 	"testing"
 	"time"
@@ -58,5 +59,34 @@ func TestInterfaceSignatureCoversPublicEndpoint(t *testing.T) {
 		if got := sig(tc.a) == sig(tc.b); got != tc.same {
 			t.Errorf("%s: same signature %v, want %v", tc.name, got, tc.same)
 		}
+	}
+}
+
+func TestPublicEndpointEvents(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	pub := func(addr string, port int, nat string) *devproto.PublicEndpoint {
+		return &devproto.PublicEndpoint{Address: addr, Port: port, NAT: nat, CheckedAt: at}
+	}
+	last := map[string]*devproto.PublicEndpoint{"eth1": pub("203.0.113.1", 4789, "restricted"), "eth2": pub("198.51.100.1", 4789, "none")}
+	later := *last["eth1"]
+	later.CheckedAt = at.Add(time.Minute)
+	now := map[string]*devproto.PublicEndpoint{
+		"eth1": &later,                                 // same, checked again: no event
+		"eth2": pub("198.51.100.1", 4789, "full-cone"), // NAT type changed
+		"eth3": pub("", 0, "blocked"),                  // new
+	}
+	evs := publicEndpointEvents(last, now)
+	if len(evs) != 2 || evs[0].Interface != "eth2" || evs[1].Interface != "eth3" {
+		t.Fatalf("events %+v", evs)
+	}
+	if evs[0].Kind != devproto.EventEndpointChange || evs[0].Message != "public 198.51.100.1:4789, NAT full-cone" || evs[1].Message != "blocked" {
+		t.Fatalf("events %+v", evs)
+	}
+	var p devproto.PublicEndpoint
+	if err := json.Unmarshal(evs[0].Data, &p); err != nil || p.NAT != "full-cone" {
+		t.Fatalf("event data %s: %v", evs[0].Data, err)
+	}
+	if evs := publicEndpointEvents(now, now); len(evs) != 0 {
+		t.Fatalf("events without a change: %+v", evs)
 	}
 }
