@@ -29,6 +29,8 @@ import (
 // loopback and answer with their own name.
 type topo struct {
 	lan, lan2, isp1, isp2 string
+	host                  *hostnet.Host // configures the edge's interfaces
+	spec                  hostnet.Spec
 }
 
 const (
@@ -79,6 +81,7 @@ func setup(t *testing.T) topo {
 	if err := h.Apply(spec); err != nil {
 		t.Fatalf("hostnet: %v", err)
 	}
+	tp.host, tp.spec = h, spec
 	return tp
 }
 
@@ -239,6 +242,17 @@ func TestFirewallInNamespace(t *testing.T) {
 		if len(rules) != 2 {
 			t.Errorf("routing rules: %v, want one per WAN", rules)
 		}
+
+		// WAN2 loses its address: the watcher notices, VoIP moves to bb; hostnet puts the
+		// address back and new flows return to lte.
+		run(t, "ip", "addr", "del", "198.18.2.1/24", "dev", wan2)
+		waitUsable(t, m, wan2, false)
+		pass("address lost: on bb", tp.lan, "udp", "10.8.1.2:15002", "203.0.113.10:5000", "isp1 ")
+		if err := tp.host.Apply(tp.spec); err != nil {
+			t.Fatal(err)
+		}
+		waitUsable(t, m, wan2, true)
+		pass("address back: on lte", tp.lan, "udp", "10.8.1.2:15003", "203.0.113.10:5000", "isp2 ")
 
 		// Balance spreads hosts over both WANs, each host staying on one;
 		// a Block rule drops what would leave through a WAN.
