@@ -44,7 +44,9 @@ func TestValidateInfoNormalises(t *testing.T) {
 func FuzzHandleEnvelope(f *testing.F) {
 	for _, s := range []string{`{"v":1,"type":"hello","body":{"info":{"machine_id":"m"}}}`, `{"v":1,"type":"applied","body":{"version":"x"}}`,
 		`{"v":1,"type":"stats","body":{"tunnels":[{"number":1}]}}`, `{"v":1,"type":"event","body":{"kind":"link_up"}}`, `garbage`, `{}`,
-		`{"interfaces":[{"name":"eth0","addresses":["192.0.2.1/24"],"gateway":"192.0.2.254","link_up":true,"dhcp":true}]}`} {
+		`{"interfaces":[{"name":"eth0","addresses":["192.0.2.1/24"],"gateway":"192.0.2.254","link_up":true,"dhcp":true}]}`,
+		`{"interfaces":[{"name":"eth0","public":{"address":"203.0.113.7","port":61000,"nat":"restricted","server":"m:3478","checked_at":"2026-11-25T14:00:00Z"}}]}`,
+		`{"interfaces":[{"name":"eth0","public":{"nat":"blocked","error":"timeout"}}]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -246,3 +246,30 @@ func TestWANChangedByPublic(t *testing.T) {
 		t.Error("a LAN's report counted")
 	}
 }
+
+// FuzzEndpoint: whatever a device reports and an admin assigns, endpoint
+// selection, the interface view and the tunnel view never panic, and an
+// endpoint, when there is one, is a valid address and port with a source.
+func FuzzEndpoint(f *testing.F) {
+	f.Add("192.168.1.2/24", "203.0.113.7", 61000, "restricted", "", 0)
+	f.Add("198.51.100.2/24", "", 0, "blocked", "203.0.113.50", 14789)
+	f.Add("garbage", "::1", -5, "", "x", 70000)
+	f.Fuzz(func(t *testing.T, addr, pubAddr string, pubPort int, nat, overrideAddr string, overridePort int) {
+		d := dev("a", store.InterfaceAssignment{Name: "eth0", Role: store.RoleWAN, DHCP: true, PublicAddress: overrideAddr, PublicPort: overridePort},
+			lan("eth1", "10.1.0.1/24"))
+		d.Interfaces[0].Addresses = []string{addr}
+		d.Interfaces[0].Public = &devproto.PublicEndpoint{Address: pubAddr, Port: pubPort, NAT: nat}
+		b := natDev("b", "198.51.100.9", nil)
+		o := testOrg(d, b)
+		o.Tunnels = []store.Tunnel{{ID: "t1", Number: 1, DeviceA: "a", InterfaceA: "eth0", DeviceB: "b", InterfaceB: "eth0"}}
+		ep := EndpointOf(&o.Devices[0], o.Devices[0].InterfaceConfig[0], 4789)
+		if ep.OK() && (ep.Source == "" || ep.AddrPort.Port() == 0 || !ep.AddrPort.Addr().IsValid()) {
+			t.Fatalf("endpoint %+v", ep)
+		}
+		if !ep.OK() && ep.Pending == "" {
+			t.Fatalf("no endpoint and no reason: %+v", ep)
+		}
+		_ = InterfaceOf(&o.Devices[0], "eth0", 4789)
+		_ = View(o, o.Tunnels[0], statsOf(map[string]devproto.TunnelStats{"a": {Number: 1, Remote: pubAddr, Learned: pubPort%2 == 0}}))
+	})
+}
