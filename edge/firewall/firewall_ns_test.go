@@ -115,6 +115,7 @@ func fullDoc() *devproto.Desired {
 			{ID: "no-20", Priority: 30, Action: "deny", Match: devproto.Match{Destinations: []string{"203.0.113.20/32"}}},
 		},
 		LANToLAN: []devproto.FirewallRule{
+			{ID: "no-tunnel-7001", Priority: 2, Action: "deny", OutInterface: "tunnel", Match: devproto.Match{Protocol: "udp", Ports: []string{"7001"}}},
 			{ID: "no-7001", Priority: 1, Action: "deny", Match: devproto.Match{Sources: []string{"10.8.1.0/24"}, Destinations: []string{"10.8.2.0/24"}, Protocol: "tcp", Ports: []string{"7001"}}},
 		},
 		Inbound: []devproto.FirewallRule{
@@ -147,6 +148,9 @@ func TestFirewallInNamespace(t *testing.T) {
 		if err := echoOnce(own, "before"); err != nil {
 			t.Fatal(err)
 		}
+		tunPorts := openTUN(t, "h8a-tun")
+		run(t, "ip", "link", "set", "h8a-tun", "up")
+		run(t, "ip", "route", "add", "10.9.0.0/24", "dev", "h8a-tun")
 		m, err := New(Options{TUN: "h8a-tun"})
 		if err != nil {
 			t.Fatal(err)
@@ -192,6 +196,14 @@ func TestFirewallInNamespace(t *testing.T) {
 		// LAN to LAN.
 		pass("lan-to-lan default allow", tp.lan, "tcp", "", "10.8.2.2:7000", "lan2host ")
 		blocked("lan-to-lan deny", tp.lan, "tcp", "", "10.8.2.2:7001")
+
+		// LAN to another site through the tunnel device.
+		if !tunnelGets(t, tp.lan, tunPorts, "10.9.0.5", 7000) {
+			t.Error("LAN to tunnel: udp 7000 did not come out of the tunnel device")
+		}
+		if tunnelGets(t, tp.lan, tunPorts, "10.9.0.5", 7001) {
+			t.Error(`LAN to tunnel: udp 7001 passed the deny rule on out_interface "tunnel"`)
+		}
 
 		// Inbound: WANs only get the built-ins and the allowed port.
 		blocked("inbound from WAN default deny", tp.isp1, "tcp", "", "198.18.1.1:7022")
@@ -391,8 +403,9 @@ func bigDoc() *devproto.Desired {
 			{ID: "ports", Priority: 30, Action: "deny", Match: devproto.Match{Ports: []string{"25", "465", "587", "1000-2000"}, Sources: []string{"10.0.1.0/24", "10.0.3.0/24"}}},
 			{ID: "to-tunnel", Priority: 45, Action: "deny", OutInterface: "tunnel", Match: devproto.Match{ServiceClasses: []string{devproto.ClassControl}}},
 		},
-		LANToLAN: []devproto.FirewallRule{{ID: "x", Action: "deny", InInterface: "tunnel", Match: devproto.Match{Destinations: []string{"10.0.0.0/8", "192.168.0.0/16", "255.255.255.255/32"}, Ports: []string{"60000-65535"}}}},
-		Inbound:  []devproto.FirewallRule{{ID: "icmp-no", Priority: 2, Action: "deny", Match: devproto.Match{Protocol: "icmp"}}},
+		LANToLAN: []devproto.FirewallRule{
+			{ID: "no-tunnel-7001", Priority: 2, Action: "deny", OutInterface: "tunnel", Match: devproto.Match{Protocol: "udp", Ports: []string{"7001"}}}, {ID: "x", Action: "deny", InInterface: "tunnel", Match: devproto.Match{Destinations: []string{"10.0.0.0/8", "192.168.0.0/16", "255.255.255.255/32"}, Ports: []string{"60000-65535"}}}},
+		Inbound: []devproto.FirewallRule{{ID: "icmp-no", Priority: 2, Action: "deny", Match: devproto.Match{Protocol: "icmp"}}},
 		PortForwards: []devproto.PortForward{
 			{ID: "web", Interface: "w1", Protocol: "tcp", Ports: "8080", ToAddress: "10.0.1.5", ToPort: 80},
 			{ID: "game", Interface: "w2", Protocol: "udp", Ports: "27000-27002", ToAddress: "10.0.1.6"},

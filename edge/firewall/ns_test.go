@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // The kernel is changed for real, so each namespace test re-runs the test
@@ -279,4 +280,89 @@ func echoOnce(c net.Conn, line string) error {
 		return fmt.Errorf("echo %q, want %q", buf, line)
 	}
 	return nil
+}
+
+// openTUN creates TUN device name (standing in for the data plane's) and
+// returns the destination ports of the UDP packets routed into it.
+func openTUN(t *testing.T, name string) <-chan uint16 {
+	t.Helper()
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Skipf("no TUN device: %v", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		t.Fatalf("TUNSETIFF %s: %v", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	ports := make(chan uint16, 64)
+	done := make(chan struct{})
+	t.Cleanup(func() { f.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2000)
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				return
+			}
+			p := buf[:n]
+			if n < 20 || p[0]>>4 != 4 || p[9] != unix.IPPROTO_UDP {
+				continue
+			}
+			ihl := int(p[0]&15) * 4
+			if n < ihl+4 {
+				continue
+			}
+			select {
+			case ports <- uint16(p[ihl+2])<<8 | uint16(p[ihl+3]):
+			default:
+			}
+		}
+	}()
+	return ports
+}
+
+// sendUDP sends one datagram from ns to raddr (no answer expected).
+func sendUDP(t *testing.T, ns, raddr string) {
+	t.Helper()
+	err := inNS(ns, func() error {
+		c, err := net.Dial("udp", raddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("to the tunnel"))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("sending to %s from %s: %v", raddr, ns, err)
+	}
+}
+
+// tunnelGets sends to port (bounded retries) and reports whether the
+// datagram came out of the TUN device.
+func tunnelGets(t *testing.T, ns string, ports <-chan uint16, dst string, port uint16) bool {
+	t.Helper()
+	for range 3 {
+		sendUDP(t, ns, fmt.Sprintf("%s:%d", dst, port))
+		timeout := time.After(time.Second)
+	wait:
+		for {
+			select {
+			case p := <-ports:
+				if p == port {
+					return true
+				}
+			case <-timeout:
+				break wait
+			}
+		}
+	}
+	return false
 }
