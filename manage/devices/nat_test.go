@@ -114,8 +114,16 @@ func (h *harness) iface(deviceID, name string) client.InterfaceView {
 // until its STUN check reports a mapping; then its peer is handed the
 // mapping, and follows when the mapping changes.
 func TestSTUNEndpoints(t *testing.T) {
+	testSTUNEndpoints(t, func(opts ...harnessOpt) *harness { return newHarness(t, opts...) })
+}
+
+func TestSTUNEndpointsPostgres(t *testing.T) {
+	testSTUNEndpoints(t, func(opts ...harnessOpt) *harness { return newHarness(t, append(opts, onPostgres(t))...) })
+}
+
+func testSTUNEndpoints(t *testing.T, newH func(...harnessOpt) *harness) {
 	servers := []string{"manage.test:3478", "manage.test:3479", "stun.example.net:3478"}
-	h := newHarness(t, withSTUN(servers...))
+	h := newH(withSTUN(servers...))
 	a := h.newSite("site-a", "198.51.100.10", "10.1.0.1/24")
 	b := h.newSite("site-b", "192.168.1.2", "10.2.0.1/24")
 	if r := h.do("POST", "/organizations/"+h.org.ID+"/tunnels", h.manager, map[string]any{"topology": "pair", "devices": []string{a.id, b.id}}); r.status != http.StatusOK {
