@@ -216,6 +216,15 @@ func (b *rb) ctState(text string, bits uint32) *rb {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)})
 }
 
+// notNew matches packets of connections conntrack has seen before
+// (established, related, invalid or untracked).
+func (b *rb) notNew() *rb {
+	return b.add("ct state != new",
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)})
+}
+
 // ipsDstNAT is IPS_DST_NAT of the conntrack status.
 const ipsDstNAT = 1 << 5
 

@@ -510,6 +510,10 @@ func (c compiler) steering(rules []devproto.PathRule) ([]Rule, []RouteRule, map[
 				out = append(out, (&rb{}).markIs(true, WANMark(w.Index)).setMark(false, WANMark(w.Index)).verdict(expr.VerdictReturn).rule())
 			}
 		}
+		// Only new connections are steered: one that started on another
+		// path has that path's NAT binding and must stay there (flows of
+		// a WAN that left are deleted from conntrack, so they start anew).
+		out = append(out, (&rb{}).notNew().verdict(expr.VerdictReturn).rule())
 	}
 	for _, r := range sortedRules(rules, func(r devproto.PathRule) int { return r.Priority }) {
 		name := fmt.Sprintf("breakout rule %q (priority %d)", r.ID, r.Priority)

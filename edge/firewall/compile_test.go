@@ -293,6 +293,7 @@ func TestSteering(t *testing.T) {
 		`iifname != { "l1", "l2" } return`,
 		"ct mark and 0xff0000 == 0x10000 " + set + mark(1) + " return",
 		"ct mark and 0xff0000 == 0x20000 " + set + mark(2) + " return",
+		"ct state != new return",
 		"meta nfproto ipv4 ip daddr 203.0.113.66 " + set + "or 0xff0000 counter return # blocked",
 		"meta l4proto udp th dport 5060-5061 " + ctset + mark(2) + " " + set + mark(2) + " counter return # voice",
 		"meta l4proto tcp th dport { 80, 443 } meta nfproto ipv4 jhash ip saddr . ip daddr mod 2 seed 0x7e11 == 0 " + ctset + mark(1) + " " + set + mark(1) + " counter return # web",
