@@ -11,6 +11,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/network"
+	"github.com/trellis-sdwan/trellis/manage/policy"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -26,6 +27,8 @@ type orgInputs struct {
 	keyErrs []error
 	// stun are the STUN servers every document names (Config.STUNServers).
 	stun []string
+	// pol compiles applications, policies, QoS and firewall (issue 8).
+	pol *policy.Org
 }
 
 // loadOrgInputs loads what the devices of an organization share. With
@@ -57,13 +60,19 @@ func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, stu
 		in.labels = append(in.labels, devproto.Label{ID: l.ID, Name: l.Name, Color: l.Color, Type: l.Type})
 	}
 	sort.Slice(in.labels, func(i, j int) bool { return in.labels[i].ID < in.labels[j].ID })
-	var keys []network.TunnelKeys
+	var (
+		keys []network.TunnelKeys
+		err  error
+	)
 	if sealer != nil {
 		keys, in.keyErrs = network.OpenTunnels(sealer, o.Tunnels)
 	} else if len(o.Tunnels) > 0 {
 		in.keyErrs = []error{errors.New("no sealer: tunnel keys cannot be opened")}
 	}
 	in.net = network.NewCompiler(o, keys)
+	if in.pol, err = policy.LoadOrg(ctx, st, orgID); err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -99,7 +108,8 @@ func loadLight(ctx context.Context, st store.Store, orgID, deviceID string) (*ne
 
 // Compile builds the desired document of one device: the organization's
 // labels, the device's interfaces, DHCP servers and static routes, and its
-// tunnels with the LAN prefixes routed through each (manage/network); it
+// tunnels with the LAN prefixes routed through each (manage/network), its
+// applications, path and breakout rules, QoS and firewall (manage/policy); it
 // names no STUN server (the Service's documents name Config.STUNServers). Only
 // approved devices are compiled, and tunnels only ever name approved
 // peers: a pending device is in no tunnel. A change to what a part reads
@@ -115,6 +125,7 @@ func Compile(ctx context.Context, st store.Store, sealer *auth.Sealer, d store.D
 
 func compileWith(in *orgInputs, d store.Device) devproto.Desired {
 	p := in.net.Parts(&d)
+	pp := in.pol.Parts(d)
 	return devproto.Desired{
 		DeviceID:    d.ID,
 		OrgID:       d.OrgID,
@@ -127,6 +138,13 @@ func compileWith(in *orgInputs, d store.Device) devproto.Desired {
 		Routes:      p.Routes,
 		Tunnels:     p.Tunnels,
 		DHCPServers: p.DHCPServers,
+
+		Applications:  pp.Applications,
+		PathRules:     pp.PathRules,
+		BreakoutRules: pp.BreakoutRules,
+		QoS:           pp.QoS,
+		WANQoS:        pp.WANQoS,
+		Firewall:      pp.Firewall,
 	}
 }
 
