@@ -326,9 +326,24 @@ func TestFirewallInNamespace(t *testing.T) {
 			t.Errorf("routing rules left behind: %v", rules)
 		}
 
+		// A flow that started before a breakout rule keeps its path (its
+		// NAT binding is WAN1's); new flows are steered.
+		pass("flow before the breakout rule", tp.lan, "udp", "10.8.1.2:15030", "203.0.113.10:5000", "isp1 ")
+		if err := m.Apply(fullDoc()); err != nil {
+			t.Fatal(err)
+		}
+		pass("flow started before the rule keeps its path", tp.lan, "udp", "10.8.1.2:15030", "203.0.113.10:5000", "isp1 ")
+		pass("new flow steered", tp.lan, "udp", "10.8.1.2:15031", "203.0.113.10:5000", "isp2 ")
+
 		// No document: the table goes.
 		if err := m.Apply(nil); err != nil {
 			t.Fatal(err)
+		}
+		if rules := ourRules(t); len(rules) != 0 {
+			t.Errorf("routing rules left after nil: %v", rules)
+		}
+		if hasAddress(t, wan1, "198.18.1.50/32") {
+			t.Error("1:1 NAT address left after nil")
 		}
 		if tableExists(t) {
 			t.Error("table inet trellis_fw left after applying nil")
