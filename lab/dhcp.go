@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -153,7 +154,7 @@ func (l *Lab) WaitDHCPClients(ctx context.Context, timeout time.Duration, roles 
 	var clients []DHCPClient
 	for _, c := range l.Plan.DHCPClients {
 		n, _ := l.Plan.Node(c.Node)
-		if len(roles) == 0 || containsRole(roles, n.Role) {
+		if len(roles) == 0 || slices.Contains(roles, n.Role) {
 			clients = append(clients, c)
 		}
 	}
@@ -174,15 +175,6 @@ func (l *Lab) WaitDHCPClients(ctx context.Context, timeout time.Duration, roles 
 		return fmt.Errorf("waiting for DHCP leases: not within %v: %w", timeout, err)
 	}
 	return nil
-}
-
-func containsRole(rs []Role, r Role) bool {
-	for _, x := range rs {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 // IfaceAddrs lists the IPv4 addresses of an interface of a node.

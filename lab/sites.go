@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -276,7 +277,7 @@ func (l *Lab) waitLeasesReported(ctx context.Context, c *client.Client, mi *Mana
 					reported = in.Addresses
 				}
 			}
-			if len(have) == 0 || !contains(reported, have[0].String()) || contains(reported, dc.Bootstrap.String()) {
+			if len(have) == 0 || !slices.Contains(reported, have[0].String()) || slices.Contains(reported, dc.Bootstrap.String()) {
 				errs = append(errs, fmt.Errorf("%s %s has %v, manage knows %v", dc.Node, dc.Iface, have, reported))
 			}
 		}
@@ -324,7 +325,7 @@ func (l *Lab) pathLabels(ctx context.Context, c *client.Client, mi *ManageInfo) 
 	var names []string
 	for _, s := range l.Plan.Topology.Sites {
 		for _, w := range s.WANs {
-			if w.Label != "" && !contains(names, w.Label) {
+			if w.Label != "" && !slices.Contains(names, w.Label) {
 				names = append(names, w.Label)
 			}
 		}
@@ -350,15 +351,6 @@ func (l *Lab) pathLabels(ctx context.Context, c *client.Client, mi *ManageInfo) 
 		ids[name] = pl.ID
 	}
 	return ids, nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Tunnels lists the organization's tunnels with their status.

@@ -349,8 +349,8 @@ func writeManage(ctx context.Context, out io.Writer, g *globals, l *lab.Lab, mi 
 
 // hostAddr is a host's address: the plan's, or its lease.
 func hostAddr(l *lab.Lab, n lab.Node) string {
-	for _, a := range l.Plan.Addrs(n.Name) {
-		return a.Addr.Addr().String()
+	if as := l.Plan.Addrs(n.Name); len(as) > 0 {
+		return as[0].Addr.Addr().String()
 	}
 	if as, err := l.IfaceAddrs(n.Name, "eth0"); err == nil && len(as) > 0 {
 		return as[0].Addr().String()
