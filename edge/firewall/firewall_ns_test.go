@@ -244,8 +244,10 @@ func TestFirewallInNamespace(t *testing.T) {
 		pass("breakout others on routing", tp.lan, "udp", "", "203.0.113.10:6000", "isp1 ")
 		// WAN2 loses its carrier: VoIP moves to bb (WAN1), same socket.
 		run(t, "ip", "-n", tp.isp2, "link", "set", "h8a-wan2p", "down")
+		cut := time.Now()
 		waitUsable(t, m, wan2, false)
 		pass("failover to bb", tp.lan, "udp", "10.8.1.2:15000", "203.0.113.10:5000", "isp1 ")
+		t.Logf("breakout failover: the VoIP flow answered through bb %v after the carrier loss", time.Since(cut).Round(time.Millisecond))
 		run(t, "ip", "-n", tp.isp2, "link", "set", "h8a-wan2p", "up")
 		waitUsable(t, m, wan2, true)
 		pass("back on lte for new flows", tp.lan, "udp", "10.8.1.2:15001", "203.0.113.10:5000", "isp2 ")
@@ -356,8 +358,10 @@ func TestFirewallInNamespace(t *testing.T) {
 // become usable or not.
 func waitUsable(t *testing.T, m *Manager, wan string, want bool) {
 	t.Helper()
+	start := time.Now()
 	for range 100 {
 		if m.Usable()[wan] == want {
+			t.Logf("the firewall saw %s usable=%v within %v", wan, want, time.Since(start).Round(time.Millisecond))
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
