@@ -180,7 +180,10 @@ func startManage(t *testing.T, bin, dataDir string, port int) *manageProc {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p := start(t, "trellis-manage", filepath.Join(bin, "trellis-manage"),
 		"--data-dir", dataDir, "--listen", addr, "--public-url", "https://"+addr,
-		"--admin-email", adminEmail, "--admin-password", adminPassword, "--log-level", "info")
+		"--admin-email", adminEmail, "--admin-password", adminPassword, "--log-level", "info",
+		// Any free loopback ports: a fixed :3478 would clash with another
+		// test (or a STUN server) on this host.
+		"--stun-listen", "127.0.0.1:0")
 	m := &manageProc{proc: p, url: "https://" + addr}
 	c, err := client.New(client.Options{BaseURL: m.url, Insecure: true, Timeout: 5 * time.Second})
 	if err != nil {

@@ -122,7 +122,7 @@ func startManage(ctx context.Context, db string, log *slog.Logger, stderr io.Wri
 	c := &child{dir: dir, url: "https://127.0.0.1:" + strconv.Itoa(port), password: "loadsim-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		done: make(chan error, 1)}
 	args := []string{"--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--public-url", c.url, "--admin-password", c.password, "--log-level", "warn"}
+		"--public-url", c.url, "--admin-password", c.password, "--log-level", "warn", "--stun-listen", "off"}
 	if db != "" {
 		args = append(args, "--db", db)
 	}
