@@ -727,3 +727,47 @@ func TestSitesHubSpokeDHCP(t *testing.T) {
 		s.step(t, "WAN address change by DHCP followed by the tunnels")
 	})
 }
+
+// TestSitesPathLabels: two sites with two labelled WANs each ("MPLS",
+// "Internet"): the mesh joins only WANs that share a label, and each
+// label's tunnel carries traffic on its own when the other WAN is cut.
+func TestSitesPathLabels(t *testing.T) {
+	labelled := []lab.WAN{{Label: "MPLS"}, {Label: "Internet"}}
+	top := lab.Topology{Sites: []lab.Site{{WANs: labelled}, {WANs: labelled}}}
+	s := upSites(t, top)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if got := len(s.sites.Tunnels); got != 2 {
+		t.Fatalf("two sites, two labels: %d tunnels, want 2 (wan1-wan1, wan2-wan2)", got)
+	}
+	labels, err := s.c.ListPathLabels(ctx, s.mi.OrgID, client.ListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, pl := range labels.Items {
+		ids[pl.ID] = pl.Name
+	}
+	for _, tu := range s.sites.Tunnels {
+		want := map[string]string{"wan1": "MPLS", "wan2": "Internet"}[tu.InterfaceA]
+		if tu.InterfaceA != tu.InterfaceB || ids[tu.LabelID] != want {
+			t.Errorf("tunnel %d joins %s and %s with label %q, want the same WAN on both ends with label %q", tu.Number, tu.InterfaceA, tu.InterfaceB, ids[tu.LabelID], want)
+		}
+	}
+	// Either label's tunnel alone carries the sites' traffic.
+	for _, link := range []string{"s1/wan1", "s1/wan2"} {
+		down := true
+		if _, err := lab.Impair(ctx, s.State, link, relay.Update{Down: &down}); err != nil {
+			t.Fatal(err)
+		}
+		s.reachAll(ctx, t, 30*time.Second)
+		down = false
+		if _, err := lab.Impair(ctx, s.State, link, relay.Update{Down: &down}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.WaitTunnelsUp(ctx, s.c, s.mi, 2, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.step(t, "one tunnel per label; either carries the traffic alone")
+}
