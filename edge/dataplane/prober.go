@@ -35,7 +35,11 @@ func (e *Engine) probeLoop() {
 			t.probeMu.Lock()
 			up := t.probe.evaluate(now, interval)
 			st := t.probe.stats()
-			seq := t.probe.send(now)
+			primer, probe := t.punch.step(now, interval, t.rxPackets.Load())
+			var seq uint16
+			if probe {
+				seq = t.probe.send(now)
+			}
 			t.probeMu.Unlock()
 			t.score.Store(st.score())
 			if prev := t.up.Swap(up); prev != up {
@@ -47,15 +51,20 @@ func (e *Engine) probeLoop() {
 			}
 			t.pruneSAs(now)
 			// Probes go to the endpoint in use: they open NAT pinholes
-			// (hole punching) and keep mappings alive. While a tunnel whose
+			// (hole punching, see punch.go) and keep mappings alive. While a tunnel whose
 			// endpoint was learned is down, every other probe goes to the
 			// configured endpoint instead, so that either can revive it.
 			dst := t.remote.Load()
-			addr := dst.addr
-			if !up && dst.learned && seq%2 == 0 {
-				addr = dst.confAddr
+			if primer {
+				e.sendPrimer(t, buf, dst.ap)
 			}
-			e.sendProbe(t, seq, now, buf, addr)
+			if probe {
+				addr := dst.addr
+				if !up && dst.learned && seq%2 == 0 {
+					addr = dst.confAddr
+				}
+				e.sendProbe(t, seq, now, buf, addr)
+			}
 		}
 		for _, s := range snap.sites {
 			s.refresh()

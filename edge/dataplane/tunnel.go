@@ -85,6 +85,7 @@ type tunnel struct {
 
 	probeMu sync.Mutex
 	probe   probeState
+	punch   punchState
 }
 
 func newTunnel(id uint64, c TunnelConfig, wan *wanSock, sas *saSet, underlayMTU, tunMTU int) *tunnel {

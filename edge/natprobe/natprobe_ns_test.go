@@ -135,14 +135,15 @@ func newNATLab(t *testing.T, n int, nat string) *natLab {
 		run(t, "ip", "-n", l.public, "route", "add", "192.168.77.0/24", "via", routerOut)
 		return l
 	}
-	l.natRules(nat, rIn, rOut)
+	addNAT(t, l.router, nat, rIn, rOut, netip.MustParseAddr(routerOut), netip.MustParseAddr(edgeAddr))
 	return l
 }
 
-// natRules installs the router's NAT (as trellis-lab's ISP routers do).
-func (l *natLab) natRules(nat, inside, outside string) {
-	t := l.t
-	h, err := netns.GetFromName(l.router)
+// addNAT installs the NAT of the router in namespace router (as
+// trellis-lab's ISP routers do): inside and outside are its interfaces,
+// public its outside address, private the address of the edge inside.
+func addNAT(t *testing.T, router, nat, inside, outside string, public, private netip.Addr) {
+	h, err := netns.GetFromName(router)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func (l *natLab) natRules(nat, inside, outside string) {
 	}
 	post := chain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	out := append(ifname(expr.MetaKeyIIFNAME, inside), ifname(expr.MetaKeyOIFNAME, outside)...)
-	pub, priv := netip.MustParseAddr(routerOut).AsSlice(), netip.MustParseAddr(edgeAddr).AsSlice()
+	pub, priv := public.AsSlice(), private.AsSlice()
 	switch nat {
 	case devproto.NATFullCone:
 		c.AddRule(&nftables.Rule{Table: tbl, Chain: post, Exprs: append(out,
@@ -178,7 +179,7 @@ func (l *natLab) natRules(nat, inside, outside string) {
 		t.Fatalf("no NAT rules for %q", nat)
 	}
 	if err := c.Flush(); err != nil {
-		t.Fatalf("nftables in %s: %v", l.router, err)
+		t.Fatalf("nftables in %s: %v", router, err)
 	}
 }
 
@@ -373,5 +374,175 @@ func TestTunnelThroughSymmetricNAT(t *testing.T) {
 			t.Fatalf("tunnel not up through the symmetric NAT: public %+v\nedge %+v", pe, ee)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// site is one side of TestTunnelAcrossNATs: an edge behind its router.
+type site struct {
+	edge, router string // namespaces
+	wanIf        string
+	private      netip.Addr // the edge's WAN address
+	public       netip.Addr // the router's outside address
+	nat          string
+}
+
+// newTwoSites builds edge A ─ router A ─ Internet ─ router B ─ edge B, the
+// Internet being one namespace that routes between the routers and runs
+// the STUN server (203.0.113.2).
+func newTwoSites(t *testing.T, n int, natA, natB string) (inet string, a, b *site) {
+	t.Helper()
+	bs := make([]byte, 3)
+	rand.Read(bs)
+	id := hex.EncodeToString(bs)
+	inet = "h7b-" + id + "-i"
+	nss := []string{inet}
+	mk := func(side string, nat string, private, inner, public, gw string) *site {
+		s := &site{edge: "h7b-" + id + "-e" + side, router: "h7b-" + id + "-r" + side, wanIf: fmt.Sprintf("h7b%d%se", n, side),
+			private: netip.MustParseAddr(private), public: netip.MustParseAddr(public), nat: nat}
+		nss = append(nss, s.edge, s.router)
+		return s
+	}
+	a = mk("a", natA, "192.168.77.2", "192.168.77.1", "203.0.113.1", "203.0.113.2")
+	b = mk("b", natB, "192.168.78.2", "192.168.78.1", "198.51.100.1", "198.51.100.2")
+	for _, ns := range nss {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "netns", "exec", inet, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	for _, x := range []struct {
+		s                       *site
+		side, inner, gw, subnet string
+	}{{a, "a", "192.168.77.1", "203.0.113.2", "192.168.77.0/24"}, {b, "b", "192.168.78.1", "198.51.100.2", "192.168.78.0/24"}} {
+		s := x.s
+		rIn, rOut, iIf := fmt.Sprintf("h7b%d%sri", n, x.side), fmt.Sprintf("h7b%d%sro", n, x.side), fmt.Sprintf("h7b%d%si", n, x.side)
+		run(t, "ip", "link", "add", s.wanIf, "netns", s.edge, "type", "veth", "peer", "name", rIn, "netns", s.router)
+		run(t, "ip", "link", "add", rOut, "netns", s.router, "type", "veth", "peer", "name", iIf, "netns", inet)
+		for _, c := range [][]string{
+			{s.edge, "addr", "add", s.private.String() + "/24", "dev", s.wanIf},
+			{s.edge, "link", "set", s.wanIf, "up"},
+			{s.edge, "route", "add", "default", "via", x.inner},
+			{s.router, "addr", "add", x.inner + "/24", "dev", rIn},
+			{s.router, "addr", "add", s.public.String() + "/24", "dev", rOut},
+			{s.router, "link", "set", rIn, "up"},
+			{s.router, "link", "set", rOut, "up"},
+			{s.router, "route", "add", "default", "via", x.gw},
+			{inet, "addr", "add", x.gw + "/24", "dev", iIf},
+			{inet, "link", "set", iIf, "up"},
+		} {
+			run(t, append([]string{"ip", "-n", c[0]}, c[1:]...)...)
+		}
+		run(t, "ip", "netns", "exec", s.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		if s.nat == devproto.NATNone {
+			run(t, "ip", "-n", inet, "route", "add", x.subnet, "via", s.public.String())
+			continue
+		}
+		addNAT(t, s.router, s.nat, rIn, rOut, s.public, s.private)
+	}
+	return inet, a, b
+}
+
+// TestTunnelAcrossNATs: for every pair of NAT types, both edges learn
+// their public endpoint by STUN from their tunnel socket, each is
+// configured with the other's (as manage hands them out), and both probe.
+// The tunnel comes up wherever one side's mapping is usable by the other:
+// hole punching for two port-restricted NATs, learning from authenticated
+// packets when one side is symmetric and the other reachable. It cannot
+// when a symmetric NAT faces a port-restricted or symmetric one (without
+// a forwarded port): the test checks that it stays down there.
+func TestTunnelAcrossNATs(t *testing.T) {
+	needRoot(t)
+	const (
+		none, full, restr, sym = devproto.NATNone, devproto.NATFullCone, devproto.NATRestricted, devproto.NATSymmetric
+	)
+	tests := []struct {
+		a, b string
+		up   bool
+	}{
+		{none, none, true}, {none, full, true}, {none, restr, true}, {none, sym, true},
+		{full, full, true}, {full, restr, true}, {full, sym, true},
+		{restr, restr, true}, {restr, sym, false}, {sym, sym, false},
+	}
+	for i, tc := range tests {
+		t.Run(tc.a+"/"+tc.b, func(t *testing.T) {
+			inet, a, b := newTwoSites(t, i, tc.a, tc.b)
+			var srv *natprobetest.Server
+			inNS(t, inet, func() (err error) {
+				srv, err = natprobetest.Listen(netip.MustParseAddr("203.0.113.2"), 3478, 3479)
+				return err
+			})
+			t.Cleanup(srv.Close)
+			servers := srv.Addrs()
+			engines := map[*site]*dataplane.Engine{}
+			mapped := map[*site]netip.AddrPort{}
+			for _, s := range []*site{a, b} {
+				wan := dataplane.WANConfig{Interface: s.wanIf, Address: s.private}
+				var e *dataplane.Engine
+				inNS(t, s.edge, func() (err error) {
+					e, err = dataplane.New(context.Background(), dataplane.Config{TUN: dataplane.TUNConfig{Name: "h7bt0"},
+						ProbeInterval: 200 * time.Millisecond, WANs: []dataplane.WANConfig{wan}}, quietLog())
+					return err
+				})
+				t.Cleanup(func() { e.Close() })
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				m := Mapping(ctx, e, s.wanIf, servers[:], nil)
+				cancel()
+				wantMapping := map[string]string{none: none, full: restr, restr: restr, sym: sym}[s.nat]
+				if m.NAT != wantMapping {
+					t.Fatalf("%s: mapping test says %+v, want %s", s.nat, m, wantMapping)
+				}
+				engines[s], mapped[s] = e, m.Mapped
+			}
+			tunnel := func(s, peer *site, out, in esp.Config, local, remote string) dataplane.TunnelConfig {
+				return dataplane.TunnelConfig{Name: "t1", Site: "peer", VNI: 1, WANInterface: s.wanIf, WANAddress: s.private,
+					Remote: mapped[peer], Local: netip.MustParseAddr(local), Peer: netip.MustParseAddr(remote), Outbound: out, Inbound: in}
+			}
+			ta := tunnel(a, b, gcm(0x1001, 1), gcm(0x2001, 2), "10.100.0.0", "10.100.0.1")
+			tb := tunnel(b, a, gcm(0x2001, 2), gcm(0x1001, 1), "10.100.0.1", "10.100.0.0")
+			for s, tc := range map[*site]dataplane.TunnelConfig{a: ta, b: tb} {
+				if err := engines[s].Apply(dataplane.Config{TUN: dataplane.TUNConfig{Name: "h7bt0"}, ProbeInterval: 200 * time.Millisecond,
+					WANs: []dataplane.WANConfig{{Interface: s.wanIf, Address: s.private}}, Tunnels: []dataplane.TunnelConfig{tc}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			status := func(s *site) dataplane.TunnelStatus {
+				for _, ts := range engines[s].Status().Tunnels {
+					return ts
+				}
+				return dataplane.TunnelStatus{}
+			}
+			answered := func() bool { return status(a).ProbesRecv >= 3 && status(b).ProbesRecv >= 3 }
+			limit := 15 * time.Second
+			if !tc.up {
+				limit = 5 * time.Second // enough for 25 probes each way
+			}
+			deadline := time.Now().Add(limit)
+			for !answered() && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			sa, sb := status(a), status(b)
+			t.Logf("A (%s) remote %s learned %v, %d/%d probes; B (%s) remote %s learned %v, %d/%d probes",
+				a.nat, sa.Remote, sa.Learned, sa.ProbesRecv, sa.ProbesSent, b.nat, sb.Remote, sb.Learned, sb.ProbesRecv, sb.ProbesSent)
+			if answered() != tc.up {
+				for _, s := range []*site{a, b} {
+					out, _ := exec.Command("ip", "netns", "exec", s.router, "cat", "/proc/net/nf_conntrack").CombinedOutput()
+					t.Logf("conntrack of %s's router (%s):\n%s", s.nat, s.router, out)
+				}
+				t.Fatalf("tunnel up = %v, want %v", answered(), tc.up)
+			}
+			if !tc.up {
+				return
+			}
+			// Learning is needed, and happens, exactly where a side's
+			// reported mapping is not where its packets come from.
+			for _, x := range []struct {
+				s, peer *site
+				st      dataplane.TunnelStatus
+			}{{a, b, sa}, {b, a, sb}} {
+				if want := x.peer.nat == sym; x.st.Learned != want {
+					t.Errorf("%s side facing %s: learned %v, want %v", x.s.nat, x.peer.nat, x.st.Learned, want)
+				}
+			}
+		})
 	}
 }
