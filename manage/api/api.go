@@ -71,6 +71,13 @@ type Config struct {
 	// DeviceStats returns a device's latest stats report (kept in memory
 	// by the device channel); nil: none.
 	DeviceStats func(deviceID string) (at time.Time, st devproto.Stats, ok bool)
+	// CatalogSource is the application catalogue's file path or URL
+	// (--app-catalog) that POST /applications/catalog/reload loads when
+	// the request names none.
+	CatalogSource string
+	// CatalogClient fetches catalogue URLs (a client with a 30 s timeout
+	// if nil).
+	CatalogClient *http.Client
 }
 
 // API is the REST API handler.

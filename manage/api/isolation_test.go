@@ -17,6 +17,26 @@ func sampleBody(rt *Route, w *world, accountID string) any {
 		return nil
 	}
 	switch {
+	case strings.HasSuffix(rt.Path, "/applications"):
+		return map[string]any{"name": "Stolen", "category": "x", "rules": []any{map[string]any{"protocol": "tcp", "ports": []string{"1"}}}}
+	case strings.HasSuffix(rt.Path, "/applications/{app_id}"):
+		return map[string]any{"name": "Renamed"}
+	case strings.HasSuffix(rt.Path, "/override"):
+		return map[string]any{"category": "stolen"}
+	case strings.HasSuffix(rt.Path, "/policies") && !strings.Contains(rt.Path, "{device_id}"):
+		return map[string]any{"kind": "path", "name": "stolen"}
+	case strings.HasSuffix(rt.Path, "/policies/{policy_id}"):
+		return map[string]any{"name": "renamed"}
+	case strings.HasSuffix(rt.Path, "/rules"):
+		return map[string]any{"rule": map[string]any{"priority": 99, "block": true}}
+	case strings.HasSuffix(rt.Path, "/devices/{device_id}/policies"):
+		return map[string]any{}
+	case strings.HasSuffix(rt.Path, "/devices/{device_id}/qos"):
+		return map[string]any{"wans": []any{}}
+	case strings.HasSuffix(rt.Path, "/qos"):
+		return map[string]any{"classes": []any{map[string]any{"class": "prime", "weight": 1, "dscp": 0}}}
+	case strings.HasSuffix(rt.Path, "/firewall"):
+		return map[string]any{"policy_id": ""}
 	case strings.HasSuffix(rt.Path, "/interfaces/{name}"):
 		return map[string]any{"role": "lan", "address": "10.66.0.1/24"}
 	case strings.HasSuffix(rt.Path, "/tunnels"):
@@ -73,6 +93,11 @@ func snapshot(t *testing.T, st store.Store, w *world) string {
 	add(st.ListInvitations(ctx, w.accB.ID, all))
 	add(st.ListAccessKeys(ctx, w.accB.ID, all))
 	add(st.ListAudit(ctx, w.accB.ID, all))
+	add(st.ListApplications(ctx, w.orgB.ID, all))
+	add(st.ListAppOverrides(ctx, w.orgB.ID))
+	add(st.ListPolicies(ctx, w.orgB.ID, all))
+	add(st.ListDevicePolicies(ctx, w.orgB.ID))
+	add(st.GetOrgPolicy(ctx, w.orgB.ID))
 	b, _ := json.Marshal(parts)
 	return string(b)
 }
@@ -91,6 +116,14 @@ func testOrgIsolation(t *testing.T, e *env) {
 	bobKey := e.must(http.StatusCreated, "POST", "/accounts/"+w.accB.ID+"/access-keys", w.bobTok,
 		map[string]any{"name": "ci", "scope": "organization", "scope_id": w.orgB.ID, "role": "manager"})
 	bobMs, _ := e.st.ListMembershipsByUser(context.Background(), w.bob.ID)
+	// B's applications and policies (issue 8), assigned to its device.
+	appB := e.must(http.StatusCreated, "POST", "/organizations/"+w.orgB.ID+"/applications", w.bobTok,
+		map[string]any{"name": "B-ERP", "category": "business", "rules": []any{map[string]any{"protocol": "tcp", "ports": []string{"8443"}}}}).str("id")
+	e.must(http.StatusOK, "PUT", "/organizations/"+w.orgB.ID+"/applications/zoom/override", w.bobTok, map[string]any{"importance": "low"})
+	polB := e.must(http.StatusCreated, "POST", "/organizations/"+w.orgB.ID+"/policies", w.bobTok,
+		map[string]any{"kind": "path", "name": "B-path", "rules": []any{map[string]any{"id": "rB", "priority": 10, "match": map[string]any{"applications": []string{appB}}, "labels": []string{w.lblB.ID}}}}).str("id")
+	e.must(http.StatusOK, "PUT", "/organizations/"+w.orgB.ID+"/devices/"+w.devB.ID+"/policies", w.bobTok, map[string]any{"path_policy_id": polB})
+	e.must(http.StatusOK, "PUT", "/organizations/"+w.orgB.ID+"/qos", w.bobTok, map[string]any{"classes": []any{map[string]any{"class": "prime", "weight": 50, "dscp": 34}}})
 	// Alice's credentials: a session and an owner access key of account A.
 	aliceKey := e.must(http.StatusCreated, "POST", "/accounts/"+w.accA.ID+"/access-keys", w.aliceTok,
 		map[string]any{"name": "script", "scope": "account", "scope_id": w.accA.ID, "role": "owner"}).str("key")
@@ -103,6 +136,7 @@ func testOrgIsolation(t *testing.T, e *env) {
 		"invitation_id": inv.body["invitation"].(map[string]any)["id"].(string),
 		"key_id":        bobKey.body["access_key"].(map[string]any)["id"].(string),
 		"tunnel_id":     w.tunB.ID, "route_id": w.routeB.ID, "name": "eth0",
+		"app_id": appB, "policy_id": polB, "rule_id": "rB",
 	}
 	before := snapshot(t, e.st, w)
 	walked := 0

@@ -27,6 +27,7 @@ func TestAPIOnPostgres(t *testing.T) {
 		"OrgTokens":          testOrgTokens,
 		"PasswordChange":     testPasswordChange,
 		"PathLabelsCRUD":     testPathLabelsCRUD,
+		"PolicyAPI":          testPolicyAPI,
 		"RBACThroughAPI":     testRBACThroughAPI,
 		"TOTPFlow":           testTOTPFlow,
 		"Tenancy":            testTenancy,

@@ -5,6 +5,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/network"
+	"github.com/trellis-sdwan/trellis/manage/policy"
 	"github.com/trellis-sdwan/trellis/manage/store"
 )
 
@@ -62,6 +63,8 @@ var (
 	sortsJobs    = []string{"id", "kind", "state", "created_at", "started_at", "finished_at", "expires_at"}
 	sortsTunnels = []string{"id", "number", "created_at", "updated_at", "keys_rotated_at"}
 	sortsRoutes  = []string{"id", "destination", "metric", "created_at", "updated_at"}
+	sortsApps    = []string{"name", "id", "category", "service_class"}
+	sortsPolicy  = []string{"id", "name", "kind", "created_at", "updated_at"}
 	auditFilters = []string{"org_id", "actor_id", "actor_type", "action", "object_type", "object_id", "since", "until"}
 )
 
@@ -148,6 +151,33 @@ func (a *API) routeTable() []*Route {
 		{Method: "PATCH", Path: "/organizations/{org_id}/devices/{device_id}/routes/{route_id}", Tag: "network", Summary: "Change a static route (manager)", Auth: authAny, OrgAction: write, Body: staticRoutePatch{}, Resp: store.StaticRoute{}, handle: a.patchRoute},
 		{Method: "DELETE", Path: "/organizations/{org_id}/devices/{device_id}/routes/{route_id}", Tag: "network", Summary: "Delete a static route (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteRoute},
 		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/dhcp-leases", Tag: "network", Summary: "Current DHCP leases of the device's DHCP servers, as last reported", Auth: authAny, OrgAction: read, Resp: leaseList{}, handle: a.listLeases},
+
+		// Applications and policies.
+		{Method: "GET", Path: "/applications/catalog", Tag: "policies", Summary: "The application catalogue in force: version, source, when it was loaded", Auth: authAny, Resp: catalogInfo{}, handle: a.getCatalog},
+		{Method: "POST", Path: "/applications/catalog/reload", Tag: "policies", Summary: "Load the application catalogue from a file or URL (owners of the operator account); every organization is recompiled", Auth: authSession, Body: catalogReload{}, Resp: catalogInfo{}, handle: a.reloadCatalog},
+		{Method: "GET", Path: "/organizations/{org_id}/applications", Tag: "policies", Summary: "List applications: the catalogue's (with the organization's overrides) and the organization's own", Auth: authAny, OrgAction: read, Resp: policy.App{}, List: true, Filters: []string{"category", "service_class", "importance", "source", "name"}, Sorts: sortsApps, handle: a.listApps},
+		{Method: "POST", Path: "/organizations/{org_id}/applications", Tag: "policies", Summary: "Add an application of the organization (manager)", Auth: authAny, OrgAction: write, Body: policy.CustomInput{}, Resp: policy.App{}, Status: http.StatusCreated, handle: a.createApp},
+		{Method: "GET", Path: "/organizations/{org_id}/applications/{app_id}", Tag: "policies", Summary: "Get an application", Auth: authAny, OrgAction: read, Resp: policy.App{}, handle: a.getApp},
+		{Method: "PATCH", Path: "/organizations/{org_id}/applications/{app_id}", Tag: "policies", Summary: "Change an application of the organization (manager; built-in ones change through their override)", Auth: authAny, OrgAction: write, Body: appPatch{}, Resp: policy.App{}, handle: a.patchApp},
+		{Method: "DELETE", Path: "/organizations/{org_id}/applications/{app_id}", Tag: "policies", Summary: "Delete an application of the organization (manager; 409 while a policy uses it)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteApp},
+		{Method: "PUT", Path: "/organizations/{org_id}/applications/{app_id}/override", Tag: "policies", Summary: "Override the category, service class or importance of a built-in application (manager)", Auth: authAny, OrgAction: write, Body: appOverrideInput{}, Resp: policy.App{}, handle: a.putAppOverride},
+		{Method: "DELETE", Path: "/organizations/{org_id}/applications/{app_id}/override", Tag: "policies", Summary: "Remove the override of a built-in application (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteAppOverride},
+		{Method: "GET", Path: "/organizations/{org_id}/policies", Tag: "policies", Summary: "List path-selection, breakout and firewall policies with their warnings and devices", Auth: authAny, OrgAction: read, Resp: policyView{}, List: true, Filters: []string{"kind", "name"}, Sorts: sortsPolicy, handle: a.listPolicies},
+		{Method: "POST", Path: "/organizations/{org_id}/policies", Tag: "policies", Summary: "Create a policy (manager); the answer lists shadowed and overlapping rules as warnings", Auth: authAny, OrgAction: write, Body: policyInput{}, Resp: policyView{}, Status: http.StatusCreated, handle: a.createPolicy},
+		{Method: "GET", Path: "/organizations/{org_id}/policies/{policy_id}", Tag: "policies", Summary: "Get a policy with its warnings and devices", Auth: authAny, OrgAction: read, Resp: policyView{}, handle: a.getPolicy},
+		{Method: "PATCH", Path: "/organizations/{org_id}/policies/{policy_id}", Tag: "policies", Summary: "Change a policy (manager); its devices are recompiled", Auth: authAny, OrgAction: write, Body: policyPatch{}, Resp: policyView{}, handle: a.patchPolicy},
+		{Method: "DELETE", Path: "/organizations/{org_id}/policies/{policy_id}", Tag: "policies", Summary: "Delete a policy (manager; 409 while assigned)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deletePolicy},
+		{Method: "POST", Path: "/organizations/{org_id}/policies/{policy_id}/rules", Tag: "policies", Summary: "Add a rule to a policy (manager)", Auth: authAny, OrgAction: write, Body: ruleInput{}, Resp: policyView{}, handle: a.addRule},
+		{Method: "DELETE", Path: "/organizations/{org_id}/policies/{policy_id}/rules/{rule_id}", Tag: "policies", Summary: "Remove a rule (any section) from a policy (manager)", Auth: authAny, OrgAction: write, Resp: policyView{}, handle: a.removeRule},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/policies", Tag: "policies", Summary: "The path, breakout and firewall policies assigned to a device", Auth: authAny, OrgAction: read, Resp: store.DevicePolicy{}, handle: a.getDevicePolicies},
+		{Method: "PUT", Path: "/organizations/{org_id}/devices/{device_id}/policies", Tag: "policies", Summary: "Assign policies to a device (manager); empty ids unassign", Auth: authAny, OrgAction: write, Body: devicePolicyInput{}, Resp: store.DevicePolicy{}, handle: a.putDevicePolicies},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/qos", Tag: "policies", Summary: "A device's WAN bandwidths", Auth: authAny, OrgAction: read, Resp: deviceQoS{}, handle: a.getDeviceQoS},
+		{Method: "PUT", Path: "/organizations/{org_id}/devices/{device_id}/qos", Tag: "policies", Summary: "Set a device's WAN bandwidths, kbit/s (manager)", Auth: authAny, OrgAction: write, Body: deviceQoS{}, Resp: deviceQoS{}, handle: a.putDeviceQoS},
+		{Method: "GET", Path: "/organizations/{org_id}/devices/{device_id}/app-stats", Tag: "policies", Summary: "Per-application traffic of a device from its latest stats report", Auth: authAny, OrgAction: read, Resp: appStatsList{}, handle: a.getAppStats},
+		{Method: "GET", Path: "/organizations/{org_id}/qos", Tag: "policies", Summary: "The organization's QoS classes in force", Auth: authAny, OrgAction: read, Resp: orgQoS{}, handle: a.getOrgQoS},
+		{Method: "PUT", Path: "/organizations/{org_id}/qos", Tag: "policies", Summary: "Set the organization's QoS classes (manager); no classes: the defaults", Auth: authAny, OrgAction: write, Body: qosInput{}, Resp: orgQoS{}, handle: a.putOrgQoS},
+		{Method: "GET", Path: "/organizations/{org_id}/firewall", Tag: "policies", Summary: "The organization-wide firewall policy", Auth: authAny, OrgAction: read, Resp: orgFirewall{}, handle: a.getOrgFirewall},
+		{Method: "PUT", Path: "/organizations/{org_id}/firewall", Tag: "policies", Summary: "Set the organization-wide firewall policy (manager); empty policy_id: none", Auth: authAny, OrgAction: write, Body: orgFirewall{}, Resp: orgFirewall{}, handle: a.putOrgFirewall},
 
 		{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document", Auth: authOpen, handle: a.openapi},
 	}

@@ -190,14 +190,61 @@ func checkMatch(field string, m devproto.Match, refs *Refs) (devproto.Match, err
 	return m, nil
 }
 
-// covers reports whether every flow b matches, a matches too (a is at
-// least as wide in every part). Parts are compared one by one, so an
-// application list and a category list never cover each other.
-func covers(a, b devproto.Match) bool {
-	return setCovers(a.Applications, b.Applications) &&
-		setCovers(a.Categories, b.Categories) &&
-		setCovers(a.ServiceClasses, b.ServiceClasses) &&
-		setCovers(a.Importance, b.Importance) &&
+// appSet resolves a match's application parts (applications,
+// categories, service classes, importance) to the applications they
+// select; all is true when it has none (any traffic, identified or not).
+func appSet(m devproto.Match, refs *Refs) (set map[string]bool, all bool) {
+	if len(m.Applications)+len(m.Categories)+len(m.ServiceClasses)+len(m.Importance) == 0 {
+		return nil, true
+	}
+	set = map[string]bool{}
+	for id, a := range refs.Apps {
+		if (len(m.Applications) == 0 || slices.Contains(m.Applications, id)) &&
+			(len(m.Categories) == 0 || slices.Contains(m.Categories, a.Category)) &&
+			(len(m.ServiceClasses) == 0 || slices.Contains(m.ServiceClasses, a.ServiceClass)) &&
+			(len(m.Importance) == 0 || slices.Contains(m.Importance, a.Importance)) {
+			set[id] = true
+		}
+	}
+	return set, false
+}
+
+func appsCover(a, b devproto.Match, refs *Refs) bool {
+	sa, allA := appSet(a, refs)
+	if allA {
+		return true
+	}
+	sb, allB := appSet(b, refs)
+	if allB {
+		return false
+	}
+	for id := range sb {
+		if !sa[id] {
+			return false
+		}
+	}
+	return true
+}
+
+func appsMeet(a, b devproto.Match, refs *Refs) bool {
+	sa, allA := appSet(a, refs)
+	sb, allB := appSet(b, refs)
+	if allA || allB {
+		return true
+	}
+	for id := range sb {
+		if sa[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// covers reports whether every flow b matches, a matches too. The
+// application parts are compared by the applications they select (an
+// application listed by id, by category or by class is the same one).
+func covers(a, b devproto.Match, refs *Refs) bool {
+	return appsCover(a, b, refs) &&
 		prefixesCover(a.Sources, b.Sources) &&
 		prefixesCover(a.Destinations, b.Destinations) &&
 		(a.Protocol == "" || a.Protocol == b.Protocol) &&
@@ -205,42 +252,12 @@ func covers(a, b devproto.Match) bool {
 }
 
 // overlaps reports whether some flow could match both.
-func overlaps(a, b devproto.Match) bool {
-	return setsMeet(a.Applications, b.Applications) &&
-		setsMeet(a.Categories, b.Categories) &&
-		setsMeet(a.ServiceClasses, b.ServiceClasses) &&
-		setsMeet(a.Importance, b.Importance) &&
+func overlaps(a, b devproto.Match, refs *Refs) bool {
+	return appsMeet(a, b, refs) &&
 		prefixesMeet(a.Sources, b.Sources) &&
 		prefixesMeet(a.Destinations, b.Destinations) &&
 		(a.Protocol == "" || b.Protocol == "" || a.Protocol == b.Protocol) &&
 		portsMeet(a.Ports, b.Ports)
-}
-
-func setCovers(a, b []string) bool {
-	if len(a) == 0 {
-		return true
-	}
-	if len(b) == 0 {
-		return false
-	}
-	for _, x := range b {
-		if !slices.Contains(a, x) {
-			return false
-		}
-	}
-	return true
-}
-
-func setsMeet(a, b []string) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return true
-	}
-	for _, x := range b {
-		if slices.Contains(a, x) {
-			return true
-		}
-	}
-	return false
 }
 
 func prefixes(ps []string) []netip.Prefix {

@@ -145,7 +145,7 @@ func CheckPathRules(kind string, rules []devproto.PathRule, refs *Refs) ([]devpr
 	var warns []string
 	for j := range out {
 		for i := 0; i < j; i++ {
-			if w := pathWarning(out[i], out[j]); w != "" {
+			if w := pathWarning(out[i], out[j], refs); w != "" {
 				warns = append(warns, w)
 				if strings.Contains(w, "shadowed") {
 					break
@@ -169,15 +169,15 @@ func samePathAction(a, b devproto.PathRule) bool {
 }
 
 // pathWarning says how an earlier rule a affects a later rule b ("" none).
-func pathWarning(a, b devproto.PathRule) string {
-	return matchWarning(ruleRef(a.ID, a.Name, a.Priority), ruleRef(b.ID, b.Name, b.Priority), a.Match, b.Match, samePathAction(a, b))
+func pathWarning(a, b devproto.PathRule, refs *Refs) string {
+	return matchWarning(ruleRef(a.ID, a.Name, a.Priority), ruleRef(b.ID, b.Name, b.Priority), a.Match, b.Match, samePathAction(a, b), refs)
 }
 
-func matchWarning(ea, lb string, a, b devproto.Match, sameAction bool) string {
-	if covers(a, b) {
+func matchWarning(ea, lb string, a, b devproto.Match, sameAction bool, refs *Refs) string {
+	if covers(a, b, refs) {
 		return fmt.Sprintf("%s is shadowed by %s, which matches every flow it matches: it never applies", lb, ea)
 	}
-	if !sameAction && overlaps(a, b) {
+	if !sameAction && overlaps(a, b, refs) {
 		return fmt.Sprintf("%s overlaps %s: flows matching both follow %s", lb, ea, ea)
 	}
 	return ""
@@ -267,8 +267,6 @@ func CheckFirewall(fw devproto.Firewall, refs *Refs, orgWide bool) (devproto.Fir
 		}
 		pubs[n.PublicAddress], privs[n.PrivateAddress] = n.ID, n.ID
 	}
-	slices.SortFunc(fw.PortForwards, func(a, b devproto.PortForward) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(fw.OneToOne, func(a, b devproto.OneToOneNAT) int { return strings.Compare(a.ID, b.ID) })
 	return fw, warns, nil
 }
 
@@ -309,11 +307,11 @@ func checkFirewallRules(section string, rules []devproto.FirewallRule, refs *Ref
 		for i := 0; i < j; i++ {
 			a, b := out[i], out[j]
 			ea, lb := ruleRef(a.ID, a.Description, a.Priority), ruleRef(b.ID, b.Description, b.Priority)
-			if ifCovers(a.InInterface, b.InInterface) && ifCovers(a.OutInterface, b.OutInterface) && covers(a.Match, b.Match) {
+			if ifCovers(a.InInterface, b.InInterface) && ifCovers(a.OutInterface, b.OutInterface) && covers(a.Match, b.Match, refs) {
 				warns = append(warns, fmt.Sprintf("%s: %s is shadowed by %s, which matches every flow it matches: it never applies", section, lb, ea))
 				break
 			}
-			if a.Action != b.Action && ifsMeet(a.InInterface, b.InInterface) && ifsMeet(a.OutInterface, b.OutInterface) && overlaps(a.Match, b.Match) {
+			if a.Action != b.Action && ifsMeet(a.InInterface, b.InInterface) && ifsMeet(a.OutInterface, b.OutInterface) && overlaps(a.Match, b.Match, refs) {
 				warns = append(warns, fmt.Sprintf("%s: %s overlaps %s: flows matching both follow %s", section, lb, ea, ea))
 			}
 		}
