@@ -21,13 +21,16 @@ type TunnelStatus struct {
 	// configuration. Learned is true when Remote was learned from
 	// authenticated packets (symmetric NAT, CGNAT) and differs from
 	// Configured; Learns counts the switches.
-	Remote      string            `json:"remote"`
-	Configured  string            `json:"configured"`
-	Learned     bool              `json:"learned"`
-	Learns      uint64            `json:"learns"`
-	Local       string            `json:"local"`
-	Peer        string            `json:"peer"`
-	Up          bool              `json:"up"`
+	Remote     string `json:"remote"`
+	Configured string `json:"configured"`
+	Learned    bool   `json:"learned"`
+	Learns     uint64 `json:"learns"`
+	Local      string `json:"local"`
+	Peer       string `json:"peer"`
+	Up         bool   `json:"up"`
+	// Punching is true while the tunnel hears nothing from its peer and
+	// runs its hole punching cycle (see README, "Hole punching").
+	Punching    bool              `json:"punching"`
 	Active      bool              `json:"active"` // eligible for traffic now
 	MTU         int               `json:"mtu"`
 	RTTMillis   float64           `json:"rtt_ms"`
@@ -75,6 +78,7 @@ func (e *Engine) Status() Status {
 	for _, t := range snap.tunnels {
 		t.probeMu.Lock()
 		ps := t.probe.stats()
+		punching := t.punch.punching()
 		t.probeMu.Unlock()
 		sas := t.sas.Load()
 		rem := t.remote.Load()
@@ -90,7 +94,7 @@ func (e *Engine) Status() Status {
 			Name: t.cfg.Name, Site: t.cfg.Site, VNI: t.cfg.VNI, WAN: t.wan.key.String(),
 			Remote: rem.ap.String(), Configured: rem.conf.String(), Learned: rem.learned, Learns: t.learns.Load(),
 			Local: t.cfg.Local.String(), Peer: t.cfg.Peer.String(),
-			Up: t.up.Load(), Active: active, MTU: t.maxInner,
+			Up: t.up.Load(), Punching: punching, Active: active, MTU: t.maxInner,
 			RTTMillis: ms(ps.RTT), JitterMs: ms(ps.Jitter), Loss: ps.Loss,
 			ProbesSent: ps.Sent, ProbesRecv: ps.Received,
 			TxPackets: t.txPackets.Load(), TxBytes: t.txBytes.Load(),

@@ -531,7 +531,13 @@ func TestTunnelAcrossNATs(t *testing.T) {
 				t.Fatalf("tunnel up = %v, want %v", answered(), tc.up)
 			}
 			if !tc.up {
+				if !sa.Punching || !sb.Punching {
+					t.Fatalf("a tunnel that hears nothing is not punching: A %v, B %v", sa.Punching, sb.Punching)
+				}
 				return
+			}
+			if sa.Punching || sb.Punching {
+				t.Errorf("punching while up: A %v, B %v", sa.Punching, sb.Punching)
 			}
 			// Learning is needed, and happens, exactly where a side's
 			// reported mapping is not where its packets come from.
