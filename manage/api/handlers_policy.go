@@ -94,9 +94,8 @@ func (a *API) reloadCatalog(c *call) (any, error) {
 }
 
 // ReloadCatalog fetches the catalogue from src (file or URL, bounded in
-// size and time), validates it and makes it the one in force for every
-// replica (stored), then recompiles every organization. Nothing changes
-// when it is invalid. audit, when set, runs in the same transaction.
+// size and time), validates it and applies it (ApplyCatalog). Nothing
+// changes when it is invalid.
 func (a *API) ReloadCatalog(ctx context.Context, src string, audit func(tx store.Store, c *policy.Catalog) error) (*policy.Catalog, error) {
 	fctx, cancel := context.WithTimeout(ctx, policy.DefaultFetchLimit)
 	defer cancel()
@@ -104,7 +103,14 @@ func (a *API) ReloadCatalog(ctx context.Context, src string, audit func(tx store
 	if err != nil {
 		return nil, err
 	}
-	err = a.st.InTx(ctx, func(tx store.Store) error {
+	return cat, a.ApplyCatalog(ctx, cat, audit)
+}
+
+// ApplyCatalog makes a validated catalogue the one in force for every
+// replica (stored), then recompiles every organization. audit, when set,
+// runs in the same transaction.
+func (a *API) ApplyCatalog(ctx context.Context, cat *policy.Catalog, audit func(tx store.Store, c *policy.Catalog) error) error {
+	err := a.st.InTx(ctx, func(tx store.Store) error {
 		if err := policy.SaveCatalog(ctx, tx, cat, a.now()); err != nil {
 			return err
 		}
@@ -114,24 +120,24 @@ func (a *API) ReloadCatalog(ctx context.Context, src string, audit func(tx store
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if a.cfg.OnDeviceChange != nil {
-		for off := 0; ; off += store.MaxListLimit {
-			p, err := a.st.ListOrganizations(ctx, nil, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
-			if err != nil {
-				return cat, fmt.Errorf("catalogue stored, but listing organizations to recompile failed: %w", err)
-			}
-			for _, o := range p.Items {
-				a.cfg.OnDeviceChange(o.ID, "")
-			}
-			if len(p.Items) < store.MaxListLimit {
-				break
-			}
+	a.log.Info("application catalogue loaded", "source", cat.Source, "version", cat.Version, "applications", len(cat.Apps))
+	if a.cfg.OnDeviceChange == nil {
+		return nil
+	}
+	for off := 0; ; off += store.MaxListLimit {
+		p, err := a.st.ListOrganizations(ctx, nil, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
+		if err != nil {
+			return fmt.Errorf("catalogue stored, but listing organizations to recompile failed: %w", err)
+		}
+		for _, o := range p.Items {
+			a.cfg.OnDeviceChange(o.ID, "")
+		}
+		if len(p.Items) < store.MaxListLimit {
+			return nil
 		}
 	}
-	a.log.Info("application catalogue loaded", "source", src, "version", cat.Version, "applications", len(cat.Apps))
-	return cat, nil
 }
 
 // --- applications ---

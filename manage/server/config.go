@@ -67,7 +67,20 @@ type Config struct {
 	// STUNServers (host:port) are extra STUN servers edges ask after
 	// manage's own.
 	STUNServers []string
+	// AppCatalog is a file path or http(s) URL of the application
+	// catalogue, loaded at start (a bad file stops the start; an
+	// unreachable URL keeps the catalogue in force, with a warning) and
+	// by POST /applications/catalog/reload; a URL is fetched again every
+	// AppCatalogRefresh. Empty: the built-in catalogue (or the one an
+	// operator loaded through the API).
+	AppCatalog string
+	// AppCatalogRefresh is how often a catalogue URL is fetched again
+	// (DefaultAppCatalogRefresh if 0; at least a minute).
+	AppCatalogRefresh time.Duration
 }
+
+// DefaultAppCatalogRefresh is how often a catalogue URL is fetched again.
+const DefaultAppCatalogRefresh = 6 * time.Hour
 
 // ParseFlags reads the configuration from command-line flags, falling back
 // to TRELLIS_* environment variables (getenv, usually os.Getenv).
@@ -105,6 +118,16 @@ func ParseFlags(name string, args []string, getenv func(string) string, stderr i
 	}
 	fs.StringVar(&c.STUNListen, "stun-listen", stunListen, "STUN server's first UDP port; it also uses the next one (3478 and 3479); \"\" or off: no STUN server (env TRELLIS_STUN_LISTEN)")
 	stunServers := fs.String("stun-servers", env("TRELLIS_STUN_SERVERS", ""), "extra STUN servers edges ask after manage's own, comma separated host:port (env TRELLIS_STUN_SERVERS)")
+	fs.StringVar(&c.AppCatalog, "app-catalog", env("TRELLIS_APP_CATALOG", ""), "application catalogue: a JSON file or an http(s) URL (fetched again every --app-catalog-refresh); default the built-in one (env TRELLIS_APP_CATALOG)")
+	refresh := DefaultAppCatalogRefresh
+	if v := getenv("TRELLIS_APP_CATALOG_REFRESH"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("TRELLIS_APP_CATALOG_REFRESH %q: want a duration such as 6h", v)
+		}
+		refresh = d
+	}
+	fs.DurationVar(&c.AppCatalogRefresh, "app-catalog-refresh", refresh, "how often an --app-catalog URL is fetched again, at least 1m (env TRELLIS_APP_CATALOG_REFRESH)")
 	level := fs.String("log-level", env("TRELLIS_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env TRELLIS_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -158,6 +181,12 @@ func (c Config) withDefaults() (Config, error) {
 		if err := devices.ValidSTUNServer(hp); err != nil {
 			return c, fmt.Errorf("--stun-servers %q: %w", hp, err)
 		}
+	}
+	if c.AppCatalogRefresh == 0 {
+		c.AppCatalogRefresh = DefaultAppCatalogRefresh
+	}
+	if c.AppCatalogRefresh < time.Minute {
+		return c, fmt.Errorf("--app-catalog-refresh %v: fetch the catalogue at most once a minute", c.AppCatalogRefresh)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

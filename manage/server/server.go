@@ -150,8 +150,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.api, err = api.New(api.Config{OnDeviceChange: s.dev.DeviceChanged, JobTTL: s.dev.JobTTL(), DeviceStats: s.dev.StatsOf,
 		Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: tokenFP,
 		SigningKey: signing, Sealer: sealer, PasswordParams: cfg.PasswordParams, Registerer: s.reg,
-		SecureCookie: s.httpLn == nil, LoginLimiter: cfg.LoginLimiter})
+		SecureCookie: s.httpLn == nil, LoginLimiter: cfg.LoginLimiter, CatalogSource: cfg.AppCatalog})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.loadCatalog(ctx); err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -307,6 +310,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("serving plain HTTP", "addr", s.HTTPAddr())
 	}
 	go s.sweepSessions(ctx)
+	if isURL(s.cfg.AppCatalog) {
+		go s.refreshCatalog(ctx)
+	}
 	if s.stun != nil {
 		stunCtx, stunStop := context.WithCancel(ctx)
 		stunDone := make(chan struct{})
