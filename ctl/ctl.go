@@ -156,6 +156,7 @@ Scripts can authenticate with an access key instead of a login:
 		c.invitationsCommand(), c.accessKeysCommand(), c.auditCommand(),
 		c.devicesCommand(), c.jobsCommand(), c.tokensCommand(), c.pathLabelsCommand(),
 		c.interfacesCommand(), c.tunnelsCommand(), c.routesCommand(), c.leasesCommand(),
+		c.applicationsCommand(), c.policiesCommand(), c.rulesCommand(), c.qosCommand(), c.appStatsCommand(),
 	)
 	for _, sub := range root.Commands() {
 		groupCommand(sub)
