@@ -290,8 +290,8 @@ func (c *Compiler) tunnelFor(d *store.Device, t TunnelKeys, byPeer map[string][]
 	}
 	out, in := SAs(t, d.ID)
 	tn := devproto.Tunnel{Number: t.Number, PeerDeviceID: peerID, LocalInterface: localIf, RemoteEndpoint: ep.AddrPort.String(),
-		EndpointSource: ep.Source,
-		LocalOverlay:   local.String(), RemoteOverlay: remote.String(), Outbound: out, Inbound: in,
+		EndpointSource: ep.Source, Label: t.LabelID,
+		LocalOverlay: local.String(), RemoteOverlay: remote.String(), Outbound: out, Inbound: in,
 		RemotePrefixes: append([]string{}, byPeer[peerID]...)}
 	if addr, ok := WANAddress(d, la); ok {
 		tn.LocalAddress = addr.String()

@@ -587,3 +587,18 @@ func TestMaxWANs(t *testing.T) {
 		t.Fatalf("WAN %d accepted: %v", MaxWANs+1, err)
 	}
 }
+
+func TestCompileTunnelLabel(t *testing.T) {
+	o := sites(2)
+	ts := withTunnels(t, o, Pair{"a", "b"})
+	for i := range ts {
+		ts[i].LabelID = "L1"
+	}
+	c := NewCompiler(o, ts)
+	for i := range o.Devices {
+		p := c.Parts(&o.Devices[i])
+		if len(p.Tunnels) != 1 || p.Tunnels[0].Label != "L1" {
+			t.Fatalf("device %s: tunnels %+v, want one with label L1", o.Devices[i].ID, p.Tunnels)
+		}
+	}
+}

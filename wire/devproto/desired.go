@@ -134,8 +134,11 @@ type Tunnel struct {
 	EndpointSource string `json:"endpoint_source,omitempty"`
 	LocalOverlay   string `json:"local_overlay"` // this end of the /31, e.g. 10.100.0.0
 	RemoteOverlay  string `json:"remote_overlay"`
-	Outbound       SA     `json:"outbound"`
-	Inbound        SA     `json:"inbound"`
+	// Label is the path label id the tunnel's two WANs share ("" when
+	// neither has labels); path-selection rules choose tunnels by it.
+	Label    string `json:"label,omitempty"`
+	Outbound SA     `json:"outbound"`
+	Inbound  SA     `json:"inbound"`
 	// RemotePrefixes are the peer site's LAN subnets routed through this tunnel.
 	RemotePrefixes []string `json:"remote_prefixes"`
 }
