@@ -306,3 +306,33 @@ func TestConfiguredEndpointWins(t *testing.T) {
 		t.Fatalf("learns %d", ts.Learns)
 	}
 }
+
+// FuzzSTUN feeds arbitrary datagrams to the demultiplexer and the STUN
+// table (with a request pending): nothing panics, and only a well-formed
+// answer from the server completes the request.
+func FuzzSTUN(f *testing.F) {
+	id := [12]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	ok, _ := stun.Build(stun.NewTransactionIDSetter(id), stun.BindingSuccess, &stun.XORMappedAddress{IP: net.IPv4(203, 0, 113, 5), Port: 4789})
+	f.Add(ok.Raw)
+	f.Add(ok.Raw[:20])
+	req, _ := bindingRequest(id, true)
+	f.Add(req)
+	f.Add([]byte{0x08, 0, 0, 0, 0x21, 0x12, 0xA4, 0x42})
+	server := netip.MustParseAddrPort("198.51.100.7:3478")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !isSTUN(b) {
+			return
+		}
+		var tab stunTable
+		tx := &stunTx{server: server, ch: make(chan stunReply, 1)}
+		tab.add(id, tx)
+		tab.handle(b, server)
+		select {
+		case r := <-tx.ch:
+			if r.err == nil && !r.res.Mapped.IsValid() {
+				t.Fatalf("answer without a mapped address: %+v", r.res)
+			}
+		default:
+		}
+	})
+}
