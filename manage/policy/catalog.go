@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/manage/store"
@@ -63,14 +64,21 @@ var (
 	categoryRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 )
 
-// Builtin returns the catalogue shipped with manage.
-func Builtin() *Catalog {
+// builtin parses the shipped catalogue once; it is never changed after.
+var builtin = sync.OnceValue(func() *Catalog {
 	c, err := ParseCatalog(builtinCatalog)
 	if err != nil {
 		panic("policy: the built-in catalogue is invalid: " + err.Error())
 	}
 	c.Source = "builtin"
 	return c
+})
+
+// Builtin returns the catalogue shipped with manage (a copy of the
+// struct; its lists are shared and must not be modified).
+func Builtin() *Catalog {
+	c := *builtin()
+	return &c
 }
 
 // ParseCatalog decodes and validates a catalogue (JSON; unknown fields

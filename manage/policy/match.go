@@ -209,31 +209,46 @@ func appSet(m devproto.Match, refs *Refs) (set map[string]bool, all bool) {
 	return set, false
 }
 
-func appsCover(a, b devproto.Match, refs *Refs) bool {
-	sa, allA := appSet(a, refs)
-	if allA {
+// sel is a match with the applications its application parts select,
+// computed once for the pairwise checks.
+type sel struct {
+	m        devproto.Match
+	apps     map[string]bool
+	all      bool
+	src, dst []netip.Prefix
+	ports    []portRange
+}
+
+func selOf(m devproto.Match, refs *Refs) sel {
+	apps, all := appSet(m, refs)
+	return sel{m: m, apps: apps, all: all, src: prefixes(m.Sources), dst: prefixes(m.Destinations), ports: ranges(m.Ports)}
+}
+
+func appsCover(a, b sel) bool {
+	if a.all {
 		return true
 	}
-	sb, allB := appSet(b, refs)
-	if allB {
+	if b.all {
 		return false
 	}
-	for id := range sb {
-		if !sa[id] {
+	for id := range b.apps {
+		if !a.apps[id] {
 			return false
 		}
 	}
 	return true
 }
 
-func appsMeet(a, b devproto.Match, refs *Refs) bool {
-	sa, allA := appSet(a, refs)
-	sb, allB := appSet(b, refs)
-	if allA || allB {
+func appsMeet(a, b sel) bool {
+	if a.all || b.all {
 		return true
 	}
-	for id := range sb {
-		if sa[id] {
+	small, big := a.apps, b.apps
+	if len(small) > len(big) {
+		small, big = big, small
+	}
+	for id := range small {
+		if big[id] {
 			return true
 		}
 	}
@@ -243,21 +258,21 @@ func appsMeet(a, b devproto.Match, refs *Refs) bool {
 // covers reports whether every flow b matches, a matches too. The
 // application parts are compared by the applications they select (an
 // application listed by id, by category or by class is the same one).
-func covers(a, b devproto.Match, refs *Refs) bool {
-	return appsCover(a, b, refs) &&
-		prefixesCover(a.Sources, b.Sources) &&
-		prefixesCover(a.Destinations, b.Destinations) &&
-		(a.Protocol == "" || a.Protocol == b.Protocol) &&
-		portsCover(a.Ports, b.Ports)
+func covers(a, b sel) bool {
+	return appsCover(a, b) &&
+		prefixesCover(a.src, b.src) &&
+		prefixesCover(a.dst, b.dst) &&
+		(a.m.Protocol == "" || a.m.Protocol == b.m.Protocol) &&
+		portsCover(a.ports, b.ports)
 }
 
 // overlaps reports whether some flow could match both.
-func overlaps(a, b devproto.Match, refs *Refs) bool {
-	return appsMeet(a, b, refs) &&
-		prefixesMeet(a.Sources, b.Sources) &&
-		prefixesMeet(a.Destinations, b.Destinations) &&
-		(a.Protocol == "" || b.Protocol == "" || a.Protocol == b.Protocol) &&
-		portsMeet(a.Ports, b.Ports)
+func overlaps(a, b sel) bool {
+	return appsMeet(a, b) &&
+		prefixesMeet(a.src, b.src) &&
+		prefixesMeet(a.dst, b.dst) &&
+		(a.m.Protocol == "" || b.m.Protocol == "" || a.m.Protocol == b.m.Protocol) &&
+		portsMeet(a.ports, b.ports)
 }
 
 func prefixes(ps []string) []netip.Prefix {
@@ -270,29 +285,27 @@ func prefixes(ps []string) []netip.Prefix {
 	return out
 }
 
-func prefixesCover(a, b []string) bool {
+func prefixesCover(a, b []netip.Prefix) bool {
 	if len(a) == 0 {
 		return true
 	}
 	if len(b) == 0 {
 		return false
 	}
-	pa := prefixes(a)
-	for _, q := range prefixes(b) {
-		if !slices.ContainsFunc(pa, func(p netip.Prefix) bool { return p.Bits() <= q.Bits() && p.Contains(q.Addr()) }) {
+	for _, q := range b {
+		if !slices.ContainsFunc(a, func(p netip.Prefix) bool { return p.Bits() <= q.Bits() && p.Contains(q.Addr()) }) {
 			return false
 		}
 	}
 	return true
 }
 
-func prefixesMeet(a, b []string) bool {
+func prefixesMeet(a, b []netip.Prefix) bool {
 	if len(a) == 0 || len(b) == 0 {
 		return true
 	}
-	pb := prefixes(b)
-	for _, p := range prefixes(a) {
-		if slices.ContainsFunc(pb, p.Overlaps) {
+	for _, p := range a {
+		if slices.ContainsFunc(b, p.Overlaps) {
 			return true
 		}
 	}
@@ -309,29 +322,27 @@ func ranges(ps []string) []portRange {
 	return out
 }
 
-func portsCover(a, b []string) bool {
+func portsCover(a, b []portRange) bool {
 	if len(a) == 0 {
 		return true
 	}
 	if len(b) == 0 {
 		return false
 	}
-	ra := ranges(a)
-	for _, q := range ranges(b) {
-		if !slices.ContainsFunc(ra, func(r portRange) bool { return r.lo <= q.lo && q.hi <= r.hi }) {
+	for _, q := range b {
+		if !slices.ContainsFunc(a, func(r portRange) bool { return r.lo <= q.lo && q.hi <= r.hi }) {
 			return false
 		}
 	}
 	return true
 }
 
-func portsMeet(a, b []string) bool {
+func portsMeet(a, b []portRange) bool {
 	if len(a) == 0 || len(b) == 0 {
 		return true
 	}
-	rb := ranges(b)
-	for _, r := range ranges(a) {
-		if slices.ContainsFunc(rb, func(q portRange) bool { return r.lo <= q.hi && q.lo <= r.hi }) {
+	for _, r := range a {
+		if slices.ContainsFunc(b, func(q portRange) bool { return r.lo <= q.hi && q.lo <= r.hi }) {
 			return true
 		}
 	}

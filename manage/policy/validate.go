@@ -142,10 +142,14 @@ func CheckPathRules(kind string, rules []devproto.PathRule, refs *Refs) ([]devpr
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b devproto.PathRule) int { return a.Priority - b.Priority })
+	sels := make([]sel, len(out))
+	for i, r := range out {
+		sels[i] = selOf(r.Match, refs)
+	}
 	var warns []string
 	for j := range out {
 		for i := 0; i < j; i++ {
-			if w := pathWarning(out[i], out[j], refs); w != "" {
+			if w := pathWarning(out[i], out[j], sels[i], sels[j]); w != "" {
 				warns = append(warns, w)
 				if strings.Contains(w, "shadowed") {
 					break
@@ -169,16 +173,14 @@ func samePathAction(a, b devproto.PathRule) bool {
 }
 
 // pathWarning says how an earlier rule a affects a later rule b ("" none).
-func pathWarning(a, b devproto.PathRule, refs *Refs) string {
-	return matchWarning(ruleRef(a.ID, a.Name, a.Priority), ruleRef(b.ID, b.Name, b.Priority), a.Match, b.Match, samePathAction(a, b), refs)
-}
-
-func matchWarning(ea, lb string, a, b devproto.Match, sameAction bool, refs *Refs) string {
-	if covers(a, b, refs) {
-		return fmt.Sprintf("%s is shadowed by %s, which matches every flow it matches: it never applies", lb, ea)
-	}
-	if !sameAction && overlaps(a, b, refs) {
-		return fmt.Sprintf("%s overlaps %s: flows matching both follow %s", lb, ea, ea)
+func pathWarning(a, b devproto.PathRule, sa, sb sel) string {
+	switch {
+	case covers(sa, sb):
+		return fmt.Sprintf("%s is shadowed by %s, which matches every flow it matches: it never applies",
+			ruleRef(b.ID, b.Name, b.Priority), ruleRef(a.ID, a.Name, a.Priority))
+	case !samePathAction(a, b) && overlaps(sa, sb):
+		ea := ruleRef(a.ID, a.Name, a.Priority)
+		return fmt.Sprintf("%s overlaps %s: flows matching both follow %s", ruleRef(b.ID, b.Name, b.Priority), ea, ea)
 	}
 	return ""
 }
@@ -302,17 +304,22 @@ func checkFirewallRules(section string, rules []devproto.FirewallRule, refs *Ref
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b devproto.FirewallRule) int { return a.Priority - b.Priority })
+	sels := make([]sel, len(out))
+	for i, r := range out {
+		sels[i] = selOf(r.Match, refs)
+	}
 	var warns []string
 	for j := range out {
 		for i := 0; i < j; i++ {
 			a, b := out[i], out[j]
-			ea, lb := ruleRef(a.ID, a.Description, a.Priority), ruleRef(b.ID, b.Description, b.Priority)
-			if ifCovers(a.InInterface, b.InInterface) && ifCovers(a.OutInterface, b.OutInterface) && covers(a.Match, b.Match, refs) {
-				warns = append(warns, fmt.Sprintf("%s: %s is shadowed by %s, which matches every flow it matches: it never applies", section, lb, ea))
+			if ifCovers(a.InInterface, b.InInterface) && ifCovers(a.OutInterface, b.OutInterface) && covers(sels[i], sels[j]) {
+				warns = append(warns, fmt.Sprintf("%s: %s is shadowed by %s, which matches every flow it matches: it never applies", section,
+					ruleRef(b.ID, b.Description, b.Priority), ruleRef(a.ID, a.Description, a.Priority)))
 				break
 			}
-			if a.Action != b.Action && ifsMeet(a.InInterface, b.InInterface) && ifsMeet(a.OutInterface, b.OutInterface) && overlaps(a.Match, b.Match, refs) {
-				warns = append(warns, fmt.Sprintf("%s: %s overlaps %s: flows matching both follow %s", section, lb, ea, ea))
+			if a.Action != b.Action && ifsMeet(a.InInterface, b.InInterface) && ifsMeet(a.OutInterface, b.OutInterface) && overlaps(sels[i], sels[j]) {
+				ea := ruleRef(a.ID, a.Description, a.Priority)
+				warns = append(warns, fmt.Sprintf("%s: %s overlaps %s: flows matching both follow %s", section, ruleRef(b.ID, b.Description, b.Priority), ea, ea))
 			}
 		}
 	}
