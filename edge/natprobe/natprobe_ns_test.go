@@ -381,6 +381,7 @@ func TestTunnelThroughSymmetricNAT(t *testing.T) {
 type site struct {
 	edge, router string // namespaces
 	wanIf        string
+	outIf        string // the router's outside interface
 	private      netip.Addr // the edge's WAN address
 	public       netip.Addr // the router's outside address
 	nat          string
@@ -416,6 +417,7 @@ func newTwoSites(t *testing.T, n int, natA, natB string) (inet string, a, b *sit
 	}{{a, "a", "192.168.77.1", "203.0.113.2", "192.168.77.0/24"}, {b, "b", "192.168.78.1", "198.51.100.2", "192.168.78.0/24"}} {
 		s := x.s
 		rIn, rOut, iIf := fmt.Sprintf("h7b%d%sri", n, x.side), fmt.Sprintf("h7b%d%sro", n, x.side), fmt.Sprintf("h7b%d%si", n, x.side)
+		s.outIf = rOut
 		run(t, "ip", "link", "add", s.wanIf, "netns", s.edge, "type", "veth", "peer", "name", rIn, "netns", s.router)
 		run(t, "ip", "link", "add", rOut, "netns", s.router, "type", "veth", "peer", "name", iIf, "netns", inet)
 		for _, c := range [][]string{
@@ -466,51 +468,8 @@ func TestTunnelAcrossNATs(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.a+"/"+tc.b, func(t *testing.T) {
 			inet, a, b := newTwoSites(t, i, tc.a, tc.b)
-			var srv *natprobetest.Server
-			inNS(t, inet, func() (err error) {
-				srv, err = natprobetest.Listen(netip.MustParseAddr("203.0.113.2"), 3478, 3479)
-				return err
-			})
-			t.Cleanup(srv.Close)
-			servers := srv.Addrs()
-			engines := map[*site]*dataplane.Engine{}
-			mapped := map[*site]netip.AddrPort{}
-			for _, s := range []*site{a, b} {
-				wan := dataplane.WANConfig{Interface: s.wanIf, Address: s.private}
-				var e *dataplane.Engine
-				inNS(t, s.edge, func() (err error) {
-					e, err = dataplane.New(context.Background(), dataplane.Config{TUN: dataplane.TUNConfig{Name: "h7bt0"},
-						ProbeInterval: 200 * time.Millisecond, WANs: []dataplane.WANConfig{wan}}, quietLog())
-					return err
-				})
-				t.Cleanup(func() { e.Close() })
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				m := Mapping(ctx, e, s.wanIf, servers[:], nil)
-				cancel()
-				wantMapping := map[string]string{none: none, full: restr, restr: restr, sym: sym}[s.nat]
-				if m.NAT != wantMapping {
-					t.Fatalf("%s: mapping test says %+v, want %s", s.nat, m, wantMapping)
-				}
-				engines[s], mapped[s] = e, m.Mapped
-			}
-			tunnel := func(s, peer *site, out, in esp.Config, local, remote string) dataplane.TunnelConfig {
-				return dataplane.TunnelConfig{Name: "t1", Site: "peer", VNI: 1, WANInterface: s.wanIf, WANAddress: s.private,
-					Remote: mapped[peer], Local: netip.MustParseAddr(local), Peer: netip.MustParseAddr(remote), Outbound: out, Inbound: in}
-			}
-			ta := tunnel(a, b, gcm(0x1001, 1), gcm(0x2001, 2), "10.100.0.0", "10.100.0.1")
-			tb := tunnel(b, a, gcm(0x2001, 2), gcm(0x1001, 1), "10.100.0.1", "10.100.0.0")
-			for s, tc := range map[*site]dataplane.TunnelConfig{a: ta, b: tb} {
-				if err := engines[s].Apply(dataplane.Config{TUN: dataplane.TUNConfig{Name: "h7bt0"}, ProbeInterval: 200 * time.Millisecond,
-					WANs: []dataplane.WANConfig{{Interface: s.wanIf, Address: s.private}}, Tunnels: []dataplane.TunnelConfig{tc}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			status := func(s *site) dataplane.TunnelStatus {
-				for _, ts := range engines[s].Status().Tunnels {
-					return ts
-				}
-				return dataplane.TunnelStatus{}
-			}
+			engines := startPair(t, inet, a, b)
+			status := func(s *site) dataplane.TunnelStatus { return tunnelOf(engines[s]) }
 			answered := func() bool { return status(a).ProbesRecv >= 3 && status(b).ProbesRecv >= 3 }
 			limit := 15 * time.Second
 			if !tc.up {
@@ -550,5 +509,99 @@ func TestTunnelAcrossNATs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// startPair starts the STUN server in inet and an engine on each edge,
+// finds each edge's mapping by STUN and configures a tunnel between them
+// with the other's mapping as remote endpoint (what manage does).
+func startPair(t *testing.T, inet string, a, b *site) map[*site]*dataplane.Engine {
+	t.Helper()
+	const (
+		none, full, restr, sym = devproto.NATNone, devproto.NATFullCone, devproto.NATRestricted, devproto.NATSymmetric
+	)
+	var srv *natprobetest.Server
+	inNS(t, inet, func() (err error) {
+		srv, err = natprobetest.Listen(netip.MustParseAddr("203.0.113.2"), 3478, 3479)
+		return err
+	})
+	t.Cleanup(srv.Close)
+	servers := srv.Addrs()
+	engines := map[*site]*dataplane.Engine{}
+	mapped := map[*site]netip.AddrPort{}
+	for _, s := range []*site{a, b} {
+		wan := dataplane.WANConfig{Interface: s.wanIf, Address: s.private}
+		var e *dataplane.Engine
+		inNS(t, s.edge, func() (err error) {
+			e, err = dataplane.New(context.Background(), dataplane.Config{TUN: dataplane.TUNConfig{Name: "h7bt0"},
+				ProbeInterval: 200 * time.Millisecond, WANs: []dataplane.WANConfig{wan}}, quietLog())
+			return err
+		})
+		t.Cleanup(func() { e.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m := Mapping(ctx, e, s.wanIf, servers[:], nil)
+		cancel()
+		wantMapping := map[string]string{none: none, full: restr, restr: restr, sym: sym}[s.nat]
+		if m.NAT != wantMapping {
+			t.Fatalf("%s: mapping test says %+v, want %s", s.nat, m, wantMapping)
+		}
+		engines[s], mapped[s] = e, m.Mapped
+	}
+	tunnel := func(s, peer *site, out, in esp.Config, local, remote string) dataplane.TunnelConfig {
+		return dataplane.TunnelConfig{Name: "t1", Site: "peer", VNI: 1, WANInterface: s.wanIf, WANAddress: s.private,
+			Remote: mapped[peer], Local: netip.MustParseAddr(local), Peer: netip.MustParseAddr(remote), Outbound: out, Inbound: in}
+	}
+	ta := tunnel(a, b, gcm(0x1001, 1), gcm(0x2001, 2), "10.100.0.0", "10.100.0.1")
+	tb := tunnel(b, a, gcm(0x2001, 2), gcm(0x1001, 1), "10.100.0.1", "10.100.0.0")
+	for s, tc := range map[*site]dataplane.TunnelConfig{a: ta, b: tb} {
+		if err := engines[s].Apply(dataplane.Config{TUN: dataplane.TUNConfig{Name: "h7bt0"}, ProbeInterval: 200 * time.Millisecond,
+			WANs: []dataplane.WANConfig{{Interface: s.wanIf, Address: s.private}}, Tunnels: []dataplane.TunnelConfig{tc}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return engines
+}
+
+func tunnelOf(e *dataplane.Engine) dataplane.TunnelStatus {
+	for _, ts := range e.Status().Tunnels {
+		return ts
+	}
+	return dataplane.TunnelStatus{}
+}
+
+// TestISPAddressChange: the ISP router of a site behind a port-restricted
+// NAT gets another public address (the tunnel is up). The site's packets
+// now come from the new address; the public peer learns it from them and
+// the tunnel recovers without any configuration change.
+func TestISPAddressChange(t *testing.T) {
+	needRoot(t)
+	inet, a, b := newTwoSites(t, 10, devproto.NATRestricted, devproto.NATNone)
+	engines := startPair(t, inet, a, b)
+	waitAnswered := func(what string, from map[*site]uint64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			sa, sb := tunnelOf(engines[a]), tunnelOf(engines[b])
+			if sa.ProbesRecv >= from[a]+3 && sb.ProbesRecv >= from[b]+3 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: probes not answered: A %+v\nB %+v", what, sa, sb)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitAnswered("before the change", map[*site]uint64{})
+	run(t, "ip", "netns", "exec", a.router, "sysctl", "-qw", "net.ipv4.conf.all.promote_secondaries=1", "net.ipv4.conf."+a.outIf+".promote_secondaries=1")
+	run(t, "ip", "-n", a.router, "addr", "add", "203.0.113.11/24", "dev", a.outIf)
+	run(t, "ip", "-n", a.router, "addr", "del", a.public.String()+"/24", "dev", a.outIf)
+	run(t, "ip", "-n", a.router, "route", "replace", "default", "via", "203.0.113.2")
+	changed := time.Now()
+	mark := map[*site]uint64{a: tunnelOf(engines[a]).ProbesRecv, b: tunnelOf(engines[b]).ProbesRecv}
+	waitAnswered("after the change", mark)
+	sb := tunnelOf(engines[b])
+	t.Logf("recovered in %v: B's remote %s (configured %s, learned %v)", time.Since(changed).Round(10*time.Millisecond), sb.Remote, sb.Configured, sb.Learned)
+	if !strings.HasPrefix(sb.Remote, "203.0.113.11:") || !sb.Learned {
+		t.Fatalf("B's remote %s, want the new address, learned", sb.Remote)
 	}
 }
