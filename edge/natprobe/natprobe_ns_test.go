@@ -381,7 +381,7 @@ func TestTunnelThroughSymmetricNAT(t *testing.T) {
 type site struct {
 	edge, router string // namespaces
 	wanIf        string
-	outIf        string // the router's outside interface
+	outIf        string     // the router's outside interface
 	private      netip.Addr // the edge's WAN address
 	public       netip.Addr // the router's outside address
 	nat          string
