@@ -278,6 +278,12 @@ func (a *API) patchLabel(c *call) (any, error) {
 			if err := checkLabelType(*in.Type); err != nil {
 				return nil, err
 			}
+			if *in.Type != l.Type {
+				// Path policies use tunnel labels, breakout policies dia labels.
+				if err := labelInPolicies(c, tx, l, "change its type"); err != nil {
+					return nil, err
+				}
+			}
 			l.Type = *in.Type
 		}
 		if in.Description != nil {
@@ -301,6 +307,9 @@ func (a *API) deleteLabel(c *call) (any, error) {
 			return nil, notFoundAs(err, "path label")
 		}
 		if err := labelInUse(c, tx, l); err != nil {
+			return nil, err
+		}
+		if err := labelInPolicies(c, tx, l, "delete it"); err != nil {
 			return nil, err
 		}
 		if err := tx.DeletePathLabel(c.ctx, c.org.ID, l.ID); err != nil {

@@ -1064,6 +1064,27 @@ func (a *API) putOrgFirewall(c *call) (any, error) {
 	return in, nil
 }
 
+// labelInPolicies refuses (409) to change a label that path or breakout
+// policy rules name.
+func labelInPolicies(c *call, tx store.Store, l store.PathLabel, what string) error {
+	for off := 0; ; off += store.MaxListLimit {
+		p, err := tx.ListPolicies(c.ctx, c.org.ID, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "name"})
+		if err != nil {
+			return err
+		}
+		for _, pol := range p.Items {
+			for _, r := range pol.Rules {
+				if slices.Contains(r.Labels, l.ID) {
+					return conflict("path label %q is used by rule %q of %s policy %q: remove it there before you %s", l.Name, r.ID, pol.Kind, pol.Name, what)
+				}
+			}
+		}
+		if len(p.Items) < store.MaxListLimit {
+			return nil
+		}
+	}
+}
+
 // --- per-application stats ---
 
 type appStat struct {

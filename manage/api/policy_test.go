@@ -175,6 +175,14 @@ func testPolicyAPI(t *testing.T, e *env) {
 	if r := e.do("DELETE", org+"/policies/"+polID, tok, nil); r.status != 409 {
 		t.Fatalf("delete of an assigned policy: %d %s", r.status, r.raw)
 	}
+	// A label that rules name keeps its type and cannot go.
+	if r := e.do("PATCH", org+"/path-labels/"+w.lblA.ID, tok, map[string]any{"type": "dia"}); r.status != 409 || !strings.Contains(r.raw2(), "main") {
+		t.Fatalf("type change of a label policies use: %d %s", r.status, r.raw)
+	}
+	if r := e.do("DELETE", org+"/path-labels/"+w.lblA.ID, tok, nil); r.status != 409 {
+		t.Fatalf("delete of a label policies use: %d %s", r.status, r.raw)
+	}
+	e.must(http.StatusOK, "PATCH", org+"/path-labels/"+w.lblA.ID, tok, map[string]any{"color": "#00ff00"})
 
 	// Firewall with a port forward: only onto a device whose LAN holds the host.
 	fw := e.must(http.StatusCreated, "POST", org+"/policies", tok, map[string]any{"kind": "firewall", "name": "branch", "firewall": map[string]any{

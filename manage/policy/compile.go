@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -117,7 +118,8 @@ type Parts struct {
 // organization's, else DefaultQoS), its WAN bandwidths (WANs only), the
 // firewall (organization-wide rules first, then the device policy's, each
 // section renumbered 1..n; port forwards and 1:1 NAT of the device
-// policy; nil when neither exists), and the applications those rules
+// policy that still fit the device (a WAN, a host in one of its LANs);
+// nil when neither exists), and the applications those rules
 // reference by id, category, service class or importance. Every list is
 // in canonical order so equal inputs give equal documents.
 func (o *Org) Parts(d store.Device) Parts {
@@ -163,8 +165,19 @@ func (o *Org) Parts(d store.Device) Parts {
 		}
 		if hasDev {
 			parts = append(parts, devFW.Firewall)
-			fw.PortForwards = append(fw.PortForwards, devFW.Firewall.PortForwards...)
-			fw.OneToOne = append(fw.OneToOne, devFW.Firewall.OneToOne...)
+			// Only onto what the device still has (the interfaces may
+			// have been reassigned since the policy was checked): a WAN,
+			// a host in one of its LANs.
+			for _, f := range devFW.Firewall.PortForwards {
+				if wans[f.Interface] && inLANs(d, f.ToAddress) {
+					fw.PortForwards = append(fw.PortForwards, f)
+				}
+			}
+			for _, n := range devFW.Firewall.OneToOne {
+				if wans[n.Interface] && inLANs(d, n.PrivateAddress) {
+					fw.OneToOne = append(fw.OneToOne, n)
+				}
+			}
 		}
 		for _, part := range parts {
 			fw.Outbound = append(fw.Outbound, firewallSection(part.Outbound, refs)...)
@@ -197,6 +210,23 @@ func (o *Org) Parts(d store.Device) Parts {
 	}
 	p.Applications = referenced(o.Apps, matches)
 	return p
+}
+
+// inLANs reports whether addr lies in a LAN subnet of the device.
+func inLANs(d store.Device, addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	for _, x := range d.InterfaceConfig {
+		if x.Role != store.RoleLAN {
+			continue
+		}
+		if p, err := netip.ParsePrefix(x.Address); err == nil && p.Masked().Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // liveMatch drops applications that no longer exist; false when the

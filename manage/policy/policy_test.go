@@ -429,15 +429,19 @@ func TestPartsCanonical(t *testing.T) {
 				Outbound: []devproto.FirewallRule{{ID: "o2", Priority: 900, Action: "deny"}, {ID: "o1", Priority: 100, Action: "deny", Match: devproto.Match{Applications: []string{"bittorrent"}}}},
 			}},
 			"devfw": {ID: "devfw", Kind: store.PolicyFirewall, Firewall: devproto.Firewall{
-				Outbound:     []devproto.FirewallRule{{ID: "d1", Priority: 1, Action: "allow"}},
-				PortForwards: []devproto.PortForward{{ID: "pf2"}, {ID: "pf1"}},
+				Outbound: []devproto.FirewallRule{{ID: "d1", Priority: 1, Action: "allow"}},
+				PortForwards: []devproto.PortForward{{ID: "pf2", Interface: "wan0", ToAddress: "10.0.0.5"}, {ID: "pf1", Interface: "wan1", ToAddress: "10.0.0.6"},
+					{ID: "pf0-on-lan", Interface: "lan0", ToAddress: "10.0.0.7"}, {ID: "pf0-outside", Interface: "wan0", ToAddress: "172.16.0.1"}},
+				OneToOne: []devproto.OneToOneNAT{{ID: "n1", Interface: "wan0", PublicAddress: "203.0.113.1", PrivateAddress: "10.0.0.9"},
+					{ID: "n0-gone", Interface: "wan9", PublicAddress: "203.0.113.2", PrivateAddress: "10.0.0.10"}},
 			}},
 		},
 		Devices: map[string]store.DevicePolicy{"dev": {DeviceID: "dev", PathPolicyID: "p", BreakoutPolicyID: "b", FirewallPolicyID: "devfw",
 			WANQoS: []devproto.WANQoS{{Interface: "wan1", UplinkKbps: 2}, {Interface: "gone0", UplinkKbps: 9}, {Interface: "wan0", UplinkKbps: 1}}}},
 		OrgPolicy: store.OrgPolicy{FirewallPolicyID: "orgfw"},
 	}
-	d := store.Device{ID: "dev", InterfaceConfig: []store.InterfaceAssignment{{Name: "wan0", Role: store.RoleWAN}, {Name: "wan1", Role: store.RoleWAN}}}
+	d := store.Device{ID: "dev", InterfaceConfig: []store.InterfaceAssignment{{Name: "wan0", Role: store.RoleWAN}, {Name: "wan1", Role: store.RoleWAN},
+		{Name: "lan0", Role: store.RoleLAN, Address: "10.0.0.1/24"}}}
 	p := o.Parts(d)
 	ids := func(rs []devproto.PathRule) (out []string) {
 		for _, r := range rs {
@@ -471,7 +475,8 @@ func TestPartsCanonical(t *testing.T) {
 	if diff := cmp.Diff([]string{"o1", "o2", "d1"}, fw); diff != "" {
 		t.Errorf("firewall outbound (organization first): %s", diff)
 	}
-	if p.Firewall.Outbound[2].Priority != 3 || p.Firewall.PortForwards[0].ID != "pf1" || p.Firewall.Inbound == nil {
+	if p.Firewall.Outbound[2].Priority != 3 || len(p.Firewall.PortForwards) != 2 || p.Firewall.PortForwards[0].ID != "pf1" ||
+		len(p.Firewall.OneToOne) != 1 || p.Firewall.Inbound == nil {
 		t.Errorf("firewall not canonical: %+v", p.Firewall)
 	}
 	if len(p.WANQoS) != 2 || p.WANQoS[0].Interface != "wan0" {
