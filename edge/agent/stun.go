@@ -246,7 +246,7 @@ func (c *stunChecker) round(ctx context.Context) {
 				st.mapping, st.mappingAt, st.pending = r, r.CheckedAt, false
 			})
 		case !st.pending && eim(st.mapping.NAT) && now.Sub(st.mappingAt) >= c.quiet &&
-			(st.filter == natprobe.FilterUnknown || st.filterFor != st.mapping.Mapped || now.Sub(st.filterAt) >= c.interval):
+			(st.filterAt.IsZero() || st.filterFor != st.mapping.Mapped || now.Sub(st.filterAt) >= c.interval):
 			wg.Go(func() {
 				f, err := natprobe.Filtering(ctx, e, name, servers[0])
 				if err != nil {

@@ -101,6 +101,13 @@ func (t *stunTable) handle(b []byte, from netip.AddrPort) {
 	t.mu.Unlock()
 	t.answers.Add(1)
 	r := stunReply{res: STUNResult{From: from}}
+	if tx.changePort && from == tx.server {
+		// A server that ignores CHANGE-REQUEST answers from the port
+		// asked: the answer would pass any NAT and tell nothing.
+		r.err = fmt.Errorf("STUN server %s ignored the change-port request (not an RFC 5780 server?)", from)
+		tx.ch <- r
+		return
+	}
 	if m.Type.Class == stun.ClassErrorResponse {
 		var code stun.ErrorCodeAttribute
 		if err := code.GetFrom(m); err == nil {

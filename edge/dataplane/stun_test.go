@@ -89,6 +89,7 @@ func TestSTUNTransactionMatching(t *testing.T) {
 		{"from another address", false, same, stun.BindingSuccess, netip.MustParseAddrPort("198.51.100.8:3478"), false, false},
 		{"from the other port without change-port", false, same, stun.BindingSuccess, netip.MustParseAddrPort("198.51.100.7:3479"), false, false},
 		{"from the other port after change-port", true, same, stun.BindingSuccess, netip.MustParseAddrPort("198.51.100.7:3479"), true, false},
+		{"change-port ignored by the server", true, same, stun.BindingSuccess, server, true, true},
 		{"a request, not an answer", false, same, stun.BindingRequest, server, false, false},
 	}
 	for _, tc := range tests {
