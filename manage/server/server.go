@@ -311,7 +311,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go s.sweepSessions(ctx)
 	if isURL(s.cfg.AppCatalog) {
-		go s.refreshCatalog(ctx)
+		catCtx, catStop := context.WithCancel(ctx)
+		catDone := make(chan struct{})
+		go func() { s.refreshCatalog(catCtx); close(catDone) }()
+		defer func() { catStop(); <-catDone }() // before the store closes
 	}
 	if s.stun != nil {
 		stunCtx, stunStop := context.WithCancel(ctx)
