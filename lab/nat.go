@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/google/nftables"
@@ -96,6 +97,22 @@ func natRules(c *nftables.Conn, t *nftables.Table, n NAT) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(out, &expr.Masq{FullyRandom: true})})
 	default:
 		return fmt.Errorf("no NAT rules for type %q", n.Type)
+	}
+	if n.ForwardPort != 0 {
+		// udp dport ForwardPort of the public address → the edge, same port.
+		pre := natChain(c, t, "prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+		port := binary.BigEndian.AppendUint16(nil, uint16(n.ForwardPort))
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(matchIfname(expr.MetaKeyIIFNAME, n.Outside),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: n.Public.AsSlice()},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
+			&expr.Immediate{Register: 1, Data: n.Private.AsSlice()},
+			&expr.Immediate{Register: 2, Data: port},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 2, RegProtoMax: 2},
+		)})
 	}
 	return nil
 }

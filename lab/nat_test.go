@@ -160,3 +160,41 @@ func testNAT(t *testing.T, top Topology, types []NATType, withRelay bool) {
 		})
 	}
 }
+
+// TestNATPortForward: behind a symmetric (and a port-restricted) NAT with
+// port_forward, unsolicited datagrams to that UDP port of the ISP's public
+// address reach the edge on the same port; other ports stay closed.
+func TestNATPortForward(t *testing.T) {
+	needRoot(t)
+	top := Topology{Sites: []Site{
+		{WANs: []WAN{{NAT: NATSymmetric, PortForward: 4789}}},
+		{WANs: []WAN{{NAT: NATPortRestricted, PortForward: 4789}}},
+	}}
+	if err := top.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := upLab(t, top, true)
+	p := l.Plan
+	inet, _ := p.Node("internet")
+	for s := 1; s <= 2; s++ {
+		t.Run(fmt.Sprintf("s%d", s), func(t *testing.T) {
+			edge, _ := p.Node(fmt.Sprintf("s%d/edge", s))
+			_, ispUp := ISPUplink(s, 1)
+			fwd := udpIn(t, edge.NS, "0.0.0.0:4789")
+			closed := udpIn(t, edge.NS, "0.0.0.0:4790")
+			outside := udpIn(t, inet.NS, netip.AddrPortFrom(p.InternetAddr, 0).String())
+			send(t, outside, netip.AddrPortFrom(ispUp.Addr(), 4790), "closed")
+			send(t, outside, netip.AddrPortFrom(ispUp.Addr(), 4789), "forwarded")
+			if msg, _ := recvFrom(t, fwd); msg != "forwarded" {
+				t.Errorf("got %q on the forwarded port", msg)
+			}
+			// Both datagrams crossed the same FIFO path: had the closed
+			// one passed, it would be in by now.
+			_ = closed.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			buf := make([]byte, 64)
+			if n, _, err := closed.ReadFromUDPAddrPort(buf); err == nil {
+				t.Errorf("an unforwarded port let %q in", buf[:n])
+			}
+		})
+	}
+}

@@ -87,6 +87,9 @@ type NAT struct {
 	Outside string // interface towards the internet
 	Public  netip.Addr
 	Private netip.Addr // the edge's WAN address behind the NAT
+	// ForwardPort, when not zero, is a UDP port of Public forwarded to the
+	// same port of Private.
+	ForwardPort int
 }
 
 // Breakout is the masquerade an edge does for its LANs in plumbing mode.
@@ -345,7 +348,7 @@ func NewPlan(prefix string, t Topology) (*Plan, error) {
 				p.Routes = append(p.Routes, Route{Node: "internet", Dst: accISP.Masked(), Via: upISP.Addr()})
 			} else {
 				p.NATs = append(p.NATs, NAT{Node: isp, Type: wan.NAT, Inside: "cust", Outside: "inet",
-					Public: upISP.Addr(), Private: accEdge.Addr()})
+					Public: upISP.Addr(), Private: accEdge.Addr(), ForwardPort: wan.PortForward})
 			}
 			// Default route per WAN (lower metric for wan1) and a table per
 			// WAN chosen by source address, so replies leave by the WAN that

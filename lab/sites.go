@@ -60,11 +60,14 @@ func (p *Plan) SiteInterfaces(s int, labelIDs map[string]string) ([]client.Inter
 			isp, edge := Access(s, w, wan.NAT)
 			a.Address, a.Gateway = edge.String(), isp.Addr().String()
 		}
-		if wan.NAT == NATFullCone {
+		_, public := ISPUplink(s, w)
+		switch {
+		case wan.NAT == NATFullCone:
 			// The ISP forwards everything for its public address to the
 			// edge, port kept: 1:1 NAT, which peers are told.
-			_, public := ISPUplink(s, w)
 			a.PublicAddress = public.Addr().String()
+		case wan.PortForward != 0:
+			a.PublicAddress, a.PublicPort = public.Addr().String(), wan.PortForward
 		}
 		if wan.Label != "" {
 			id, ok := labelIDs[wan.Label]

@@ -74,8 +74,24 @@ func TestSiteInterfaces(t *testing.T) {
 	if as, err = p.SiteInterfaces(2, nil); err != nil {
 		t.Fatal(err)
 	}
-	if w := as[0]; w.PublicAddress != "100.64.2.6" || w.Address != "192.168.1.2/24" || w.Gateway != "192.168.1.1" {
+	if w := as[0]; w.PublicAddress != "100.64.2.6" || w.PublicPort != 0 || w.Address != "192.168.1.2/24" || w.Gateway != "192.168.1.1" {
 		t.Errorf("full-cone wan1 = %+v", w)
+	}
+	// A forwarded port behind a symmetric NAT is the WAN's public endpoint.
+	top.Sites[1].WANs = []WAN{{NAT: NATSymmetric, PortForward: 4789}}
+	if p, err = NewPlan("tl", top); err != nil {
+		t.Fatal(err)
+	}
+	if as, err = p.SiteInterfaces(2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w := as[0]; w.PublicAddress != "100.64.2.6" || w.PublicPort != 4789 {
+		t.Errorf("port-forwarded wan1 = %+v", w)
+	}
+	for _, n := range p.NATs {
+		if n.Node == "s2/isp1" && (n.ForwardPort != 4789 || n.Private.String() != "192.168.1.2") {
+			t.Errorf("NAT = %+v", n)
+		}
 	}
 }
 

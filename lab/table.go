@@ -54,6 +54,8 @@ func (p *Plan) WriteTable(w io.Writer) error {
 			_, edge := Access(s, w, wan.NAT)
 			public := edge.Addr().String()
 			switch {
+			case wan.NAT != NATNone && wan.PortForward != 0:
+				public = fmt.Sprintf("%s (udp %d forwarded)", up.Addr(), wan.PortForward)
 			case wan.NAT != NATNone:
 				public = up.Addr().String()
 			case wan.DHCP:

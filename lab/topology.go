@@ -95,6 +95,11 @@ type WAN struct {
 	MTU int `yaml:"mtu,omitempty" json:"mtu,omitempty"`
 	// Impair is the link's impairment when the lab comes up (needs relays).
 	Impair *LinkImpairment `yaml:"impair,omitempty" json:"impair,omitempty"`
+	// PortForward, behind a port-restricted or symmetric NAT, makes the
+	// ISP forward this UDP port of its public address to the same port of
+	// the edge (the tunnels' port, 4789, is the useful one); up tells
+	// manage the WAN's public endpoint is that address and port.
+	PortForward int `yaml:"port_forward,omitempty" json:"port_forward,omitempty"`
 	// DHCP makes the ISP router hand the edge its WAN address with busybox
 	// udhcpd instead of the lab configuring it (see AccessDHCP).
 	DHCP bool `yaml:"dhcp,omitempty" json:"dhcp,omitempty"`
@@ -319,6 +324,16 @@ func (t *Topology) Normalize() error {
 			}
 			if t.WANDHCP {
 				s.WANs[w].DHCP = true
+			}
+			if pf := s.WANs[w].PortForward; pf != 0 {
+				switch {
+				case pf < 1 || pf > 65535:
+					return fmt.Errorf("%s wan%d: port_forward %d: use a UDP port from 1 to 65535 (4789 for tunnels)", name, w+1, pf)
+				case n != NATPortRestricted && n != NATSymmetric:
+					return fmt.Errorf("%s wan%d: port_forward is for port-restricted or symmetric NAT (%s needs none)", name, w+1, n)
+				case s.WANs[w].DHCP:
+					return fmt.Errorf("%s wan%d: port_forward forwards to a fixed address, which a DHCP WAN does not have", name, w+1)
+				}
 			}
 			if s.WANs[w].DHCP && n == NATFullCone {
 				return fmt.Errorf("%s wan%d: full-cone NAT forwards to a fixed address, which a DHCP WAN does not have: use static addressing or another NAT type", name, w+1)

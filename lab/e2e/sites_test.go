@@ -736,3 +736,24 @@ func TestSitesPathLabels(t *testing.T) {
 	}
 	s.step(t, "one tunnel per label; either carries the traffic alone")
 }
+
+// TestSitesSymmetricNATHub: every site behind a symmetric NAT, the hub's
+// ISP forwarding UDP 4789 to it (port_forward): the hub's tunnels come up
+// (two symmetric NATs facing each other could not) and the spokes reach
+// each other through it.
+func TestSitesSymmetricNATHub(t *testing.T) {
+	top := lab.Topology{
+		NAT:     lab.NATSymmetric,
+		Tunnels: lab.TunnelsHubSpoke,
+		Hubs:    []string{"s1"},
+		Sites:   []lab.Site{{WANs: []lab.WAN{{PortForward: 4789}}}, {}, {}},
+	}
+	s := upSites(t, top)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if got := len(s.sites.Tunnels); got != 2 {
+		t.Errorf("hub s1 with spokes s2, s3: %d tunnels, want 2", got)
+	}
+	s.reachAll(ctx, t, 30*time.Second)
+	s.step(t, "every host reaches every other site's host through symmetric NATs")
+}
