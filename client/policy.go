@@ -276,9 +276,9 @@ func (c *Client) GetCatalog(ctx context.Context) (*Catalog, error) {
 	return &out, nil
 }
 
-// ReloadCatalog loads the catalogue from source (a file path on manage's
-// host or an http(s) URL; "" = manage's --app-catalog). Owners of the
-// operator account only.
+// ReloadCatalog loads the catalogue from source (an http(s) URL; "" =
+// manage's --app-catalog, a file or URL). Owners of the operator account
+// only.
 func (c *Client) ReloadCatalog(ctx context.Context, source string) (*Catalog, error) {
 	var out Catalog
 	if err := c.post(ctx, "/applications/catalog/reload", map[string]string{"source": source}, &out); err != nil {

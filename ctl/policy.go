@@ -243,8 +243,8 @@ func (c *cli) applicationsCommand() *cobra.Command {
 		return printObject(c, catalogView, *k)
 	})
 	reload := &cobra.Command{
-		Use:   "reload [SOURCE]",
-		Short: "Load the application catalogue from a file on manage's host or an http(s) URL (default: manage's --app-catalog); operator owners only",
+		Use:   "reload [URL]",
+		Short: "Load the application catalogue from an http(s) URL (default: manage's --app-catalog, file or URL); operator owners only",
 		Args:  maxArgs(1),
 	}
 	reload.RunE = c.withClient(func(ctx context.Context, cl *client.Client, args []string) error {

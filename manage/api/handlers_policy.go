@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ type catalogInfo struct {
 }
 
 type catalogReload struct {
-	// Source is a file path (on manage's host) or an http(s) URL; empty:
+	// Source is an http(s) URL, or manage's --app-catalog file; empty:
 	// the configured source (--app-catalog).
 	Source string `json:"source,omitempty"`
 }
@@ -75,7 +76,11 @@ func (a *API) reloadCatalog(c *call) (any, error) {
 		src = a.cfg.CatalogSource
 	}
 	if src == "" {
-		return nil, invalid("source", "no source given and manage has none configured (--app-catalog): give a file path or an http(s) URL")
+		return nil, invalid("source", "no source given and manage has none configured (--app-catalog): give an http(s) URL")
+	}
+	if u, err := url.Parse(src); (err != nil || (u.Scheme != "http" && u.Scheme != "https")) && src != a.cfg.CatalogSource {
+		// The API does not open arbitrary files of manage's host.
+		return nil, invalid("source", "%q: give an http(s) URL; a file can only be manage's --app-catalog file (edit it and reload without a source)", src)
 	}
 	op, err := a.operatorAccount(c.ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,21 +273,23 @@ func testPolicyAPI(t *testing.T, e *env) {
 	}
 }
 
-
 func TestCatalogReload(t *testing.T) {
 	e := newEnv(t)
 	w := e.world() // accA is the operator account (created first)
 	dir := t.TempDir()
-	good := filepath.Join(dir, "catalog.json")
-	if err := os.WriteFile(good, []byte(`{"version":"test-2","applications":[
+	goodDoc := `{"version":"test-2","applications":[
 		{"id":"zoom","name":"Zoom","category":"collaboration","service_class":"real-time","importance":"high","rules":[{"protocol":"udp","ports":["8801-8810"]}]},
-		{"id":"intranet","name":"Intranet","category":"web","service_class":"prime","importance":"high","rules":[{"prefixes":["10.0.0.0/8"],"protocol":"tcp","ports":["443"]}]}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bad := filepath.Join(dir, "bad.json")
-	if err := os.WriteFile(bad, []byte(`{"version":"x","applications":[{"id":"a"}]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+		{"id":"intranet","name":"Intranet","category":"web","service_class":"prime","importance":"high","rules":[{"prefixes":["10.0.0.0/8"],"protocol":"tcp","ports":["443"]}]}]}`
+	badDoc := `{"version":"x","applications":[{"id":"a"}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad" {
+			rw.Write([]byte(badDoc))
+			return
+		}
+		rw.Write([]byte(goodDoc))
+	}))
+	defer srv.Close()
+	e.api.cfg.CatalogClient = srv.Client()
 	var mu sync.Mutex
 	orgs := map[string]bool{}
 	e.api.cfg.OnDeviceChange = func(org, dev string) { mu.Lock(); orgs[org] = true; mu.Unlock() }
@@ -295,19 +298,26 @@ func TestCatalogReload(t *testing.T) {
 		t.Fatalf("catalogue: %s", got.raw)
 	}
 	// Only owners of the operator account, with a session.
-	e.must(http.StatusForbidden, "POST", "/applications/catalog/reload", w.bobTok, map[string]any{"source": good})
+	e.must(http.StatusForbidden, "POST", "/applications/catalog/reload", w.bobTok, map[string]any{"source": srv.URL})
 	mgr := e.login(e.user("max@acme.test", membership(w.accA.ID, store.ScopeAccount, w.accA.ID, store.RoleManager)).Email)
-	e.must(http.StatusForbidden, "POST", "/applications/catalog/reload", mgr, map[string]any{"source": good})
+	e.must(http.StatusForbidden, "POST", "/applications/catalog/reload", mgr, map[string]any{"source": srv.URL})
+	key := e.must(http.StatusCreated, "POST", "/accounts/"+w.accA.ID+"/access-keys", w.aliceTok,
+		map[string]any{"name": "ops", "scope": "account", "scope_id": w.accA.ID, "role": "owner"}).str("key")
+	e.must(http.StatusForbidden, "POST", "/applications/catalog/reload", key, map[string]any{"source": srv.URL})
 	if r := e.do("POST", "/applications/catalog/reload", w.aliceTok, nil); r.status != 422 || r.errField() != "source" {
 		t.Fatalf("reload without a source: %d %s", r.status, r.raw)
 	}
-	if r := e.do("POST", "/applications/catalog/reload", w.aliceTok, map[string]any{"source": bad}); r.status != 422 || !strings.Contains(string(r.raw), "applications[0]") {
+	// The API opens no file but manage's own --app-catalog.
+	if r := e.do("POST", "/applications/catalog/reload", w.aliceTok, map[string]any{"source": "/etc/passwd"}); r.status != 422 || !strings.Contains(r.raw2(), "http(s) URL") {
+		t.Fatalf("reload from an arbitrary file: %d %s", r.status, r.raw)
+	}
+	if r := e.do("POST", "/applications/catalog/reload", w.aliceTok, map[string]any{"source": srv.URL + "/bad"}); r.status != 422 || !strings.Contains(r.raw2(), "applications[0]") {
 		t.Fatalf("bad catalogue: %d %s", r.status, r.raw)
 	}
 	if got := e.must(http.StatusOK, "GET", "/applications/catalog", w.aliceTok, nil); got.str("source") != "builtin" {
 		t.Fatalf("a bad catalogue replaced the good one: %s", got.raw)
 	}
-	got := e.must(http.StatusOK, "POST", "/applications/catalog/reload", w.aliceTok, map[string]any{"source": good})
+	got := e.must(http.StatusOK, "POST", "/applications/catalog/reload", w.aliceTok, map[string]any{"source": srv.URL + "/catalog.json"})
 	if got.str("version") != "test-2" || got.body["applications"].(float64) != 2 || got.str("loaded_at") == "" {
 		t.Fatalf("reloaded: %s", got.raw)
 	}
@@ -319,9 +329,15 @@ func TestCatalogReload(t *testing.T) {
 		t.Errorf("reload recompiled %v, want every organization", orgs)
 	}
 	mu.Unlock()
-	// The configured source is the default; the reload is audited in the operator account.
-	e.api.cfg.CatalogSource = good
-	e.must(http.StatusOK, "POST", "/applications/catalog/reload", w.aliceTok, nil)
+	// The configured file is the default source: edited, then reloaded.
+	file := filepath.Join(dir, "catalog.json")
+	e.api.cfg.CatalogSource = file
+	if err := os.WriteFile(file, []byte(strings.Replace(goodDoc, "test-2", "test-3", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.must(http.StatusOK, "POST", "/applications/catalog/reload", w.aliceTok, nil); got.str("version") != "test-3" || got.str("source") != file {
+		t.Fatalf("reload of the configured file: %s", got.raw)
+	}
 	p, err := e.st.ListAudit(context.Background(), w.accA.ID, store.ListOptions{Filter: map[string]string{"action": "application_catalog.reload"}})
 	if err != nil || p.Total != 2 {
 		t.Fatalf("reload audit: %d, %v", p.Total, err)
