@@ -72,7 +72,11 @@ func (w *wanNAT) result() natprobe.Result {
 	if w.filterFor != w.mapping.Mapped {
 		f = natprobe.FilterUnknown
 	}
-	return natprobe.Combine(w.mapping, f)
+	r := natprobe.Combine(w.mapping, f)
+	if f != natprobe.FilterUnknown && w.filterAt.After(r.CheckedAt) {
+		r.CheckedAt = w.filterAt
+	}
+	return r
 }
 
 // checker returns the applier's NAT checker, starting it on first use

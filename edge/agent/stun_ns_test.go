@@ -30,15 +30,7 @@ func TestSTUNFromWANWithoutTunnels(t *testing.T) {
 		stunFromWAN(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, TUN device)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
-	}
+	needNamespaces(t)
 	b := make([]byte, 3)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
@@ -54,7 +46,17 @@ func TestSTUNFromWANWithoutTunnels(t *testing.T) {
 	sh(t, "-n", nsA, "link", "set", "h7bag0", "up")
 	sh(t, "-n", nsS, "link", "set", "h7bas0", "up")
 
-	// The STUN server's sockets are made in namespace S.
+	srv := listenSTUNIn(t, nsS, "192.0.2.2")
+	reexecIn(t, nsA, "TestSTUNFromWANWithoutTunnels", stunNSEnv)
+	if srv.Requests.Load() == 0 {
+		t.Fatal("the STUN server saw no request")
+	}
+}
+
+// listenSTUNIn starts the two-port STUN test server on ip in namespace ns
+// (its sockets are made there; the server stops in t.Cleanup).
+func listenSTUNIn(t *testing.T, ns, ip string) *natprobetest.Server {
+	t.Helper()
 	var srv *natprobetest.Server
 	err := func() error {
 		runtime.LockOSThread()
@@ -64,7 +66,7 @@ func TestSTUNFromWANWithoutTunnels(t *testing.T) {
 			return err
 		}
 		defer orig.Close()
-		h, err := netns.GetFromName(nsS)
+		h, err := netns.GetFromName(ns)
 		if err != nil {
 			return err
 		}
@@ -73,25 +75,116 @@ func TestSTUNFromWANWithoutTunnels(t *testing.T) {
 			return err
 		}
 		defer netns.Set(orig)
-		srv, err = natprobetest.Listen(netip.MustParseAddr("192.0.2.2"), 3478, 3479)
+		srv, err = natprobetest.Listen(netip.MustParseAddr(ip), 3478, 3479)
 		return err
 	}()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
 
+// reexecIn runs test name again inside namespace ns with env set.
+func reexecIn(t *testing.T, ns, name, env string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsA, os.Args[0], "-test.run=^TestSTUNFromWANWithoutTunnels$", "-test.v")
-	cmd.Env = append(os.Environ(), stunNSEnv+"=1")
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+name+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=1")
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestSTUNFromWANWithoutTunnels") {
-		t.Fatalf("in namespace %s: %v\n%s", nsA, err, out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
 	}
-	t.Logf("in namespace %s:\n%s", nsA, out)
-	if srv.Requests.Load() == 0 {
-		t.Fatal("the STUN server saw no request")
+	t.Logf("in namespace %s:\n%s", ns, out)
+}
+
+func needNamespaces(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, TUN device)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("needs /dev/net/tun")
+	}
+}
+
+// TestNATTypeBehindFullCone: an edge behind a full-cone NAT is first
+// reported "restricted" (endpoint-independent mapping, filtering not
+// asked yet), then, once the filtering question could be asked (after
+// the quiet time, shortened here), "full-cone".
+const natNSEnv = "TRELLIS_AGENT_NAT_NS"
+
+func TestNATTypeBehindFullCone(t *testing.T) {
+	if os.Getenv(natNSEnv) != "" {
+		natTypeBehindFullCone(t)
+		return
+	}
+	needNamespaces(t)
+	b := make([]byte, 3)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	nsA, nsR, nsS := "h7b-"+id+"-a", "h7b-"+id+"-r", "h7b-"+id+"-s"
+	for _, ns := range []string{nsA, nsR, nsS} {
+		sh(t, "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		sh(t, "-n", ns, "link", "set", "lo", "up")
+	}
+	sh(t, "link", "add", "h7bna0", "netns", nsA, "type", "veth", "peer", "name", "h7bnr0", "netns", nsR)
+	sh(t, "link", "add", "h7bnr1", "netns", nsR, "type", "veth", "peer", "name", "h7bns0", "netns", nsS)
+	for _, c := range [][]string{
+		{nsA, "addr", "add", "192.168.77.2/24", "dev", "h7bna0"}, {nsA, "link", "set", "h7bna0", "up"},
+		{nsA, "route", "add", "default", "via", "192.168.77.1"},
+		{nsR, "addr", "add", "192.168.77.1/24", "dev", "h7bnr0"}, {nsR, "link", "set", "h7bnr0", "up"},
+		{nsR, "addr", "add", "203.0.113.1/24", "dev", "h7bnr1"}, {nsR, "link", "set", "h7bnr1", "up"},
+		{nsS, "addr", "add", "203.0.113.2/24", "dev", "h7bns0"}, {nsS, "link", "set", "h7bns0", "up"},
+	} {
+		sh(t, append([]string{"-n"}, c...)...)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", nsR, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v %s", err, out)
+	}
+	if err := natprobetest.AddNAT(nsR, devproto.NATFullCone, "h7bnr0", "h7bnr1", netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("192.168.77.2")); err != nil {
+		t.Fatal(err)
+	}
+	listenSTUNIn(t, nsS, "203.0.113.2")
+	reexecIn(t, nsA, "TestNATTypeBehindFullCone", natNSEnv)
+}
+
+func natTypeBehindFullCone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dp := &DataplaneApplier{Ctx: ctx, TUNName: "h7bt0", STUNInterval: time.Hour, stunQuiet: time.Second}
+	defer dp.Close()
+	d, err := DecodeDesired([]byte(`{"name":"nat","vxlan_port":4789,"stun_servers":["203.0.113.2:3478","203.0.113.2:3479"],
+	  "interfaces":[{"name":"h7bna0","role":"wan","address":"192.168.77.2/24"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := dp.Apply(ctx, nil, d); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	waitFor(t, "full-cone", func() bool {
+		p := dp.Public()["h7bna0"]
+		if p == nil {
+			return false
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != p.NAT {
+			seen = append(seen, p.NAT)
+			t.Logf("after %v: %+v", time.Since(start).Round(time.Millisecond), *p)
+		}
+		return p.NAT == devproto.NATFullCone
+	})
+	if seen[0] != devproto.NATRestricted || len(seen) != 2 {
+		t.Fatalf("NAT types reported in turn: %v, want [restricted full-cone]", seen)
+	}
+	if p := dp.Public()["h7bna0"]; p.Address != "203.0.113.1" || p.Port != 4789 {
+		t.Fatalf("public endpoint %+v", *p)
 	}
 }
 

@@ -17,10 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
@@ -139,54 +136,11 @@ func newNATLab(t *testing.T, n int, nat string) *natLab {
 	return l
 }
 
-// addNAT installs the NAT of the router in namespace router (as
-// trellis-lab's ISP routers do): inside and outside are its interfaces,
-// public its outside address, private the address of the edge inside.
 func addNAT(t *testing.T, router, nat, inside, outside string, public, private netip.Addr) {
-	h, err := netns.GetFromName(router)
-	if err != nil {
+	t.Helper()
+	if err := natprobetest.AddNAT(router, nat, inside, outside, public, private); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseLasting()
-	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "h7b_nat"})
-	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
-		return c.AddChain(&nftables.Chain{Name: name, Table: tbl, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio})
-	}
-	post := chain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
-	out := append(ifname(expr.MetaKeyIIFNAME, inside), ifname(expr.MetaKeyOIFNAME, outside)...)
-	pub, priv := public.AsSlice(), private.AsSlice()
-	switch nat {
-	case devproto.NATFullCone:
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: post, Exprs: append(out,
-			&expr.Immediate{Register: 1, Data: pub},
-			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1})})
-		pre := chain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: pre, Exprs: append(ifname(expr.MetaKeyIIFNAME, outside),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: pub},
-			&expr.Immediate{Register: 1, Data: priv},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1})})
-	case devproto.NATRestricted:
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: post, Exprs: append(out, &expr.Masq{})})
-	case devproto.NATSymmetric:
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: post, Exprs: append(out, &expr.Masq{FullyRandom: true})})
-	default:
-		t.Fatalf("no NAT rules for %q", nat)
-	}
-	if err := c.Flush(); err != nil {
-		t.Fatalf("nftables in %s: %v", router, err)
-	}
-}
-
-func ifname(key expr.MetaKey, name string) []expr.Any {
-	data := make([]byte, unix.IFNAMSIZ)
-	copy(data, name)
-	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}}
 }
 
 // stunServer starts the two-port STUN server in the public namespace.

@@ -1,6 +1,8 @@
-// Package natprobetest runs a small STUN server for tests: RFC 5389
-// Binding on two UDP ports of one address, with RFC 5780's CHANGE-REQUEST
-// "change port" (answer from the other port), like manage's server.
+// Package natprobetest helps NAT traversal tests: a small STUN server
+// (RFC 5389 Binding on two UDP ports of one address, with RFC 5780's
+// CHANGE-REQUEST "change port": answer from the other port, like
+// manage's server) and the NAT types of trellis-lab's ISP routers made
+// with nftables in a network namespace (AddNAT).
 package natprobetest
 
 import (
