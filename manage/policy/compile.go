@@ -194,22 +194,23 @@ func (o *Org) Parts(d store.Device) Parts {
 		p.Firewall = &fw
 	}
 
-	var matches []devproto.Match
-	for _, r := range p.PathRules {
-		matches = append(matches, r.Match)
-	}
-	for _, r := range p.BreakoutRules {
-		matches = append(matches, r.Match)
-	}
-	if p.Firewall != nil {
-		for _, sec := range [][]devproto.FirewallRule{p.Firewall.Outbound, p.Firewall.LANToLAN, p.Firewall.Inbound} {
-			for _, r := range sec {
-				matches = append(matches, r.Match)
-			}
-		}
-	}
-	p.Applications = referenced(o.Apps, matches)
+	// Every application goes to the device, not only those the rules
+	// name: the data plane classifies every flow for the per-application
+	// counters and for QoS (an application's service class picks its
+	// queue even when no rule names it).
+	p.Applications = allApps(o.Apps)
 	return p
+}
+
+// allApps is every application in force for the organization (built-in
+// with overrides, and its own), sorted by id.
+func allApps(apps []App) []devproto.Application {
+	out := make([]devproto.Application, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, a.Wire())
+	}
+	slices.SortFunc(out, func(a, b devproto.Application) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // inLANs reports whether addr lies in a LAN subnet of the device.
@@ -280,34 +281,5 @@ func firewallSection(rules []devproto.FirewallRule, refs *Refs) []devproto.Firew
 		r.Match = m
 		out = append(out, r)
 	}
-	return out
-}
-
-// referenced lists the applications the matches name: by id, or by a
-// category, service class or importance they select (the edge needs
-// those applications to identify the flows), sorted by id.
-func referenced(apps []App, matches []devproto.Match) []devproto.Application {
-	ids, cats, classes, imps := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, m := range matches {
-		for _, x := range m.Applications {
-			ids[x] = true
-		}
-		for _, x := range m.Categories {
-			cats[x] = true
-		}
-		for _, x := range m.ServiceClasses {
-			classes[x] = true
-		}
-		for _, x := range m.Importance {
-			imps[x] = true
-		}
-	}
-	out := []devproto.Application{}
-	for _, a := range apps {
-		if ids[a.ID] || cats[a.Category] || classes[a.ServiceClass] || imps[a.Importance] {
-			out = append(out, a.Wire())
-		}
-	}
-	slices.SortFunc(out, func(a, b devproto.Application) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }

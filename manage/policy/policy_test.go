@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -465,8 +466,20 @@ func TestPartsCanonical(t *testing.T) {
 	for _, a := range p.Applications {
 		apps = append(apps, a.ID)
 	}
-	if diff := cmp.Diff([]string{"bittorrent", "erp", "rtp", "sip", "zoom"}, apps); diff != "" {
-		t.Errorf("applications (referenced by id or category, sorted): %s", diff)
+	// Every application in force goes to the device (classification for
+	// counters and QoS), sorted by id; those the rules name are among them.
+	var all []string
+	for _, a := range o.Apps {
+		all = append(all, a.ID)
+	}
+	slices.Sort(all)
+	if diff := cmp.Diff(all, apps); diff != "" {
+		t.Errorf("applications (all, sorted): %s", diff)
+	}
+	for _, id := range []string{"bittorrent", "erp", "rtp", "sip", "zoom"} {
+		if !slices.Contains(apps, id) {
+			t.Errorf("application %s named by a rule is missing", id)
+		}
 	}
 	var fw []string
 	for _, r := range p.Firewall.Outbound {
@@ -498,7 +511,10 @@ func TestPartsCanonical(t *testing.T) {
 	o.OrgPolicy = store.OrgPolicy{}
 	empty := o.Parts(store.Device{ID: "other"})
 	e, _ := json.Marshal(empty)
-	for _, want := range []string{`"Applications":[]`, `"PathRules":[]`, `"BreakoutRules":[]`, `"WANQoS":[]`, `"Firewall":null`} {
+	if len(empty.Applications) != len(o.Apps) {
+		t.Errorf("unassigned device: %d applications, want all %d", len(empty.Applications), len(o.Apps))
+	}
+	for _, want := range []string{`"PathRules":[]`, `"BreakoutRules":[]`, `"WANQoS":[]`, `"Firewall":null`} {
 		if !strings.Contains(string(e), want) {
 			t.Errorf("unassigned device: %s lacks %s", e, want)
 		}

@@ -24,7 +24,8 @@ type Desired struct {
 	Tunnels []Tunnel `json:"tunnels"`
 	// DHCPServers serve LAN interfaces (at most one per interface).
 	DHCPServers []DHCPServer `json:"dhcp_servers"`
-	// Applications named by this document's rules (issue 8).
+	// Applications are every application in force for the organization
+	// (issue 8): the data plane classifies every flow with them.
 	Applications []Application `json:"applications"`
 	// PathRules steer tunnel traffic; BreakoutRules choose the WAN for
 	// Internet breakout (by dia labels).
@@ -146,7 +147,8 @@ type Tunnel struct {
 // Applications, policies, QoS and firewall (issue 8). manage compiles the
 // organization's catalogue and the policies assigned to a device into these;
 // the edge expands application references itself (Applications lists every
-// application a rule of this document names, nothing more).
+// application of the organization, so flows no rule names are still
+// identified for the per-application counters and QoS classes).
 
 // Service classes (QoS traffic classes), highest priority first.
 const (
