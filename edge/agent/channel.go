@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -165,7 +166,18 @@ func (a *Agent) session(ctx context.Context, cred state.Credential) error {
 	}()
 
 	s.flushOutbox(sctx)
-	go s.ticker(sctx, scancel)
+	// The ticker reads the agent's reconciler and appliers, which the next
+	// run replaces after a restart: the session waits for it to end.
+	var tick sync.WaitGroup
+	tick.Add(1)
+	go func() {
+		defer tick.Done()
+		s.ticker(sctx, scancel)
+	}()
+	defer func() {
+		scancel()
+		tick.Wait()
+	}()
 	go func() {
 		<-sctx.Done()
 		if ctx.Err() != nil {
