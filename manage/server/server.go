@@ -52,6 +52,7 @@ import (
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/manage/stunserver"
 	"github.com/trellis-sdwan/trellis/manage/tlscert"
+	"github.com/trellis-sdwan/trellis/manage/webui"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -163,10 +164,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	mux.Handle("POST "+devproto.PathRegister, s.dev.RegisterHandler())
 	mux.Handle("GET "+devproto.PathChannel, s.dev.ChannelHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "trellis-manage\nAPI: %s%s/openapi.json\n", s.publicURL, api.Prefix)
-	})
+	ui, err := webui.New()
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", ui) // the web UI; every other path above is more specific
 	s.handler, s.mux = mux, mux
 	s.tokenPub = signing.Public().(ed25519.PublicKey)
 	return s, nil

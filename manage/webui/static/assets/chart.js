@@ -1,0 +1,46 @@
+// Small SVG line charts drawn by hand: no library.
+import { h, s } from './dom.js';
+
+// lineChart draws series [{name, color, points:[[t(ms), value]]}] with a
+// time x axis; fmt formats y values.
+export function lineChart(series, { height = 160, fmt = String, title = '' } = {}) {
+  const W = 600, H = height, L = 56, R = 8, T = 10, B = 22;
+  const pts = series.flatMap((x) => x.points);
+  if (!pts.length) return h('p', { class: 'empty' }, 'No data for this range yet.');
+  let t0 = Math.min(...pts.map((p) => p[0])), t1 = Math.max(...pts.map((p) => p[0]));
+  if (t1 === t0) t1 = t0 + 1;
+  let y1 = Math.max(...pts.map((p) => p[1]));
+  if (!(y1 > 0)) y1 = 1;
+  y1 *= 1.1;
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v) => T + (1 - v / y1) * (H - T - B);
+  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title, preserveAspectRatio: 'none' });
+  for (let i = 0; i <= 4; i++) {
+    const v = (y1 * i) / 4;
+    svg.appendChild(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
+    svg.appendChild(s('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmt(v)));
+  }
+  for (const t of [t0, (t0 + t1) / 2, t1]) {
+    svg.appendChild(s('text', { x: x(t), y: H - 6, 'text-anchor': t === t0 ? 'start' : t === t1 ? 'end' : 'middle', class: 'axis' },
+      new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
+  }
+  for (const sr of series) {
+    if (!sr.points.length) continue;
+    const d = sr.points.map((p, i) => (i ? 'L' : 'M') + x(p[0]).toFixed(1) + ' ' + y(p[1]).toFixed(1)).join(' ');
+    svg.appendChild(s('path', { d, fill: 'none', stroke: sr.color, 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke' }, s('title', null, sr.name)));
+  }
+  const legend = h('div', { class: 'legend' }, series.map((sr) => h('span', null, h('i', { class: 'swatch', style: null, dataset: { color: sr.color } }), sr.name)));
+  for (const i of legend.querySelectorAll('.swatch')) i.style.background = i.dataset.color; // CSSOM, allowed by the CSP
+  return h('figure', { class: 'chartbox' }, title ? h('figcaption', null, title) : null, svg, legend);
+}
+
+// rates turns cumulative counters [[t, counter]] into per-second rates.
+export function rates(points) {
+  const out = [];
+  for (let i = 1; i < points.length; i++) {
+    const dt = (points[i][0] - points[i - 1][0]) / 1000;
+    const dv = points[i][1] - points[i - 1][1];
+    if (dt > 0 && dv >= 0) out.push([points[i][0], dv / dt]);
+  }
+  return out;
+}

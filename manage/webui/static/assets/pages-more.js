@@ -1,0 +1,476 @@
+// Organization-level and account pages: organizations, accounts, users and
+// access keys, path labels, applications, policies, notifications, tokens,
+// audit, settings, my login.
+import { get, post, put, patch, del, api, all, list, features, session } from './api.js';
+import { h, clear, table, badge, when, ago, short, form, action, section, kv, toast, errorBox } from './dom.js';
+import { every } from './app.js';
+
+const enc = encodeURIComponent;
+const O = (org) => '/organizations/' + enc(org);
+const A = (acc) => '/accounts/' + enc(acc);
+
+// ------------------------------------------------------------ organizations
+
+export async function orgPicker(main, ctx) {
+  const [orgs, accounts] = await Promise.all([all('/organizations'), all('/accounts').catch(() => [])]);
+  const accName = Object.fromEntries(accounts.map((a) => [a.id, a.name]));
+  const create = form([
+    { name: 'account_id', label: 'Account', type: 'select', value: accounts[0] && accounts[0].id, options: accounts.map((a) => [a.id, a.name]) },
+    { name: 'name', label: 'Name', required: true },
+    { name: 'description', label: 'Description' },
+    { name: 'tunnel_range', label: 'Tunnel range', placeholder: '10.100.0.0/16' },
+  ], 'Create organization', async (v) => {
+    const body = { account_id: v.account_id, name: v.name, description: v.description };
+    if (v.tunnel_range) body.tunnel_range = v.tunnel_range;
+    const o = await post('/organizations', body);
+    toast('Organization ' + o.name + ' created');
+    ctx.go('/o/' + enc(o.id) + '/dashboard');
+  }, { id: 'org' });
+  clear(main, h('h1', null, 'Organizations'),
+    orgs.length ? h('ul', { class: 'cards', id: 'org-list' }, orgs.map((o) => h('li', null,
+      h('a', { class: 'card link', href: '#/o/' + enc(o.id) + '/dashboard' }, h('strong', null, o.name), h('span', { class: 'muted' }, o.description || ''),
+        h('small', { class: 'muted' }, accName[o.account_id] || '')))))
+      : h('p', { class: 'empty' }, 'You see no organization yet.'),
+    accounts.length ? section('New organization', create) : null);
+}
+
+export async function orgSettings(main, ctx) {
+  const o = await get(O(ctx.org));
+  clear(main, h('h1', null, 'Settings of ' + o.name),
+    section('Organization', kv([['ID', h('code', null, o.id)], ['Account', h('code', null, o.account_id)], ['Group', h('code', null, o.group_id)], ['Created', when(o.created_at)]]),
+      form([
+        { name: 'name', label: 'Name', value: o.name, required: true },
+        { name: 'description', label: 'Description', value: o.description },
+        { name: 'tunnel_range', label: 'Tunnel range', value: o.tunnel_range },
+        { name: 'vxlan_port', label: 'VxLAN port', type: 'number', value: o.vxlan_port },
+      ], 'Save', async (v) => {
+        const body = {};
+        for (const k of ['name', 'description', 'tunnel_range', 'vxlan_port']) if (v[k] !== o[k] && v[k] !== undefined) body[k] = v[k];
+        await patch(O(ctx.org), body);
+        toast('Saved');
+      }, { id: 'orgset' })),
+    section('Danger zone', action('Delete organization', async () => {
+      await del(O(ctx.org));
+      toast('Deleted');
+      ctx.go('/orgs');
+    }, { class: 'danger', confirm: 'Delete ' + o.name + ' with all its devices, tunnels and policies?' })));
+}
+
+// ----------------------------------------------------------------- accounts
+
+export async function accounts(main, ctx) {
+  const accs = await all('/accounts');
+  const rows = await Promise.all(accs.map(async (a) => ({ ...a, groups: await all(A(a.id) + '/groups').catch(() => []) })));
+  clear(main, h('h1', null, 'Accounts'),
+    table([
+      ['Name', (a) => a.name],
+      ['Groups', (a) => a.groups.map((g) => g.name).join(', ') || '—'],
+      ['Force TOTP', (a) => h('label', null, checkbox(a.force_totp, async (on) => { await patch(A(a.id), { force_totp: on }); toast('Saved'); }), on(a.force_totp))],
+      ['Device limit', (a) => a.device_limit || 'unlimited'],
+      ['Created', (a) => when(a.created_at)],
+    ], rows),
+    section('New account', form([
+      { name: 'name', label: 'Name', required: true },
+      { name: 'force_totp', label: 'Require TOTP for all members', type: 'checkbox' },
+      { name: 'device_limit', label: 'Device limit (0: none)', type: 'number' },
+    ], 'Create account', async (v) => {
+      await post('/accounts', { name: v.name, force_totp: v.force_totp, device_limit: v.device_limit || 0 });
+      toast('Account created');
+      ctx.go('/accounts');
+    }, { id: 'acc' })),
+    section('New group', rows.length ? form([
+      { name: 'account', label: 'Account', type: 'select', value: rows[0].id, options: rows.map((a) => [a.id, a.name]) },
+      { name: 'name', label: 'Name', required: true },
+    ], 'Create group', async (v) => {
+      await post(A(v.account) + '/groups', { name: v.name });
+      toast('Group created');
+      ctx.go('/accounts');
+    }, { id: 'grp' }) : null));
+}
+
+function on(b) {
+  return b ? ' on' : ' off';
+}
+
+function checkbox(value, fn) {
+  const c = h('input', { type: 'checkbox', checked: value });
+  c.addEventListener('change', async () => {
+    try {
+      await fn(c.checked);
+    } catch (err) {
+      c.checked = !c.checked;
+      toast(err.message, 'bad');
+    }
+  });
+  return c;
+}
+
+// ------------------------------------------------------- users, access keys
+
+export async function access(main, ctx) {
+  const accs = await all('/accounts');
+  if (!accs.length) return clear(main, h('h1', null, 'Users & keys'), h('p', { class: 'empty' }, 'You belong to no account.'));
+  const pick = h('select', { id: 'access-account', 'aria-label': 'Account' }, accs.map((a) => h('option', { value: a.id }, a.name)));
+  const body = h('div');
+  const load = async () => {
+    const acc = pick.value;
+    const orgs = await all('/organizations', { account_id: acc });
+    const scopes = [['account', 'Account']];
+    const scopeIDs = [[acc, 'this account'], ...orgs.map((o) => [o.id, 'organization ' + o.name])];
+    const [members, invites, keys] = await Promise.all([
+      all(A(acc) + '/members'), all(A(acc) + '/invitations').catch(() => []), all(A(acc) + '/access-keys', { revoked: 'false' }).catch(() => all(A(acc) + '/access-keys'))]);
+    const scopeName = (k, id) => k === 'account' ? 'account' : 'org ' + ((orgs.find((o) => o.id === id) || {}).name || short(id));
+    const scopeFields = [
+      { name: 'scope_id', label: 'Scope', type: 'select', value: acc, options: scopeIDs },
+      { name: 'role', label: 'Role', type: 'select', value: 'viewer', options: [['viewer', 'viewer'], ['manager', 'manager'], ['owner', 'owner']] },
+    ];
+    const scopeOf = (id) => (id === acc ? 'account' : 'organization');
+    const shown = h('div', { id: 'key-shown' });
+    clear(body,
+      section('Members', table([
+        ['User', (m) => h('span', null, m.user_name || '', ' ', h('small', { class: 'muted' }, m.user_email || short(m.user_id)))],
+        ['Role', (m) => m.role], ['Scope', (m) => scopeName(m.scope, m.scope_id)], ['Since', (m) => when(m.created_at)],
+        ['', (m) => action('Remove', async () => { await del(A(acc) + '/members/' + enc(m.id)); toast('Removed'); await load(); }, { class: 'small danger', confirm: 'Remove this membership?' })],
+      ], members),
+      h('details', null, h('summary', null, 'Grant an existing user a role'), form([
+        { name: 'email', label: 'Email', type: 'email', required: true }, ...scopeFields,
+      ], 'Grant', async (v) => {
+        await post(A(acc) + '/members', { email: v.email, scope: scopeOf(v.scope_id), scope_id: v.scope_id, role: v.role });
+        toast('Granted');
+        await load();
+      }, { id: 'member' }))),
+      section('Invitations', table([
+        ['Email', (i) => i.email], ['Role', (i) => i.role], ['Scope', (i) => scopeName(i.scope, i.scope_id)],
+        ['Expires', (i) => when(i.expires_at)], ['Accepted', (i) => when(i.accepted_at)],
+        ['', (i) => i.accepted_at ? '' : action('Withdraw', async () => { await del(A(acc) + '/invitations/' + enc(i.id)); await load(); }, { class: 'small danger' })],
+      ], invites, { empty: 'No invitations.' }),
+      h('details', null, h('summary', null, 'Invite someone'), form([
+        { name: 'email', label: 'Email', type: 'email', required: true }, ...scopeFields,
+      ], 'Invite', async (v, status) => {
+        const r = await post(A(acc) + '/invitations', { email: v.email, scope: scopeOf(v.scope_id), scope_id: v.scope_id, role: v.role });
+        clear(status, h('div', { class: 'notice' }, 'Send this token to ' + v.email + ' (shown once): ', h('code', { class: 'secret' }, r.token)));
+      }, { id: 'invite' }))),
+      section('Access keys', table([
+        ['Name', (k) => k.name], ['Prefix', (k) => h('code', null, k.prefix)], ['Role', (k) => k.role], ['Scope', (k) => scopeName(k.scope, k.scope_id)],
+        ['Last used', (k) => ago(k.last_used_at)], ['Expires', (k) => k.expires_at ? when(k.expires_at) : 'never'],
+        ['', (k) => k.revoked_at ? 'revoked' : action('Revoke', async () => { await del(A(acc) + '/access-keys/' + enc(k.id)); toast('Revoked'); await load(); }, { class: 'small danger', confirm: 'Revoke key ' + k.name + '?' })],
+      ], keys, { empty: 'No access keys.' }), shown,
+      h('details', null, h('summary', null, 'Create an access key'), form([
+        { name: 'name', label: 'Name', required: true }, ...scopeFields,
+        { name: 'expires_at', label: 'Expires (optional)', type: 'date' },
+      ], 'Create key', async (v) => {
+        const body = { name: v.name, scope: scopeOf(v.scope_id), scope_id: v.scope_id, role: v.role };
+        if (v.expires_at) body.expires_at = new Date(v.expires_at + 'T23:59:59Z').toISOString();
+        const r = await post(A(acc) + '/access-keys', body);
+        await load();
+        const box = body && document.getElementById('key-shown');
+        if (box) clear(box, h('div', { class: 'notice' }, 'Your new key (shown once; use it as a Bearer token or with trellisctl): ', h('code', { class: 'secret' }, r.key)));
+      }, { id: 'key' }))),
+      section('Audit log of the account', h('p', null, h('a', { href: '#/access', id: 'acc-audit' }, 'Organization audit logs are under each organization; '),
+        action('Show account audit', async () => showAudit(A(acc) + '/audit', auditBox), { class: 'small' })), auditBox));
+  };
+  const auditBox = h('div');
+  pick.addEventListener('change', () => load().catch((e) => clear(body, errorBox(e))));
+  clear(main, h('div', { class: 'head' }, h('h1', null, 'Users & keys'), pick), body);
+  await load();
+}
+
+// --------------------------------------------------------------------- me
+
+export async function me(main, ctx) {
+  const m = await get('/auth/me');
+  const totp = h('div');
+  const drawTotp = () => {
+    if (m.user.totp_enabled) {
+      clear(totp, h('p', null, 'Two-factor login is on.'), form([{ name: 'code', label: 'Current code', required: true, inputmode: 'numeric' }], 'Turn off TOTP', async (v) => {
+        await post('/auth/totp/disable', { code: v.code });
+        m.user.totp_enabled = false;
+        toast('TOTP disabled');
+        drawTotp();
+      }, { id: 'totpoff' }));
+      return;
+    }
+    clear(totp, h('p', null, 'Two-factor login is off.'), action('Set up TOTP', async () => {
+      const e = await post('/auth/totp/enroll');
+      clear(totp, h('p', null, 'Add this key to your authenticator app, then enter its code:'), h('p', { class: 'secret' }, e.secret.replace(/(.{4})/g, '$1 ').trim()),
+        h('p', null, h('a', { href: e.otpauth_url }, 'Open in authenticator app')),
+        form([{ name: 'code', label: 'Code', required: true, inputmode: 'numeric' }], 'Activate', async (v) => {
+          const r = await post('/auth/totp/activate', { code: v.code });
+          m.user.totp_enabled = true;
+          clear(totp, h('p', null, 'TOTP is on. Recovery codes (shown once):'), h('ol', { class: 'codes' }, r.recovery_codes.map((c) => h('li', null, h('code', null, c)))));
+        }, { id: 'totpon' }));
+    }, { class: 'primary' }));
+  };
+  drawTotp();
+  clear(main, h('h1', null, m.user.name || m.user.email),
+    section('Me', kv([['Email', m.user.email], ['Last login', when(m.user.last_login_at)], ['Authenticated by', m.auth.type]]),
+      table([['Role', (x) => x.role], ['Scope', (x) => x.scope], ['Scope id', (x) => h('code', null, short(x.scope_id))]], m.memberships || [])),
+    section('Two-factor login', totp),
+    section('Password', form([
+      { name: 'current_password', label: 'Current password', type: 'password', required: true, autocomplete: 'current-password' },
+      { name: 'new_password', label: 'New password', type: 'password', required: true, autocomplete: 'new-password' },
+    ], 'Change password', async (v) => {
+      await post('/auth/password', v);
+      toast('Password changed; other sessions ended');
+    }, { id: 'pw' })));
+}
+
+// -------------------------------------------------------------- path labels
+
+export async function labels(main, ctx) {
+  const { org } = ctx;
+  const box = h('div');
+  const load = async () => {
+    const ls = await all(O(org) + '/path-labels');
+    clear(box, table([
+      ['Name', (l) => h('span', null, swatch(l.color), ' ', l.name)], ['Type', (l) => l.type], ['Description', (l) => l.description || '—'],
+      ['', (l) => action('Delete', async () => { await del(O(org) + '/path-labels/' + enc(l.id)); toast('Deleted'); await load(); }, { class: 'small danger', confirm: 'Delete label ' + l.name + '?' })],
+    ], ls, { empty: 'No path labels. Labels name underlays (MPLS, Broadband, LTE): tunnels join WANs that share one.' }));
+  };
+  clear(main, h('h1', null, 'Path labels'), box, section('New label', form([
+    { name: 'name', label: 'Name', required: true, placeholder: 'Broadband' },
+    { name: 'type', label: 'Type', type: 'select', value: 'tunnel', options: [['tunnel', 'tunnel (selects tunnels)'], ['dia', 'dia (Internet breakout)']] },
+    { name: 'color', label: 'Colour', type: 'color', value: '#808080' },
+    { name: 'description', label: 'Description' },
+  ], 'Create label', async (v) => {
+    await post(O(org) + '/path-labels', v);
+    toast('Label created');
+    await load();
+  }, { id: 'label' })));
+  await load();
+}
+
+function swatch(color) {
+  const i = h('i', { class: 'swatch' });
+  if (/^#[0-9a-f]{6}$/i.test(color || '')) i.style.background = color;
+  return i;
+}
+
+// ------------------------------------------------------------- applications
+
+export async function applications(main, ctx) {
+  const { org } = ctx;
+  const q = h('input', { type: 'search', placeholder: 'Filter by name', 'aria-label': 'Filter by name' });
+  const src = h('select', { 'aria-label': 'Source' }, [['', 'All'], ['builtin', 'Catalogue'], ['custom', 'Own']].map(([v, l]) => h('option', { value: v }, l)));
+  const box = h('div');
+  const load = async () => {
+    const r = await list(O(org) + '/applications', { name: q.value, source: src.value, limit: 200 });
+    clear(box, table([
+      ['Name', (a) => a.name], ['Category', (a) => a.category], ['Class', (a) => a.service_class], ['Importance', (a) => a.importance],
+      ['Source', (a) => a.source + (a.override ? ' (overridden)' : '')],
+      ['Rules', (a) => (a.rules || []).length],
+      ['', (a) => a.source === 'custom' ? action('Delete', async () => { await del(O(org) + '/applications/' + enc(a.id)); await load(); }, { class: 'small danger', confirm: 'Delete ' + a.name + '?' })
+        : a.override ? action('Remove override', async () => { await del(O(org) + '/applications/' + enc(a.id) + '/override'); await load(); }, { class: 'small' }) : ''],
+    ], r.items || []), h('p', { class: 'muted small' }, `${(r.items || []).length} of ${r.total}`));
+  };
+  q.addEventListener('input', () => load().catch((e) => toast(e.message, 'bad')));
+  src.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
+  const cat = await get('/applications/catalog').catch(() => null);
+  clear(main, h('div', { class: 'head' }, h('h1', null, 'Applications'), q, src),
+    cat ? h('p', { class: 'muted small' }, `Catalogue ${cat.version} (${cat.source}), loaded ${when(cat.loaded_at)}`) : null, box,
+    section('New application', form([
+      { name: 'name', label: 'Name', required: true },
+      { name: 'category', label: 'Category', required: true, placeholder: 'business' },
+      { name: 'service_class', label: 'Service class', placeholder: 'default' },
+      { name: 'importance', label: 'Importance', type: 'select', value: '', options: [['', 'default'], ['high', 'high'], ['medium', 'medium'], ['low', 'low']] },
+      { name: 'rules', label: 'Rules (JSON array)', type: 'textarea', value: '[{"protocol":"tcp","ports":["443"],"destinations":["198.51.100.0/24"]}]' },
+    ], 'Add application', async (v) => {
+      const body = { name: v.name, category: v.category, rules: parseJSON(v.rules, 'rules') };
+      if (v.service_class) body.service_class = v.service_class;
+      if (v.importance) body.importance = v.importance;
+      await post(O(org) + '/applications', body);
+      toast('Application added');
+      await load();
+    }, { id: 'app' })));
+  await load();
+}
+
+function parseJSON(text, field) {
+  try {
+    return JSON.parse(text || 'null');
+  } catch (e) {
+    const err = new Error('not valid JSON: ' + e.message);
+    err.field = field;
+    err.code = 'invalid';
+    throw err;
+  }
+}
+
+// ----------------------------------------------------------------- policies
+
+export async function policies(main, ctx) {
+  const { org } = ctx;
+  const ps = await all(O(org) + '/policies');
+  clear(main, h('h1', null, 'Policies'),
+    table([
+      ['Name', (p) => h('a', { href: '#/o/' + enc(org) + '/policies/' + enc(p.id) }, p.name)], ['Kind', (p) => p.kind],
+      ['Rules', (p) => p.kind === 'firewall' ? fwCount(p.firewall) : (p.rules || []).length],
+      ['Devices', (p) => (p.devices || []).length + (p.organization_wide ? ' + organization-wide' : '')],
+      ['Warnings', (p) => (p.warnings || []).length ? h('span', { class: 'warn' }, (p.warnings || []).length) : '—'],
+    ], ps, { empty: 'No policies.' }),
+    section('New policy', form([
+      { name: 'kind', label: 'Kind', type: 'select', value: 'path', options: [['path', 'path selection'], ['breakout', 'breakout'], ['firewall', 'firewall']] },
+      { name: 'name', label: 'Name', required: true },
+      { name: 'description', label: 'Description' },
+      { name: 'rules', label: 'Rules or firewall (JSON; see docs/policies.md)', type: 'textarea', placeholder: '[] for path/breakout, {} for firewall' },
+    ], 'Create policy', async (v) => {
+      const body = { kind: v.kind, name: v.name, description: v.description };
+      if (v.rules) {
+        const x = parseJSON(v.rules, 'rules');
+        if (v.kind === 'firewall') body.firewall = x;
+        else body.rules = x;
+      }
+      const p = await post(O(org) + '/policies', body);
+      toast('Policy created' + ((p.warnings || []).length ? ' with warnings' : ''));
+      ctx.go('/o/' + enc(org) + '/policies/' + enc(p.id));
+    }, { id: 'pol' })));
+}
+
+function fwCount(f) {
+  f = f || {};
+  return ['outbound', 'lan_to_lan', 'inbound', 'port_forwards', 'one_to_one'].reduce((n, k) => n + ((f[k] || []).length), 0);
+}
+
+export async function policyDetail(main, ctx) {
+  const { org, id } = ctx;
+  const P = O(org) + '/policies/' + enc(id);
+  const [p, devs] = await Promise.all([get(P), all(O(org) + '/devices', { approval: 'approved' })]);
+  const rulesOf = p.kind === 'firewall'
+    ? ['outbound', 'lan_to_lan', 'inbound', 'port_forwards', 'one_to_one'].flatMap((sec) => ((p.firewall || {})[sec] || []).map((r) => ({ ...r, section: sec })))
+    : (p.rules || []);
+  const assigned = new Set(p.devices || []);
+  const field = p.kind + '_policy_id';
+  clear(main, h('div', { class: 'head' }, h('h1', null, p.name), badge(p.kind),
+    action('Delete policy', async () => { await del(P); toast('Deleted'); ctx.go('/o/' + enc(org) + '/policies'); }, { class: 'danger', confirm: 'Delete policy ' + p.name + '?' })),
+  p.description ? h('p', null, p.description) : null,
+  (p.warnings || []).length ? h('div', { class: 'notice warn' }, h('strong', null, 'Warnings'), h('ul', null, p.warnings.map((w) => h('li', null, w)))) : null,
+  section('Rules', table([
+    ...(p.kind === 'firewall' ? [['Section', (r) => r.section]] : []),
+    ['Priority', (r) => r.priority ?? '—'], ['Name', (r) => r.name || r.description || short(r.id)],
+    ['Match / action', (r) => h('code', { class: 'wrap' }, JSON.stringify({ ...r, id: undefined, section: undefined, priority: undefined, name: undefined }))],
+    ['', (r) => r.id ? action('Remove', async () => { await del(P + '/rules/' + enc(r.id)); ctx.go('/o/' + enc(org) + '/policies/' + enc(id)); }, { class: 'small danger' }) : ''],
+  ], rulesOf, { empty: 'No rules.' }),
+  h('details', null, h('summary', null, 'Add a rule'), form([
+    ...(p.kind === 'firewall' ? [{ name: 'section', label: 'Section', type: 'select', value: 'outbound', options: ['outbound', 'lan_to_lan', 'inbound', 'port_forwards', 'one_to_one'].map((x) => [x, x]) }] : []),
+    { name: 'rule', label: 'Rule (JSON)', type: 'textarea', value: p.kind === 'firewall' ? '{"action":"accept","match":{"protocol":"tcp","ports":["22"]}}' : '{"match":{"categories":["business"]},"labels":[]}' },
+  ], 'Add rule', async (v) => {
+    const body = { rule: parseJSON(v.rule, 'rule') };
+    if (v.section) body.section = v.section;
+    await post(P + '/rules', body);
+    toast('Rule added');
+    ctx.go('/o/' + enc(org) + '/policies/' + enc(id));
+  }, { id: 'rule' }))),
+  section('Assigned devices', table([
+    ['Device', (d) => d.name || d.hostname], ['Assigned', (d) => assigned.has(d.id) ? 'yes' : 'no'],
+    ['', (d) => action(assigned.has(d.id) ? 'Unassign' : 'Assign', async () => {
+      const cur = await get(O(org) + '/devices/' + enc(d.id) + '/policies');
+      const body = { path_policy_id: cur.path_policy_id || '', breakout_policy_id: cur.breakout_policy_id || '', firewall_policy_id: cur.firewall_policy_id || '' };
+      body[field] = assigned.has(d.id) ? '' : p.id;
+      await put(O(org) + '/devices/' + enc(d.id) + '/policies', body);
+      toast('Saved');
+      ctx.go('/o/' + enc(org) + '/policies/' + enc(id));
+    }, { class: 'small' })],
+  ], devs, { empty: 'No approved devices.' })),
+  section('As JSON', h('pre', { class: 'json' }, JSON.stringify(p, null, 2))));
+}
+
+// ------------------------------------------------------------ notifications
+
+// notifications works with whatever notification routes this manage
+// offers (read from its OpenAPI document); none: it says so.
+export async function notifications(main, ctx) {
+  const { org } = ctx;
+  const f = await features();
+  const listPath = f.find(/^\/organizations\/\{org_id\}\/notifications$/)[0];
+  if (!listPath) {
+    return clear(main, h('h1', null, 'Notifications'), h('p', { class: 'empty', id: 'no-notifications' }, 'This manage has no notifications API yet.'));
+  }
+  const item = f.find(/^\/organizations\/\{org_id\}\/notifications\/\{[a-z_]+\}$/)[0];
+  const readPath = f.find(/^\/organizations\/\{org_id\}\/notifications\/\{[a-z_]+\}\/(read|ack|acknowledge)$/)[0];
+  const readAll = f.find(/^\/organizations\/\{org_id\}\/notifications\/(read|read-all|ack|ack-all|acknowledge)$/)[0];
+  const markRead = async (n) => {
+    if (readPath) {
+      const p = readPath.replace('{org_id}', enc(org)).replace(/\{[a-z_]+\}/, enc(n.id));
+      return f.methods(readPath).includes('POST') ? post(p) : put(p, {});
+    }
+    if (item && f.methods(item).includes('PATCH')) return patch(item.replace('{org_id}', enc(org)).replace(/\{[a-z_]+\}/, enc(n.id)), { read: true });
+    throw new Error('this manage offers no way to mark a notification read');
+  };
+  const filter = h('select', { 'aria-label': 'Show', id: 'notif-filter' }, [['', 'All'], ['false', 'Unread'], ['true', 'Read']].map(([v, l]) => h('option', { value: v }, l)));
+  const box = h('div', { id: 'notification-list' });
+  const isRead = (n) => !!(n.read || n.read_at || n.acknowledged_at || n.state === 'read');
+  const load = async () => {
+    let items;
+    try {
+      items = (await list(O(org) + '/notifications', { read: filter.value, limit: 200 })).items || [];
+    } catch (err) {
+      if (err.field !== 'read') throw err;
+      items = ((await list(O(org) + '/notifications', { limit: 200 })).items || []).filter((n) => !filter.value || String(isRead(n)) === filter.value);
+    }
+    if (!ctx.alive()) return;
+    clear(box, table([
+      ['Severity', (n) => badge(n.severity || n.level || 'info')],
+      ['What', (n) => h('span', null, h('strong', null, n.title || n.kind || n.type || n.event || ''), ' ', n.message || n.text || n.summary || '')],
+      ['State', (n) => [n.state || n.status || '', n.count > 1 ? ' ×' + n.count : '']],
+      ['Raised', (n) => when(n.raised_at || n.created_at)],
+      ['', (n) => isRead(n) ? h('span', { class: 'muted' }, 'read') : action('Mark read', async () => { await markRead(n); toast('Marked read'); await load(); }, { class: 'small markread' })],
+    ], items, { empty: 'No notifications.', rowAttrs: (n) => ({ class: isRead(n) ? 'read' : 'unread' }) }));
+  };
+  filter.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
+  clear(main, h('div', { class: 'head' }, h('h1', null, 'Notifications'), filter,
+    readAll ? action('Mark all read', async () => { await post(readAll.replace('{org_id}', enc(org))); await load(); }, { class: 'small' }) : null), box);
+  await load();
+  every(15000, () => load().catch(() => {}));
+}
+
+// ------------------------------------------------------------------- tokens
+
+export async function tokens(main, ctx) {
+  const { org } = ctx;
+  const box = h('div');
+  const shown = h('div', { id: 'token-shown' });
+  const load = async () => {
+    const ts = await all(O(org) + '/tokens');
+    clear(box, table([
+      ['Name', (t) => t.name], ['Created', (t) => when(t.created_at)], ['Revoked', (t) => when(t.revoked_at)],
+      ['', (t) => t.revoked_at ? '' : action('Revoke', async () => { await del(O(org) + '/tokens/' + enc(t.id)); await load(); }, { class: 'small danger', confirm: 'Revoke token ' + t.name + '? Devices not yet registered with it will be refused.' })],
+    ], ts, { empty: 'No organization tokens.' }));
+  };
+  clear(main, h('h1', null, 'Organization tokens'),
+    h('p', { class: 'muted' }, 'One token provisions every device of the organization: put it in /etc/trellis/token on the edge.'),
+    box, shown, section('New token', form([{ name: 'name', label: 'Name', required: true }], 'Create token', async (v) => {
+      const r = await post(O(org) + '/tokens', { name: v.name });
+      clear(shown, h('div', { class: 'notice' }, 'Token (shown once): ', h('code', { class: 'secret wrap' }, r.token)));
+      await load();
+    }, { id: 'token' })));
+  await load();
+}
+
+// -------------------------------------------------------------------- audit
+
+export async function audit(main, ctx) {
+  const box = h('div');
+  clear(main, h('h1', null, 'Audit log'), box);
+  await showAudit(O(ctx.org) + '/audit', box);
+}
+
+async function showAudit(path, box) {
+  const action_ = h('input', { type: 'search', placeholder: 'action, e.g. device.approve', 'aria-label': 'Action' });
+  const out = h('div');
+  let offset = 0;
+  const load = async () => {
+    const r = await list(path, { action: action_.value, sort: '-id', limit: 50, offset });
+    const prev = h('button', { type: 'button', disabled: offset === 0 }, '← Newer');
+    const next = h('button', { type: 'button', disabled: offset + 50 >= r.total }, 'Older →');
+    prev.addEventListener('click', () => { offset = Math.max(0, offset - 50); load(); });
+    next.addEventListener('click', () => { offset += 50; load(); });
+    clear(out, table([
+      ['When', (e) => when(e.created_at)], ['Who', (e) => e.actor_name || e.actor_type + ' ' + short(e.actor_id)],
+      ['Action', (e) => h('code', null, e.action)], ['Object', (e) => e.object_type + ' ' + short(e.object_id)],
+      ['Details', (e) => e.details ? h('code', { class: 'wrap' }, JSON.stringify(e.details)) : ''], ['IP', (e) => e.ip || ''],
+    ], r.items || [], { empty: 'No entries.' }), h('div', { class: 'pager' }, prev, ` ${offset + 1}–${Math.min(offset + 50, r.total)} of ${r.total} `, next));
+  };
+  action_.addEventListener('change', () => { offset = 0; load().catch((e) => clear(out, errorBox(e))); });
+  clear(box, action_, out);
+  await load();
+}

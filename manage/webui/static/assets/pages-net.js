@@ -1,0 +1,437 @@
+// Network pages: dashboard, devices, device detail, tunnels.
+import { get, post, put, del, all, list, features } from './api.js';
+import { h, clear, table, badge, when, ago, bytes, num, ms, short, form, action, section, kv, toast, errorBox } from './dom.js';
+import { lineChart, rates } from './chart.js';
+import { every } from './app.js';
+
+const enc = encodeURIComponent;
+const O = (org) => '/organizations/' + enc(org);
+
+function devName(d) {
+  return d ? d.name || d.hostname || short(d.id) : '?';
+}
+
+function devLink(org, d) {
+  return h('a', { href: '#/o/' + enc(org) + '/devices/' + enc(d.id) }, devName(d));
+}
+
+// ---------------------------------------------------------------- dashboard
+
+export async function dashboard(main, ctx) {
+  const { org } = ctx;
+  const [devices, tunnels, feats] = await Promise.all([all(O(org) + '/devices'), all(O(org) + '/tunnels'), features()]);
+  const byId = Object.fromEntries(devices.map((d) => [d.id, d]));
+  const approved = devices.filter((d) => d.approval === 'approved');
+  const up = tunnels.filter((t) => t.status === 'up').length;
+  const totals = h('div', { class: 'tiles' });
+  const chartBox = h('div', { id: 'traffic-chart' });
+  clear(main,
+    h('h1', null, 'Dashboard'),
+    h('div', { class: 'tiles' },
+      tile('Devices', devices.length, `${devices.filter((d) => d.conn_state === 'connected').length} connected`),
+      tile('Pending approval', devices.filter((d) => d.approval === 'pending').length, 'waiting', devices.some((d) => d.approval === 'pending') ? 'warn' : ''),
+      tile('In sync', approved.filter((d) => d.sync_status === 'in-sync').length + ' / ' + approved.length, 'approved devices'),
+      tile('Tunnels up', up + ' / ' + tunnels.length, `${tunnels.filter((t) => t.status === 'down').length} down`, tunnels.some((t) => t.status === 'down') ? 'bad' : '')),
+    section('Traffic', totals, chartBox),
+    section('Sites', sites(org, devices)),
+    section('Tunnel health', matrix(org, approved, tunnels, byId)));
+
+  // Totals and rates from the devices' latest stats; history from the
+  // API when this manage has it, else sampled while the page is open.
+  const samples = [];
+  const hasHistory = feats.has(/stats\/history/);
+  const sample = async () => {
+    let rx = 0, tx = 0, rp = 0, tp = 0, n = 0;
+    await Promise.all(approved.map(async (d) => {
+      try {
+        const st = await get(O(org) + '/devices/' + enc(d.id) + '/stats');
+        for (const i of (st.stats && st.stats.interfaces) || []) {
+          rx += i.rx_bytes; tx += i.tx_bytes; rp += i.rx_packets; tp += i.tx_packets;
+        }
+        n++;
+      } catch { /* no report yet */ }
+    }));
+    if (!ctx.alive()) return;
+    samples.push([Date.now(), rx, tx, rp, tp]);
+    if (samples.length > 360) samples.shift();
+    clear(totals,
+      tile('Received', bytes(rx), `${num(rp)} packets`),
+      tile('Sent', bytes(tx), `${num(tp)} packets`),
+      tile('Reporting', n + ' / ' + approved.length, 'devices with stats'));
+    if (!hasHistory) {
+      const col = (k) => samples.map((p) => [p[0], p[k]]);
+      clear(chartBox,
+        samples.length < 2 ? h('p', { class: 'muted' }, 'Rates appear after the next sample (every 10 s while this page is open).')
+          : h('div', { class: 'charts' },
+            lineChart([{ name: 'in', color: '#2b8a6e', points: rates(col(1)).map(([t, v]) => [t, v * 8]) },
+              { name: 'out', color: '#3d6fd8', points: rates(col(2)).map(([t, v]) => [t, v * 8]) }], { title: 'Bandwidth (bit/s)', fmt: bits }),
+            lineChart([{ name: 'in', color: '#2b8a6e', points: rates(col(3)) }, { name: 'out', color: '#3d6fd8', points: rates(col(4)) }],
+              { title: 'Packets per second', fmt: (v) => v.toFixed(0) })),
+        h('p', { class: 'muted small' }, 'Sampled by this page while it is open; this manage has no stats history endpoint.'));
+    }
+  };
+  await sample();
+  every(10000, sample);
+  if (hasHistory) history(org, feats, chartBox);
+}
+
+async function history(org, feats, box) {
+  const path = feats.find(/^\/organizations\/\{org_id\}\/stats\/history$/)[0];
+  if (!path) return;
+  try {
+    const now = Date.now();
+    const r = await list(O(org) + '/stats/history', { since: new Date(now - 3600e3).toISOString(), until: new Date(now).toISOString() });
+    const items = r.items || r.points || [];
+    const t = (p) => new Date(p.at || p.time || p.t).getTime();
+    const pick = (k) => items.filter((p) => p[k] !== undefined).map((p) => [t(p), Number(p[k])]);
+    const rxb = pick('rx_bps').length ? pick('rx_bps') : rates(pick('rx_bytes')).map(([a, v]) => [a, v * 8]);
+    const txb = pick('tx_bps').length ? pick('tx_bps') : rates(pick('tx_bytes')).map(([a, v]) => [a, v * 8]);
+    const rxp = pick('rx_pps').length ? pick('rx_pps') : rates(pick('rx_packets'));
+    const txp = pick('tx_pps').length ? pick('tx_pps') : rates(pick('tx_packets'));
+    clear(box, h('div', { class: 'charts' },
+      lineChart([{ name: 'in', color: '#2b8a6e', points: rxb }, { name: 'out', color: '#3d6fd8', points: txb }], { title: 'Bandwidth, last hour (bit/s)', fmt: bits }),
+      lineChart([{ name: 'in', color: '#2b8a6e', points: rxp }, { name: 'out', color: '#3d6fd8', points: txp }], { title: 'Packets per second, last hour', fmt: (v) => v.toFixed(0) })));
+  } catch (err) {
+    clear(box, errorBox(err));
+  }
+}
+
+function bits(v) {
+  const u = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s'];
+  let i = 0;
+  while (v >= 1000 && i < 3) { v /= 1000; i++; }
+  return (i ? v.toFixed(1) : v.toFixed(0)) + ' ' + u[i];
+}
+
+function tile(label, value, sub, kind = '') {
+  return h('div', { class: 'tile ' + kind }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, String(value)), sub ? h('div', { class: 'sub' }, sub) : null);
+}
+
+function sites(org, devices) {
+  return table([
+    ['Device', (d) => devLink(org, d)],
+    ['Site', (d) => d.site || '—'],
+    ['Status', (d) => d.approval === 'pending' ? badge('pending') : badge(d.conn_state)],
+    ['Config', (d) => d.approval === 'pending' ? '—' : badge(d.sync_status)],
+    ['Last seen', (d) => ago(d.last_seen_at)],
+  ], devices, { empty: 'No devices yet: create an organization token (Tokens) and start trellis-edge with it.', class: 'sites' });
+}
+
+// matrix: devices × devices, each cell the best tunnel between the pair.
+function matrix(org, devices, tunnels, byId) {
+  if (devices.length < 2) return h('p', { class: 'empty' }, 'The matrix needs two approved devices.');
+  const pair = {};
+  const rank = { up: 3, pending: 2, down: 1 };
+  for (const t of tunnels) {
+    for (const k of [t.device_a + '|' + t.device_b, t.device_b + '|' + t.device_a]) {
+      const cur = pair[k];
+      if (!cur || (rank[t.status] || 0) > (rank[cur.status] || 0)) pair[k] = t;
+    }
+  }
+  return h('div', { class: 'tablewrap' }, h('table', { class: 'matrix', id: 'tunnel-matrix' },
+    h('thead', null, h('tr', null, h('th', null, ''), devices.map((d) => h('th', { scope: 'col' }, devName(d))))),
+    h('tbody', null, devices.map((a) => h('tr', null, h('th', { scope: 'row' }, devName(a)),
+      devices.map((b) => {
+        if (a.id === b.id) return h('td', { class: 'self' }, '');
+        const t = pair[a.id + '|' + b.id];
+        if (!t) return h('td', { class: 'none', title: 'no tunnel' }, '·');
+        return h('td', { class: 'cell ' + t.status, title: `tunnel ${t.number}: ${t.status}${t.reason ? ' — ' + t.reason : ''}` },
+          t.status === 'up' ? ms(t.rtt_ms) : t.status);
+      }))))),
+  h('p', { class: 'legend small' }, h('span', { class: 'cell up' }, 'up'), ' ', h('span', { class: 'cell pending' }, 'pending'), ' ', h('span', { class: 'cell down' }, 'down'), ' · no tunnel'));
+}
+
+// ------------------------------------------------------------------ devices
+
+export async function devices(main, ctx) {
+  const { org } = ctx;
+  const filter = h('select', { id: 'device-filter', 'aria-label': 'Filter' },
+    [['', 'All devices'], ['pending', 'Pending approval'], ['approved', 'Approved']].map(([v, l]) => h('option', { value: v }, l)));
+  const body = h('div');
+  const load = async () => {
+    const items = await all(O(org) + '/devices', filter.value ? { approval: filter.value } : {});
+    if (!ctx.alive()) return;
+    clear(body, table([
+      ['Name', (d) => devLink(org, d)],
+      ['Site', (d) => d.site || '—'],
+      ['Hostname', (d) => d.hostname],
+      ['Approval', (d) => d.approval === 'pending'
+        ? h('span', null, badge('pending'), ' ', action('Approve', async () => {
+          await post(O(org) + '/devices/' + enc(d.id) + '/approve');
+          toast(devName(d) + ' approved');
+          await load();
+        }, { class: 'primary small approve', title: 'Approve ' + devName(d) }))
+        : badge('approved')],
+      ['Connection', (d) => badge(d.conn_state)],
+      ['Config', (d) => h('span', { title: d.sync_error || '' }, badge(d.sync_status))],
+      ['Version', (d) => (d.versions && (d.versions.edge || d.versions.trellis || Object.values(d.versions)[0])) || '—'],
+      ['Last seen', (d) => ago(d.last_seen_at)],
+    ], items, { empty: 'No devices. Create an organization token and start trellis-edge with it.', rowAttrs: (d) => ({ dataset: { device: d.hostname } }) }));
+  };
+  filter.addEventListener('change', load);
+  clear(main, h('div', { class: 'head' }, h('h1', null, 'Devices'), filter), body);
+  await load();
+  every(15000, load);
+}
+
+export async function deviceDetail(main, ctx) {
+  const { org, id } = ctx;
+  const P = O(org) + '/devices/' + enc(id);
+  const d = await get(P);
+  const parts = {
+    info: h('div'), ifaces: h('div'), tunnels: h('div'), routes: h('div'), leases: h('div'), jobs: h('div'), stats: h('div'), policies: h('div'),
+  };
+  const rename = form([
+    { name: 'name', label: 'Name', value: d.name },
+    { name: 'site', label: 'Site', value: d.site },
+    { name: 'description', label: 'Description', value: d.description },
+  ], 'Save', async (v) => {
+    await api_patch(P, v);
+    toast('Saved');
+  }, { id: 'dev', class: 'inline' });
+  clear(main,
+    h('div', { class: 'head' }, h('h1', null, devName(d)),
+      d.approval === 'pending' ? action('Approve', async () => { await post(P + '/approve'); toast('Approved'); ctx.go('/o/' + enc(org) + '/devices/' + enc(id)); }, { class: 'primary' }) : null,
+      action('Delete device', async () => { await del(P); toast('Deleted'); ctx.go('/o/' + enc(org) + '/devices'); }, { class: 'danger', confirm: 'Delete this device and revoke its credential?' })),
+    section('Overview', parts.info, h('details', null, h('summary', null, 'Rename / site'), rename)),
+    section('Interfaces', parts.ifaces),
+    section('Tunnels', parts.tunnels),
+    section('Static routes', parts.routes),
+    section('DHCP leases', parts.leases),
+    section('Statistics', parts.stats),
+    section('Policies', parts.policies),
+    section('Jobs', parts.jobs));
+  clear(parts.info, kv([
+    ['ID', h('code', null, d.id)], ['Hostname', d.hostname], ['Machine ID', h('code', null, d.machine_id)], ['OS', d.os],
+    ['Approval', badge(d.approval)], ['Connection', badge(d.conn_state)], ['Config', badge(d.sync_status)],
+    d.sync_error ? ['Sync error', h('span', { class: 'bad' }, d.sync_error)] : null,
+    ['Desired / applied', h('code', null, short(d.desired_version) + ' / ' + short(d.applied_version))],
+    ['Versions', Object.entries(d.versions || {}).map(([k, v]) => k + ' ' + v).join(', ') || '—'],
+    ['Last seen', when(d.last_seen_at)], ['Registered', when(d.created_at)],
+  ]));
+  const loaders = [
+    () => interfaces(org, P, parts.ifaces, ctx),
+    () => deviceTunnels(org, P, parts.tunnels),
+    () => routes(P, parts.routes),
+    () => leases(P, parts.leases),
+    () => stats(P, parts.stats),
+    () => devicePolicies(org, P, parts.policies),
+    () => jobs(P, parts.jobs, ctx),
+  ];
+  await Promise.all(loaders.map((f) => f().catch((err) => toast(err.message, 'bad'))));
+}
+
+async function api_patch(p, v) {
+  const { patch } = await import('./api.js');
+  return patch(p, v);
+}
+
+async function interfaces(org, P, box, ctx) {
+  const [r, labels] = await Promise.all([get(P + '/interfaces'), all(O(org) + '/path-labels')]);
+  const labelName = Object.fromEntries(labels.map((l) => [l.id, l.name]));
+  const editor = h('div', { id: 'iface-editor' });
+  const edit = (i) => {
+    const a = i.assignment || {};
+    const f = form([
+      { name: 'role', label: 'Role', type: 'select', value: a.role || 'unassigned', options: [['unassigned', 'Unassigned'], ['wan', 'WAN'], ['lan', 'LAN']] },
+      { name: 'dhcp', label: 'DHCP client (WAN)', type: 'checkbox', value: a.dhcp },
+      { name: 'address', label: 'Address (CIDR)', value: a.address, placeholder: '192.0.2.2/24' },
+      { name: 'gateway', label: 'Gateway (WAN)', value: a.gateway },
+      { name: 'labels', label: 'Path labels (WAN)', type: 'select', multiple: true, value: a.labels || [], options: labels.map((l) => [l.id, l.name + ' (' + l.type + ')']) },
+      { name: 'nat', label: 'Internet breakout with NAT (WAN)', type: 'checkbox', value: a.nat },
+      { name: 'public_address', label: 'Public address override (WAN)', value: a.public_address },
+      { name: 'public_port', label: 'Public port override (WAN)', type: 'number', value: a.public_port || '' },
+      { name: 'dhcp_server', label: 'DHCP server range (LAN): start-end', value: a.dhcp_server ? a.dhcp_server.range_start + '-' + a.dhcp_server.range_end : '', placeholder: '10.1.0.100-10.1.0.200' },
+    ], 'Save ' + i.name, async (v) => {
+      const body = { role: v.role };
+      if (v.role === 'wan') {
+        body.dhcp = v.dhcp;
+        if (!v.dhcp) { body.address = v.address; if (v.gateway) body.gateway = v.gateway; }
+        body.labels = v.labels;
+        body.nat = v.nat;
+        if (v.public_address) body.public_address = v.public_address;
+        if (v.public_port) body.public_port = v.public_port;
+      } else if (v.role === 'lan') {
+        body.address = v.address;
+        if (v.dhcp_server) {
+          const [s, e] = v.dhcp_server.split('-').map((x) => x.trim());
+          body.dhcp_server = { range_start: s, range_end: e || '' };
+        }
+      }
+      await put(P + '/interfaces/' + enc(i.name), body);
+      toast(i.name + ' saved');
+      clear(editor);
+      await interfaces(org, P, box, ctx);
+    }, { id: 'if-' + i.name });
+    clear(editor, h('h3', null, 'Assign ' + i.name), f);
+    f.querySelector('select').focus();
+  };
+  clear(box, table([
+    ['Name', (i) => h('code', null, i.name)],
+    ['Role', (i) => (i.assignment && i.assignment.role) || 'unassigned'],
+    ['Addresses', (i) => ((i.addresses || []).join(', ') || (i.assignment && i.assignment.address) || '—')],
+    ['Link', (i) => i.reported ? (i.link_up ? 'up' : 'down') : 'not reported'],
+    ['Status', (i) => h('span', { title: i.reason || '' }, badge(i.status), i.reason ? h('small', { class: 'muted' }, ' ' + i.reason) : null)],
+    ['Labels', (i) => ((i.assignment && i.assignment.labels) || []).map((l) => labelName[l] || short(l)).join(', ') || '—'],
+    ['Endpoint', (i) => i.endpoint || i.endpoint_pending || '—'],
+    ['', (i) => action('Assign', async () => edit(i), { class: 'small assign', title: 'Assign ' + i.name })],
+  ], r.items || [], { empty: 'The device has reported no interfaces yet.', rowAttrs: (i) => ({ dataset: { iface: i.name } }) }), editor);
+}
+
+async function deviceTunnels(org, P, box) {
+  const ts = await all(P + '/tunnels');
+  clear(box, tunnelTable(org, ts, null));
+}
+
+async function routes(P, box) {
+  const rs = await all(P + '/routes');
+  const add = form([
+    { name: 'destination', label: 'Destination (CIDR)', required: true, placeholder: '10.50.0.0/16' },
+    { name: 'gateway', label: 'Gateway', placeholder: 'or a tunnel number below' },
+    { name: 'tunnel', label: 'Tunnel number', type: 'number' },
+    { name: 'metric', label: 'Metric', type: 'number' },
+  ], 'Add route', async (v) => {
+    const body = { destination: v.destination };
+    if (v.gateway) body.gateway = v.gateway;
+    if (v.tunnel) body.tunnel = v.tunnel;
+    if (v.metric !== undefined) body.metric = v.metric;
+    await post(P + '/routes', body);
+    toast('Route added');
+    await routes(P, box);
+  }, { id: 'route', class: 'inline' });
+  clear(box, table([
+    ['Destination', (r) => h('code', null, r.destination)],
+    ['Via', (r) => r.tunnel ? 'tunnel ' + r.tunnel : r.gateway],
+    ['Metric', (r) => r.metric],
+    ['', (r) => action('Delete', async () => { await del(P + '/routes/' + enc(r.id)); await routes(P, box); }, { class: 'small danger' })],
+  ], rs, { empty: 'No static routes.' }), h('details', null, h('summary', null, 'Add a static route'), add));
+}
+
+async function leases(P, box) {
+  const r = await get(P + '/dhcp-leases');
+  clear(box, table([
+    ['Interface', (l) => l.interface], ['Address', (l) => l.address], ['MAC', (l) => h('code', null, l.mac)],
+    ['Hostname', (l) => l.hostname || '—'], ['Expires', (l) => l.static ? 'static' : when(l.expires)],
+  ], r.items || [], { empty: 'No leases reported.' }), r.reported_at ? h('p', { class: 'muted small' }, 'Reported ' + ago(r.reported_at)) : null);
+}
+
+async function stats(P, box) {
+  let st;
+  try {
+    st = await get(P + '/stats');
+  } catch (err) {
+    if (err.status === 404) return clear(box, h('p', { class: 'empty' }, 'The device has not reported stats yet.'));
+    throw err;
+  }
+  const s = st.stats || {};
+  clear(box, h('p', { class: 'muted small' }, 'Reported ' + ago(st.at)),
+    table([
+      ['Interface', (i) => i.name], ['Link', (i) => i.link_up ? 'up' : 'down'],
+      ['Received', (i) => bytes(i.rx_bytes) + ' / ' + num(i.rx_packets) + ' pkts'],
+      ['Sent', (i) => bytes(i.tx_bytes) + ' / ' + num(i.tx_packets) + ' pkts'],
+    ], s.interfaces || [], { empty: 'No interface counters.' }),
+    table([
+      ['Tunnel', (t) => t.number], ['State', (t) => badge(t.up ? 'up' : 'down')], ['RTT', (t) => ms(t.rtt_ms)], ['Jitter', (t) => ms(t.jitter_ms)],
+      ['Loss', (t) => (t.loss_pct || 0).toFixed(1) + ' %'], ['Traffic', (t) => bytes(t.rx_bytes) + ' in / ' + bytes(t.tx_bytes) + ' out'],
+    ], s.tunnels || [], { empty: 'No tunnel counters.' }));
+}
+
+async function devicePolicies(org, P, box) {
+  const [cur, pols] = await Promise.all([get(P + '/policies'), all(O(org) + '/policies')]);
+  const opts = (kind) => [['', 'none'], ...pols.filter((p) => p.kind === kind).map((p) => [p.id, p.name])];
+  clear(box, form([
+    { name: 'path_policy_id', label: 'Path selection', type: 'select', value: cur.path_policy_id || '', options: opts('path') },
+    { name: 'breakout_policy_id', label: 'Breakout', type: 'select', value: cur.breakout_policy_id || '', options: opts('breakout') },
+    { name: 'firewall_policy_id', label: 'Firewall', type: 'select', value: cur.firewall_policy_id || '', options: opts('firewall') },
+  ], 'Assign policies', async (v) => {
+    await put(P + '/policies', v);
+    toast('Policies assigned');
+  }, { id: 'devpol', class: 'inline' }));
+}
+
+const jobKinds = [['ping', 'Ping'], ['traceroute', 'Traceroute'], ['logs', 'Fetch logs'], ['running_config', 'Running configuration'], ['restart', 'Restart agent']];
+
+async function jobs(P, box, ctx) {
+  const out = h('div', { id: 'jobs-list' });
+  const load = async () => {
+    const r = await list(P + '/jobs', { limit: 20 });
+    if (!ctx.alive()) return;
+    clear(out, table([
+      ['Kind', (j) => j.kind], ['State', (j) => badge(j.state)], ['Created', (j) => when(j.created_at)],
+      ['Result', (j) => j.error ? h('span', { class: 'bad' }, j.error)
+        : j.output ? h('details', null, h('summary', null, 'output'), h('pre', null, j.output)) : '—'],
+    ], r.items || [], { empty: 'No jobs yet.' }));
+  };
+  const run = form([
+    { name: 'kind', label: 'Job', type: 'select', value: 'ping', options: jobKinds },
+    { name: 'target', label: 'Target (ping, traceroute)', placeholder: '10.100.0.1' },
+    { name: 'count', label: 'Count (ping)', type: 'number', min: 1, max: 100 },
+  ], 'Run', async (v) => {
+    const body = { kind: v.kind };
+    if (v.kind === 'ping' || v.kind === 'traceroute') {
+      body.args = { target: v.target };
+      if (v.kind === 'ping' && v.count) body.args.count = v.count;
+    }
+    await post(P + '/jobs', body);
+    toast('Job queued');
+    await load();
+  }, { id: 'job', class: 'inline' });
+  clear(box, run, out);
+  await load();
+  every(5000, load);
+}
+
+// ------------------------------------------------------------------ tunnels
+
+function tunnelTable(org, ts, byId, actions) {
+  const name = (id) => (byId && byId[id] ? devName(byId[id]) : short(id));
+  return table([
+    ['#', (t) => t.number],
+    ['Between', (t) => h('span', null, name(t.device_a), ' ', h('small', { class: 'muted' }, t.interface_a), ' ↔ ', name(t.device_b), ' ', h('small', { class: 'muted' }, t.interface_b))],
+    ['Status', (t) => h('span', { class: 'tstatus' }, badge(t.status))],
+    ['RTT', (t) => ms(t.rtt_ms)],
+    ['Loss', (t) => t.status === 'pending' ? '—' : (t.loss_pct || 0).toFixed(1) + ' %'],
+    ['Reason', (t) => t.reason || (t.method ? 'via ' + t.method : '—')],
+    ['Overlay', (t) => h('code', null, t.overlay_a + ' / ' + t.overlay_b)],
+    ['Keys', (t) => 'gen ' + t.key_generation + (t.rotation_phase ? ' (' + t.rotation_phase + ')' : '')],
+    ...(actions ? [['', actions]] : []),
+  ], ts, { empty: 'No tunnels.', class: 'tunnels', rowAttrs: (t) => ({ dataset: { number: t.number, status: t.status } }) });
+}
+
+export async function tunnels(main, ctx) {
+  const { org } = ctx;
+  const listBox = h('div', { id: 'tunnel-list' });
+  const result = h('div', { id: 'tunnel-result' });
+  const [devs, labels] = await Promise.all([all(O(org) + '/devices', { approval: 'approved' }), all(O(org) + '/path-labels', { type: 'tunnel' })]);
+  const byId = Object.fromEntries(devs.map((d) => [d.id, d]));
+  const load = async () => {
+    const ts = await all(O(org) + '/tunnels');
+    if (!ctx.alive()) return;
+    clear(listBox, tunnelTable(org, ts, byId, (t) => h('span', { class: 'rowactions' },
+      action('Rotate keys', async () => { await post(O(org) + '/tunnels/' + enc(t.id) + '/rotate-keys'); toast('Key rotation started'); await load(); }, { class: 'small' }),
+      action('Delete', async () => { await del(O(org) + '/tunnels/' + enc(t.id)); toast('Tunnel ' + t.number + ' deleted'); await load(); },
+        { class: 'small danger', confirm: 'Delete tunnel ' + t.number + ' from both devices (and the static routes through it)?' }))));
+  };
+  const devOpts = devs.map((d) => [d.id, devName(d)]);
+  const create = form([
+    { name: 'topology', label: 'Topology', type: 'select', value: 'mesh', options: [['mesh', 'Full mesh'], ['hub-spoke', 'Hub and spoke'], ['pair', 'Pair']] },
+    { name: 'devices', label: 'Devices', type: 'select', multiple: true, options: devOpts, value: devs.map((d) => d.id) },
+    { name: 'hubs', label: 'Hubs (hub and spoke)', type: 'select', multiple: true, options: devOpts, value: [] },
+    { name: 'labels', label: 'Only these path labels (none: all)', type: 'select', multiple: true, options: labels.map((l) => [l.id, l.name]), value: [] },
+    { name: 'transform', label: 'Cipher', type: 'select', value: 'aes128gcm16', options: [['aes128gcm16', 'AES-128-GCM'], ['aes128cbc-sha256', 'AES-128-CBC + HMAC-SHA-256']] },
+  ], 'Create tunnels', async (v) => {
+    const body = { topology: v.topology, devices: v.devices, transform: v.transform };
+    if (v.topology === 'hub-spoke') body.hubs = v.hubs;
+    if (v.labels.length) body.labels = v.labels;
+    const r = await post(O(org) + '/tunnels', body);
+    const c = (r.created || []).length, e = (r.existing || []).length, s = r.skipped || [];
+    clear(result, h('div', { class: 'notice', role: 'status' }, `${c} created, ${e} already existed, ${s.length} skipped.`,
+      s.length ? h('ul', null, s.map((x) => h('li', null, `${devName(byId[x.device_a]) || short(x.device_a)} ↔ ${devName(byId[x.device_b]) || short(x.device_b)}: ${x.reason}`))) : null));
+    await load();
+  }, { id: 'tunnel' });
+  clear(main, h('h1', null, 'Tunnels'),
+    section('Create', devs.length < 2 ? h('p', { class: 'empty' }, 'Approve at least two devices to build tunnels.') : create, result),
+    section('All tunnels', listBox));
+  await load();
+  every(5000, load);
+}

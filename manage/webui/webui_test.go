@@ -1,0 +1,112 @@
+package webui
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestHandler(t *testing.T) {
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, method, path string
+		status             int
+		ctype, body, cache string
+	}{
+		{"root is the page", "GET", "/", 200, "text/html; charset=utf-8", `<script type="module" src="/assets/app.js">`, "no-store"},
+		{"client route falls back", "GET", "/o/123/devices", 200, "text/html; charset=utf-8", `id="app"`, "no-store"},
+		{"module", "GET", "/assets/app.js", 200, "text/javascript; charset=utf-8", "import", "no-cache"},
+		{"stylesheet", "GET", "/assets/app.css", 200, "text/css; charset=utf-8", ":root", "no-cache"},
+		{"icon", "GET", "/assets/favicon.svg", 200, "image/svg+xml", "<svg", "no-cache"},
+		{"missing asset", "GET", "/assets/nope.js", 404, "text/plain; charset=utf-8", "not found", "no-store"},
+		{"traversal stays inside", "GET", "/assets/../../webui.go", 200, "text/html; charset=utf-8", `id="app"`, "no-store"},
+		{"api is not the UI's", "GET", "/api/v2/x", 404, "text/plain; charset=utf-8", "not found", "no-store"},
+		{"post refused", "POST", "/", 405, "text/plain; charset=utf-8", "method not allowed", ""},
+		{"head", "HEAD", "/assets/app.css", 200, "text/css; charset=utf-8", "", "no-cache"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+			res := rec.Result()
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", res.StatusCode, tc.status)
+			}
+			if got := res.Header.Get("Content-Type"); got != tc.ctype {
+				t.Errorf("content type %q, want %q", got, tc.ctype)
+			}
+			if !strings.Contains(rec.Body.String(), tc.body) {
+				t.Errorf("body lacks %q", tc.body)
+			}
+			if got := res.Header.Get("Cache-Control"); got != tc.cache {
+				t.Errorf("cache-control %q, want %q", got, tc.cache)
+			}
+			if res.Header.Get("Content-Security-Policy") != CSP || !strings.Contains(CSP, "script-src 'self';") {
+				t.Errorf("CSP %q", res.Header.Get("Content-Security-Policy"))
+			}
+			if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("X-Frame-Options") != "DENY" {
+				t.Errorf("security headers missing: %v", res.Header)
+			}
+		})
+	}
+}
+
+// TestRevalidation: an asset's ETag answers 304 to a browser that has it.
+func TestRevalidation(t *testing.T) {
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/assets/app.js", nil))
+	etag := rec.Result().Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	req := httptest.NewRequest("GET", "/assets/app.js", nil)
+	req.Header.Set("If-None-Match", etag)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotModified {
+		t.Fatalf("status %d, want 304", rec.Code)
+	}
+}
+
+// TestNoInlineScript: the page loads scripts only from files (the CSP
+// forbids inline script), and no asset pulls anything from elsewhere.
+func TestNoInlineScript(t *testing.T) {
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, f := range h.files {
+		body := string(f.body)
+		if strings.HasSuffix(p, ".html") {
+			rest := body
+			for {
+				i := strings.Index(rest, "<script")
+				if i < 0 {
+					break
+				}
+				end := strings.Index(rest[i:], ">")
+				if !strings.Contains(rest[i:i+end], "src=") {
+					t.Errorf("%s: inline script", p)
+				}
+				rest = rest[i+end:]
+			}
+			if strings.Contains(body, "style=") || strings.Contains(body, "onclick") {
+				t.Errorf("%s: inline style or handler", p)
+			}
+		}
+		body = strings.ReplaceAll(body, "http://www.w3.org/2000/svg", "") // the SVG namespace, not a fetch
+		for _, bad := range []string{"http://", "https://", "innerHTML", "eval("} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s contains %q", p, bad)
+			}
+		}
+	}
+}
