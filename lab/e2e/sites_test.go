@@ -757,3 +757,58 @@ func TestSitesSymmetricNATHub(t *testing.T) {
 	s.reachAll(ctx, t, 30*time.Second)
 	s.step(t, "every host reaches every other site's host through symmetric NATs")
 }
+
+// TestSitesWANWithoutLink: a WAN whose link goes down is shown no_link with
+// a reason, the tunnels over it are not up and say why, and the sites keep
+// talking over the other WAN.
+func TestSitesWANWithoutLink(t *testing.T) {
+	top := lab.Topology{Sites: []lab.Site{{WANs: []lab.WAN{{}, {}}}, {}}}
+	s := upSites(t, top)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ns := labtest.NS(t, s.Lab, "s1/edge")
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "wan2", "down").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set wan2 down: %v %s", err, out)
+	}
+	s1 := s.sites.Devices["s1"].ID
+	var reason string
+	labtest.WaitFor(t, time.Minute, "manage marks s1's wan2 without link and its tunnels", func() error {
+		il, err := s.c.ListInterfaces(ctx, s.mi.OrgID, s1)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, in := range il.Items {
+			if in.Name == "wan2" {
+				found = true
+				if in.Status != "no_link" || in.Reason == "" {
+					return fmt.Errorf("wan2: status %q reason %q", in.Status, in.Reason)
+				}
+				reason = in.Reason
+			}
+		}
+		if !found {
+			return errors.New("manage lists no wan2")
+		}
+		ts, err := s.Tunnels(ctx, s.c, s.mi)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, tu := range ts {
+			if (tu.DeviceA == s1 && tu.InterfaceA == "wan2") || (tu.DeviceB == s1 && tu.InterfaceB == "wan2") {
+				n++
+				if tu.Status == "up" || tu.Reason == "" {
+					return fmt.Errorf("tunnel %d over wan2: %s %q", tu.Number, tu.Status, tu.Reason)
+				}
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("%d tunnels over s1's wan2, want 1", n)
+		}
+		return nil
+	})
+	t.Logf("s1 wan2 without link: no_link (%s)", reason)
+	s.reachAll(ctx, t, 30*time.Second)
+	s.step(t, "WAN without link marked, its tunnel not up, traffic over wan1")
+}
