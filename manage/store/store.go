@@ -235,6 +235,68 @@ type Store interface {
 	GetOrgPolicy(ctx context.Context, orgID string) (OrgPolicy, error)
 	SetOrgPolicy(ctx context.Context, o *OrgPolicy) error
 
+	// Monitoring (issue 9; manage/monitor has the rules).
+	//
+	// InsertMetricPoints writes samples or buckets; a point already stored
+	// (same series, resolution and ts) is replaced.
+	InsertMetricPoints(ctx context.Context, pts []MetricPoint) error
+	// QuerySeries returns the organization's points grouped per series
+	// into Step-second buckets (see SeriesQuery).
+	QuerySeries(ctx context.Context, orgID string, q SeriesQuery) ([]MetricPoint, error)
+	// QuerySeriesTotal sums one kind and metric across the organization's
+	// devices and series per Step-second bucket.
+	QuerySeriesTotal(ctx context.Context, orgID string, q SeriesQuery) ([]MetricPoint, error)
+	// MaintainMetrics rolls recent raw samples into 1-minute buckets and
+	// those into 1-hour buckets, then deletes points older than their
+	// retention. On PostgreSQL one replica at a time does it (advisory
+	// lock); ran is false when another one holds it.
+	MaintainMetrics(ctx context.Context, now time.Time, keep MetricRetention) (ran bool, err error)
+
+	// RaiseAlert inserts an active alert; ErrConflict when the same
+	// condition (org, device, type, subject) is already active.
+	RaiseAlert(ctx context.Context, a *Alert) error
+	// UpdateAlert writes severity, message, value, count and last_seen of
+	// an active alert; ErrNotFound when it is not active.
+	UpdateAlert(ctx context.Context, a *Alert) error
+	ResolveAlert(ctx context.Context, orgID, id string, at time.Time) error
+	GetAlert(ctx context.Context, orgID, id string) (Alert, error)
+	// ListAlerts filters: state, severity, type, device_id, subject, since, until.
+	ListAlerts(ctx context.Context, orgID string, opt ListOptions) (Page[Alert], error)
+	// ActiveAlerts lists the active alerts of every organization.
+	ActiveAlerts(ctx context.Context) ([]Alert, error)
+
+	CreateNotifications(ctx context.Context, ns []Notification) error
+	GetNotification(ctx context.Context, userID, id string) (Notification, error)
+	// ListNotifications filters: org_id, severity, type, read (true/false), alert_id, since, until.
+	ListNotifications(ctx context.Context, userID string, opt ListOptions) (Page[Notification], error)
+	// MarkNotificationsRead marks the user's notifications with these ids
+	// (nil: all) read; returns how many changed.
+	MarkNotificationsRead(ctx context.Context, userID string, ids []string, at time.Time) (int, error)
+	CountUnreadNotifications(ctx context.Context, userID string) (int, error)
+	// UnmailedNotifications returns the newest unread, not yet e-mailed
+	// notifications of a user (at most limit) and how many there are.
+	UnmailedNotifications(ctx context.Context, userID string, limit int) ([]Notification, int, error)
+	// MarkNotificationsEmailed marks unread, unmailed notifications created
+	// up to before as e-mailed.
+	MarkNotificationsEmailed(ctx context.Context, userID string, before, at time.Time) (int, error)
+	GetNotificationPrefs(ctx context.Context, userID string) (NotificationPrefs, error)
+	SetNotificationPrefs(ctx context.Context, p *NotificationPrefs) error
+	ListNotificationPrefs(ctx context.Context) ([]NotificationPrefs, error)
+
+	// CreateWebhook: ErrConflict on a name taken in the organization.
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	GetWebhook(ctx context.Context, orgID, id string) (Webhook, error)
+	// ListWebhooks filters: name.
+	ListWebhooks(ctx context.Context, orgID string, opt ListOptions) (Page[Webhook], error)
+	DeleteWebhook(ctx context.Context, orgID, id string) error
+	RecordWebhookDelivery(ctx context.Context, orgID, id string, status int, errMsg string, at time.Time) error
+
+	// ListAlertThresholds returns the organization's thresholds (tunnel_id
+	// "" first: the organization's own).
+	ListAlertThresholds(ctx context.Context, orgID string) ([]AlertThreshold, error)
+	SetAlertThreshold(ctx context.Context, t *AlertThreshold) error
+	DeleteAlertThreshold(ctx context.Context, orgID, tunnelID string) error
+
 	// Settings is a small key/value table for controller-wide secrets and
 	// options (e.g. the token signing key, sealed).
 	GetSetting(ctx context.Context, key string) (string, error)
