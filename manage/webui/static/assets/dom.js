@@ -192,7 +192,8 @@ export function toast(text, kind = 'ok') {
   }
   const t = h('div', { class: 'toast ' + kind }, text);
   box.appendChild(t);
-  setTimeout(() => t.remove(), 5000);
+  while (box.children.length > 3) box.firstChild.remove();
+  setTimeout(() => t.remove(), 4000);
 }
 
 // action returns a button that runs fn, showing errors as a toast.

@@ -1,0 +1,81 @@
+package browser
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestOperatorFlow walks the UI as an operator: log in, approve the
+// registered devices, assign WAN interfaces (seeing a field error first),
+// build a full mesh, see the tunnels come up in the list and the
+// dashboard matrix, look at notifications, log out.
+func TestOperatorFlow(t *testing.T) {
+	ctx := browser(t, 1280, 900, 3*time.Minute)
+	m := startManage(t)
+	edges := m.edges(t, 3)
+	sh := newShots(t)
+	org := "#/o/" + m.org
+
+	login(t, ctx, m.base)
+	sh.take(t, ctx, "organizations")
+
+	// Approve every pending device from the list.
+	do(t, ctx, "open devices", chromedp.Navigate(m.base+"/"+org+"/devices"), chromedp.WaitVisible(`tr[data-device="edge3"]`))
+	until(t, ctx, "three pending devices", `document.querySelectorAll("button.approve").length === 3`, 10*time.Second)
+	sh.take(t, ctx, "devices-pending")
+	for _, e := range edges {
+		sel := `tr[data-device="` + e.name + `"] button.approve`
+		do(t, ctx, "approve "+e.name, chromedp.Click(sel), chromedp.WaitNotPresent(sel))
+	}
+	until(t, ctx, "devices approved and in sync",
+		`[...document.querySelectorAll("tr[data-device] td[data-label=Config]")].every(td => td.textContent === "in-sync")`, 20*time.Second)
+	sh.take(t, ctx, "devices-approved")
+
+	// Assign eth0 of every device as WAN.
+	for i, e := range edges {
+		do(t, ctx, "open "+e.name, chromedp.Navigate(m.base+"/"+org+"/devices/"+e.id),
+			chromedp.WaitVisible(`tr[data-iface="eth0"] button.assign`), chromedp.Click(`tr[data-iface="eth0"] button.assign`),
+			chromedp.WaitVisible("#f-if-eth0-role"), chromedp.SetValue("#f-if-eth0-role", "wan"))
+		addr := e.wan.Addresses[0]
+		if i == 0 {
+			// The network address is refused with a message under the field.
+			net := strings.Replace(addr, ".2/", ".0/", 1)
+			do(t, ctx, "bad address", chromedp.SetValue("#f-if-eth0-address", net), chromedp.Click("#iface-editor button[type=submit]"))
+			until(t, ctx, "field error on address", `(document.querySelector("#f-if-eth0-address-err")||{}).textContent.length > 0`, 10*time.Second)
+			sh.take(t, ctx, "interface-field-error")
+		}
+		do(t, ctx, "assign "+e.name+" eth0", chromedp.SetValue("#f-if-eth0-address", addr), chromedp.Click("#iface-editor button[type=submit]"))
+		until(t, ctx, e.name+" eth0 is a WAN", `(document.querySelector('tr[data-iface="eth0"] td[data-label=Role]')||{}).textContent === "wan"`, 10*time.Second)
+		if i == 0 {
+			sh.take(t, ctx, "interfaces-assigned")
+		}
+	}
+
+	// A full mesh of the three.
+	do(t, ctx, "open tunnels", chromedp.Navigate(m.base+"/"+org+"/tunnels"), chromedp.WaitVisible("#f-tunnel-topology"),
+		chromedp.Click(`form:has(#f-tunnel-topology) button[type=submit]`))
+	until(t, ctx, "three tunnels created", `(document.querySelector("#tunnel-result")||{}).textContent.startsWith("3 created")`, 10*time.Second)
+	until(t, ctx, "three tunnels up", `document.querySelectorAll('#tunnel-list tr[data-status="up"]').length === 3`, 30*time.Second)
+	sh.take(t, ctx, "tunnels-up")
+	rtt, err := chromedp.Run(ctx, chromedp.TextContent(`#tunnel-list tr[data-number="1"] td[data-label=RTT]`))
+	if err != nil || !strings.HasSuffix(rtt, " ms") {
+		t.Errorf("tunnel 1 RTT shows %q (%v)", rtt, err)
+	}
+
+	// The dashboard: totals and a matrix of up cells (6: both directions).
+	do(t, ctx, "dashboard", chromedp.Navigate(m.base+"/"+org+"/dashboard"), chromedp.WaitVisible("#tunnel-matrix"))
+	until(t, ctx, "matrix all up", `document.querySelectorAll("#tunnel-matrix td.cell.up").length === 6`, 20*time.Second)
+	sh.take(t, ctx, "dashboard")
+
+	notificationsStep(t, ctx, m, sh)
+
+	do(t, ctx, "log out", chromedp.Click("#logout"), chromedp.WaitVisible("#f-login-email"))
+	do(t, ctx, "an organization page after logout", chromedp.Navigate(m.base+"/"+org+"/devices"), chromedp.WaitVisible("#f-login-email"))
+	if s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`sessionStorage.getItem("trellis.session") || ""`)); err != nil || s != "" {
+		t.Errorf("session after logout: %q %v", s, err)
+	}
+	sh.take(t, ctx, "logged-out")
+}
