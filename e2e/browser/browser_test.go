@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ type manage struct {
 
 func startManage(t *testing.T) *manage {
 	t.Helper()
+	chromium(t) // skip before starting anything
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminPassword: adminPassword,
 		PasswordParams: auth.TestPasswordParams, Out: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -139,21 +141,36 @@ func browser(t *testing.T, width, height int, timeout time.Duration) context.Con
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, tcancel := context.WithTimeout(ctx, timeout)
-	t.Cleanup(func() { tcancel(); cancel(); acancel() })
 	if err := chromedp.Do(ctx); err != nil { // start the browser
+		tcancel()
+		cancel()
+		acancel()
 		t.Fatalf("starting %s: %v", path, err)
 	}
+	var closing atomic.Bool
+	consoleDone := make(chan struct{})
 	msgs := chromedp.Console(ctx)
 	go func() {
+		defer close(consoleDone)
 		for m, err := range msgs {
 			if err != nil {
 				return
+			}
+			if closing.Load() {
+				continue
 			}
 			if m.IsException() || (m.Type == "error" && !strings.Contains(m.Text, "the server responded with a status of")) {
 				t.Errorf("browser console: %s", m)
 			}
 		}
 	}()
+	t.Cleanup(func() {
+		closing.Store(true)
+		tcancel()
+		cancel()
+		<-consoleDone
+		acancel()
+	})
 	return ctx
 }
 

@@ -13,8 +13,8 @@ import (
 // build a full mesh, see the tunnels come up in the list and the
 // dashboard matrix, look at notifications, log out.
 func TestOperatorFlow(t *testing.T) {
-	ctx := browser(t, 1280, 900, 3*time.Minute)
 	m := startManage(t)
+	ctx := browser(t, 1280, 900, 3*time.Minute)
 	edges := m.edges(t, 3)
 	sh := newShots(t)
 	org := "#/o/" + m.org
@@ -68,6 +68,8 @@ func TestOperatorFlow(t *testing.T) {
 	// The dashboard: totals and a matrix of up cells (6: both directions).
 	do(t, ctx, "dashboard", chromedp.Navigate(m.base+"/"+org+"/dashboard"), chromedp.WaitVisible("#tunnel-matrix"))
 	until(t, ctx, "matrix all up", `document.querySelectorAll("#tunnel-matrix td.cell.up").length === 6`, 20*time.Second)
+	// Rates need two samples of the devices' counters (5 s apart).
+	until(t, ctx, "traffic charts", `document.querySelectorAll("#traffic-chart svg.chart path").length === 4`, 20*time.Second)
 	sh.take(t, ctx, "dashboard")
 
 	notificationsStep(t, ctx, m, sh)

@@ -42,8 +42,9 @@ const routes = [
 let timers = [];
 
 // every runs fn periodically while the current page is shown.
+// A failed refresh keeps the page as it is (the next one may work).
 export function every(msec, fn) {
-  timers.push(setInterval(fn, msec));
+  timers.push(setInterval(() => Promise.resolve().then(fn).catch((err) => console.warn('refresh failed:', err.message)), msec));
 }
 
 let renderSeq = 0;

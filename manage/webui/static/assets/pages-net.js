@@ -61,7 +61,7 @@ export async function dashboard(main, ctx) {
     if (!hasHistory) {
       const col = (k) => samples.map((p) => [p[0], p[k]]);
       clear(chartBox,
-        samples.length < 2 ? h('p', { class: 'muted' }, 'Rates appear after the next sample (every 10 s while this page is open).')
+        samples.length < 2 ? h('p', { class: 'muted' }, 'Rates appear after the next sample (every 5 s while this page is open).')
           : h('div', { class: 'charts' },
             lineChart([{ name: 'in', color: '#2b8a6e', points: rates(col(1)).map(([t, v]) => [t, v * 8]) },
               { name: 'out', color: '#3d6fd8', points: rates(col(2)).map(([t, v]) => [t, v * 8]) }], { title: 'Bandwidth (bit/s)', fmt: bits }),
@@ -71,7 +71,7 @@ export async function dashboard(main, ctx) {
     }
   };
   await sample();
-  every(10000, sample);
+  every(5000, sample);
   if (hasHistory) history(org, feats, chartBox);
 }
 

@@ -1,0 +1,46 @@
+package browser
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestPhoneWidth: at 375 px the dashboard, devices and tunnels pages fit
+// the width (no horizontal scrolling of the page) and the menu opens from
+// its button.
+func TestPhoneWidth(t *testing.T) {
+	m := startManage(t)
+	ctx := browser(t, 375, 812, 2*time.Minute)
+	edges := m.edges(t, 3)
+	for _, e := range edges {
+		m.call(t, "POST", "/api/v1/organizations/"+m.org+"/devices/"+e.id+"/approve", nil, nil, 200)
+		m.call(t, "PUT", "/api/v1/organizations/"+m.org+"/devices/"+e.id+"/interfaces/eth0",
+			map[string]any{"role": "wan", "address": e.wan.Addresses[0]}, nil, 200)
+	}
+	ids := []string{edges[0].id, edges[1].id, edges[2].id}
+	m.call(t, "POST", "/api/v1/organizations/"+m.org+"/tunnels", map[string]any{"topology": "mesh", "devices": ids}, nil, 200)
+	sh := newShots(t)
+	do(t, ctx, "phone viewport", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile))
+	login(t, ctx, m.base)
+	for _, p := range []struct{ name, path, ready string }{
+		{"dashboard", "/dashboard", `document.querySelectorAll("#tunnel-matrix td.cell.up").length === 6`},
+		{"devices", "/devices", `document.querySelectorAll("tr[data-device]").length === 3`},
+		{"tunnels", "/tunnels", `document.querySelectorAll('#tunnel-list tr[data-status="up"]').length === 3`},
+		{"device", "/devices/" + edges[0].id, `!!document.querySelector('tr[data-iface="eth0"]')`},
+	} {
+		do(t, ctx, "open "+p.name, chromedp.Navigate(m.base+"/#/o/"+m.org+p.path))
+		until(t, ctx, p.name+" loaded", p.ready, 30*time.Second)
+		w, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w[0] > w[1] {
+			t.Errorf("%s at 375 px: page is %d px wide for a %d px viewport", p.name, w[0], w[1])
+		}
+		sh.take(t, ctx, "phone-"+p.name)
+	}
+	do(t, ctx, "open the menu", chromedp.Click("button.menu"), chromedp.WaitVisible(`#nav a[href$="/tunnels"]`))
+	sh.take(t, ctx, "phone-menu")
+}
