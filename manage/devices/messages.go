@@ -126,9 +126,9 @@ func (s *Service) handle(ctx context.Context, c *conn, data []byte) {
 	case devproto.TypeApplied:
 		err = s.onApplied(ctx, c, env)
 	case devproto.TypeStats:
-		err = s.onStats(c, env)
+		err = s.onStats(ctx, c, env)
 	case devproto.TypeEvent:
-		err = s.onEvent(c, env)
+		err = s.onEvent(ctx, c, env)
 	case devproto.TypeJobResult:
 		err = s.onJobResult(ctx, c, env)
 	case devproto.TypeInterfaces:
@@ -278,7 +278,7 @@ func (s *Service) onApplied(ctx context.Context, c *conn, env devproto.Envelope)
 	return nil
 }
 
-func (s *Service) onStats(c *conn, env devproto.Envelope) error {
+func (s *Service) onStats(ctx context.Context, c *conn, env devproto.Envelope) error {
 	var st devproto.Stats
 	if err := decodeBody(env.Body, &st); err != nil {
 		return badBody(err)
@@ -286,11 +286,13 @@ func (s *Service) onStats(c *conn, env devproto.Envelope) error {
 	if len(st.Interfaces) > maxStatsIfaces || len(st.Tunnels) > maxStatsTunnels {
 		return bad("stats", "too many entries (at most %d interfaces, %d tunnels)", maxStatsIfaces, maxStatsTunnels)
 	}
-	s.stats.put(c.deviceID, st, s.now())
+	at := s.now()
+	s.stats.put(c.deviceID, st, at)
+	s.observeStats(ctx, c, st, at)
 	return nil
 }
 
-func (s *Service) onEvent(c *conn, env devproto.Envelope) error {
+func (s *Service) onEvent(ctx context.Context, c *conn, env devproto.Envelope) error {
 	var e devproto.Event
 	if err := decodeBody(env.Body, &e); err != nil {
 		return badBody(err)
@@ -300,6 +302,7 @@ func (s *Service) onEvent(c *conn, env devproto.Envelope) error {
 	}
 	s.log.Info("device event", "org", c.orgID, "device", c.deviceID, "kind", e.Kind,
 		"interface", truncate(e.Interface, 64), "message", truncate(e.Message, maxErrorText), "data", truncate(string(e.Data), maxErrorText))
+	s.observeEvent(ctx, c, e)
 	return nil
 }
 

@@ -115,6 +115,9 @@ func (s *Service) reconcileLoaded(ctx context.Context, d store.Device, in *orgIn
 			c.close(StatusRevoked, "the device was deleted")
 		}
 		s.stats.forget(deviceID)
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.Forget(orgID, deviceID)
+		}
 		// Its tunnels went with it (store cascade): peers drop them and
 		// the routes through them.
 		s.DeviceChanged(orgID, "")

@@ -76,6 +76,9 @@ type Config struct {
 	// edges ask them for each WAN's public endpoint (manage's own STUN
 	// server's two ports first, then configured extra ones).
 	STUNServers []string
+	// Observer receives stats reports and events for monitoring (none if
+	// nil).
+	Observer Observer
 }
 
 // Hub delivers change notifications to the replica holding a device's
