@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/trellis-sdwan/trellis/edge/natprobe"
 	"github.com/trellis-sdwan/trellis/edge/sysinfo"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -62,13 +63,154 @@ func (a *Agent) markDHCP(ifs []devproto.Interface) []devproto.Interface {
 	}
 	ia := a.interfacesApplier()
 	if ia == nil {
-		return ifs
+		return a.cleanReport(ifs)
 	}
 	dhcp := ia.DHCPInterfaces()
 	for i := range ifs {
 		ifs[i].DHCP = dhcp[ifs[i].Name]
 	}
-	return ifs
+	return a.cleanReport(ifs)
+}
+
+// cleanReport logs and fixes what manage would refuse in a report.
+func (a *Agent) cleanReport(ifs []devproto.Interface) []devproto.Interface {
+	out, fixes := cleanInterfaces(ifs)
+	for _, f := range fixes {
+		a.log.Warn("interface report: dropped a field manage would refuse", "fix", f)
+	}
+	return out
+}
+
+// Limits manage applies to reported interfaces (manage/devices).
+const (
+	reportMaxInterfaces = 256
+	reportMaxAddresses  = 64
+	reportMaxIfName     = 15
+	reportMaxServer     = 261
+)
+
+// cleanInterfaces checks interfaces against the rules manage validates a
+// report with, and drops or fixes what would fail them: manage rejects a
+// whole report for one bad field, and with it every later change (an
+// address, a link state), so one odd value must never block the report.
+// It returns the fixed copy and what was fixed.
+func cleanInterfaces(ifs []devproto.Interface) ([]devproto.Interface, []string) {
+	var fixes []string
+	fix := func(format string, args ...any) { fixes = append(fixes, fmt.Sprintf(format, args...)) }
+	seen := map[string]bool{}
+	out := make([]devproto.Interface, 0, len(ifs))
+	for _, ifc := range ifs {
+		if len(out) == reportMaxInterfaces {
+			fix("more than %d interfaces: the rest left out", reportMaxInterfaces)
+			break
+		}
+		if !reportIfName(ifc.Name) || seen[ifc.Name] {
+			fix("interface %q left out: not a valid or unique name", natprobe.OneLine(ifc.Name, 32))
+			continue
+		}
+		seen[ifc.Name] = true
+		if ifc.MAC != "" {
+			if !reportHWAddr(ifc.MAC) {
+				fix("%s: MAC %q dropped", ifc.Name, natprobe.OneLine(ifc.MAC, 64))
+				ifc.MAC = ""
+			}
+		}
+		var addrs []string
+		for _, c := range ifc.Addresses {
+			if _, err := netip.ParsePrefix(c); err != nil {
+				fix("%s: address %q dropped", ifc.Name, natprobe.OneLine(c, 64))
+				continue
+			}
+			if len(addrs) == reportMaxAddresses {
+				fix("%s: more than %d addresses: the rest left out", ifc.Name, reportMaxAddresses)
+				break
+			}
+			addrs = append(addrs, c)
+		}
+		ifc.Addresses = addrs
+		if ifc.Gateway != "" {
+			if _, err := netip.ParseAddr(ifc.Gateway); err != nil {
+				fix("%s: gateway %q dropped", ifc.Name, natprobe.OneLine(ifc.Gateway, 64))
+				ifc.Gateway = ""
+			}
+		}
+		if ifc.MTU != 0 && (ifc.MTU < 68 || ifc.MTU > 65535) {
+			fix("%s: MTU %d reported as unknown", ifc.Name, ifc.MTU)
+			ifc.MTU = 0
+		}
+		if ifc.Public != nil {
+			p, f := cleanPublic(*ifc.Public)
+			for _, x := range f {
+				fix("%s: public endpoint: %s", ifc.Name, x)
+			}
+			ifc.Public = &p
+		}
+		out = append(out, ifc)
+	}
+	return out, fixes
+}
+
+// cleanPublic makes a NAT check result pass manage's checks: text fields
+// one printable line within their limits, a known NAT type, an address
+// and port that go together.
+func cleanPublic(p devproto.PublicEndpoint) (devproto.PublicEndpoint, []string) {
+	var fixes []string
+	switch p.NAT {
+	case devproto.NATNone, devproto.NATFullCone, devproto.NATRestricted, devproto.NATSymmetric, devproto.NATUnknown, devproto.NATBlocked:
+	default:
+		fixes = append(fixes, fmt.Sprintf("NAT type %q reported as unknown", natprobe.OneLine(p.NAT, 32)))
+		p.NAT = devproto.NATUnknown
+	}
+	if p.Address != "" {
+		a, err := netip.ParseAddr(p.Address)
+		if err != nil || !a.Unmap().Is4() || a.IsUnspecified() || a.IsMulticast() || p.Port < 1 || p.Port > 65535 {
+			fixes = append(fixes, fmt.Sprintf("mapping %q port %d dropped", natprobe.OneLine(p.Address, 64), p.Port))
+			p.Address, p.Port = "", 0
+		}
+	} else if p.Port != 0 {
+		fixes = append(fixes, fmt.Sprintf("port %d without an address dropped", p.Port))
+		p.Port = 0
+	}
+	if s := natprobe.OneLine(p.Server, reportMaxServer); s != p.Server {
+		fixes = append(fixes, "server text made one printable line")
+		p.Server = s
+	}
+	if s := natprobe.OneLine(p.Error, natprobe.MaxText); s != p.Error {
+		fixes = append(fixes, "error text made one printable line")
+		p.Error = s
+	}
+	return p, fixes
+}
+
+// reportHWAddr: 1 to 32 hex bytes separated by ':' (as Linux prints
+// link-layer addresses of any length).
+func reportHWAddr(s string) bool {
+	parts := strings.Split(s, ":")
+	if len(parts) > 32 {
+		return false
+	}
+	for _, p := range parts {
+		if len(p) != 2 {
+			return false
+		}
+		if _, err := strconv.ParseUint(p, 16, 8); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// reportIfName: 1 to 15 characters, no '/', ':', spaces or controls.
+func reportIfName(s string) bool {
+	if s == "" || len(s) > reportMaxIfName || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || c == '/' || c == ':' {
+			return false
+		}
+	}
+	return true
 }
 
 // noteReported records the interfaces sent to manage (in Hello or a

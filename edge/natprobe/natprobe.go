@@ -63,7 +63,7 @@ type Result struct {
 
 // Public converts the result for the interface report.
 func (r Result) Public() *devproto.PublicEndpoint {
-	p := &devproto.PublicEndpoint{NAT: r.NAT, Server: r.Server, CheckedAt: r.CheckedAt.UTC(), Error: r.Err}
+	p := &devproto.PublicEndpoint{NAT: r.NAT, Server: OneLine(r.Server, MaxText), CheckedAt: r.CheckedAt.UTC(), Error: OneLine(r.Err, MaxText)}
 	if r.Mapped.IsValid() {
 		p.Address, p.Port = r.Mapped.Addr().String(), int(r.Mapped.Port())
 	}
