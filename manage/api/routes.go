@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/monitor"
 	"github.com/trellis-sdwan/trellis/manage/network"
 	"github.com/trellis-sdwan/trellis/manage/policy"
 	"github.com/trellis-sdwan/trellis/manage/store"
@@ -178,6 +179,25 @@ func (a *API) routeTable() []*Route {
 		{Method: "PUT", Path: "/organizations/{org_id}/qos", Tag: "policies", Summary: "Set the organization's QoS classes (manager); no classes: the defaults", Auth: authAny, OrgAction: write, Body: qosInput{}, Resp: orgQoS{}, handle: a.putOrgQoS},
 		{Method: "GET", Path: "/organizations/{org_id}/firewall", Tag: "policies", Summary: "The organization-wide firewall policy", Auth: authAny, OrgAction: read, Resp: orgFirewall{}, handle: a.getOrgFirewall},
 		{Method: "PUT", Path: "/organizations/{org_id}/firewall", Tag: "policies", Summary: "Set the organization-wide firewall policy (manager); empty policy_id: none", Auth: authAny, OrgAction: write, Body: orgFirewall{}, Resp: orgFirewall{}, handle: a.putOrgFirewall},
+
+		// Monitoring and notifications (issue 9).
+		{Method: "GET", Path: "/organizations/{org_id}/stats/history", Tag: "monitoring", Summary: "Statistics history: series of a device, tunnel, interface or application, or organization totals (total=true), over a time range with a step", Auth: authAny, OrgAction: read, Resp: historyAnswer{}, handle: a.statsHistory},
+		{Method: "GET", Path: "/organizations/{org_id}/alerts", Tag: "monitoring", Summary: "List alerts (active and resolved), last seen first", Auth: authAny, OrgAction: read, Resp: store.Alert{}, List: true, Filters: alertFilters, Sorts: sortsAlerts, handle: a.listAlerts},
+		{Method: "GET", Path: "/organizations/{org_id}/alerts/{alert_id}", Tag: "monitoring", Summary: "Get an alert", Auth: authAny, OrgAction: read, Resp: store.Alert{}, handle: a.getAlert},
+		{Method: "GET", Path: "/organizations/{org_id}/alert-thresholds", Tag: "monitoring", Summary: "Tunnel RTT and loss thresholds: defaults, the organization's, per tunnel", Auth: authAny, OrgAction: read, Resp: thresholdsView{}, handle: a.getThresholds},
+		{Method: "PUT", Path: "/organizations/{org_id}/alert-thresholds", Tag: "monitoring", Summary: "Set the organization's tunnel thresholds (manager); levels left out keep the defaults, 0 is off", Auth: authAny, OrgAction: write, Body: thresholdsInput{}, Resp: thresholdsView{}, handle: a.putThresholds},
+		{Method: "PUT", Path: "/organizations/{org_id}/tunnels/{tunnel_id}/alert-thresholds", Tag: "monitoring", Summary: "Set one tunnel's thresholds (manager)", Auth: authAny, OrgAction: write, Body: thresholdsInput{}, Resp: tunnelThresholds{}, handle: a.putTunnelThresholds},
+		{Method: "DELETE", Path: "/organizations/{org_id}/tunnels/{tunnel_id}/alert-thresholds", Tag: "monitoring", Summary: "Remove a tunnel's own thresholds: the organization's apply (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteTunnelThresholds},
+		{Method: "GET", Path: "/organizations/{org_id}/webhooks", Tag: "monitoring", Summary: "List webhooks (manager)", Auth: authAny, OrgAction: write, Resp: store.Webhook{}, List: true, Filters: []string{"name"}, Sorts: []string{"name", "id", "created_at"}, handle: a.listWebhooks},
+		{Method: "POST", Path: "/organizations/{org_id}/webhooks", Tag: "monitoring", Summary: "Add a webhook (manager): alerts are POSTed as JSON signed with HMAC-SHA256; secret shown once", Auth: authAny, OrgAction: write, Body: webhookInput{}, Resp: webhookCreated{}, Status: http.StatusCreated, handle: a.createWebhook},
+		{Method: "GET", Path: "/organizations/{org_id}/webhooks/{webhook_id}", Tag: "monitoring", Summary: "Get a webhook with its last delivery (manager)", Auth: authAny, OrgAction: write, Resp: store.Webhook{}, handle: a.getWebhook},
+		{Method: "DELETE", Path: "/organizations/{org_id}/webhooks/{webhook_id}", Tag: "monitoring", Summary: "Delete a webhook (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteWebhook},
+		{Method: "POST", Path: "/organizations/{org_id}/webhooks/{webhook_id}/test", Tag: "monitoring", Summary: "Send a signed test delivery now (manager); answers how the receiver replied", Auth: authAny, OrgAction: write, Resp: webhookTestResult{}, handle: a.testWebhook},
+		{Method: "GET", Path: "/notifications", Tag: "monitoring", Summary: "My notifications, newest first", Auth: authAny, Resp: store.Notification{}, List: true, Filters: notificationFilter, Sorts: sortsNotifications, handle: a.listNotifications},
+		{Method: "GET", Path: "/notifications/summary", Tag: "monitoring", Summary: "How many of my notifications are unread", Auth: authAny, Resp: notificationSummary{}, handle: a.notificationSummary},
+		{Method: "POST", Path: "/notifications/read", Tag: "monitoring", Summary: "Mark my notifications read: by ids, or all", Auth: authAny, Body: notificationMark{}, Resp: notificationMarked{}, handle: a.markNotifications},
+		{Method: "GET", Path: "/notifications/preferences", Tag: "monitoring", Summary: "What I receive: alert types, least severity, in-app, daily digest, immediate mail for critical", Auth: authAny, Resp: monitor.Prefs{}, handle: a.getNotificationPrefs},
+		{Method: "PUT", Path: "/notifications/preferences", Tag: "monitoring", Summary: "Choose what I receive; fields left out take the defaults", Auth: authAny, Body: prefsInput{}, Resp: monitor.Prefs{}, handle: a.putNotificationPrefs},
 
 		{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document", Auth: authOpen, handle: a.openapi},
 	}

@@ -13,7 +13,7 @@ const (
 	KindInterface = "interface"
 	KindTunnel    = "tunnel"
 	KindApp       = "app"
-	KindDevice    = "device" // health (cpu_pct, mem_pct, disk_pct) once edges report it
+	KindDevice    = "device" // WAN totals; health (cpu_pct, mem_pct, disk_pct) once edges report it
 )
 
 // Metrics. Rates are per second, computed from two successive reports.
@@ -42,7 +42,9 @@ func MetricsOf(kind string) []string {
 	case KindApp:
 		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps}
 	case KindDevice:
-		return []string{MetricCPU, MetricMemory, MetricDisk}
+		// WAN totals (the sum of the WAN interfaces' rates), then health
+		// once edges report it.
+		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps, MetricCPU, MetricMemory, MetricDisk}
 	}
 	return nil
 }
