@@ -3,7 +3,7 @@
 # Idempotent: packages already present are left alone.
 set -euo pipefail
 
-pkgs=(iproute2 nftables iperf3 tshark busybox ca-certificates postgresql wireguard-tools iputils-ping jq procps psmisc coturn)
+pkgs=(iproute2 nftables iperf3 tshark busybox ca-certificates postgresql wireguard-tools iputils-ping jq procps psmisc coturn chromium)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -204,10 +204,17 @@ func (s *shots) take(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// do runs steps and fails the test with what was being done.
+// stepTimeout bounds every step; the browser context bounds the test.
+const stepTimeout = 30 * time.Second
+
+// do runs steps and fails the test with what was being done, saving a
+// screenshot of the page as it was.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		failShot(t, ctx)
 		t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -216,7 +223,26 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 func until(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		failShot(t, ctx)
 		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// failShot saves the page as it is when a step fails.
+func failShot(t *testing.T, ctx context.Context) {
+	dir := os.Getenv("TRELLIS_ARTIFACTS")
+	if dir == "" {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return
+	}
+	name := filepath.Join(dir, "screenshots", strings.ReplaceAll(t.Name(), "/", "_")+"-FAILED.png")
+	if os.MkdirAll(filepath.Dir(name), 0o755) == nil && os.WriteFile(name, png, 0o644) == nil {
+		t.Logf("page at the failure: %s", name)
 	}
 }
 

@@ -127,6 +127,11 @@ func (e *edge) run(ctx context.Context, t *testing.T, hc *http.Client, wsBase st
 			_ = send(devproto.TypeStats, e.stats())
 		case devproto.TypePing:
 			_ = send(devproto.TypePong, nil)
+		case devproto.TypeJob:
+			var j devproto.Job
+			_ = json.Unmarshal(env.Body, &j)
+			_ = send(devproto.TypeJobResult, devproto.JobResult{ID: j.ID, OK: true,
+				Output: fmt.Sprintf("%s job %s %s: answered by the test device %s\n", j.Kind, j.ID, j.Args, e.name)})
 		}
 	}
 }

@@ -166,7 +166,7 @@ export async function access(main, ctx) {
         const box = body && document.getElementById('key-shown');
         if (box) clear(box, h('div', { class: 'notice' }, 'Your new key (shown once; use it as a Bearer token or with trellisctl): ', h('code', { class: 'secret' }, r.key)));
       }, { id: 'key' }))),
-      section('Audit log of the account', h('p', null, h('a', { href: '#/access', id: 'acc-audit' }, 'Organization audit logs are under each organization; '),
+      section('Audit log of the account', h('p', null, 'Each organization has its own audit log (Audit in its menu); this one covers the whole account. ',
         action('Show account audit', async () => showAudit(A(acc) + '/audit', auditBox), { class: 'small' })), auditBox));
   };
   const auditBox = h('div');
@@ -370,7 +370,7 @@ export async function policyDetail(main, ctx) {
       toast('Saved');
       ctx.go('/o/' + enc(org) + '/policies/' + enc(id));
     }, { class: 'small' })],
-  ], devs, { empty: 'No approved devices.' })),
+  ], devs, { empty: 'No approved devices.', rowAttrs: (d) => ({ dataset: { device: d.hostname } }) })),
   section('As JSON', h('pre', { class: 'json' }, JSON.stringify(p, null, 2))));
 }
 

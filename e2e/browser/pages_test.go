@@ -1,0 +1,76 @@
+package browser
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestPages opens every page (no console error may appear: a CSP
+// violation or a script error fails the test) and uses the forms that
+// are not in the operator flow: a path label (with a field error first),
+// an organization token and an access key (each shown once), a job on a
+// device with its result, a policy assigned to a device, and the audit
+// log listing what was done.
+func TestPages(t *testing.T) {
+	m := startManage(t)
+	ctx := browser(t, 1280, 900, 3*time.Minute)
+	edges := m.edges(t, 2)
+	for _, e := range edges {
+		m.call(t, "POST", "/api/v1/organizations/"+m.org+"/devices/"+e.id+"/approve", nil, nil, 200)
+	}
+	sh := newShots(t)
+	o := m.base + "/#/o/" + m.org
+	login(t, ctx, m.base)
+
+	// Path labels: a bad colour lands under the colour field (the input
+	// type is changed to text so the browser lets it through).
+	do(t, ctx, "labels", chromedp.Navigate(o+"/labels"), chromedp.WaitVisible("#f-label-name"),
+		chromedp.SendKeys("#f-label-name", "Broadband"),
+		chromedp.SetAttributeValue("#f-label-color", "type", "text"), chromedp.SetValue("#f-label-color", "green"),
+		chromedp.Click(`form:has(#f-label-name) button[type=submit]`))
+	until(t, ctx, "colour error", `document.querySelector("#f-label-color-err").textContent.length > 0`, 10*time.Second)
+	sh.take(t, ctx, "label-error")
+	do(t, ctx, "create label", chromedp.SetValue("#f-label-color", "#2b8a6e"), chromedp.Click(`form:has(#f-label-name) button[type=submit]`))
+	until(t, ctx, "label listed", `[...document.querySelectorAll("td")].some(td => td.textContent.includes("Broadband"))`, 10*time.Second)
+	sh.take(t, ctx, "labels")
+
+	do(t, ctx, "tokens", chromedp.Navigate(o+"/tokens"), chromedp.WaitVisible("#f-token-name"),
+		chromedp.SendKeys("#f-token-name", "branch image"), chromedp.Click(`form:has(#f-token-name) button[type=submit]`))
+	until(t, ctx, "token shown once", `(document.querySelector("#token-shown code")||{textContent:""}).textContent.startsWith("trellis1.")`, 10*time.Second)
+	sh.take(t, ctx, "token")
+
+	// A job on a device: the device answers, the result shows.
+	do(t, ctx, "device jobs", chromedp.Navigate(o+"/devices/"+edges[0].id), chromedp.WaitVisible("#f-job-kind"),
+		chromedp.SetValue("#f-job-kind", "logs"), chromedp.Click(`form:has(#f-job-kind) button[type=submit]`))
+	until(t, ctx, "job done", `[...document.querySelectorAll("#jobs-list td[data-label=State]")].some(td => td.textContent === "done")`, 20*time.Second)
+	sh.take(t, ctx, "device-job")
+
+	// A path policy, assigned to the first device from the policy page.
+	do(t, ctx, "policies", chromedp.Navigate(o+"/policies"), chromedp.WaitVisible("#f-pol-name"),
+		chromedp.SendKeys("#f-pol-name", "voice first"), chromedp.SetValue("#f-pol-rules", `[{"priority":10,"match":{"protocol":"udp","ports":["5060"]},"block":true}]`),
+		chromedp.Click(`form:has(#f-pol-name) button[type=submit]`), chromedp.WaitVisible("pre.json"))
+	do(t, ctx, "assign policy", chromedp.Click(`tr[data-device="edge1"] button`))
+	until(t, ctx, "assigned", `[...document.querySelectorAll("td[data-label=Assigned]")].some(td => td.textContent === "yes")`, 10*time.Second)
+	sh.take(t, ctx, "policy")
+
+	do(t, ctx, "access keys", chromedp.Navigate(m.base+"/#/access"), chromedp.WaitVisible("#f-key-name"),
+		chromedp.Click(`details:has(#f-key-name) summary`),
+		chromedp.SendKeys("#f-key-name", "ci"), chromedp.Click(`form:has(#f-key-name) button[type=submit]`))
+	until(t, ctx, "key shown once", `(document.querySelector("#key-shown code")||{textContent:""}).textContent.startsWith("tak_")`, 10*time.Second)
+	sh.take(t, ctx, "access-keys")
+
+	for _, p := range []struct{ name, url, ready string }{
+		{"applications", o + "/applications", `document.querySelectorAll("main tbody tr").length > 0`},
+		{"accounts", m.base + "/#/accounts", `document.querySelectorAll("main tbody tr").length > 0`},
+		{"me", m.base + "/#/me", `!!document.querySelector("#f-pw-new_password")`},
+		{"settings", o + "/settings", `!!document.querySelector("#f-orgset-name")`},
+		{"audit", o + "/audit", `[...document.querySelectorAll("td code")].some(c => c.textContent === "path_label.create")`},
+	} {
+		do(t, ctx, p.name, chromedp.Navigate(p.url))
+		until(t, ctx, p.name+" shown", p.ready, 15*time.Second)
+		sh.take(t, ctx, p.name)
+	}
+	do(t, ctx, "unknown page", chromedp.Navigate(m.base+"/#/nowhere"), chromedp.WaitVisible("main h1"))
+}
