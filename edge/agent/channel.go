@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,8 +271,14 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastPing, lastStats := time.Now(), time.Now()
-	// A DHCP lease added or removed sends stats at the next tick.
+	// A DHCP lease added or removed sends stats at the next tick, and so
+	// does a tunnel going up or down (or appearing, or going away): manage
+	// learns tunnel states from stats only, and would otherwise follow a
+	// tunnel's state a whole stats period (60 s) late. The first tick of a
+	// session with tunnels sends their states too (manage's view after a
+	// reconnection).
 	leases, leasesChanged := s.a.leaseChanges(), false
+	var sentTunnels string // tunnel states in the last stats sent
 	for {
 		select {
 		case <-ctx.Done():
@@ -289,9 +296,19 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 				lastPing = now
 				_ = s.write(ctx, devproto.TypePing, newID(), nil)
 			}
-			if every := time.Duration(s.statsEvery.Load()); every > 0 && (leasesChanged || now.Sub(lastStats) >= every) {
+			every := time.Duration(s.statsEvery.Load())
+			if every <= 0 {
+				continue
+			}
+			tunnels := s.a.tunnelStates()
+			if leasesChanged || tunnels != sentTunnels || now.Sub(lastStats) >= every {
+				if tunnels != sentTunnels {
+					s.a.log.Debug("tunnel states changed; sending stats now", "tunnels", tunnels)
+				}
 				lastStats, leasesChanged = now, false
-				_ = s.write(ctx, devproto.TypeStats, "", s.a.collectStats())
+				st := s.a.collectStats()
+				sentTunnels = tunnelSignature(st.Tunnels)
+				_ = s.write(ctx, devproto.TypeStats, "", st)
 			}
 		}
 	}
@@ -456,4 +473,36 @@ func pruneOutbox(box []devproto.Envelope, running string) []devproto.Envelope {
 		}
 	}
 	return out
+}
+
+// tunnelStates returns the up/down state of every tunnel of the data
+// plane as text ("" without tunnels), to compare with what stats last
+// said.
+func (a *Agent) tunnelStates() string {
+	if a.dp == nil {
+		return ""
+	}
+	e := a.dp.Engine()
+	if e == nil {
+		return ""
+	}
+	var ts []devproto.TunnelStats
+	for _, t := range e.Status().Tunnels {
+		ts = append(ts, devproto.TunnelStats{Number: int(t.VNI), Up: t.Up})
+	}
+	return tunnelSignature(ts)
+}
+
+// tunnelSignature is the tunnels' numbers and states, sorted: "1:up 2:down".
+func tunnelSignature(ts []devproto.TunnelStats) string {
+	parts := make([]string, 0, len(ts))
+	for _, t := range ts {
+		state := "down"
+		if t.Up {
+			state = "up"
+		}
+		parts = append(parts, fmt.Sprintf("%d:%s", t.Number, state))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
 }
