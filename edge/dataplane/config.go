@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/trellis-sdwan/trellis/edge/dataplane/classify"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
 )
 
@@ -49,6 +50,62 @@ type Config struct {
 	WANs    []WANConfig
 	Tunnels []TunnelConfig
 	Routes  []RouteConfig
+
+	// Applications identify flows; PathRules (in order, first match wins)
+	// choose their tunnels by path label, or block them (see README,
+	// "Classification" and "Path selection").
+	Applications []classify.Application
+	PathRules    []classify.PathRule
+	// QoS configures the classes (nil: defaults); WANQoS the WANs whose
+	// tunnel traffic is shaped (see README, "QoS").
+	QoS    *QoSConfig
+	WANQoS []WANQoS
+	// FlowTableSize bounds the flow table (default 65536 flows; fixed at
+	// New); FlowIdleTimeout frees a flow's entry after that long without
+	// a packet (default 120s).
+	FlowTableSize   int
+	FlowIdleTimeout time.Duration
+}
+
+// QoSClass configures one service class: Weight shares what real-time
+// leaves (DRR), CapPct caps real-time's strict priority (share of the
+// WAN rate), DSCP rewrites identified applications' packets (-1: keep).
+type QoSClass struct {
+	Weight int
+	CapPct int
+	DSCP   int
+}
+
+// QoSConfig gives each service class (classify.Class order) its settings.
+type QoSConfig struct {
+	Classes [classify.NumClasses]QoSClass
+}
+
+// DefaultQoS is manage's default (docs/policies.md): real-time strict
+// priority capped at 30 %, EF; control-signalling 20, CS3; prime 40,
+// AF41; standard 25, AF21; best-effort 15, DSCP 0.
+func DefaultQoS() QoSConfig {
+	return QoSConfig{Classes: [classify.NumClasses]QoSClass{
+		classify.RealTime:   {CapPct: 30, DSCP: 46},
+		classify.Control:    {Weight: 20, DSCP: 24},
+		classify.Prime:      {Weight: 40, DSCP: 34},
+		classify.Standard:   {Weight: 25, DSCP: 18},
+		classify.BestEffort: {Weight: 15, DSCP: 0},
+	}}
+}
+
+func (c *Config) qos() QoSConfig {
+	if c.QoS == nil {
+		return DefaultQoS()
+	}
+	return *c.QoS
+}
+
+// WANQoS is one WAN's uplink bandwidth: tunnel traffic leaving through
+// the WAN interface is scheduled and shaped to UplinkKbps (0: no shaping).
+type WANQoS struct {
+	Interface  string
+	UplinkKbps int
 }
 
 // WANConfig is one WAN of the site, as tunnels name it: an interface
@@ -89,6 +146,9 @@ type TunnelConfig struct {
 	Local, Peer netip.Addr
 	Outbound    esp.Config
 	Inbound     esp.Config
+	// Label is the path label id the tunnel's WANs share; path rules
+	// choose tunnels by it.
+	Label string
 }
 
 // RouteConfig maps a destination prefix to a remote site.
@@ -156,6 +216,28 @@ func (c *Config) Validate() error {
 		vnis[t.VNI] = t.Name
 		sites[t.Site] = true
 	}
+	if c.QoS != nil {
+		for i, q := range c.QoS.Classes {
+			cl := classify.Class(i)
+			if q.DSCP < -1 || q.DSCP > 63 {
+				errs = append(errs, fmt.Errorf("QoS class %s: DSCP %d out of range -1..63", cl, q.DSCP))
+			}
+			if cl == classify.RealTime && (q.CapPct < 1 || q.CapPct > 100) {
+				errs = append(errs, fmt.Errorf("QoS class %s: cap %d%% out of range 1..100", cl, q.CapPct))
+			}
+			if cl != classify.RealTime && (q.Weight < 1 || q.Weight > 1000) {
+				errs = append(errs, fmt.Errorf("QoS class %s: weight %d out of range 1..1000", cl, q.Weight))
+			}
+		}
+	}
+	for _, w := range c.WANQoS {
+		if w.Interface == "" || w.UplinkKbps < 0 || w.UplinkKbps > 100_000_000 {
+			errs = append(errs, fmt.Errorf("WAN QoS %q: needs an interface and an uplink of 0..100000000 kbit/s", w.Interface))
+		}
+	}
+	if c.FlowTableSize < 0 || c.FlowTableSize > 1<<24 || c.FlowIdleTimeout < 0 {
+		errs = append(errs, errors.New("flow table size must be 0..16777216 and the idle timeout not negative"))
+	}
 	seen := map[netip.Prefix]bool{}
 	for _, r := range c.Routes {
 		if !r.Prefix.IsValid() {
@@ -217,5 +299,5 @@ func (t *TunnelConfig) validate() error {
 func (t *TunnelConfig) sameIdentity(o *TunnelConfig) bool {
 	return t.Name == o.Name && t.Site == o.Site && t.VNI == o.VNI &&
 		t.WANInterface == o.WANInterface && t.WANAddress == o.WANAddress &&
-		t.Local == o.Local && t.Peer == o.Peer
+		t.Local == o.Local && t.Peer == o.Peer && t.Label == o.Label
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/trellis-sdwan/trellis/edge/dataplane/classify"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/frame"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/ippkt"
@@ -39,6 +40,8 @@ type snapshot struct {
 	routes  *routeTable
 	wans    map[wanKey]*wanSock
 	wanErrs map[wanKey]string // WANs of cfg.WANs whose socket failed to open
+	pol     *policyState      // nil: no classification (tests)
+	flows   *flowTable
 }
 
 // Engine is a running data plane.
@@ -58,7 +61,9 @@ type Engine struct {
 	cfgMu    sync.Mutex // serialises reconfiguration
 	snap     atomic.Pointer[snapshot]
 	nextID   uint64
-	routesUp map[netip.Prefix]bool // kernel routes installed (cfgMu)
+	routesUp map[netip.Prefix]bool   // kernel routes installed (cfgMu)
+	apps     map[string]*appCounters // per application id (cfgMu)
+	polGen   uint64                  // policy generation (cfgMu)
 
 	global counters  // drops not attributable to a tunnel
 	stunTx stunTable // pending STUN requests of all WAN sockets
@@ -234,7 +239,19 @@ func (e *Engine) Apply(cfg Config) error {
 	cfg = cloneConfig(cfg)
 	cfg = cfg.withDefaults()
 	old := e.snap.Load()
-	ns := &snapshot{cfg: cfg, tunnels: map[string]*tunnel{}, byVNI: map[uint32]*tunnel{}, sites: map[string]*site{}, wans: map[wanKey]*wanSock{}}
+	if e.apps == nil {
+		e.apps = map[string]*appCounters{}
+	}
+	e.polGen++
+	pol, err := e.compilePolicy(&cfg, e.polGen)
+	if err != nil {
+		return fmt.Errorf("invalid data plane configuration: %w", err)
+	}
+	flows := old.flows
+	if flows == nil {
+		flows = newFlowTable(cfg.FlowTableSize, cfg.FlowIdleTimeout)
+	}
+	ns := &snapshot{cfg: cfg, pol: pol, flows: flows, tunnels: map[string]*tunnel{}, byVNI: map[uint32]*tunnel{}, sites: map[string]*site{}, wans: map[wanKey]*wanSock{}}
 	var opened []*wanSock
 	fail := func(err error) error {
 		for _, w := range opened {
@@ -288,7 +305,7 @@ func (e *Engine) Apply(cfg Config) error {
 		ns.byVNI[tc.VNI] = t
 		s := ns.sites[tc.Site]
 		if s == nil {
-			s = &site{name: tc.Site}
+			s = &site{name: tc.Site, rules: make([]ruleSel, pol.pol.NumRules())}
 			ns.sites[tc.Site] = s
 		}
 		s.tunnels = append(s.tunnels, t)
@@ -315,8 +332,14 @@ func (e *Engine) Apply(cfg Config) error {
 		}
 		ns.wans[k] = w
 	}
+	for _, t := range ns.tunnels {
+		t.probeMu.Lock()
+		t.updateQuality(t.up.Load(), t.probe.stats(), pol.thresholds, false)
+		t.probeMu.Unlock()
+	}
 	for _, s := range ns.sites {
 		s.refresh()
+		s.refreshRules(pol)
 	}
 	ns.routes = newRouteTable(cfg.Routes, ns.sites)
 	e.snap.Store(ns)
@@ -349,6 +372,13 @@ func cloneConfig(c Config) Config {
 	c.WANs = append([]WANConfig(nil), c.WANs...)
 	c.Tunnels = append([]TunnelConfig(nil), c.Tunnels...)
 	c.Routes = append([]RouteConfig(nil), c.Routes...)
+	c.Applications = append([]classify.Application(nil), c.Applications...)
+	c.PathRules = append([]classify.PathRule(nil), c.PathRules...)
+	c.WANQoS = append([]WANQoS(nil), c.WANQoS...)
+	if c.QoS != nil {
+		q := *c.QoS
+		c.QoS = &q
+	}
 	return c
 }
 
@@ -484,7 +514,7 @@ func (e *Engine) tunReadLoop() {
 	for {
 		cnt, err := e.dev.Read(bufs, sizes, frame.MaxHeadroom)
 		if cnt > 0 {
-			e.encapBatch(e.snap.Load(), bufs[:cnt], sizes, batches)
+			e.encapBatch(e.snap.Load(), bufs[:cnt], sizes, batches, time.Now().UnixNano())
 		}
 		if err != nil {
 			if e.closed.Load() || errors.Is(err, os.ErrClosed) {
@@ -502,9 +532,9 @@ func (e *Engine) tunReadLoop() {
 }
 
 // encapBatch frames the packets read from the TUN and sends them.
-func (e *Engine) encapBatch(snap *snapshot, bufs [][]byte, sizes []int, batches map[*wanSock]*sendBatch) {
+func (e *Engine) encapBatch(snap *snapshot, bufs [][]byte, sizes []int, batches map[*wanSock]*sendBatch, now int64) {
 	for i := range bufs {
-		e.encapOne(snap, bufs[i], sizes[i], batches)
+		e.encapOne(snap, bufs[i], sizes[i], batches, now)
 	}
 	for w, b := range batches {
 		if b.n > 0 || b.locked {
@@ -516,7 +546,7 @@ func (e *Engine) encapBatch(snap *snapshot, bufs [][]byte, sizes []int, batches 
 	}
 }
 
-func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wanSock]*sendBatch) {
+func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wanSock]*sendBatch, now int64) {
 	pkt := buf[frame.MaxHeadroom : frame.MaxHeadroom+size]
 	dst, ok := ippkt.Dst(pkt)
 	if !ok {
@@ -528,12 +558,42 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 		e.global.drop(DropNoRoute)
 		return
 	}
-	act := s.active.Load()
-	if act == nil || len(*act) == 0 {
-		e.global.drop(DropNoRoute)
-		return
+	var cands []*tunnel
+	var flow uint32
+	var d flowDecision
+	if snap.pol != nil {
+		tu, _ := ippkt.ParseTuple(pkt)
+		var h uint64
+		d, h = snap.flows.lookup(snap.pol, &tu, ippkt.DSCP(pkt), now)
+		flow = uint32(h >> 32)
+		if d.rule >= 0 {
+			r := snap.pol.pol.Rule(int(d.rule))
+			if r.Block {
+				e.global.drop(DropPolicy)
+				return
+			}
+			if sel := s.rules[d.rule].Load(); sel != nil && len(*sel) > 0 {
+				cands = *sel
+			} else if r.FallbackDrop {
+				e.global.drop(DropPolicy)
+				return
+			}
+		}
+		if d.dscp >= 0 {
+			ippkt.SetDSCP(pkt, uint8(d.dscp))
+		}
+	} else {
+		flow = ippkt.FlowHash(pkt)
 	}
-	t := pickTunnel(*act, ippkt.FlowHash(pkt))
+	if cands == nil {
+		act := s.active.Load()
+		if act == nil || len(*act) == 0 {
+			e.global.drop(DropNoRoute)
+			return
+		}
+		cands = *act
+	}
+	t := pickTunnel(cands, flow)
 	if size > t.maxInner {
 		t.drop(DropTooBig)
 		e.sendFragNeeded(t, pkt)
@@ -564,6 +624,9 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 	}
 	t.txPackets.Add(1)
 	t.txBytes.Add(uint64(size))
+	if d.app != nil {
+		d.app.tx(size)
+	}
 	b.add(t, f)
 	if b.n == len(b.msgs) {
 		b.flush(t.wan, e.log.Warn)
@@ -700,6 +763,14 @@ func (e *Engine) decapOne(snap *snapshot, w *wanSock, b []byte, from netip.AddrP
 		ippkt.ClampMSS(inner, t.mss4)
 	} else {
 		ippkt.ClampMSS(inner, t.mss6)
+	}
+	if snap.pol != nil {
+		// The reply direction finds the flow's entry (or, for a flow the
+		// far side started, classifies it by this first packet).
+		if tu, ok := ippkt.ParseTuple(inner); ok {
+			d, _ := snap.flows.lookup(snap.pol, &tu, ippkt.DSCP(inner), now.UnixNano())
+			d.app.rx(len(inner))
+		}
 	}
 	// inner is a sub-slice of b: find its position.
 	start = cap(b) - cap(inner)

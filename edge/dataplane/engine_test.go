@@ -399,7 +399,7 @@ func benchmarkEngineEncap(b *testing.B, sa esp.Config) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		copy(buf[frame.MaxHeadroom:], pkt)
-		e.encapOne(snap, buf, len(pkt), batches)
+		e.encapOne(snap, buf, len(pkt), batches, 0)
 		bt := batches[w]
 		if bt.n != 1 {
 			b.Fatalf("packet not queued (drops %v)", dropMap(&tn.counters))

@@ -97,7 +97,7 @@ func TestControlFramesKeepSequenceOrder(t *testing.T) {
 			for i := range bufs {
 				copy(bufs[i][frame.MaxHeadroom:], pkt)
 			}
-			e.encapBatch(snap, bufs, sizes, batches)
+			e.encapBatch(snap, bufs, sizes, batches, time.Now().UnixNano())
 			if sent.Add(int64(len(bufs))) >= 2000 {
 				once.Do(func() { close(progressed) })
 			}

@@ -35,6 +35,9 @@ func (e *Engine) probeLoop() {
 			t.probeMu.Lock()
 			up := t.probe.evaluate(now, interval)
 			st := t.probe.stats()
+			if snap.pol != nil {
+				t.updateQuality(up, st, snap.pol.thresholds, true)
+			}
 			primer, probe := t.punch.step(now, interval, t.rxPackets.Load())
 			var seq uint16
 			if probe {
@@ -68,6 +71,7 @@ func (e *Engine) probeLoop() {
 		}
 		for _, s := range snap.sites {
 			s.refresh()
+			s.refreshRules(snap.pol)
 		}
 	}
 }

@@ -60,6 +60,41 @@ type Status struct {
 	WANs      []WANSocket       `json:"wans"`
 	WANErrors map[string]string `json:"wan_errors,omitempty"`
 	STUN      STUNCounters      `json:"stun"`
+	// Apps count traffic per application ("" is unidentified traffic),
+	// sorted by id; Flows describes the flow table; PathRules shows the
+	// tunnels each path rule uses now, per site.
+	Apps      []AppStatus    `json:"apps"`
+	Flows     FlowStatus     `json:"flows"`
+	PathRules []RuleStatus   `json:"path_rules"`
+	QoS       []WANQoSStatus `json:"qos,omitempty"`
+}
+
+// AppStatus counts one application's traffic since the engine started:
+// tx is LAN to tunnel, rx tunnel to LAN.
+type AppStatus struct {
+	ID        string `json:"id"`
+	Flows     uint64 `json:"flows"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxPackets uint64 `json:"rx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+}
+
+// FlowStatus describes the flow table.
+type FlowStatus struct {
+	Active   int    `json:"active"`
+	Capacity int    `json:"capacity"`
+	Created  uint64 `json:"created"`
+	Evicted  uint64 `json:"evicted"`
+}
+
+// RuleStatus is one path rule and, per site, the tunnels that carry its
+// flows now (none: its fallback applies).
+type RuleStatus struct {
+	ID      string              `json:"id"`
+	Mode    string              `json:"mode"`
+	Block   bool                `json:"block,omitempty"`
+	Tunnels map[string][]string `json:"tunnels,omitempty"`
 }
 
 func dropMap(c *counters) map[string]uint64 {
@@ -107,6 +142,31 @@ func (e *Engine) Status() Status {
 		st.Tunnels = append(st.Tunnels, ts)
 	}
 	sort.Slice(st.Tunnels, func(i, j int) bool { return st.Tunnels[i].Name < st.Tunnels[j].Name })
+	st.Apps = e.appsStatus()
+	if ft := snap.flows; ft != nil {
+		st.Flows = FlowStatus{Active: ft.active(time.Now().UnixNano()), Capacity: ft.capacity, Created: ft.created.Load(), Evicted: ft.evicted.Load()}
+	}
+	if snap.pol != nil {
+		for i := 0; i < snap.pol.pol.NumRules(); i++ {
+			r := snap.pol.pol.Rule(i)
+			rs := RuleStatus{ID: r.ID, Mode: r.Mode.String(), Block: r.Block}
+			if !r.Block {
+				rs.Tunnels = map[string][]string{}
+				for name, s := range snap.sites {
+					var names []string
+					if sel := s.rules[i].Load(); sel != nil {
+						for _, t := range *sel {
+							names = append(names, t.cfg.Name)
+						}
+					}
+					sort.Strings(names)
+					rs.Tunnels[name] = names
+				}
+			}
+			st.PathRules = append(st.PathRules, rs)
+		}
+	}
+	st.QoS = e.qosStatus(snap)
 	return st
 }
 
@@ -146,13 +206,15 @@ var (
 	descGlobal   = prometheus.NewDesc("trellis_dataplane_drops_total", "Packets dropped before a tunnel was known, by reason.", []string{"reason"}, nil)
 	descLearned  = prometheus.NewDesc("trellis_dataplane_tunnel_endpoint_learned", "1 while the tunnel sends to an endpoint learned from authenticated packets instead of the configured one.", tunnelLabels, nil)
 	descLearns   = prometheus.NewDesc("trellis_dataplane_tunnel_endpoint_learns_total", "Times the tunnel's remote endpoint moved to the source of authenticated packets.", tunnelLabels, nil)
+	descAppBytes = prometheus.NewDesc("trellis_dataplane_app_bytes_total", "Bytes of original packets per identified application (\"\" unidentified).", []string{"app", "direction"}, nil)
+	descAppFlows = prometheus.NewDesc("trellis_dataplane_app_flows_total", "Flows classified per application.", []string{"app"}, nil)
 	descSTUN     = prometheus.NewDesc("trellis_dataplane_stun_messages_total", "STUN messages on the WAN sockets: requests sent, answers matched, stray messages ignored.", []string{"kind"}, nil)
 )
 
 type collector struct{ e *Engine }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPackets, descBytes, descDrops, descUp, descRTT, descJitter, descLoss, descGlobal, descLearned, descLearns, descSTUN} {
+	for _, d := range []*prometheus.Desc{descPackets, descBytes, descDrops, descUp, descRTT, descJitter, descLoss, descGlobal, descLearned, descLearns, descSTUN, descAppBytes, descAppFlows} {
 		ch <- d
 	}
 }
@@ -192,7 +254,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for kind, v := range map[string]uint64{"request": st.STUN.Requests, "answer": st.STUN.Answers, "stray": st.STUN.Stray} {
 		ch <- prometheus.MustNewConstMetric(descSTUN, prometheus.CounterValue, float64(v), kind)
 	}
+	for _, a := range st.Apps {
+		ch <- prometheus.MustNewConstMetric(descAppBytes, prometheus.CounterValue, float64(a.TxBytes), a.ID, "tx")
+		ch <- prometheus.MustNewConstMetric(descAppBytes, prometheus.CounterValue, float64(a.RxBytes), a.ID, "rx")
+		ch <- prometheus.MustNewConstMetric(descAppFlows, prometheus.CounterValue, float64(a.Flows), a.ID)
+	}
 	for r, v := range st.Drops {
 		ch <- prometheus.MustNewConstMetric(descGlobal, prometheus.CounterValue, float64(v), r)
 	}
+}
+
+func (e *Engine) appsStatus() []AppStatus {
+	e.cfgMu.Lock()
+	var out []AppStatus
+	for _, a := range e.apps {
+		out = append(out, AppStatus{ID: a.id, Flows: a.flows.Load(), TxPackets: a.txPackets.Load(), TxBytes: a.txBytes.Load(),
+			RxPackets: a.rxPackets.Load(), RxBytes: a.rxBytes.Load()})
+	}
+	e.cfgMu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trellis-sdwan/trellis/edge/dataplane/classify"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/frame"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/ippkt"
@@ -26,10 +27,12 @@ const (
 	DropTooBig                         // larger than the tunnel MTU
 	DropSeqExhausted                   // outbound SA must be rekeyed
 	DropSendError                      // socket or TUN write failed
+	DropPolicy                         // blocked by a path rule, or no usable path with fallback drop
+	DropQueue                          // QoS queue full (tail drop)
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"auth", "replay", "no_route", "no_sa", "malformed", "too_big", "seq_exhausted", "send_error"}
+var dropNames = [numDropReasons]string{"auth", "replay", "no_route", "no_sa", "malformed", "too_big", "seq_exhausted", "send_error", "policy", "queue"}
 
 func (r DropReason) String() string { return dropNames[r] }
 
@@ -86,6 +89,7 @@ type tunnel struct {
 	probeMu sync.Mutex
 	probe   probeState
 	punch   punchState
+	qual    map[classify.Thresholds]*qualState // path rule hysteresis
 }
 
 func newTunnel(id uint64, c TunnelConfig, wan *wanSock, sas *saSet, underlayMTU, tunMTU int) *tunnel {
@@ -181,6 +185,7 @@ type site struct {
 	name    string
 	tunnels []*tunnel
 	active  atomic.Pointer[[]*tunnel]
+	rules   []ruleSel // per path rule (see refreshRules)
 }
 
 // refresh recomputes the eligible tunnels: the up tunnels whose quality
