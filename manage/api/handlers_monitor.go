@@ -33,16 +33,18 @@ const (
 	defaultHistoryPoints      = 360
 )
 
-// Retention of the series (the server's --stats-retention-* flags); the
-// history query picks the finest resolution that still covers from.
-var historyRetention = monitor.DefaultRetention
-
-// SetHistoryRetention tells the API how long each resolution is kept (the
-// server calls it with the monitor's retention flags).
-func SetHistoryRetention(r store.MetricRetention) {
-	if r.Raw > 0 && r.Minute > 0 && r.Hour > 0 {
-		historyRetention = r
+// historyRetention is how long each resolution is kept: what the monitor
+// recorded in the settings table at start (--stats-retention-*), else the
+// defaults. The history query picks the finest resolution that still
+// covers from.
+func (a *API) historyRetention(ctx context.Context) store.MetricRetention {
+	r := monitor.DefaultRetention
+	if v, err := a.st.GetSetting(ctx, monitor.RetentionSetting); err == nil {
+		if got, err := monitor.ParseRetention(v); err == nil {
+			r = got
+		}
 	}
+	return r
 }
 
 type historyPoint struct {
@@ -221,10 +223,11 @@ func (a *API) statsHistory(c *call) (any, error) {
 	}
 	// The finest resolution no coarser than the step that still covers from.
 	res := store.ResHour
+	keep := a.historyRetention(c.ctx)
 	for _, r := range []struct {
 		res  int
 		keep time.Duration
-	}{{store.ResRaw, historyRetention.Raw}, {store.ResMinute, historyRetention.Minute}} {
+	}{{store.ResRaw, keep.Raw}, {store.ResMinute, keep.Minute}} {
 		if (r.res == 0 || int64(r.res) <= step) && !from.Before(now.Add(-r.keep)) {
 			res = r.res
 			break

@@ -43,12 +43,17 @@ type Store interface {
 	ListWebhooks(ctx context.Context, orgID string, opt store.ListOptions) (store.Page[store.Webhook], error)
 	RecordWebhookDelivery(ctx context.Context, orgID, id string, status int, errMsg string, at time.Time) error
 	ListAlertThresholds(ctx context.Context, orgID string) ([]store.AlertThreshold, error)
+	SetSetting(ctx context.Context, key, value string) error
 }
 
 // Defaults of Config.
 var (
 	DefaultRetention = store.MetricRetention{Raw: 6 * time.Hour, Minute: 7 * 24 * time.Hour, Hour: 90 * 24 * time.Hour}
 )
+
+// ManageVersion is this manage's version: an edge reporting an older one
+// raises software_outdated.
+const ManageVersion = "0.1.0"
 
 const (
 	DefaultCheckEvery    = 10 * time.Second
@@ -164,9 +169,39 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// RetentionSetting is the settings key where the service records the
+// retention in force (the API's history query reads it).
+const RetentionSetting = "monitor_retention"
+
+// FormatRetention and ParseRetention (de)serialise a retention for the
+// settings table: "raw,minute,hour" as Go durations.
+func FormatRetention(r store.MetricRetention) string {
+	return r.Raw.String() + "," + r.Minute.String() + "," + r.Hour.String()
+}
+
+// ParseRetention reads FormatRetention's text.
+func ParseRetention(v string) (store.MetricRetention, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) != 3 {
+		return store.MetricRetention{}, fmt.Errorf("retention %q: want raw,minute,hour", v)
+	}
+	var ds [3]time.Duration
+	for i, p := range parts {
+		d, err := time.ParseDuration(p)
+		if err != nil || d <= 0 {
+			return store.MetricRetention{}, fmt.Errorf("retention %q: %q is not a positive duration", v, p)
+		}
+		ds[i] = d
+	}
+	return store.MetricRetention{Raw: ds[0], Minute: ds[1], Hour: ds[2]}, nil
+}
+
 // Restore loads the active alerts so that they are updated and resolved
 // rather than raised again (call once before Run).
 func (s *Service) Restore(ctx context.Context) error {
+	if err := s.st.SetSetting(ctx, RetentionSetting, FormatRetention(s.cfg.Retention)); err != nil {
+		return fmt.Errorf("monitor: recording the retention: %w", err)
+	}
 	act, err := s.st.ActiveAlerts(ctx)
 	if err != nil {
 		return fmt.Errorf("monitor: loading active alerts: %w", err)

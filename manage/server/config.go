@@ -14,6 +14,8 @@ import (
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/devices"
+	"github.com/trellis-sdwan/trellis/manage/monitor"
+	"github.com/trellis-sdwan/trellis/manage/store"
 )
 
 // Defaults.
@@ -77,6 +79,14 @@ type Config struct {
 	// AppCatalogRefresh is how often a catalogue URL is fetched again
 	// (DefaultAppCatalogRefresh if 0; at least a minute).
 	AppCatalogRefresh time.Duration
+	// SMTP sends notification mail (daily digest, immediate critical
+	// alerts); Addr "" sends none.
+	SMTP monitor.MailConfig
+	// StatsRetention is how long raw samples, 1-minute and 1-hour buckets
+	// of the statistics history are kept (monitor.DefaultRetention where 0).
+	StatsRetention store.MetricRetention
+	// DigestHour is the UTC hour of the daily notification digest (8).
+	DigestHour int
 }
 
 // DefaultAppCatalogRefresh is how often a catalogue URL is fetched again.
@@ -128,6 +138,37 @@ func ParseFlags(name string, args []string, getenv func(string) string, stderr i
 		refresh = d
 	}
 	fs.DurationVar(&c.AppCatalogRefresh, "app-catalog-refresh", refresh, "how often an --app-catalog URL is fetched again, at least 1m (env TRELLIS_APP_CATALOG_REFRESH)")
+	fs.StringVar(&c.SMTP.Addr, "smtp-addr", env("TRELLIS_SMTP_ADDR", ""), "SMTP server host:port for notification mail; empty: no mail (env TRELLIS_SMTP_ADDR)")
+	fs.StringVar(&c.SMTP.From, "smtp-from", env("TRELLIS_SMTP_FROM", ""), "sender address of notification mail (env TRELLIS_SMTP_FROM)")
+	fs.StringVar(&c.SMTP.Username, "smtp-username", env("TRELLIS_SMTP_USERNAME", ""), "SMTP user for PLAIN authentication (env TRELLIS_SMTP_USERNAME)")
+	c.SMTP.Password = getenv("TRELLIS_SMTP_PASSWORD") // env only: not in the process list
+	fs.StringVar(&c.SMTP.TLS, "smtp-tls", env("TRELLIS_SMTP_TLS", "starttls"), "SMTP TLS: starttls (when offered), require-starttls, tls (port 465) or none (env TRELLIS_SMTP_TLS); the password comes from TRELLIS_SMTP_PASSWORD")
+	durFlag := func(name, envKey string, def time.Duration, dst *time.Duration, usage string) error {
+		if v := getenv(envKey); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s %q: want a duration such as %v", envKey, v, def)
+			}
+			def = d
+		}
+		fs.DurationVar(dst, name, def, usage+" (env "+envKey+")")
+		return nil
+	}
+	for _, f := range []struct {
+		name, env string
+		def       time.Duration
+		dst       *time.Duration
+		usage     string
+	}{
+		{"stats-retention-raw", "TRELLIS_STATS_RETENTION_RAW", monitor.DefaultRetention.Raw, &c.StatsRetention.Raw, "keep raw statistics samples this long"},
+		{"stats-retention-minute", "TRELLIS_STATS_RETENTION_MINUTE", monitor.DefaultRetention.Minute, &c.StatsRetention.Minute, "keep 1-minute statistics buckets this long"},
+		{"stats-retention-hour", "TRELLIS_STATS_RETENTION_HOUR", monitor.DefaultRetention.Hour, &c.StatsRetention.Hour, "keep 1-hour statistics buckets this long"},
+	} {
+		if err := durFlag(f.name, f.env, f.def, f.dst, f.usage); err != nil {
+			return c, err
+		}
+	}
+	fs.IntVar(&c.DigestHour, "digest-hour", monitor.DefaultDigestHour, "UTC hour at which the daily digest of unread notifications is mailed")
 	level := fs.String("log-level", env("TRELLIS_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env TRELLIS_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -187,6 +228,25 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AppCatalogRefresh < time.Minute {
 		return c, fmt.Errorf("--app-catalog-refresh %v: fetch the catalogue at most once a minute", c.AppCatalogRefresh)
+	}
+	if c.SMTP.Addr != "" && c.SMTP.From == "" {
+		return c, errors.New("--smtp-addr needs --smtp-from (the sender address)")
+	}
+	if err := c.SMTP.Validate(); err != nil {
+		return c, fmt.Errorf("--smtp-*: %w", err)
+	}
+	for _, r := range []struct {
+		name string
+		d    time.Duration
+		min  time.Duration
+	}{{"--stats-retention-raw", c.StatsRetention.Raw, 10 * time.Minute}, {"--stats-retention-minute", c.StatsRetention.Minute, time.Hour},
+		{"--stats-retention-hour", c.StatsRetention.Hour, 24 * time.Hour}} {
+		if r.d != 0 && r.d < r.min {
+			return c, fmt.Errorf("%s %v: keep at least %v", r.name, r.d, r.min)
+		}
+	}
+	if c.DigestHour < 0 || c.DigestHour > 23 {
+		return c, fmt.Errorf("--digest-hour %d: want 0 to 23 (UTC)", c.DigestHour)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

@@ -49,6 +49,7 @@ import (
 	"github.com/trellis-sdwan/trellis/manage/api"
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/devices"
+	"github.com/trellis-sdwan/trellis/manage/monitor"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/manage/stunserver"
 	"github.com/trellis-sdwan/trellis/manage/tlscert"
@@ -64,6 +65,7 @@ type Server struct {
 	st          store.Store
 	api         *api.API
 	dev         *devices.Service
+	mon         *monitor.Service
 	reg         *prometheus.Registry
 	handler     http.Handler
 	mux         *http.ServeMux
@@ -143,8 +145,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("%w (is another STUN or TURN server, e.g. coturn, using the ports? pick others with --stun-listen, or run none with --stun-listen off)", err)
 		}
 	}
+	s.mon, err = monitor.New(monitor.Config{Store: s.st, Logger: s.log, Sealer: sealer, Registerer: s.reg,
+		ManageVersion: monitor.ManageVersion, Mail: cfg.SMTP, Retention: cfg.StatsRetention, DigestHour: cfg.DigestHour})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mon.Restore(ctx); err != nil {
+		return nil, err
+	}
 	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg,
-		Sealer: sealer, KeyRotation: cfg.KeyRotation, STUNServers: s.STUNServers()})
+		Sealer: sealer, KeyRotation: cfg.KeyRotation, STUNServers: s.STUNServers(), Observer: s.mon})
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +338,10 @@ func (s *Server) Run(ctx context.Context) error {
 	devDone := make(chan struct{})
 	go func() { _ = s.dev.Run(devCtx); close(devDone) }()
 	defer func() { devStop(); <-devDone }() // device channels end before the store closes
+	monCtx, monStop := context.WithCancel(ctx)
+	monDone := make(chan struct{})
+	go func() { _ = s.mon.Run(monCtx); close(monDone) }()
+	defer func() { monStop(); <-monDone }() // deferred last: stops first, before the channels
 	var runErr error
 	select {
 	case <-ctx.Done():
