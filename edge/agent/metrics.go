@@ -178,7 +178,15 @@ func (a *Agent) collectStats() devproto.Stats {
 		st.Interfaces = ifs
 	}
 	if e := a.dp.Engine(); e != nil {
-		for _, t := range e.Status().Tunnels {
+		est := e.Status()
+		for _, ap := range est.Apps {
+			if ap.Flows == 0 && ap.TxPackets == 0 && ap.RxPackets == 0 {
+				continue
+			}
+			st.Apps = append(st.Apps, devproto.AppStats{ID: ap.ID, Flows: ap.Flows, RxBytes: ap.RxBytes, TxBytes: ap.TxBytes,
+				RxPackets: ap.RxPackets, TxPackets: ap.TxPackets})
+		}
+		for _, t := range est.Tunnels {
 			var drops uint64
 			for _, n := range t.Drops {
 				drops += n

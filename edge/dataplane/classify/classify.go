@@ -175,7 +175,7 @@ type PathRule struct {
 	ID           string
 	Match        Match
 	Block        bool
-	Labels       []string // tunnel path label ids in preference order
+	Labels       []string // tunnel path label ids in preference order (none: always the fallback)
 	Mode         Mode
 	FallbackDrop bool // no usable label: drop instead of following the routes
 	Thresholds
@@ -249,9 +249,6 @@ func Compile(apps []Application, rules []PathRule) (*Policy, error) {
 					(len(m.ServiceClasses) == 0 || contains(m.ServiceClasses, a.Class.String())) &&
 					(len(m.Importance) == 0 || contains(m.Importance, a.Importance))
 			}
-		}
-		if !r.Block && len(r.Labels) == 0 {
-			errs = append(errs, fmt.Errorf("path rule %d (%s): neither block nor labels", i, r.ID))
 		}
 		if r.Mode > Quality {
 			errs = append(errs, fmt.Errorf("path rule %d (%s): bad mode", i, r.ID))

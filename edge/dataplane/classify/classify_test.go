@@ -126,7 +126,7 @@ func TestCompileErrors(t *testing.T) {
 		{"dup app", []Application{{ID: "a"}, {ID: "a"}}, nil},
 		{"no id", []Application{{}}, nil},
 		{"ports on icmp", []Application{{ID: "a", Rules: []AppRule{{Protocol: ippkt.ProtoICMP, Ports: ports("1")}}}}, nil},
-		{"rule without action", nil, []PathRule{{ID: "x"}}},
+		{"bad mode", nil, []PathRule{{ID: "x", Mode: 7}}},
 	} {
 		if _, err := Compile(tc.apps, tc.rules); err == nil {
 			t.Errorf("%s: accepted", tc.name)
