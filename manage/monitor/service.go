@@ -82,7 +82,14 @@ type Config struct {
 	CheckEvery time.Duration // device checks and hold-downs (DefaultCheckEvery)
 	// MaintainEvery: rollups and pruning (DefaultMaintainEvery).
 	MaintainEvery time.Duration
+	// StartGrace: for this long after start the device checks are not
+	// evaluated, so that edges reconnecting after a manage restart do not
+	// raise "disconnected" (DefaultStartGrace if 0; negative: none).
+	StartGrace time.Duration
 }
+
+// DefaultStartGrace is Config.StartGrace's default.
+const DefaultStartGrace = 2 * time.Minute
 
 // WebhookSealPurpose binds a sealed webhook secret to its webhook id.
 const WebhookSealPurpose = "webhook-secret:"
@@ -94,6 +101,7 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	rates *Rates
+	start time.Time
 
 	mu     sync.Mutex // engine, alertIDs, thresholds, tunnelUp, wans
 	engine *Engine
@@ -153,9 +161,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaintainEvery <= 0 {
 		cfg.MaintainEvery = DefaultMaintainEvery
 	}
+	if cfg.StartGrace == 0 {
+		cfg.StartGrace = DefaultStartGrace
+	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "monitor"), now: cfg.Now, rates: NewRates(),
 		engine: NewEngine(cfg.HoldDown), ids: map[Key]string{}, ths: map[string]orgThresholds{},
-		up: map[string]map[string]map[int]bool{}, wans: map[string][]string{}, sendq: make(chan func(context.Context), 1024)}
+		up: map[string]map[string]map[int]bool{}, wans: map[string][]string{}, sendq: make(chan func(context.Context), 1024),
+		start: cfg.Now()}
 	s.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trellis_org_devices",
 		Help: "Approved devices per organization by state (total, connected, in_sync), from the store."}, []string{"org", "state"})
 	s.tunUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trellis_org_tunnels_up",
@@ -441,7 +453,9 @@ func (s *Service) Check(ctx context.Context) {
 			break
 		}
 	}
-	s.observe(ctx, obs, now)
+	if now.Sub(s.start) >= s.cfg.StartGrace {
+		s.observe(ctx, obs, now)
+	}
 	s.mu.Lock()
 	tr := s.engine.Tick(now)
 	s.mu.Unlock()

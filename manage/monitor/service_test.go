@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ type fixture struct {
 	sealer *auth.Sealer
 	hook   *hookSink
 	sink   *smtpSink
+	reg    *prometheus.Registry
 }
 
 type hookSink struct {
@@ -93,7 +95,8 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 	wh.SecretSealed = f.sealer.Seal(f.hook.secret, WebhookSealPurpose+wh.ID)
 	must(t, st.CreateWebhook(ctx, &wh))
 	f.sink = newSMTPSink(t)
-	svc, err := New(Config{Store: st, Sealer: f.sealer, Now: f.clk.now, Registerer: prometheus.NewRegistry(), ManageVersion: "0.2.0",
+	f.reg = prometheus.NewRegistry()
+	svc, err := New(Config{Store: st, Sealer: f.sealer, Now: f.clk.now, Registerer: f.reg, ManageVersion: "0.2.0",
 		Mail:      MailConfig{Addr: f.sink.ln.Addr().String(), From: "trellis@example.net", TLS: "none"},
 		Deliverer: &Deliverer{Client: f.hook.srv.Client(), Sleep: func(context.Context, time.Duration) error { return nil }}})
 	must(t, err)
@@ -253,5 +256,100 @@ func TestServiceRTTThresholdsAndCriticalMail(t *testing.T) {
 	msgs := f.sink.messages()
 	if len(msgs) != 1 {
 		t.Fatalf("critical mails: %d", len(msgs))
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	must(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+func TestServiceDeviceChecks(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	ctx := t.Context()
+	must(t, f.svc.Restore(ctx))
+	d := f.dev
+	d.Approval, d.ConnState, d.SyncStatus = store.ApprovalApproved, store.ConnConnected, store.SyncInSync
+	d.Versions = map[string]string{"edge": "0.1.0"} // older than manage's 0.2.0 here
+	wans := []store.InterfaceAssignment{{Name: "wan0", Role: store.RoleWAN, DHCP: true}}
+	reported := []store.Interface{{Name: "wan0", LinkUp: true, Addresses: []string{}}}
+	must(t, f.st.UpdateDevice(ctx, &d))
+	must(t, f.st.SetDeviceConnection(ctx, d.OrgID, d.ID, store.ConnConnected, f.clk.now()))
+	must(t, f.st.SetDeviceReport(ctx, d.OrgID, d.ID, store.DeviceReport{Versions: map[string]string{"edge": "0.1.0"}, Interfaces: reported}))
+	must(t, f.st.SetInterfaceConfig(ctx, d.OrgID, d.ID, wans))
+	// Within the start grace nothing is observed.
+	f.svc.Check(ctx)
+	f.clk.add(time.Minute)
+	f.svc.Check(ctx)
+	if al, _ := f.st.ListAlerts(ctx, d.OrgID, store.ListOptions{}); al.Total != 0 {
+		t.Fatalf("alerts during the start grace: %+v", al.Items)
+	}
+	if got := gauge(t, f.reg, "trellis_org_devices", map[string]string{"org": d.OrgID, "state": "connected"}); got != 1 {
+		t.Fatalf("connected gauge %v", got)
+	}
+	f.clk.add(time.Minute)
+	f.svc.Check(ctx)
+	f.clk.add(30 * time.Second)
+	f.svc.Check(ctx)
+	al, err := f.st.ListAlerts(ctx, d.OrgID, store.ListOptions{Sort: "type"})
+	must(t, err)
+	types := []string{}
+	for _, a := range al.Items {
+		types = append(types, a.Type+"/"+a.Subject)
+	}
+	if strings.Join(types, " ") != "software_outdated/ wan_no_address/wan0" {
+		t.Fatalf("alerts: %v", types)
+	}
+	// Disconnected: raised after the hold-down; the others stay (the
+	// device reports nothing new), and resolve only when clear.
+	must(t, f.st.SetDeviceConnection(ctx, d.OrgID, d.ID, store.ConnDisconnected, f.clk.now()))
+	f.svc.Check(ctx)
+	f.clk.add(30 * time.Second)
+	f.svc.Check(ctx)
+	act, err := f.st.ListAlerts(ctx, d.OrgID, store.ListOptions{Filter: map[string]string{"state": "active", "type": AlertDeviceDisconnected}})
+	must(t, err)
+	if act.Total != 1 || act.Items[0].Severity != SeverityCritical {
+		t.Fatalf("disconnected: %+v", act.Items)
+	}
+	if got := gauge(t, f.reg, "trellis_org_devices", map[string]string{"org": d.OrgID, "state": "connected"}); got != 0 {
+		t.Fatalf("connected gauge %v", got)
+	}
+	// A restart restores the active alert: no second one.
+	svc2, err := New(Config{Store: f.st, Now: f.clk.now, StartGrace: -1})
+	must(t, err)
+	must(t, svc2.Restore(ctx))
+	f.clk.add(10 * time.Second)
+	svc2.Check(ctx)
+	if a, _ := f.st.ListAlerts(ctx, d.OrgID, store.ListOptions{Filter: map[string]string{"type": AlertDeviceDisconnected}}); a.Total != 1 || a.Items[0].Count < 3 {
+		t.Fatalf("after restart: %+v", a.Items)
+	}
+}
+
+func TestRetentionText(t *testing.T) {
+	r := store.MetricRetention{Raw: 3 * time.Hour, Minute: 48 * time.Hour, Hour: 2000 * time.Hour}
+	got, err := ParseRetention(FormatRetention(r))
+	if err != nil || got != r {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"", "1h,2h", "1h,x,3h", "1h,-2h,3h"} {
+		if _, err := ParseRetention(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
