@@ -154,6 +154,7 @@ func New(opts Options) (*Host, error) {
 	for name, l := range h.own.Leases {
 		h.hints[name] = l.Address.Addr()
 	}
+	h.wg.Go(h.watch)
 	return h, nil
 }
 
@@ -291,10 +292,15 @@ func linkNames() map[int]string {
 
 // syncLocked makes links, addresses, routes and rules match the plan of
 // the current spec and leases.
-func (h *Host) syncLocked() error {
+func (h *Host) syncLocked() error { return h.syncWith(true) }
+
+// syncWith is syncLocked; bringUp false leaves links as they are (MTU
+// and administrative state: a re-sync after a link went down).
+func (h *Host) syncWith(bringUp bool) error {
 	p := buildPlan(h.spec, h.own.Leases)
 	var errs []error
 	links := map[string]netlink.Link{}
+	down := map[string]bool{} // links left down: no routes through them
 	for _, name := range sortedKeys(p.addrs) {
 		l, err := netlink.LinkByName(name)
 		if err != nil {
@@ -302,6 +308,12 @@ func (h *Host) syncLocked() error {
 			continue
 		}
 		links[name] = l
+		if !bringUp {
+			if l.Attrs().Flags&net.FlagUp == 0 {
+				down[name] = true
+			}
+			continue
+		}
 		if err := h.syncLink(l); err != nil {
 			errs = append(errs, err)
 		}
@@ -329,7 +341,7 @@ func (h *Host) syncLocked() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := h.syncRoutes(p.routes, p.addrs); err != nil {
+	if err := h.syncRoutes(p.routes, p.addrs, down); err != nil {
 		errs = append(errs, err)
 	}
 	if err := h.syncRules(p.rules); err != nil {
@@ -418,8 +430,10 @@ func (h *Host) syncAddrs(l netlink.Link, want []netip.Prefix) error {
 
 // syncRoutes makes the host's routes the wanted ones; addrs are the
 // interfaces' wanted addresses (a gateway outside them is on-link: a DHCP
-// /32 with a router elsewhere, as clouds hand out).
-func (h *Host) syncRoutes(want []routeKey, addrs map[string][]netip.Prefix) error {
+// /32 with a router elsewhere, as clouds hand out); routes through the
+// links in down are not added (the kernel would refuse them: a re-sync
+// adds them once the link is up).
+func (h *Host) syncRoutes(want []routeKey, addrs map[string][]netip.Prefix, down map[string]bool) error {
 	names := linkNames()
 	index := map[string]int{}
 	for i, n := range names {
@@ -455,6 +469,9 @@ func (h *Host) syncRoutes(want []routeKey, addrs map[string][]netip.Prefix) erro
 			if k.Table == mainTable {
 				mine = append(mine, k)
 			}
+			continue
+		}
+		if down[k.Dev] {
 			continue
 		}
 		idx, ok := index[k.Dev]

@@ -1,0 +1,105 @@
+package hostnet
+
+import (
+	"net"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// resyncDebounce lets a burst of netlink notifications (a link coming
+// back brings its address routes, then its state) settle into one
+// re-sync.
+const resyncDebounce = 300 * time.Millisecond
+
+// resyncPoll re-checks without notifications (a subscription that failed
+// or overflowed).
+const resyncPoll = 30 * time.Second
+
+// watch re-syncs the host's addresses, routes and rules when the kernel
+// may have taken some away: the kernel deletes every route through an
+// interface that goes down (ip link set wan1 down) and does not put them
+// back when it comes up again, so a WAN's default route and its policy
+// table would stay missing (and the tunnels over it down) until the next
+// document. A link coming up, an address appearing or going, or a route
+// of the host's protocol deleted kicks a debounced Resync. Links are not
+// brought up by it: a WAN an administrator set down stays down.
+func (h *Host) watch() {
+	links := make(chan netlink.LinkUpdate, 64)
+	addrs := make(chan netlink.AddrUpdate, 64)
+	routes := make(chan netlink.RouteUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	onErr := func(err error) { h.log.Debug("netlink subscription (host re-sync)", "err", err) }
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		h.log.Warn("cannot watch links; routes a link lost are restored by polling", "err", err)
+		links = nil
+	}
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		addrs = nil
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		routes = nil
+	}
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	poll := time.NewTicker(resyncPoll)
+	defer poll.Stop()
+	kick := func() { debounce.Reset(resyncDebounce) }
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case u, ok := <-links:
+			if !ok {
+				links = nil
+				continue
+			}
+			if u.Attrs() != nil && u.Attrs().Flags&net.FlagUp != 0 && u.Header.Type == unix.RTM_NEWLINK {
+				kick()
+			}
+		case _, ok := <-addrs:
+			if !ok {
+				addrs = nil
+				continue
+			}
+			kick()
+		case u, ok := <-routes:
+			if !ok {
+				routes = nil
+				continue
+			}
+			if u.Type == unix.RTM_DELROUTE && u.Protocol == h.opts.Protocol {
+				kick()
+			}
+		case <-debounce.C:
+			if err := h.Resync(); err != nil {
+				h.log.Warn("restoring host network configuration", "err", err)
+			}
+		case <-poll.C:
+			if err := h.Resync(); err != nil {
+				h.log.Debug("restoring host network configuration (poll)", "err", err)
+			}
+		}
+	}
+}
+
+// Resync puts back the addresses, routes and rules of the spec in force
+// that are missing (removed by the kernel with a link that went down, or
+// by someone else), like Apply but without bringing links up or touching
+// NAT, forwarding or DHCP clients. Nothing is done before the first
+// Apply, and nothing that is right is touched.
+func (h *Host) Resync() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.spec.WANs) == 0 && len(h.spec.LANs) == 0 {
+		return nil
+	}
+	err := h.syncWith(false)
+	if serr := h.saveLocked(); serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
