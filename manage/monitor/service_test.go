@@ -52,7 +52,7 @@ type hookSink struct {
 	secret []byte
 }
 
-func newFixture(t *testing.T, st store.Store) *fixture {
+func newFixture(t testing.TB, st store.Store) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	f := &fixture{st: st, clk: &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}}
@@ -104,7 +104,7 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 	return f
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
