@@ -343,6 +343,7 @@ func (e *Engine) Apply(cfg Config) error {
 	}
 	ns.routes = newRouteTable(cfg.Routes, ns.sites)
 	e.snap.Store(ns)
+	e.syncQoS(ns)
 	for k, w := range old.wans {
 		if ns.wans[k] != w {
 			w.close()
@@ -560,7 +561,7 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 	}
 	var cands []*tunnel
 	var flow uint32
-	var d flowDecision
+	d := flowDecision{class: classify.BestEffort, dscp: -1}
 	if snap.pol != nil {
 		tu, _ := ippkt.ParseTuple(pkt)
 		var h uint64
@@ -603,6 +604,17 @@ func (e *Engine) encapOne(snap *snapshot, buf []byte, size int, batches map[*wan
 		ippkt.ClampMSS(pkt, t.mss4)
 	} else {
 		ippkt.ClampMSS(pkt, t.mss6)
+	}
+	if ws := t.wan.sched.Load(); ws != nil {
+		// Shaped WAN: the scheduler seals and sends (qos.go).
+		if !ws.enqueue(t, d.class, pkt) {
+			t.drop(DropQueue)
+			return
+		}
+		if d.app != nil {
+			d.app.tx(size)
+		}
+		return
 	}
 	b := batches[t.wan]
 	if b == nil {

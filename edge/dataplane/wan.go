@@ -45,8 +45,9 @@ type wanSock struct {
 	conn   *net.UDPConn
 	pc     *ipv4.PacketConn
 	closed atomic.Bool
-	gso    atomic.Bool // UDP_SEGMENT usable on send
-	gro    bool        // UDP_GRO enabled on receive
+	gso    atomic.Bool              // UDP_SEGMENT usable on send
+	gro    bool                     // UDP_GRO enabled on receive
+	sched  atomic.Pointer[wanSched] // QoS scheduler when the WAN is shaped
 
 	// sendMu makes the order in which frames reach the kernel the order
 	// in which their ESP sequence numbers were drawn. The TUN reader
@@ -106,6 +107,9 @@ func openWAN(k wanKey) (*wanSock, error) {
 
 func (w *wanSock) close() {
 	if w.closed.CompareAndSwap(false, true) {
+		if ws := w.sched.Swap(nil); ws != nil {
+			ws.close()
+		}
 		w.conn.Close()
 	}
 }
