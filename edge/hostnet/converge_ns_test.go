@@ -106,3 +106,63 @@ func TestRoutesBackAfterLinkFlap(t *testing.T) {
 		}
 	})
 }
+
+// TestPreexistingDefaultRoute: a box whose boot configuration already has
+// a default route with the WAN's metric converges to the document. The
+// kernel keeps same-metric routes side by side and uses the first one, so
+// a foreign route left there would win over the document's.
+func TestPreexistingDefaultRoute(t *testing.T) {
+	inNamespace(t, func(t *testing.T) {
+		run(t, "ip", "link", "set", "lo", "up")
+		peerNS(t, "inet", "h10w0", "h10w1", "203.0.113.1/24", "")
+		peerNS(t, "other", "h10o0", "h10o1", "192.0.2.1/24", "")
+		run(t, "ip", "addr", "add", "203.0.113.2/24", "dev", "h10w0")
+		run(t, "ip", "link", "set", "h10w0", "up")
+		run(t, "ip", "addr", "add", "192.0.2.2/24", "dev", "h10o0")
+		run(t, "ip", "link", "set", "h10o0", "up")
+		wan := devproto.InterfaceConfig{Name: "h10w0", Role: "wan", Address: "203.0.113.2/24", Gateway: "203.0.113.1"}
+		ours := "default via 203.0.113.1 dev h10w0 proto 84 metric 100"
+		tests := []struct {
+			name string
+			pre  []string // "ip route add default ..." arguments
+			want []string // main default routes after Apply
+			gone []string // after Apply(Spec{})
+		}{
+			{"identical route adopted", []string{"via", "203.0.113.1", "dev", "h10w0", "metric", "100", "proto", "static"},
+				[]string{ours}, nil},
+			{"other gateway on the WAN replaced", []string{"via", "203.0.113.254", "dev", "h10w0", "metric", "100", "proto", "dhcp", "onlink"},
+				[]string{ours}, nil},
+			{"other interface left alone", []string{"via", "192.0.2.1", "dev", "h10o0", "metric", "100", "proto", "static"},
+				[]string{"default via 192.0.2.1 dev h10o0 proto static metric 100", ours},
+				[]string{"default via 192.0.2.1 dev h10o0 proto static metric 100"}},
+			{"other metric left alone", []string{"via", "203.0.113.1", "dev", "h10w0", "metric", "50", "proto", "static"},
+				[]string{"default via 203.0.113.1 dev h10w0 proto static metric 50", ours},
+				[]string{"default via 203.0.113.1 dev h10w0 proto static metric 50"}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				run(t, append([]string{"ip", "route", "add", "default"}, tc.pre...)...)
+				defer run(t, "ip", "route", "flush", "default")
+				h, err := New(Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer h.Close()
+				for i := range 2 { // twice: the second changes nothing
+					if err := h.Apply(mustSpec(t, wan)); err != nil {
+						t.Fatalf("apply %d: %v", i+1, err)
+					}
+					if got := mainDefaults(t); !slices.Equal(got, tc.want) {
+						t.Fatalf("apply %d: main default routes %q, want %q", i+1, got, tc.want)
+					}
+				}
+				if err := h.Apply(Spec{}); err != nil {
+					t.Fatal(err)
+				}
+				if got := mainDefaults(t); !slices.Equal(got, tc.gone) {
+					t.Fatalf("after the empty spec: %q, want %q", got, tc.gone)
+				}
+			})
+		}
+	})
+}

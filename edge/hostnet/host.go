@@ -479,6 +479,9 @@ func (h *Host) syncRoutes(want []routeKey, addrs map[string][]netip.Prefix, down
 			errs = append(errs, fmt.Errorf("route %s: interface %s not found", k, k.Dev))
 			continue
 		}
+		if k.Table == mainTable {
+			errs = append(errs, h.clearForeign(k, idx, names))
+		}
 		r := &netlink.Route{LinkIndex: idx, Dst: ipNet(k.Dst), Table: k.Table, Priority: k.Metric, Protocol: h.opts.Protocol}
 		if k.Gw.IsValid() {
 			r.Gw = net.IP(k.Gw.AsSlice())
@@ -508,6 +511,55 @@ func (h *Host) syncRoutes(want []routeKey, addrs map[string][]netip.Prefix, down
 		}
 	}
 	h.own.Routes = mine
+	return errors.Join(errs...)
+}
+
+// clearForeign handles the main-table routes someone else installed
+// (another protocol: the boot configuration, a DHCP client) with the same
+// destination and metric as k, which the host is about to add through
+// interface index idx. The kernel keeps such routes side by side and uses
+// the first one installed whose next hop is alive: left there, a boot
+// route would silently win over the document's.
+//
+//   - On k's own interface (a WAN the document gives to Trellis), single
+//     path: it is removed and k is installed in its place ("adopted" when
+//     it had the same gateway: the same route, now the host's, removed
+//     with the WAN's assignment).
+//   - On another interface, or multipath: left alone (not Trellis's
+//     interface), with a warning that one of the two metrics should
+//     change.
+func (h *Host) clearForeign(k routeKey, idx int, names map[int]string) error {
+	filter := &netlink.Route{Table: mainTable, Priority: k.Metric}
+	list, err := netlink.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PRIORITY)
+	if err != nil {
+		return fmt.Errorf("listing main-table routes with metric %d: %w", k.Metric, err)
+	}
+	var errs []error
+	for _, r := range list {
+		if r.Protocol == h.opts.Protocol || r.Priority != k.Metric {
+			continue
+		}
+		if d, ok := prefixOf(r.Dst); r.Dst != nil && (!ok || d.Masked() != k.Dst) {
+			continue
+		} else if r.Dst == nil && k.Dst != defaultRoute {
+			continue
+		}
+		fk, ok := keyOf(r, names)
+		if !ok || r.LinkIndex != idx {
+			h.log.Warn("a route not installed by Trellis has the same destination and metric on another interface (or several next hops); the kernel uses whichever was installed first while its next hop is up: change one of the metrics",
+				"ours", k.String(), "theirs", fk.String(), "protocol", r.Protocol)
+			continue
+		}
+		if err := netlink.RouteDel(&r); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("replacing route %s (protocol %d, not installed by Trellis): %w", fk, r.Protocol, err))
+			continue
+		}
+		if fk.Gw == k.Gw {
+			h.log.Info("route already there (not installed by Trellis) adopted", "route", k.String(), "protocol", r.Protocol)
+		} else {
+			h.log.Warn("route not installed by Trellis on a Trellis WAN replaced: same destination and metric, other gateway", "removed", fk.String(), "protocol", r.Protocol, "installed", k.String())
+		}
+	}
 	return errors.Join(errs...)
 }
 
