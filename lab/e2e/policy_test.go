@@ -2,17 +2,21 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/client"
 	"github.com/trellis-sdwan/trellis/lab"
 	"github.com/trellis-sdwan/trellis/lab/labtest"
+	"github.com/trellis-sdwan/trellis/lab/relay"
 )
 
 // Applications and policies (issue 8) through the real system: policies
@@ -91,6 +95,62 @@ func blocked(ctx context.Context, t *testing.T, l *lab.Lab, node string, dst net
 	}
 }
 
+// udpCounter counts datagrams received on a UDP port inside a namespace.
+type udpCounter struct {
+	pc net.PacketConn
+	n  atomic.Int64
+	wg sync.WaitGroup
+}
+
+func countUDP(t *testing.T, l *lab.Lab, node string, port int) *udpCounter {
+	t.Helper()
+	u := &udpCounter{}
+	err := lab.InNamespace(labtest.NS(t, l, node), func() error {
+		var err error
+		u.pc, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("UDP port %d in %s: %v", port, node, err)
+	}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := u.pc.ReadFrom(buf); err != nil {
+				return
+			}
+			u.n.Add(1)
+		}
+	}()
+	t.Cleanup(func() { u.pc.Close(); u.wg.Wait() })
+	return u
+}
+
+// sendUDP sends n datagrams of size bytes from node to dst, one every
+// gap, over one socket (one flow).
+func sendUDP(t *testing.T, l *lab.Lab, node string, dst netip.AddrPort, n, size int, gap time.Duration) {
+	t.Helper()
+	var c net.Conn
+	err := lab.InNamespace(labtest.NS(t, l, node), func() error {
+		var err error
+		c, err = net.Dial("udp4", dst.String())
+		return err
+	})
+	if err != nil {
+		t.Fatalf("UDP socket in %s: %v", node, err)
+	}
+	defer c.Close()
+	payload := []byte(strings.Repeat("trellis-app-udp.", size/16+1))[:size]
+	for i := range n {
+		if _, err := c.Write(payload); err != nil {
+			t.Fatalf("UDP %s → %s datagram %d: %v", node, dst, i, err)
+		}
+		time.Sleep(gap)
+	}
+}
+
 // TestPolicies: two sites, two WANs each labelled "A" and "B" (one
 // tunnel per label), policies only through the REST API:
 //
@@ -101,21 +161,88 @@ func blocked(ctx context.Context, t *testing.T, l *lab.Lab, node string, dst net
 //     its LAN, not the internet; echo requests and the tunnels pass) until
 //     a device inbound rule allows its port;
 //   - port forwarding: s1's WAN port 8080 reaches s1/h1's server on port
-//     80 from the internet namespace only while the forward exists.
+//     80 from the internet namespace only while the forward exists;
+//   - path selection: a path policy sends an own application (UDP 5001,
+//     ICMP between the LANs) over label B, everything else over A (the
+//     edges' per-tunnel counters show it); with B's WAN cut the
+//     application's ping stream moves to A (the gap is logged);
+//   - per-application stats: traffic of an organization's own application
+//     (UDP 5001) through the tunnel shows up in manage's app-stats of the
+//     sending device.
 func TestPolicies(t *testing.T) {
 	labelled := []lab.WAN{{Label: "A"}, {Label: "B"}}
 	top := lab.Topology{Sites: []lab.Site{{WANs: labelled}, {WANs: labelled}}}
 	s := upSites(t, top)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	org := s.mi.OrgID
+	s1 := s.sites.Devices["s1"].ID
 	if got := len(s.sites.Tunnels); got != 2 {
 		t.Fatalf("two sites, labels A and B: %d tunnels, want 2", got)
 	}
 	s.reachAll(ctx, t, 30*time.Second)
 	s.step(t, "every host reaches every other site's host")
 
+	// The organization's own application, used by the stats and
+	// path-selection cases.
+	app, err := s.c.CreateApplication(ctx, org, client.ApplicationInput{
+		Name: "Lab UDP 5001", Category: "collaboration", ServiceClass: "real-time", Importance: "high",
+		Description: "e2e: UDP to port 5001, and ICMP between the sites' LANs (the failover ping)",
+		Rules: []client.AppRule{
+			{Protocol: "udp", Ports: []string{"5001"}},
+			{Protocol: "icmp", Prefixes: []string{"10.1.0.0/24", "10.2.0.0/24"}},
+		},
+	})
+	if err != nil {
+		t.Fatalf("creating an application: %v", err)
+	}
+	if err := s.WaitInSync(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Application traffic early: the edges report stats every
+	// stats period (60 s), counted from their connection.
+	h2 := s.addr(t, "s2/h1")
+	udp := countUDP(t, s.Lab, "s2/h1", 5001)
+	const appDatagrams = 200
+	sendUDP(t, s.Lab, "s1/h1", netip.AddrPortFrom(h2, 5001), appDatagrams, 400, time.Millisecond)
+	labtest.WaitFor(t, 10*time.Second, "s2/h1 receives the UDP 5001 datagrams", func() error {
+		if got := udp.n.Load(); got < appDatagrams*9/10 {
+			return fmt.Errorf("%d of %d received", got, appDatagrams)
+		}
+		return nil
+	})
+	appSent := time.Now()
+	s.step(t, fmt.Sprintf("application %s created, %d datagrams s1/h1 → s2/h1:5001", app.ID, appDatagrams))
+
 	t.Run("firewall", func(t *testing.T) { policyFirewall(ctx, t, s) })
 	t.Run("port forward", func(t *testing.T) { policyPortForward(ctx, t, s) })
+	t.Run("path selection", func(t *testing.T) { policyPathSelection(ctx, t, s, app.ID, udp) })
+
+	t.Run("app stats", func(t *testing.T) {
+		var got client.AppStat
+		labtest.WaitFor(t, 100*time.Second, "manage's app-stats of s1 show "+app.ID, func() error {
+			st, err := s.c.AppStats(ctx, org, s1)
+			if err != nil {
+				return err
+			}
+			for _, a := range st.Items {
+				if a.ID == app.ID {
+					got = a
+					if st.ReportedAt == nil || st.ReportedAt.Before(appSent) || a.Flows == 0 || a.TxPackets < appDatagrams {
+						return fmt.Errorf("%+v", a)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("reported at %v: %d applications, not %s: %+v", st.ReportedAt, len(st.Items), app.ID, st.Items)
+		})
+		if got.Name != app.Name || got.Category != app.Category || got.ServiceClass != app.ServiceClass {
+			t.Errorf("app-stats entry %+v, want name %q category %q class %q", got, app.Name, app.Category, app.ServiceClass)
+		}
+		t.Logf("s1 app-stats %s: %d flows, tx %d pkts/%d B, rx %d pkts/%d B (%v after the traffic)",
+			got.ID, got.Flows, got.TxPackets, got.TxBytes, got.RxPackets, got.RxBytes, time.Since(appSent).Round(time.Second))
+		s.step(t, "per-application stats in manage")
+	})
 }
 
 // policyFirewall: organization-wide outbound and LAN-to-LAN denies, and
@@ -290,4 +417,166 @@ func policyPortForward(ctx context.Context, t *testing.T, s *siteLab) {
 		t.Fatal(err)
 	}
 	blocked(ctx, t, s.Lab, "internet", public, "port forward removed")
+}
+
+// tunnelCounters is the data plane's view of a site's tunnels by number.
+func tunnelCounters(ctx context.Context, t *testing.T, s *siteLab, site string) map[int]lab.EdgeTunnel {
+	t.Helper()
+	ets, err := s.EdgeTunnels(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]lab.EdgeTunnel{}
+	for _, e := range ets {
+		out[e.VNI] = e
+	}
+	return out
+}
+
+// policyPathSelection: a path policy on both sites sends the application
+// over label B (then A) and everything else over A (then B); s1's tunnel
+// counters show where each kind of traffic went; cutting s1's B WAN moves
+// the application's ping stream to A.
+func policyPathSelection(ctx context.Context, t *testing.T, s *siteLab, appID string, udp *udpCounter) {
+	org := s.mi.OrgID
+	labels, err := s.c.ListPathLabels(ctx, org, client.ListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labelID := map[string]string{}
+	for _, pl := range labels.Items {
+		labelID[pl.Name] = pl.ID
+	}
+	var vniA, vniB int
+	for _, tu := range s.sites.Tunnels {
+		switch tu.LabelID {
+		case labelID["A"]:
+			vniA = tu.Number
+		case labelID["B"]:
+			vniB = tu.Number
+		}
+	}
+	if labelID["A"] == "" || labelID["B"] == "" || vniA == 0 || vniB == 0 {
+		t.Fatalf("labels %v, tunnels %+v: want one tunnel labelled A and one B", labelID, s.sites.Tunnels)
+	}
+	pol, err := s.c.CreatePolicy(ctx, org, client.PolicyInput{
+		Kind: client.PolicyPath, Name: "e2e app over B",
+		Rules: []client.PathRule{
+			{ID: "app", Priority: 10, Match: client.Match{Applications: []string{appID}}, Labels: []string{labelID["B"], labelID["A"]}},
+			{ID: "rest", Priority: 20, Labels: []string{labelID["A"], labelID["B"]}},
+		},
+	})
+	if err != nil {
+		t.Fatalf("creating the path policy: %v", err)
+	}
+	for _, site := range []string{"s1", "s2"} {
+		dev := s.sites.Devices[site].ID
+		cur, err := s.c.GetDevicePolicies(ctx, org, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.c.SetDevicePolicies(ctx, org, dev, client.PolicyAssignment{
+			PathPolicyID: pol.ID, BreakoutPolicyID: cur.BreakoutPolicyID, FirewallPolicyID: cur.FirewallPolicyID,
+		}); err != nil {
+			t.Fatalf("assigning the path policy to %s: %v", site, err)
+		}
+	}
+	if err := s.WaitInSync(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.storedDoc("s1/edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.PathRules) != 2 {
+		t.Fatalf("s1's stored document has path rules %+v, want the policy's two", d.PathRules)
+	}
+	s.step(t, "path policy (application over B, the rest over A) on both sites")
+
+	h2 := s.addr(t, "s2/h1")
+	// The application: UDP 5001 over B.
+	const n = 300
+	before := tunnelCounters(ctx, t, s, "s1")
+	got0 := udp.n.Load()
+	sendUDP(t, s.Lab, "s1/h1", netip.AddrPortFrom(h2, 5001), n, 1000, time.Millisecond)
+	labtest.WaitFor(t, 10*time.Second, "s2/h1 receives the datagrams", func() error {
+		if got := udp.n.Load() - got0; got < n*9/10 {
+			return fmt.Errorf("%d of %d", got, n)
+		}
+		return nil
+	})
+	after := tunnelCounters(ctx, t, s, "s1")
+	dB := after[vniB].TxPackets - before[vniB].TxPackets
+	dA := after[vniA].TxPackets - before[vniA].TxPackets
+	t.Logf("UDP 5001 (%d datagrams): s1 sent %d packets on B's tunnel %d, %d on A's tunnel %d", n, dB, vniB, dA, vniA)
+	if dB < n || dA > n/10 {
+		t.Errorf("the application's %d datagrams: %d packets on B's tunnel, %d on A's; want them all on B", n, dB, dA)
+	}
+
+	// Everything else: TCP over A.
+	const size = 512 << 10
+	ln := listenIn(t, s.Lab, "s2/h1", 5202)
+	sk := serveSink(ln)
+	before = tunnelCounters(ctx, t, s, "s1")
+	transfer(ctx, t, s.Lab, "s1/h1", netip.AddrPortFrom(h2, 5202), sk, size, []byte(strings.Repeat("other-traffic.", 1000)))
+	after = tunnelCounters(ctx, t, s, "s1")
+	bA := after[vniA].TxBytes - before[vniA].TxBytes
+	bB := after[vniB].TxBytes - before[vniB].TxBytes
+	t.Logf("TCP (%d bytes): s1 sent %d bytes on A's tunnel, %d on B's", size, bA, bB)
+	if bA < size || bB > size/10 {
+		t.Errorf("TCP transfer of %d bytes: %d bytes on A's tunnel, %d on B's; want it on A", size, bA, bB)
+	}
+	s.step(t, "application over B, other traffic over A (tunnel counters)")
+
+	// Failover: the application's ping stream, B's WAN of s1 cut.
+	pg := startPinger(t, s.Lab, "s1/h1", h2, 100*time.Millisecond)
+	start := time.Now()
+	labtest.WaitFor(t, 10*time.Second, "the ping stream is answered", func() error {
+		if !pg.repliedSince(start) {
+			return errors.New("no answer yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	before = tunnelCounters(ctx, t, s, "s1")
+	down := true
+	if _, err := lab.Impair(ctx, s.State, "s1/wan2", relay.Update{Down: &down}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	t.Cleanup(func() {
+		up := false
+		_, _ = lab.Impair(context.Background(), s.State, "s1/wan2", relay.Update{Down: &up})
+	})
+	labtest.WaitFor(t, 30*time.Second, "pings answered again after B's WAN is cut", func() error {
+		if !pg.repliedSince(cut.Add(200 * time.Millisecond)) {
+			return errors.New("no answer since the cut")
+		}
+		return nil
+	})
+	back := time.Since(cut)
+	time.Sleep(3 * time.Second) // a stretch of answers over A
+	pg.Stop()
+	after = tunnelCounters(ctx, t, s, "s1")
+	sent, answered, gap := pg.summary()
+	onA := after[vniA].TxPackets - before[vniA].TxPackets
+	t.Logf("B's WAN cut: pings (every 100 ms) answered again %v after the cut; %d of %d answered, %d lost, longest gap %v; %d packets on A's tunnel since the cut; B's tunnel up: %v",
+		back.Round(time.Millisecond), answered, sent, sent-answered, gap.Round(time.Millisecond), onA, after[vniB].Up)
+	// Generous bounds: the data plane declares a tunnel down after 3
+	// lost probes at 1/s.
+	if lost := sent - answered; lost > 150 {
+		t.Errorf("%d of %d echoes lost over the failover, want fewer than 150 (15 s)", lost, sent)
+	}
+	if onA < 20 {
+		t.Errorf("after the cut only %d packets went over A's tunnel; want the ping stream there", onA)
+	}
+	s.step(t, "B's WAN cut: the application moved to A")
+
+	up := false
+	if _, err := lab.Impair(ctx, s.State, "s1/wan2", relay.Update{Down: &up}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.WaitTunnelsUp(ctx, s.c, s.mi, 2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 }
