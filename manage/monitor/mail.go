@@ -172,15 +172,23 @@ type Notice struct {
 	At       time.Time
 }
 
+// DigestListMax is how many notifications a digest lists.
+const DigestListMax = 50
+
 // DigestMail formats the daily digest of a user's unread notifications
-// (most severe first, then newest).
+// (most severe first, then newest; at most DigestListMax listed, total
+// counted).
 func DigestMail(to string, ns []Notice, total int) Mail {
+	ns = append([]Notice(nil), ns...)
 	sort.SliceStable(ns, func(i, j int) bool {
 		if a, b := SeverityRank(ns[i].Severity), SeverityRank(ns[j].Severity); a != b {
 			return a > b
 		}
 		return ns[i].At.After(ns[j].At)
 	})
+	if len(ns) > DigestListMax {
+		ns = ns[:DigestListMax]
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "You have %d unread Trellis notification(s).\n\n", total)
 	for _, n := range ns {

@@ -36,8 +36,7 @@ type Store interface {
 	ListAlerts(ctx context.Context, orgID string, opt store.ListOptions) (store.Page[store.Alert], error)
 	ActiveAlerts(ctx context.Context) ([]store.Alert, error)
 	CreateNotifications(ctx context.Context, ns []store.Notification) error
-	UnmailedNotifications(ctx context.Context, userID string, limit int) ([]store.Notification, int, error)
-	MarkNotificationsEmailed(ctx context.Context, userID string, before, at time.Time) (int, error)
+	ClaimUnmailedNotifications(ctx context.Context, userID string, before, at time.Time) ([]store.Notification, error)
 	GetNotificationPrefs(ctx context.Context, userID string) (store.NotificationPrefs, error)
 	ListNotificationPrefs(ctx context.Context) ([]store.NotificationPrefs, error)
 	ListWebhooks(ctx context.Context, orgID string, opt store.ListOptions) (store.Page[store.Webhook], error)
@@ -249,7 +248,11 @@ func (s *Service) Run(ctx context.Context) error {
 	maint := time.NewTicker(s.cfg.MaintainEvery)
 	defer check.Stop()
 	defer maint.Stop()
+	// The digest of today is still due when manage starts before its hour.
 	lastDigest := s.now().UTC().Truncate(24 * time.Hour)
+	if s.now().UTC().Hour() < s.cfg.DigestHour {
+		lastDigest = lastDigest.Add(-24 * time.Hour)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -856,25 +859,23 @@ func (s *Service) SendDigests(ctx context.Context) {
 	}
 }
 
-// DigestFor mails one user's digest now (nothing when nothing is unread
-// and unmailed).
+// DigestFor mails one user's digest now: the unread notifications not
+// mailed before (nothing when there are none). They are claimed (marked
+// mailed) first, so replicas sending at once never mail one twice; a
+// failed send leaves them in the in-app list.
 func (s *Service) DigestFor(ctx context.Context, userID string) error {
 	u, err := s.st.GetUser(ctx, userID)
 	if err != nil || u.Disabled {
 		return err
 	}
 	now := s.now()
-	ns, total, err := s.st.UnmailedNotifications(ctx, userID, 50)
-	if err != nil || total == 0 {
+	ns, err := s.st.ClaimUnmailedNotifications(ctx, userID, now, now)
+	if err != nil || len(ns) == 0 {
 		return err
 	}
 	notes := make([]Notice, len(ns))
 	for i, n := range ns {
 		notes[i] = Notice{Severity: n.Severity, Type: n.Type, Org: n.OrgID, Title: n.Title, Message: n.Message, At: n.CreatedAt}
 	}
-	if err := SendMail(ctx, s.cfg.Mail, DigestMail(u.Email, notes, total)); err != nil {
-		return err
-	}
-	_, err = s.st.MarkNotificationsEmailed(ctx, userID, now, now)
-	return err
+	return SendMail(ctx, s.cfg.Mail, DigestMail(u.Email, notes, len(notes)))
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -486,6 +487,23 @@ func (s *sqlStore) MarkNotificationsEmailed(ctx context.Context, userID string, 
 	n, err := s.execN(ctx, "UPDATE notifications SET emailed_at = ? WHERE user_id = ? AND read_at IS NULL AND emailed_at IS NULL AND created_at <= ?",
 		s.d.ts(at), userID, s.d.ts(before))
 	return int(n), s.fail("mark notifications e-mailed", err)
+}
+
+func (s *sqlStore) ClaimUnmailedNotifications(ctx context.Context, userID string, before, at time.Time) ([]Notification, error) {
+	const op = "claim unmailed notifications"
+	rows, err := s.writeRows(ctx, `UPDATE notifications SET emailed_at = ?
+		WHERE user_id = ? AND read_at IS NULL AND emailed_at IS NULL AND created_at <= ? RETURNING `+notificationCols,
+		s.d.ts(at), userID, s.d.ts(before))
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	out, err := collect(rows, scanNotification)
+	return out, s.fail(op, err)
+}
+
+// writeRows runs a write with RETURNING of several rows.
+func (s *sqlStore) writeRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.writer().QueryContext(ctx, s.d.rebind(q), args...)
 }
 
 func (s *sqlStore) GetNotificationPrefs(ctx context.Context, userID string) (NotificationPrefs, error) {

@@ -208,7 +208,15 @@ func monitorSuite(t *testing.T, s store.Store) {
 		if total != 2 || len(un) != 1 {
 			t.Fatalf("unmailed: %d of %d", len(un), total)
 		}
-		if n, _ := s.MarkNotificationsEmailed(ctx, u.ID, t0.Add(time.Hour), t0.Add(time.Hour)); n != 2 {
+		claimed, err := s.ClaimUnmailedNotifications(ctx, u.ID, t0.Add(time.Second), t0.Add(time.Hour))
+		mustDo(t, err)
+		if len(claimed) != 1 || claimed[0].EmailedAt == nil || claimed[0].Title != "t2" {
+			t.Fatalf("claimed: %+v", claimed)
+		}
+		if again, _ := s.ClaimUnmailedNotifications(ctx, u.ID, t0.Add(time.Second), t0.Add(time.Hour)); len(again) != 0 {
+			t.Fatalf("claimed twice: %+v", again)
+		}
+		if n, _ := s.MarkNotificationsEmailed(ctx, u.ID, t0.Add(time.Hour), t0.Add(time.Hour)); n != 1 {
 			t.Fatalf("emailed %d", n)
 		}
 		if n, _ := s.MarkNotificationsRead(ctx, u.ID, nil, t0.Add(time.Hour)); n != 2 {

@@ -279,6 +279,10 @@ type Store interface {
 	// MarkNotificationsEmailed marks unread, unmailed notifications created
 	// up to before as e-mailed.
 	MarkNotificationsEmailed(ctx context.Context, userID string, before, at time.Time) (int, error)
+	// ClaimUnmailedNotifications marks the user's unread, unmailed
+	// notifications created up to before as e-mailed and returns them, in
+	// one statement: of replicas sending digests at once, one gets them.
+	ClaimUnmailedNotifications(ctx context.Context, userID string, before, at time.Time) ([]Notification, error)
 	GetNotificationPrefs(ctx context.Context, userID string) (NotificationPrefs, error)
 	SetNotificationPrefs(ctx context.Context, p *NotificationPrefs) error
 	ListNotificationPrefs(ctx context.Context) ([]NotificationPrefs, error)
