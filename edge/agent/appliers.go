@@ -552,7 +552,7 @@ func (a *InterfacesApplier) Close() error {
 func policyConfig(d *devproto.Desired, cfg *dataplane.Config) error {
 	var errs []error
 	for _, a := range d.Applications {
-		app, err := application(a)
+		app, err := classify.ApplicationFrom(a)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("application %q: %w", a.ID, err))
 			continue
@@ -562,106 +562,22 @@ func policyConfig(d *devproto.Desired, cfg *dataplane.Config) error {
 	rules := append([]devproto.PathRule(nil), d.PathRules...)
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i].Priority < rules[j].Priority })
 	for _, r := range rules {
-		pr, err := pathRule(r)
+		pr, err := classify.PathRuleFrom(r)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("path rule %q: %w", r.ID, err))
 			continue
 		}
 		cfg.PathRules = append(cfg.PathRules, pr)
 	}
-	if d.QoS != nil {
-		q := dataplane.DefaultQoS()
-		for _, c := range d.QoS.Classes {
-			cl, err := classify.ParseClass(c.Class)
-			if err != nil || c.Class == "" {
-				errs = append(errs, fmt.Errorf("QoS: %w", err))
-				continue
-			}
-			q.Classes[cl] = dataplane.QoSClass{Weight: c.Weight, CapPct: c.CapPct, DSCP: c.DSCP}
-		}
-		cfg.QoS = &q
+	q, err := dataplane.QoSFrom(d.QoS)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	cfg.QoS = q
 	for _, w := range d.WANQoS {
 		if w.UplinkKbps > 0 {
 			cfg.WANQoS = append(cfg.WANQoS, dataplane.WANQoS{Interface: w.Interface, UplinkKbps: w.UplinkKbps})
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func application(a devproto.Application) (classify.Application, error) {
-	cl, err := classify.ParseClass(a.ServiceClass)
-	if err != nil {
-		return classify.Application{}, err
-	}
-	app := classify.Application{ID: a.ID, Category: a.Category, Class: cl, Importance: a.Importance}
-	for _, r := range a.Rules {
-		var ar classify.AppRule
-		if ar.Prefixes, err = prefixes(r.Prefixes); err != nil {
-			return app, err
-		}
-		if ar.Protocol, err = classify.ParseProtocol(r.Protocol); err != nil {
-			return app, err
-		}
-		if ar.Ports, err = portRanges(r.Ports); err != nil {
-			return app, err
-		}
-		app.Rules = append(app.Rules, ar)
-	}
-	return app, nil
-}
-
-func pathRule(r devproto.PathRule) (classify.PathRule, error) {
-	pr := classify.PathRule{ID: r.ID, Block: r.Block, Labels: r.Labels,
-		Thresholds: classify.Thresholds{MaxLossPct: r.MaxLossPct, MaxLatencyMs: r.MaxLatencyMs, MaxJitterMs: r.MaxJitterMs}}
-	var err error
-	if pr.Mode, err = classify.ParseMode(r.Mode); err != nil {
-		return pr, err
-	}
-	switch r.Fallback {
-	case "", "routing":
-	case "drop":
-		pr.FallbackDrop = true
-	default:
-		return pr, fmt.Errorf("unknown fallback %q (want routing or drop)", r.Fallback)
-	}
-	m := r.Match
-	pr.Match = classify.Match{Applications: m.Applications, Categories: m.Categories, ServiceClasses: m.ServiceClasses, Importance: m.Importance}
-	if pr.Match.Sources, err = prefixes(m.Sources); err != nil {
-		return pr, fmt.Errorf("sources: %w", err)
-	}
-	if pr.Match.Destinations, err = prefixes(m.Destinations); err != nil {
-		return pr, fmt.Errorf("destinations: %w", err)
-	}
-	if pr.Match.Protocol, err = classify.ParseProtocol(m.Protocol); err != nil {
-		return pr, err
-	}
-	if pr.Match.Ports, err = portRanges(m.Ports); err != nil {
-		return pr, err
-	}
-	return pr, nil
-}
-
-func prefixes(ss []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range ss {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("prefix %q: want CIDR", s)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
-
-func portRanges(ss []string) ([]classify.PortRange, error) {
-	var out []classify.PortRange
-	for _, s := range ss {
-		r, err := classify.ParsePorts(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }

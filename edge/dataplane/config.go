@@ -18,6 +18,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane/classify"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // Defaults for Config fields left zero.
@@ -92,6 +93,26 @@ func DefaultQoS() QoSConfig {
 		classify.Standard:   {Weight: 25, DSCP: 18},
 		classify.BestEffort: {Weight: 15, DSCP: 0},
 	}}
+}
+
+// QoSFrom converts the QoS classes of the device document (nil: nil, the
+// defaults); classes not listed keep their defaults.
+func QoSFrom(q *devproto.QoS) (*QoSConfig, error) {
+	if q == nil {
+		return nil, nil
+	}
+	out := DefaultQoS()
+	for _, c := range q.Classes {
+		if c.Class == "" {
+			return nil, errors.New("QoS: a class without a name")
+		}
+		cl, err := classify.ParseClass(c.Class)
+		if err != nil {
+			return nil, fmt.Errorf("QoS: %w", err)
+		}
+		out.Classes[cl] = QoSClass{Weight: c.Weight, CapPct: c.CapPct, DSCP: c.DSCP}
+	}
+	return &out, nil
 }
 
 func (c *Config) qos() QoSConfig {

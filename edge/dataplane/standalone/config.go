@@ -11,12 +11,15 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane"
+	"github.com/trellis-sdwan/trellis/edge/dataplane/classify"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // File is the JSON configuration file.
@@ -30,6 +33,12 @@ type File struct {
 	WANs    []WAN    `json:"wans,omitempty"`
 	Tunnels []Tunnel `json:"tunnels"`
 	Routes  []Route  `json:"routes"`
+	// Applications, path rules, QoS classes and WAN bandwidths, in the
+	// device document's format (wire/devproto).
+	Applications []devproto.Application `json:"applications,omitempty"`
+	PathRules    []devproto.PathRule    `json:"path_rules,omitempty"`
+	QoS          *devproto.QoS          `json:"qos,omitempty"`
+	WANQoS       []devproto.WANQoS      `json:"wan_qos,omitempty"`
 }
 
 // TUN is the "tun" object.
@@ -53,6 +62,7 @@ type Tunnel struct {
 	Peer     string `json:"peer"`
 	Outbound SA     `json:"outbound"`
 	Inbound  SA     `json:"inbound"`
+	Label    string `json:"label,omitempty"` // path label id
 }
 
 // WAN selects the local WAN of a tunnel.
@@ -181,6 +191,30 @@ func (f *File) Config() (dataplane.Config, error) {
 		}
 		c.Routes = append(c.Routes, dataplane.RouteConfig{Prefix: p, Site: r.Site})
 	}
+	for i, a := range f.Applications {
+		app, err := classify.ApplicationFrom(a)
+		if err != nil {
+			return c, fmt.Errorf("applications[%d] (%q): %w", i, a.ID, err)
+		}
+		c.Applications = append(c.Applications, app)
+	}
+	rules := append([]devproto.PathRule(nil), f.PathRules...)
+	sort.SliceStable(rules, func(i, j int) bool { return rules[i].Priority < rules[j].Priority })
+	for _, r := range rules {
+		pr, err := classify.PathRuleFrom(r)
+		if err != nil {
+			return c, fmt.Errorf("path_rules %q: %w", r.ID, err)
+		}
+		c.PathRules = append(c.PathRules, pr)
+	}
+	q, err := dataplane.QoSFrom(f.QoS)
+	if err != nil {
+		return c, err
+	}
+	c.QoS = q
+	for _, w := range f.WANQoS {
+		c.WANQoS = append(c.WANQoS, dataplane.WANQoS{Interface: w.Interface, UplinkKbps: w.UplinkKbps})
+	}
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
@@ -188,7 +222,7 @@ func (f *File) Config() (dataplane.Config, error) {
 }
 
 func (t *Tunnel) convert() (dataplane.TunnelConfig, error) {
-	tc := dataplane.TunnelConfig{Name: t.Name, Site: t.Site, VNI: t.VNI, WANInterface: t.WAN.Interface}
+	tc := dataplane.TunnelConfig{Name: t.Name, Site: t.Site, VNI: t.VNI, WANInterface: t.WAN.Interface, Label: t.Label}
 	var err error
 	if t.WAN.Address != "" {
 		if tc.WANAddress, err = netip.ParseAddr(t.WAN.Address); err != nil {
