@@ -208,7 +208,8 @@ func ParseRetention(v string) (store.MetricRetention, error) {
 }
 
 // Restore loads the active alerts so that they are updated and resolved
-// rather than raised again (call once before Run).
+// rather than raised again, and fills the fleet gauges (call once before
+// Run).
 func (s *Service) Restore(ctx context.Context) error {
 	if err := s.st.SetSetting(ctx, RetentionSetting, FormatRetention(s.cfg.Retention)); err != nil {
 		return fmt.Errorf("monitor: recording the retention: %w", err)
@@ -218,12 +219,13 @@ func (s *Service) Restore(ctx context.Context) error {
 		return fmt.Errorf("monitor: loading active alerts: %w", err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, a := range act {
 		k := Key{Org: a.OrgID, Device: a.DeviceID, Type: a.Type, Subject: a.Subject}
 		s.engine.Restore(k, a.Severity, a.Count, a.FirstSeen, a.LastSeen)
 		s.ids[k] = a.ID
 	}
+	s.mu.Unlock()
+	s.Check(ctx) // the fleet gauges at once (device checks wait for the start grace)
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +47,34 @@ func TestMonitorFlags(t *testing.T) {
 		return map[string]string{"TRELLIS_STATS_RETENTION_RAW": "soon"}[k]
 	}, io.Discard); err == nil {
 		t.Fatal("a bad retention in the environment was accepted")
+	}
+}
+
+// TestMonitorMetrics: the fleet gauges and the monitor's counter are on
+// manage's /metrics (the first check runs when the server starts).
+func TestMonitorMetrics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := testConfig(t, t.TempDir(), io.Discard)
+	cfg.Listen, cfg.HTTPListen = "", "127.0.0.1:0"
+	srv, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// Restore, in New, ran the first check: the gauges are there at once.
+	res, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	body := string(b)
+	for _, want := range []string{`state="connected"`, `state="in_sync"`, `state="total"`, "trellis_org_tunnels_up{org=", "trellis_monitor_points_total 0"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
