@@ -203,6 +203,29 @@ func (e *Engine) Forget(org, device string) {
 	}
 }
 
+// Tracked lists the keys of a device being tracked (held or raised) whose
+// type is in types.
+func (e *Engine) Tracked(org, device string, types map[string]bool) []Key {
+	var out []Key
+	for k := range e.st {
+		if k.Org == org && k.Device == device && types[k.Type] {
+			out = append(out, k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return keyLess(out[i], out[j]) })
+	return out
+}
+
+// ForgetOthers drops the conditions of devices not in keep (deleted
+// devices), without transitions.
+func (e *Engine) ForgetOthers(keep map[string]bool) {
+	for k := range e.st {
+		if !keep[k.Device] {
+			delete(e.st, k)
+		}
+	}
+}
+
 // Active lists the keys currently raised.
 func (e *Engine) Active() []Key {
 	var out []Key

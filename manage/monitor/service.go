@@ -310,8 +310,33 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 	}
 	s.ingested.Add(float64(len(rows)))
 	th := s.thresholds(ctx, org)
-	s.observe(ctx, TunnelObservations(org, device, st, th), s.now())
+	s.observe(ctx, s.withStale(org, device, tunnelTypes, TunnelObservations(org, device, st, th)), s.now())
 	return nil
+}
+
+var (
+	tunnelTypes = map[string]bool{AlertTunnelDown: true, AlertTunnelRTT: true, AlertTunnelLoss: true}
+	deviceTypes = map[string]bool{AlertDeviceDisconnected: true, AlertDeviceFailed: true, AlertDeviceOutOfSync: true,
+		AlertSoftwareOutdated: true, AlertWANNoAddress: true, AlertWANNoLink: true}
+)
+
+// withStale adds "clear" observations for the tracked conditions of these
+// types that obs no longer mentions (a deleted tunnel, an interface no
+// longer a WAN), so that their alerts resolve.
+func (s *Service) withStale(org, device string, types map[string]bool, obs []Observation) []Observation {
+	seen := make(map[Key]bool, len(obs))
+	for _, o := range obs {
+		seen[o.Key] = true
+	}
+	s.mu.Lock()
+	tracked := s.engine.Tracked(org, device, types)
+	s.mu.Unlock()
+	for _, k := range tracked {
+		if !seen[k] {
+			obs = append(obs, Observation{Key: k})
+		}
+	}
+	return obs
 }
 
 // deviceTotals sums the WAN interfaces' rates of one report into the
@@ -445,6 +470,7 @@ func DecodeThresholds(raw []byte) (Thresholds, error) {
 func (s *Service) Check(ctx context.Context) {
 	now := s.now()
 	var obs []Observation
+	seen := map[string]bool{}
 	for off := 0; ; off += store.MaxListLimit {
 		orgs, err := s.st.ListOrganizations(ctx, nil, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
 		if err != nil {
@@ -452,12 +478,19 @@ func (s *Service) Check(ctx context.Context) {
 			return
 		}
 		for _, o := range orgs.Items {
-			obs = append(obs, s.checkOrg(ctx, o.ID)...)
+			more, ok := s.checkOrg(ctx, o.ID, seen)
+			if !ok {
+				return // a partial view would forget devices
+			}
+			obs = append(obs, more...)
 		}
 		if off+len(orgs.Items) >= orgs.Total {
 			break
 		}
 	}
+	s.mu.Lock()
+	s.engine.ForgetOthers(seen) // deleted devices (their alerts went with them)
+	s.mu.Unlock()
 	if now.Sub(s.start) >= s.cfg.StartGrace {
 		s.observe(ctx, obs, now)
 	}
@@ -467,16 +500,17 @@ func (s *Service) Check(ctx context.Context) {
 	s.apply(ctx, tr)
 }
 
-func (s *Service) checkOrg(ctx context.Context, org string) []Observation {
+func (s *Service) checkOrg(ctx context.Context, org string, seen map[string]bool) ([]Observation, bool) {
 	var obs []Observation
 	total, conn, sync := 0, 0, 0
 	for off := 0; ; off += store.MaxListLimit {
 		page, err := s.st.ListDevices(ctx, org, store.ListOptions{Limit: store.MaxListLimit, Offset: off, Sort: "id"})
 		if err != nil {
 			s.log.Error("monitor: listing devices", "org", org, "err", err)
-			return nil
+			return nil, false
 		}
 		for _, d := range page.Items {
+			seen[d.ID] = true
 			ds := deviceState(d)
 			if ds.Approved {
 				total++
@@ -494,7 +528,14 @@ func (s *Service) checkOrg(ctx context.Context, org string) []Observation {
 			s.mu.Lock()
 			s.wans[d.ID] = wans
 			s.mu.Unlock()
-			obs = append(obs, DeviceObservations(ds, s.cfg.ManageVersion)...)
+			dobs := DeviceObservations(ds, s.cfg.ManageVersion)
+			if !ds.Approved || ds.Connected {
+				// What a connected device no longer shows (or anything of
+				// a device no longer approved) clears; a disconnected
+				// one's other conditions stay as last seen.
+				dobs = s.withStale(org, d.ID, deviceTypes, dobs)
+			}
+			obs = append(obs, dobs...)
 		}
 		if off+len(page.Items) >= page.Total {
 			break
@@ -504,7 +545,7 @@ func (s *Service) checkOrg(ctx context.Context, org string) []Observation {
 	s.gauge.WithLabelValues(org, "connected").Set(float64(conn))
 	s.gauge.WithLabelValues(org, "in_sync").Set(float64(sync))
 	s.tunUp.WithLabelValues(org).Set(float64(s.TunnelsUp(org)))
-	return obs
+	return obs, true
 }
 
 // TunnelsUp counts the organization's tunnels that the latest report of

@@ -353,3 +353,56 @@ func TestRetentionText(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceStaleConditionsResolve: a tunnel deleted while down (no longer
+// in the reports) and a WAN no longer assigned resolve their alerts.
+func TestServiceStaleConditionsResolve(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	ctx := t.Context()
+	org, dev := f.org.ID, f.dev.ID
+	for range 4 {
+		must(t, f.svc.Stats(ctx, org, dev, tunnelStats(0, false, 0), f.clk.now()))
+		f.clk.add(10 * time.Second)
+	}
+	active := func(typ string) int {
+		a, err := f.st.ListAlerts(ctx, org, store.ListOptions{Filter: map[string]string{"state": "active", "type": typ}})
+		must(t, err)
+		return a.Total
+	}
+	if active(AlertTunnelDown) != 1 {
+		t.Fatal("tunnel down not raised")
+	}
+	// The tunnel is deleted: reports no longer mention it.
+	empty := devproto.Stats{Interfaces: tunnelStats(0, true, 0).Interfaces}
+	for range 7 {
+		must(t, f.svc.Stats(ctx, org, dev, empty, f.clk.now()))
+		f.clk.add(10 * time.Second)
+	}
+	if active(AlertTunnelDown) != 0 {
+		t.Fatal("the alert of a tunnel no longer reported stays active")
+	}
+
+	// A WAN without address, then assigned as LAN: resolved.
+	d := f.dev
+	d.Approval = store.ApprovalApproved
+	must(t, f.st.UpdateDevice(ctx, &d))
+	must(t, f.st.SetDeviceConnection(ctx, org, dev, store.ConnConnected, f.clk.now()))
+	must(t, f.st.SetDeviceReport(ctx, org, dev, store.DeviceReport{Interfaces: []store.Interface{{Name: "eth1", LinkUp: true, Addresses: []string{}}}}))
+	must(t, f.st.SetInterfaceConfig(ctx, org, dev, []store.InterfaceAssignment{{Name: "eth1", Role: store.RoleWAN, DHCP: true}}))
+	f.clk.add(DefaultStartGrace)
+	for range 4 {
+		f.svc.Check(ctx)
+		f.clk.add(10 * time.Second)
+	}
+	if active(AlertWANNoAddress) != 1 {
+		t.Fatal("WAN without address not raised")
+	}
+	must(t, f.st.SetInterfaceConfig(ctx, org, dev, []store.InterfaceAssignment{{Name: "eth1", Role: store.RoleLAN, Address: "10.9.0.1/24"}}))
+	for range 8 {
+		f.svc.Check(ctx)
+		f.clk.add(10 * time.Second)
+	}
+	if active(AlertWANNoAddress) != 0 {
+		t.Fatal("the alert of an interface no longer a WAN stays active")
+	}
+}
