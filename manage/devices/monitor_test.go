@@ -77,6 +77,15 @@ func TestChannelStatsBecomeHistoryAndAlerts(t *testing.T) {
 			if al.Total != 1 || al.Items[0].State != store.AlertActive || al.Items[0].Subject != "3" || al.Items[0].DeviceID != out.DeviceID || al.Items[0].Count != 4 {
 				t.Fatalf("tunnel down alert: %+v", al.Items)
 			}
+			// Viewers read the alert and the history through the API.
+			r := h.do("GET", "/organizations/"+h.org.ID+"/alerts?state=active&type=tunnel_down", h.viewer, nil)
+			if items, _ := r.body["items"].([]any); r.status != 200 || len(items) != 1 {
+				t.Fatalf("alerts API: %d %s", r.status, r.raw)
+			}
+			r = h.do("GET", "/organizations/"+h.org.ID+"/stats/history?device_id="+out.DeviceID+"&tunnel=3&metric=up&step=10", h.viewer, nil)
+			if series, _ := r.body["series"].([]any); r.status != 200 || len(series) != 1 {
+				t.Fatalf("history API: %d %s", r.status, r.raw)
+			}
 			h.clk.Add(10 * time.Second)
 			e.send(devproto.TypeStats, stats(700_000, true))
 			e.barrier()
