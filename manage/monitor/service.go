@@ -305,12 +305,16 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 		rows[i] = store.MetricPoint{OrgID: p.Org, DeviceID: p.Device, Kind: p.Kind, Key: p.Key, Metric: p.Metric,
 			Res: store.ResRaw, TS: p.At.Unix(), Avg: p.Value, Min: p.Value, Max: p.Value, N: 1}
 	}
-	if err := s.st.InsertMetricPoints(ctx, rows); err != nil {
-		return fmt.Errorf("storing stats of device %s: %w", device, err)
+	err := s.st.InsertMetricPoints(ctx, rows)
+	if err == nil {
+		s.ingested.Add(float64(len(rows)))
 	}
-	s.ingested.Add(float64(len(rows)))
+	// Alerts do not depend on the history being written.
 	th := s.thresholds(ctx, org)
 	s.observe(ctx, s.withStale(org, device, tunnelTypes, TunnelObservations(org, device, st, th)), s.now())
+	if err != nil {
+		return fmt.Errorf("storing stats of device %s: %w", device, err)
+	}
 	return nil
 }
 
