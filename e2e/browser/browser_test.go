@@ -123,8 +123,10 @@ func (m *manage) edges(t *testing.T, n int) []*edge {
 		if err := e.register(ctx, m.hc, m.base, tok.Token); err != nil {
 			t.Fatal(err)
 		}
+		ectx, ecancel := context.WithCancel(ctx)
+		e.stop = ecancel
 		wg.Add(1)
-		go func() { defer wg.Done(); e.run(ctx, t, m.hc, "wss://"+m.srv.Addr()) }()
+		go func() { defer wg.Done(); e.run(ectx, t, m.hc, "wss://"+m.srv.Addr()) }()
 		out = append(out, e)
 	}
 	return out

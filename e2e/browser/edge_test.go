@@ -29,6 +29,8 @@ type edge struct {
 	id            string
 	credential    string
 
+	stop context.CancelFunc // closes the channel: the device goes offline
+
 	mu      sync.Mutex
 	tunnels []int
 	version string

@@ -11,7 +11,8 @@ import (
 // TestOperatorFlow walks the UI as an operator: log in, approve the
 // registered devices, assign WAN interfaces (seeing a field error first),
 // build a full mesh, see the tunnels come up in the list and the
-// dashboard matrix, look at notifications, log out.
+// dashboard matrix, see a device go offline and its tunnels wait,
+// acknowledge the notification that follows, log out.
 func TestOperatorFlow(t *testing.T) {
 	m := startManage(t)
 	ctx := browser(t, 1280, 900, 3*time.Minute)
@@ -68,10 +69,16 @@ func TestOperatorFlow(t *testing.T) {
 	// The dashboard: totals and a matrix of up cells (6: both directions).
 	do(t, ctx, "dashboard", chromedp.Navigate(m.base+"/"+org+"/dashboard"), chromedp.WaitVisible("#tunnel-matrix"))
 	until(t, ctx, "matrix all up", `document.querySelectorAll("#tunnel-matrix td.cell.up").length === 6`, 20*time.Second)
-	// Rates need two samples of the devices' counters (5 s apart).
-	until(t, ctx, "traffic charts", `document.querySelectorAll("#traffic-chart svg.chart path").length === 4`, 20*time.Second)
+	// Charts: from the history API, or two samples 5 s apart without it.
+	until(t, ctx, "traffic charts", `document.querySelectorAll("#traffic-chart svg.chart path, #traffic-chart svg.chart circle").length === 4`, 20*time.Second)
 	sh.take(t, ctx, "dashboard")
 
+	// edge3 goes offline: its tunnels wait (pending, with the reason),
+	// and an alert follows.
+	edges[2].stop()
+	do(t, ctx, "tunnels again", chromedp.Navigate(m.base+"/"+org+"/tunnels"), chromedp.WaitVisible("#tunnel-list"))
+	until(t, ctx, "two tunnels pending", `document.querySelectorAll('#tunnel-list tr[data-status="pending"]').length === 2`, 20*time.Second)
+	sh.take(t, ctx, "tunnels-pending")
 	notificationsStep(t, ctx, m, sh)
 
 	do(t, ctx, "log out", chromedp.Click("#logout"), chromedp.WaitVisible("#f-login-email"))

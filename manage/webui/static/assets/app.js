@@ -1,5 +1,5 @@
 // Trellis web UI: hash router, shell, login. Pages live in pages-*.js.
-import { session, setSession, onUnauthorized, get, post, api, APIError } from './api.js';
+import { session, setSession, onUnauthorized, get, post, api, APIError, features } from './api.js';
 import { h, clear, form, errorBox, toast } from './dom.js';
 import * as net from './pages-net.js';
 import * as more from './pages-more.js';
@@ -98,6 +98,7 @@ async function shell(org, path) {
       : [],
     h('span', { class: 'sep' }),
     link('/orgs', 'Organizations'), link('/accounts', 'Accounts'), link('/access', 'Users & keys'));
+  if (org) unread(nav.querySelector('a[href$="/notifications"]'));
   const toggle = h('button', { type: 'button', class: 'menu', 'aria-controls': 'nav', 'aria-expanded': 'false' }, '☰');
   toggle.addEventListener('click', () => {
     const open = nav.classList.toggle('open');
@@ -120,6 +121,17 @@ async function shell(org, path) {
     toggle,
     h('span', { class: 'user' }, h('a', { href: '#/me' }, (s && s.email) || ''), ' ', logout),
     nav);
+}
+
+// unread puts the number of my unread notifications on the menu entry.
+async function unread(a) {
+  if (!a || !(await features()).has(/^\/notifications\/summary$/)) return;
+  try {
+    const r = await get('/notifications/summary');
+    if (r.unread > 0) a.appendChild(h('span', { class: 'count', id: 'unread-count', title: r.unread + ' unread' }, String(r.unread)));
+  } catch {
+    /* not essential */
+  }
 }
 
 // login: email and password, then a TOTP or recovery code, or a forced

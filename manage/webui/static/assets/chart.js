@@ -26,6 +26,11 @@ export function lineChart(series, { height = 160, fmt = String, title = '' } = {
   }
   for (const sr of series) {
     if (!sr.points.length) continue;
+    if (sr.points.length === 1) {
+      const [t, v] = sr.points[0];
+      svg.appendChild(s('circle', { cx: x(t), cy: y(v), r: 3, fill: sr.color }, s('title', null, sr.name)));
+      continue;
+    }
     const d = sr.points.map((p, i) => (i ? 'L' : 'M') + x(p[0]).toFixed(1) + ' ' + y(p[1]).toFixed(1)).join(' ');
     svg.appendChild(s('path', { d, fill: 'none', stroke: sr.color, 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke' }, s('title', null, sr.name)));
   }

@@ -376,51 +376,67 @@ export async function policyDetail(main, ctx) {
 
 // ------------------------------------------------------------ notifications
 
-// notifications works with whatever notification routes this manage
-// offers (read from its OpenAPI document); none: it says so.
+// notifications lists my notifications of this organization (GET
+// /notifications?org_id=) and the organization's alerts, when this manage
+// has the monitoring API (read from its OpenAPI document); else it says so.
 export async function notifications(main, ctx) {
   const { org } = ctx;
   const f = await features();
-  const listPath = f.find(/^\/organizations\/\{org_id\}\/notifications$/)[0];
-  if (!listPath) {
-    return clear(main, h('h1', null, 'Notifications'), h('p', { class: 'empty', id: 'no-notifications' }, 'This manage has no notifications API yet.'));
+  if (!f.has(/^\/notifications$/)) {
+    return clear(main, h('h1', null, 'Notifications'), h('p', { class: 'empty', id: 'no-notifications' }, 'This manage has no notifications API.'));
   }
-  const item = f.find(/^\/organizations\/\{org_id\}\/notifications\/\{[a-z_]+\}$/)[0];
-  const readPath = f.find(/^\/organizations\/\{org_id\}\/notifications\/\{[a-z_]+\}\/(read|ack|acknowledge)$/)[0];
-  const readAll = f.find(/^\/organizations\/\{org_id\}\/notifications\/(read|read-all|ack|ack-all|acknowledge)$/)[0];
-  const markRead = async (n) => {
-    if (readPath) {
-      const p = readPath.replace('{org_id}', enc(org)).replace(/\{[a-z_]+\}/, enc(n.id));
-      return f.methods(readPath).includes('POST') ? post(p) : put(p, {});
-    }
-    if (item && f.methods(item).includes('PATCH')) return patch(item.replace('{org_id}', enc(org)).replace(/\{[a-z_]+\}/, enc(n.id)), { read: true });
-    throw new Error('this manage offers no way to mark a notification read');
-  };
-  const filter = h('select', { 'aria-label': 'Show', id: 'notif-filter' }, [['', 'All'], ['false', 'Unread'], ['true', 'Read']].map(([v, l]) => h('option', { value: v }, l)));
+  const canMark = f.has(/^\/notifications\/read$/);
+  const hasAlerts = f.has(/^\/organizations\/\{org_id\}\/alerts$/);
+  const filter = h('select', { 'aria-label': 'Show', id: 'notif-filter' }, [['false', 'Unread'], ['', 'All']].map(([v, l]) => h('option', { value: v }, l)));
   const box = h('div', { id: 'notification-list' });
-  const isRead = (n) => !!(n.read || n.read_at || n.acknowledged_at || n.state === 'read');
+  const alertBox = h('div', { id: 'alert-list' });
+  const mark = async (body) => {
+    const r = await post('/notifications/read', body);
+    toast(r.marked + ' marked read, ' + r.unread + ' unread');
+    await load();
+  };
   const load = async () => {
-    let items;
-    try {
-      items = (await list(O(org) + '/notifications', { read: filter.value, limit: 200 })).items || [];
-    } catch (err) {
-      if (err.field !== 'read') throw err;
-      items = ((await list(O(org) + '/notifications', { limit: 200 })).items || []).filter((n) => !filter.value || String(isRead(n)) === filter.value);
-    }
+    const r = await list('/notifications', { org_id: org, read: filter.value, limit: 200 });
     if (!ctx.alive()) return;
     clear(box, table([
-      ['Severity', (n) => badge(n.severity || n.level || 'info')],
-      ['What', (n) => h('span', null, h('strong', null, n.title || n.kind || n.type || n.event || ''), ' ', n.message || n.text || n.summary || '')],
-      ['State', (n) => [n.state || n.status || '', n.count > 1 ? ' ×' + n.count : '']],
-      ['Raised', (n) => when(n.raised_at || n.created_at)],
-      ['', (n) => isRead(n) ? h('span', { class: 'muted' }, 'read') : action('Mark read', async () => { await markRead(n); toast('Marked read'); await load(); }, { class: 'small markread' })],
-    ], items, { empty: 'No notifications.', rowAttrs: (n) => ({ class: isRead(n) ? 'read' : 'unread' }) }));
+      ['Severity', (n) => badge(n.severity)],
+      ['What', (n) => h('span', null, h('strong', null, n.title), ' ', h('span', { class: 'muted' }, n.message))],
+      ['When', (n) => when(n.created_at)],
+      ['', (n) => n.read_at ? h('span', { class: 'muted' }, 'read') : canMark ? action('Mark read', () => mark({ ids: [n.id] }), { class: 'small markread' }) : ''],
+    ], r.items || [], { empty: filter.value === 'false' ? 'No unread notifications.' : 'No notifications.', rowAttrs: (n) => ({ class: n.read_at ? 'read' : 'unread', dataset: { type: n.type } }) }));
+    if (hasAlerts) {
+      const al = await list(O(org) + '/alerts', { limit: 100 });
+      if (!ctx.alive()) return;
+      clear(alertBox, table([
+        ['Severity', (a) => badge(a.severity)], ['State', (a) => badge(a.state, a.state === 'resolved' ? 'idle' : a.state === 'raised' ? 'bad' : 'warn')],
+        ['Alert', (a) => h('span', null, h('code', null, a.type), a.subject ? ' ' + a.subject : '', ' ', a.message)],
+        ['Count', (a) => a.count], ['First', (a) => when(a.first_seen)], ['Last', (a) => when(a.last_seen)], ['Resolved', (a) => when(a.resolved_at)],
+      ], al.items || [], { empty: 'No alerts.' }));
+    }
   };
   filter.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
   clear(main, h('div', { class: 'head' }, h('h1', null, 'Notifications'), filter,
-    readAll ? action('Mark all read', async () => { await post(readAll.replace('{org_id}', enc(org))); await load(); }, { class: 'small' }) : null), box);
+    canMark ? action('Mark all read', () => mark({ all: true }), { class: 'small', title: 'Mark all my notifications read (every organization)' }) : null),
+  box, hasAlerts ? section('Alerts of the organization', alertBox) : null,
+  f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Tunnel alert thresholds', await thresholds(org)) : null);
   await load();
-  every(15000, () => load().catch(() => {}));
+  every(10000, load);
+}
+
+// thresholds edits the organization's tunnel RTT and loss thresholds
+// (0 switches a level off).
+async function thresholds(org) {
+  const th = await get(O(org) + '/alert-thresholds');
+  const cur = th.organization || th.defaults;
+  const lv = (k, l) => ({ name: k + '.' + l, label: (k === 'rtt_ms' ? 'RTT (ms) ' : 'Loss (%) ') + l, type: 'number', value: cur[k][l], min: 0 });
+  return h('div', null, h('p', { class: 'muted small' }, `Defaults: RTT warning above ${th.defaults.rtt_ms.warning} ms, critical above ${th.defaults.rtt_ms.critical} ms; loss warning above ${th.defaults.loss_pct.warning} %, critical above ${th.defaults.loss_pct.critical} %. Alerts are raised after the condition has held for 30 s.`),
+    form([lv('rtt_ms', 'warning'), lv('rtt_ms', 'critical'), lv('loss_pct', 'warning'), lv('loss_pct', 'critical')], 'Save thresholds', async (v) => {
+      await put(O(org) + '/alert-thresholds', {
+        rtt_ms: { warning: v['rtt_ms.warning'] ?? 0, critical: v['rtt_ms.critical'] ?? 0 },
+        loss_pct: { warning: v['loss_pct.warning'] ?? 0, critical: v['loss_pct.critical'] ?? 0 },
+      });
+      toast('Thresholds saved');
+    }, { id: 'th', class: 'inline' }));
 }
 
 // ------------------------------------------------------------------- tokens

@@ -72,28 +72,68 @@ export async function dashboard(main, ctx) {
   };
   await sample();
   every(5000, sample);
-  if (hasHistory) history(org, feats, chartBox);
+  if (hasHistory) {
+    await history(org, chartBox);
+    every(30000, () => history(org, chartBox));
+  }
 }
 
-async function history(org, feats, box) {
-  const path = feats.find(/^\/organizations\/\{org_id\}\/stats\/history$/)[0];
-  if (!path) return;
+// hist fetches series from the statistics history API and returns them as
+// [[t(ms), value]] per series key; values of the same key and time (e.g.
+// both ends of a tunnel) are added up, or the worst kept with combine 'max'.
+async function hist(org, params, combine = 'sum') {
+  const r = await list(O(org) + '/stats/history', params);
+  const out = {};
+  for (const sr of r.series || []) {
+    const k = sr.kind === 'device' ? sr.metric : sr.key;
+    const m = (out[k] = out[k] || new Map());
+    for (const p of sr.points || []) {
+      const t = new Date(p.t).getTime();
+      m.set(t, combine === 'max' ? Math.max(m.get(t) ?? -Infinity, p.avg) : (m.get(t) || 0) + p.avg);
+    }
+  }
+  const res = {};
+  for (const [k, m] of Object.entries(out)) res[k] = [...m.entries()].sort((x, y) => x[0] - y[0]);
+  return res;
+}
+
+const IN = '#2b8a6e', OUT = '#3d6fd8', PALETTE = ['#2b8a6e', '#3d6fd8', '#c05621', '#805ad5', '#d53f8c', '#2c7a7b', '#b7791f', '#4a5568'];
+
+// history draws the organization's totals of the last hour from the
+// statistics history API.
+async function history(org, box) {
   try {
-    const now = Date.now();
-    const r = await list(O(org) + '/stats/history', { since: new Date(now - 3600e3).toISOString(), until: new Date(now).toISOString() });
-    const items = r.items || r.points || [];
-    const t = (p) => new Date(p.at || p.time || p.t).getTime();
-    const pick = (k) => items.filter((p) => p[k] !== undefined).map((p) => [t(p), Number(p[k])]);
-    const rxb = pick('rx_bps').length ? pick('rx_bps') : rates(pick('rx_bytes')).map(([a, v]) => [a, v * 8]);
-    const txb = pick('tx_bps').length ? pick('tx_bps') : rates(pick('tx_bytes')).map(([a, v]) => [a, v * 8]);
-    const rxp = pick('rx_pps').length ? pick('rx_pps') : rates(pick('rx_packets'));
-    const txp = pick('tx_pps').length ? pick('tx_pps') : rates(pick('tx_packets'));
+    const [rxb, txb, rxp, txp] = await Promise.all(['rx_bps', 'tx_bps', 'rx_pps', 'tx_pps'].map((metric) => hist(org, { total: 'true', metric })));
+    const one = (r) => Object.values(r)[0] || [];
     clear(box, h('div', { class: 'charts' },
-      lineChart([{ name: 'in', color: '#2b8a6e', points: rxb }, { name: 'out', color: '#3d6fd8', points: txb }], { title: 'Bandwidth, last hour (bit/s)', fmt: bits }),
-      lineChart([{ name: 'in', color: '#2b8a6e', points: rxp }, { name: 'out', color: '#3d6fd8', points: txp }], { title: 'Packets per second, last hour', fmt: (v) => v.toFixed(0) })));
+      lineChart([{ name: 'in', color: IN, points: one(rxb) }, { name: 'out', color: OUT, points: one(txb) }], { title: 'Bandwidth, last hour (WAN totals)', fmt: bits }),
+      lineChart([{ name: 'in', color: IN, points: one(rxp) }, { name: 'out', color: OUT, points: one(txp) }], { title: 'Packets per second, last hour', fmt: (v) => v.toFixed(0) })));
   } catch (err) {
     clear(box, errorBox(err));
   }
+}
+
+// deviceHistory draws a device's WAN bandwidth and its tunnels' RTT and
+// loss over the last hour.
+async function deviceHistory(org, id, box) {
+  const [dev, rtt, loss] = await Promise.all([
+    hist(org, { device_id: id, kind: 'device' }),
+    hist(org, { device_id: id, kind: 'tunnel', metric: 'rtt_ms' }, 'max'),
+    hist(org, { device_id: id, kind: 'tunnel', metric: 'loss_pct' }, 'max'),
+  ]);
+  const per = (r) => Object.entries(r).map(([k, pts], i) => ({ name: 'tunnel ' + k, color: PALETTE[i % PALETTE.length], points: pts }));
+  clear(box, h('div', { class: 'charts' },
+    lineChart([{ name: 'in', color: IN, points: dev.rx_bps || [] }, { name: 'out', color: OUT, points: dev.tx_bps || [] }], { title: 'WAN bandwidth, last hour', fmt: bits }),
+    lineChart(per(rtt), { title: 'Tunnel RTT, last hour', fmt: msec }),
+    lineChart(per(loss), { title: 'Tunnel loss, last hour', fmt: pct })));
+}
+
+function pct(v) {
+  return v.toFixed(v < 10 ? 1 : 0) + ' %';
+}
+
+function msec(v) {
+  return v.toFixed(v < 10 ? 1 : 0) + ' ms';
 }
 
 function bits(v) {
@@ -179,7 +219,7 @@ export async function deviceDetail(main, ctx) {
   const P = O(org) + '/devices/' + enc(id);
   const d = await get(P);
   const parts = {
-    info: h('div'), ifaces: h('div'), tunnels: h('div'), routes: h('div'), leases: h('div'), jobs: h('div'), stats: h('div'), policies: h('div'),
+    info: h('div'), charts: h('div', { id: 'device-charts' }), ifaces: h('div'), tunnels: h('div'), routes: h('div'), leases: h('div'), jobs: h('div'), stats: h('div'), policies: h('div'),
   };
   const rename = form([
     { name: 'name', label: 'Name', value: d.name },
@@ -198,7 +238,7 @@ export async function deviceDetail(main, ctx) {
     section('Tunnels', parts.tunnels),
     section('Static routes', parts.routes),
     section('DHCP leases', parts.leases),
-    section('Statistics', parts.stats),
+    section('Statistics', parts.charts, parts.stats),
     section('Policies', parts.policies),
     section('Jobs', parts.jobs));
   clear(parts.info, kv([
@@ -215,6 +255,9 @@ export async function deviceDetail(main, ctx) {
     () => routes(P, parts.routes),
     () => leases(P, parts.leases),
     () => stats(P, parts.stats),
+    async () => {
+      if ((await features()).has(/stats\/history$/)) await deviceHistory(org, id, parts.charts);
+    },
     () => devicePolicies(org, P, parts.policies),
     () => jobs(P, parts.jobs, ctx),
   ];
@@ -429,9 +472,24 @@ export async function tunnels(main, ctx) {
       s.length ? h('ul', null, s.map((x) => h('li', null, `${devName(byId[x.device_a]) || short(x.device_a)} ↔ ${devName(byId[x.device_b]) || short(x.device_b)}: ${x.reason}`))) : null));
     await load();
   }, { id: 'tunnel' });
+  const charts = h('div', { id: 'tunnel-charts' });
   clear(main, h('h1', null, 'Tunnels'),
     section('Create', devs.length < 2 ? h('p', { class: 'empty' }, 'Approve at least two devices to build tunnels.') : create, result),
-    section('All tunnels', listBox));
+    section('All tunnels', listBox),
+    section('RTT and loss', charts));
   await load();
   every(5000, load);
+  if ((await features()).has(/stats\/history$/)) {
+    const draw = async () => {
+      const [rtt, loss] = await Promise.all([hist(org, { kind: 'tunnel', metric: 'rtt_ms' }, 'max'), hist(org, { kind: 'tunnel', metric: 'loss_pct' }, 'max')]);
+      const per = (r) => Object.entries(r).map(([k, pts], i) => ({ name: 'tunnel ' + k, color: PALETTE[i % PALETTE.length], points: pts }));
+      clear(charts, h('div', { class: 'charts' },
+        lineChart(per(rtt), { title: 'RTT, last hour (worse end)', fmt: msec }),
+        lineChart(per(loss), { title: 'Loss, last hour (worse end)', fmt: pct })));
+    };
+    await draw().catch((err) => clear(charts, errorBox(err)));
+    every(30000, draw);
+  } else {
+    clear(charts, h('p', { class: 'muted' }, 'This manage keeps no statistics history; the list shows the latest RTT and loss.'));
+  }
 }
