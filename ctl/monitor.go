@@ -58,7 +58,7 @@ var webhookView = view[client.Webhook]{
 }
 
 func (c *cli) notificationsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "notifications", Aliases: []string{"notification", "notif"}, Short: "My notifications: list, read"}
+	cmd := &cobra.Command{Use: "notifications", Aliases: []string{"notification", "notif"}, Short: "My notifications: list, read, prefs"}
 	list := &cobra.Command{Use: "list", Short: "List my notifications, newest first (--filter read=false for unread)", Args: exactArgs(0)}
 	lf := addListFlags(list, "org_id", "severity", "type", "read", "alert_id", "since", "until")
 	list.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
@@ -77,12 +77,43 @@ func (c *cli) notificationsCommand() *cobra.Command {
 		}
 		return printDone(c, fmt.Sprintf("%d marked read, %d unread", marked, unread), "marked", strconv.Itoa(marked), "unread", strconv.Itoa(unread))
 	})
-	cmd.AddCommand(list, read)
+	var types, minSev string
+	var inApp, digest, critical bool
+	prefs := &cobra.Command{Use: "prefs", Short: "Show or set what I receive", Args: exactArgs(0),
+		Long: "Without flags: shows my preferences. With any flag: replaces them (flags not given take the defaults: " +
+			"all types, warning and above, in-app on, daily digest on, immediate critical mail off)."}
+	pf := prefs.Flags()
+	pf.StringVar(&types, "types", "", "alert types, comma separated (default: all)")
+	pf.StringVar(&minSev, "min-severity", "warning", "least severity: info, warning, critical")
+	pf.BoolVar(&inApp, "in-app", true, "in-app notifications")
+	pf.BoolVar(&digest, "email-digest", true, "daily e-mail digest of unread notifications")
+	pf.BoolVar(&critical, "email-critical", false, "an e-mail at once for each critical alert")
+	prefs.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
+		if prefs.Flags().NFlag() == 0 {
+			p, err := cl.GetNotificationPrefs(ctx)
+			if err != nil {
+				return err
+			}
+			return printAnswer(c, p)
+		}
+		p := client.NotificationPrefs{Types: []string{}, MinSeverity: minSev, InApp: inApp, EmailDigest: digest, EmailCritical: critical}
+		for _, t := range strings.Split(types, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				p.Types = append(p.Types, t)
+			}
+		}
+		out, err := cl.SetNotificationPrefs(ctx, p)
+		if err != nil {
+			return err
+		}
+		return printAnswer(c, out)
+	})
+	cmd.AddCommand(list, read, prefs)
 	return cmd
 }
 
 func (c *cli) alertsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "alerts", Aliases: []string{"alert"}, Short: "Alerts of the organization: list"}
+	cmd := &cobra.Command{Use: "alerts", Aliases: []string{"alert"}, Short: "Alerts of the organization: list, thresholds"}
 	var active bool
 	list := &cobra.Command{Use: "list", Short: "List alerts, last seen first (--active: only those not resolved)", Args: exactArgs(0)}
 	list.Flags().BoolVar(&active, "active", false, "only active alerts")
@@ -98,7 +129,67 @@ func (c *cli) alertsCommand() *cobra.Command {
 			return cl.ListAlerts(ctx, org, p)
 		})
 	})
-	cmd.AddCommand(list)
+	var tunnel string
+	var rttW, rttC, lossW, lossC float64
+	var reset bool
+	th := &cobra.Command{Use: "thresholds", Short: "Show or set tunnel RTT and loss thresholds (organization, or one --tunnel)", Args: exactArgs(0),
+		Long: "Without level flags: shows the thresholds. With --rtt-warning, --rtt-critical, --loss-warning, --loss-critical: " +
+			"sets them for the organization or, with --tunnel, for one tunnel (a level not given keeps the default; 0 is off). " +
+			"--reset --tunnel N removes a tunnel's own thresholds."}
+	tf := th.Flags()
+	tf.StringVar(&tunnel, "tunnel", "", "tunnel number or id")
+	tf.Float64Var(&rttW, "rtt-warning", -1, "RTT warning threshold, ms")
+	tf.Float64Var(&rttC, "rtt-critical", -1, "RTT critical threshold, ms")
+	tf.Float64Var(&lossW, "loss-warning", -1, "loss warning threshold, %")
+	tf.Float64Var(&lossC, "loss-critical", -1, "loss critical threshold, %")
+	tf.BoolVar(&reset, "reset", false, "remove the tunnel's own thresholds (with --tunnel)")
+	th.RunE = c.orgClient(func(ctx context.Context, cl *client.Client, org string, _ []string) error {
+		set := rttW >= 0 || rttC >= 0 || lossW >= 0 || lossC >= 0
+		var tunnelID string
+		if tunnel != "" {
+			t, err := c.resolveTunnel(ctx, cl, org, tunnel)
+			if err != nil {
+				return err
+			}
+			tunnelID = t.ID
+		}
+		switch {
+		case reset:
+			if tunnelID == "" || set {
+				return usagef("--reset needs --tunnel and no levels")
+			}
+			if err := cl.DeleteTunnelThresholds(ctx, org, tunnelID); err != nil {
+				return err
+			}
+			return printDone(c, "tunnel thresholds removed: the organization's apply", "tunnel_id", tunnelID)
+		case set:
+			var in client.Thresholds
+			if rttW >= 0 || rttC >= 0 {
+				in.RTTMs = &client.Level{Warning: max(rttW, 0), Critical: max(rttC, 0)}
+			}
+			if lossW >= 0 || lossC >= 0 {
+				in.LossPct = &client.Level{Warning: max(lossW, 0), Critical: max(lossC, 0)}
+			}
+			if tunnelID != "" {
+				v, err := cl.SetTunnelThresholds(ctx, org, tunnelID, in)
+				if err != nil {
+					return err
+				}
+				return printAnswer(c, v)
+			}
+			v, err := cl.SetThresholds(ctx, org, in)
+			if err != nil {
+				return err
+			}
+			return printAnswer(c, v)
+		}
+		v, err := cl.GetThresholds(ctx, org)
+		if err != nil {
+			return err
+		}
+		return printAnswer(c, v)
+	})
+	cmd.AddCommand(list, th)
 	return cmd
 }
 

@@ -106,4 +106,17 @@ func TestEndToEndMonitoring(t *testing.T) {
 		t.Fatalf("after delete: %+v", hooks)
 	}
 	admin.fails("invalid", "", "webhooks", "add", "bad", "ftp://x/")
+
+	th := jsonOut[client.ThresholdsView](t, admin.must("", "alerts", "thresholds", "--rtt-warning", "40", "--rtt-critical", "80"))
+	if th.Organization.RTTMs == nil || th.Organization.RTTMs.Warning != 40 || th.Organization.LossPct == nil || th.Organization.LossPct.Warning != 50 {
+		t.Fatalf("thresholds: %+v", th)
+	}
+	admin.fails("invalid", "", "alerts", "thresholds", "--loss-warning", "80", "--loss-critical", "20")
+	p := jsonOut[client.NotificationPrefs](t, admin.must("", "notifications", "prefs", "--email-critical", "--types", "tunnel_down"))
+	if !p.EmailCritical || !p.EmailDigest || len(p.Types) != 1 {
+		t.Fatalf("prefs: %+v", p)
+	}
+	if p := jsonOut[client.NotificationPrefs](t, admin.must("", "notifications", "prefs")); !p.EmailCritical {
+		t.Fatalf("prefs read back: %+v", p)
+	}
 }
