@@ -172,6 +172,15 @@ func testMonitoringAPI(t *testing.T, e *env) {
 	if r := e.do("POST", "/notifications/read", w.aliceTok, map[string]any{}); r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("neither ids nor all: %d", r.status)
 	}
+	// Notifications are a person's: an access key (whose scope may be one
+	// organization) gets 403, not the user's notifications of all.
+	key := e.must(http.StatusCreated, "POST", "/accounts/"+w.accA.ID+"/access-keys", w.aliceTok,
+		map[string]any{"name": "script", "scope": "organization", "scope_id": w.orgA.ID, "role": "viewer"}).str("key")
+	for _, p := range []string{"/notifications", "/notifications/summary", "/notifications/preferences"} {
+		if r := e.do("GET", p, key, nil); r.status != http.StatusForbidden {
+			t.Errorf("%s with an access key: %d", p, r.status)
+		}
+	}
 	r = e.must(http.StatusOK, "GET", "/notifications/preferences", w.aliceTok, nil)
 	if r.body["email_digest"] != true || r.body["email_critical"] != false || r.body["min_severity"] != "warning" {
 		t.Fatalf("default prefs: %s", r.raw)

@@ -193,11 +193,11 @@ func (a *API) routeTable() []*Route {
 		{Method: "GET", Path: "/organizations/{org_id}/webhooks/{webhook_id}", Tag: "monitoring", Summary: "Get a webhook with its last delivery (manager)", Auth: authAny, OrgAction: write, Resp: store.Webhook{}, handle: a.getWebhook},
 		{Method: "DELETE", Path: "/organizations/{org_id}/webhooks/{webhook_id}", Tag: "monitoring", Summary: "Delete a webhook (manager)", Auth: authAny, OrgAction: write, Status: http.StatusNoContent, handle: a.deleteWebhook},
 		{Method: "POST", Path: "/organizations/{org_id}/webhooks/{webhook_id}/test", Tag: "monitoring", Summary: "Send a signed test delivery now (manager); answers how the receiver replied", Auth: authAny, OrgAction: write, Resp: webhookTestResult{}, handle: a.testWebhook},
-		{Method: "GET", Path: "/notifications", Tag: "monitoring", Summary: "My notifications, newest first", Auth: authAny, Resp: store.Notification{}, List: true, Filters: notificationFilter, Sorts: sortsNotifications, handle: a.listNotifications},
-		{Method: "GET", Path: "/notifications/summary", Tag: "monitoring", Summary: "How many of my notifications are unread", Auth: authAny, Resp: notificationSummary{}, handle: a.notificationSummary},
-		{Method: "POST", Path: "/notifications/read", Tag: "monitoring", Summary: "Mark my notifications read: by ids, or all", Auth: authAny, Body: notificationMark{}, Resp: notificationMarked{}, handle: a.markNotifications},
-		{Method: "GET", Path: "/notifications/preferences", Tag: "monitoring", Summary: "What I receive: alert types, least severity, in-app, daily digest, immediate mail for critical", Auth: authAny, Resp: monitor.Prefs{}, handle: a.getNotificationPrefs},
-		{Method: "PUT", Path: "/notifications/preferences", Tag: "monitoring", Summary: "Choose what I receive; fields left out take the defaults", Auth: authAny, Body: prefsInput{}, Resp: monitor.Prefs{}, handle: a.putNotificationPrefs},
+		{Method: "GET", Path: "/notifications", Tag: "monitoring", Summary: "My notifications, newest first", Auth: authSession, Resp: store.Notification{}, List: true, Filters: notificationFilter, Sorts: sortsNotifications, handle: a.listNotifications},
+		{Method: "GET", Path: "/notifications/summary", Tag: "monitoring", Summary: "How many of my notifications are unread", Auth: authSession, Resp: notificationSummary{}, handle: a.notificationSummary},
+		{Method: "POST", Path: "/notifications/read", Tag: "monitoring", Summary: "Mark my notifications read: by ids, or all", Auth: authSession, Body: notificationMark{}, Resp: notificationMarked{}, handle: a.markNotifications},
+		{Method: "GET", Path: "/notifications/preferences", Tag: "monitoring", Summary: "What I receive: alert types, least severity, in-app, daily digest, immediate mail for critical", Auth: authSession, Resp: monitor.Prefs{}, handle: a.getNotificationPrefs},
+		{Method: "PUT", Path: "/notifications/preferences", Tag: "monitoring", Summary: "Choose what I receive; fields left out take the defaults", Auth: authSession, Body: prefsInput{}, Resp: monitor.Prefs{}, handle: a.putNotificationPrefs},
 
 		{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document", Auth: authOpen, handle: a.openapi},
 	}
