@@ -334,7 +334,7 @@ func (e *Engine) Apply(cfg Config) error {
 	}
 	for _, t := range ns.tunnels {
 		t.probeMu.Lock()
-		t.updateQuality(t.up.Load(), t.probe.stats(), pol.thresholds, false)
+		t.updateQuality(t.up.Load(), t.probe.stats(), pol.thresholds, hysteresis{})
 		t.probeMu.Unlock()
 	}
 	for _, s := range ns.sites {

@@ -10,16 +10,27 @@ import (
 	"github.com/trellis-sdwan/trellis/edge/dataplane/ippkt"
 )
 
-// Quality hysteresis, in probe intervals (1 s by default): a tunnel that
-// breaks a rule's thresholds is left after qualityLeaveAfter consecutive
-// failing evaluations, and taken again only after qualityRejoinAfter
-// consecutive passing ones. A tunnel that goes down (probeDownAfter lost
-// probes) is left at once, and comes back after qualityRejoinAfter good
-// evaluations too.
+// Quality hysteresis: a tunnel that breaks a rule's thresholds is left
+// after qualityLeave of consecutive failing evaluations (one per probe
+// interval), and taken again only after qualityRejoin of consecutive
+// passing ones. A tunnel that goes down (probeDownAfter lost probes) is
+// left at once, and comes back after qualityRejoin of good evaluations.
 const (
-	qualityLeaveAfter  = 3
-	qualityRejoinAfter = 10
+	qualityLeave  = 3 * time.Second
+	qualityRejoin = 10 * time.Second
 )
+
+// hysteresis is the number of consecutive evaluations that move a tunnel
+// out of (leave) or back into (rejoin) a rule's usable set; 0 means only
+// create missing states (a new configuration, not a probe evaluation).
+type hysteresis struct{ leave, rejoin int }
+
+// qualityCounts converts qualityLeave and qualityRejoin into evaluations
+// at a probe interval (at least 1 and 2).
+func qualityCounts(interval time.Duration) hysteresis {
+	n := func(d time.Duration) int { return int((d + interval - 1) / interval) }
+	return hysteresis{leave: max(n(qualityLeave), 1), rejoin: max(n(qualityRejoin), 2)}
+}
 
 // appCounters count one application's traffic (id "" is unidentified
 // traffic). They live as long as the engine, across configurations.
@@ -121,9 +132,9 @@ func meets(st ProbeStats, th classify.Thresholds) bool {
 }
 
 // updateQuality advances the hysteresis states of t for every threshold
-// set after a probe evaluation; with advance false it only creates the
-// missing states (a new configuration). probeMu held.
-func (t *tunnel) updateQuality(up bool, st ProbeStats, ths []classify.Thresholds, advance bool) {
+// set after a probe evaluation; with a zero h it only creates the missing
+// states (a new configuration). probeMu held.
+func (t *tunnel) updateQuality(up bool, st ProbeStats, ths []classify.Thresholds, h hysteresis) {
 	if t.qual == nil {
 		t.qual = map[classify.Thresholds]*qualState{}
 	}
@@ -134,7 +145,7 @@ func (t *tunnel) updateQuality(up bool, st ProbeStats, ths []classify.Thresholds
 			t.qual[th] = q
 			continue
 		}
-		if !advance {
+		if h.leave == 0 {
 			continue
 		}
 		good := up && meets(st, th)
@@ -143,14 +154,14 @@ func (t *tunnel) updateQuality(up bool, st ProbeStats, ths []classify.Thresholds
 			q.ok, q.bad, q.good = false, 0, 0
 		case q.ok && !good:
 			q.bad++
-			if q.bad >= qualityLeaveAfter {
+			if q.bad >= h.leave {
 				q.ok, q.bad, q.good = false, 0, 0
 			}
 		case q.ok:
 			q.bad = 0
 		case good:
 			q.good++
-			if q.good >= qualityRejoinAfter {
+			if q.good >= h.rejoin {
 				q.ok, q.bad, q.good = true, 0, 0
 			}
 		default:

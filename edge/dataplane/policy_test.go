@@ -73,7 +73,7 @@ func policyEngine(t testing.TB, rules []classify.PathRule, tcs ...TunnelConfig) 
 			t.Fatal(err)
 		}
 		tn := newTunnel(mix64(uint64(i+1)), tc, w, sas, 1500, 1500)
-		tn.updateQuality(true, ProbeStats{}, ps.thresholds, false)
+		tn.updateQuality(true, ProbeStats{}, ps.thresholds, hysteresis{})
 		tuns[tc.Name] = tn
 		snap.tunnels[tc.Name] = tn
 		snap.byVNI[tc.VNI] = tn
@@ -209,7 +209,7 @@ func TestClassifiedEncap(t *testing.T) {
 	// B goes down: the real-time flow moves to A at once.
 	tn["b"].up.Store(false)
 	for _, x := range tn {
-		x.updateQuality(x.up.Load(), ProbeStats{}, snap.pol.thresholds, true)
+		x.updateQuality(x.up.Load(), ProbeStats{}, snap.pol.thresholds, qualityCounts(time.Second))
 	}
 	snap.sites["B"].refresh()
 	snap.sites["B"].refreshRules(snap.pol)
@@ -276,10 +276,19 @@ func TestRulePathModes(t *testing.T) {
 	slow := ProbeStats{Window: 30, Received: 30, RTT: 80 * time.Millisecond}
 	stats := map[string]ProbeStats{"a": good, "b": good, "c": good}
 	scores := map[string]time.Duration{"a": 10 * time.Millisecond, "b": 11 * time.Millisecond, "c": 40 * time.Millisecond}
+	// The fake clock: one call of window is one probe interval of 1 s.
+	h := qualityCounts(time.Second)
+	qualityLeaveAfter, qualityRejoinAfter := h.leave, h.rejoin
+	if h != (hysteresis{leave: 3, rejoin: 10}) {
+		t.Fatalf("hysteresis at 1 s probes: %+v, want 3 and 10", h)
+	}
+	if h := qualityCounts(200 * time.Millisecond); h != (hysteresis{leave: 15, rejoin: 50}) {
+		t.Fatalf("hysteresis at 200 ms probes: %+v, want 15 and 50", h)
+	}
 	window := func() {
 		for name, x := range tn {
 			x.score.Store(int64(scores[name]))
-			x.updateQuality(x.up.Load(), stats[name], snap.pol.thresholds, true)
+			x.updateQuality(x.up.Load(), stats[name], snap.pol.thresholds, h)
 		}
 		s.refresh()
 		s.refreshRules(snap.pol)

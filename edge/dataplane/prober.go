@@ -33,10 +33,13 @@ func (e *Engine) probeLoop() {
 		now := time.Now()
 		for name, t := range snap.tunnels {
 			t.probeMu.Lock()
-			up := t.probe.evaluate(now, interval)
+			// A probe unanswered for 90 % of the interval is lost at this
+			// tick (the ticker's jitter would otherwise leave it to the
+			// next one and delay failover by an interval).
+			up := t.probe.evaluate(now, interval-interval/10)
 			st := t.probe.stats()
 			if snap.pol != nil {
-				t.updateQuality(up, st, snap.pol.thresholds, true)
+				t.updateQuality(up, st, snap.pol.thresholds, qualityCounts(interval))
 			}
 			primer, probe := t.punch.step(now, interval, t.rxPackets.Load())
 			var seq uint16
