@@ -73,8 +73,16 @@ export async function dashboard(main, ctx) {
   await sample();
   every(5000, sample);
   if (hasHistory) {
-    await history(org, chartBox);
-    every(30000, () => history(org, chartBox));
+    // Every 5 s until the history has points (a new organization's
+    // first samples), then every 30 s.
+    let drawn = 0, had = false;
+    const draw = async () => {
+      if (had && Date.now() - drawn < 30000) return;
+      had = await history(org, chartBox);
+      drawn = Date.now();
+    };
+    await draw();
+    every(5000, draw);
   }
 }
 
@@ -100,16 +108,19 @@ async function hist(org, params, combine = 'sum') {
 const IN = '#2b8a6e', OUT = '#3d6fd8', PALETTE = ['#2b8a6e', '#3d6fd8', '#c05621', '#805ad5', '#d53f8c', '#2c7a7b', '#b7791f', '#4a5568'];
 
 // history draws the organization's totals of the last hour from the
-// statistics history API.
+// statistics history API; true when there were points to draw.
 async function history(org, box) {
   try {
     const [rxb, txb, rxp, txp] = await Promise.all(['rx_bps', 'tx_bps', 'rx_pps', 'tx_pps'].map((metric) => hist(org, { total: 'true', metric })));
     const one = (r) => Object.values(r)[0] || [];
+    const any = [rxb, txb, rxp, txp].some((r) => one(r).length > 0);
     clear(box, h('div', { class: 'charts' },
       lineChart([{ name: 'in', color: IN, points: one(rxb) }, { name: 'out', color: OUT, points: one(txb) }], { title: 'Bandwidth, last hour (WAN totals)', fmt: bits }),
       lineChart([{ name: 'in', color: IN, points: one(rxp) }, { name: 'out', color: OUT, points: one(txp) }], { title: 'Packets per second, last hour', fmt: (v) => v.toFixed(0) })));
+    return any;
   } catch (err) {
     clear(box, errorBox(err));
+    return false;
   }
 }
 
