@@ -37,6 +37,7 @@ type wanSched struct {
 	s    *qos.Scheduler[*qslot]
 	free []*qslot
 	kbps int
+	pkt  int // largest original packet a slot holds
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -53,7 +54,7 @@ func qosConfig(kbps int, q QoSConfig) qos.Config {
 
 func newWANSched(w *wanSock, kbps int, q QoSConfig, mtu int) *wanSched {
 	cfg := qosConfig(kbps, q)
-	ws := &wanSched{w: w, kbps: kbps, s: qos.New[*qslot](cfg, time.Now()),
+	ws := &wanSched{w: w, kbps: kbps, pkt: mtu, s: qos.New[*qslot](cfg, time.Now()),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	n := cfg.QueueLimit * qos.NumClasses
 	ws.free = make([]*qslot, 0, n)
@@ -183,16 +184,24 @@ func (e *Engine) syncQoS(ns *snapshot) {
 		}
 	}
 	qc := ns.cfg.qos()
+	// Slots hold any packet the TUN can deliver, whatever MTU it gets
+	// later (an engine started without tunnels recomputes it).
+	pkt := max(e.MTU(), ns.cfg.UnderlayMTU)
 	for _, w := range ns.wans {
 		kbps := rates[w.key.iface]
 		cur := w.sched.Load()
+		if cur != nil && kbps > 0 && cur.pkt < pkt {
+			w.sched.Store(nil)
+			cur.close()
+			cur = nil
+		}
 		switch {
 		case kbps == 0 && cur != nil:
 			w.sched.Store(nil)
 			cur.close()
 			e.log.Info("WAN shaping off", "wan", w.key.String())
 		case kbps > 0 && cur == nil:
-			ws := newWANSched(w, kbps, qc, e.MTU())
+			ws := newWANSched(w, kbps, qc, pkt)
 			w.sched.Store(ws)
 			go ws.run(e)
 			e.log.Info("WAN shaped", "wan", w.key.String(), "uplink_kbps", kbps)
