@@ -17,6 +17,7 @@ import (
 	"github.com/trellis-sdwan/trellis/lab"
 	"github.com/trellis-sdwan/trellis/lab/labtest"
 	"github.com/trellis-sdwan/trellis/lab/relay"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // Applications and policies (issue 8) through the real system: policies
@@ -26,6 +27,41 @@ import (
 // policyDialTimeout bounds one connection attempt that a firewall is
 // expected to drop (a drop shows as a timeout).
 const policyDialTimeout = 1500 * time.Millisecond
+
+// policyApplied waits until the edges of sites have applied and stored a
+// document that passes check, and manage counts every device in sync.
+// manage recompiles after a change in the background, so right after a
+// change manage may still show the previous document as in sync: the
+// content is what tells the change arrived. It asks with the test's
+// client (the lab's WaitInSync logs in anew on every call, and manage's
+// login limiter slows repeated logins of one account: 10, then one every
+// 30 s).
+func policyApplied(ctx context.Context, t *testing.T, s *siteLab, what string, sites []string, check func(d devproto.Desired) error) {
+	t.Helper()
+	labtest.WaitFor(t, time.Minute, what+": applied, every device in sync", func() error {
+		for _, site := range sites {
+			d, err := s.storedDoc(site + "/edge")
+			if err != nil {
+				return err
+			}
+			if err := check(d); err != nil {
+				return fmt.Errorf("%s's stored document: %w", site, err)
+			}
+		}
+		ds, err := s.Devices(ctx, s.c, s.mi)
+		if err != nil {
+			return err
+		}
+		if len(ds) != len(s.sites.Devices) {
+			return fmt.Errorf("%d devices, want %d", len(ds), len(s.sites.Devices))
+		}
+		var errs []error
+		for _, d := range ds {
+			errs = append(errs, lab.InSync(d))
+		}
+		return errors.Join(errs...)
+	})
+}
 
 // serveBanner accepts TCP connections and writes banner to each, then
 // closes it: a client that reads the banner reached this very listener.
@@ -154,8 +190,8 @@ func sendUDP(t *testing.T, l *lab.Lab, node string, dst netip.AddrPort, n, size 
 // TestPolicies: two sites, two WANs each labelled "A" and "B" (one
 // tunnel per label), policies only through the REST API:
 //
-//   - firewall: an organization-wide outbound deny (TCP 8081 to the
-//     internet router) blocks only that port; a LAN-to-LAN deny (TCP 8083
+//   - firewall: organization-wide outbound denies (TCP 8081 to the
+//     internet router; an own application, TCP 8085) block only that; a LAN-to-LAN deny (TCP 8083
 //     to s2's LAN) blocks only that port in that direction; inbound to
 //     s1's WAN from the internet is dropped (a server on the edge answers
 //     its LAN, not the internet; echo requests and the tunnels pass) until
@@ -196,9 +232,14 @@ func TestPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("creating an application: %v", err)
 	}
-	if err := s.WaitInSync(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	policyApplied(ctx, t, s, "application "+app.Name, []string{"s1", "s2"}, func(d devproto.Desired) error {
+		for _, a := range d.Applications {
+			if a.ID == app.ID {
+				return nil
+			}
+		}
+		return fmt.Errorf("no application %s", app.ID)
+	})
 	// Application traffic early: the edges report stats every
 	// stats period (60 s), counted from their connection.
 	h2 := s.addr(t, "s2/h1")
@@ -263,7 +304,15 @@ func policyFirewall(ctx context.Context, t *testing.T, s *siteLab) {
 	}
 	edgeLAN := lanAddrs[0].Addr()
 
-	for _, port := range []int{8081, 8082} {
+	// An application the organization's firewall denies by name.
+	blockApp, err := s.c.CreateApplication(ctx, org, client.ApplicationInput{
+		Name: "Lab TCP 8085", Category: "web", Description: "e2e: denied outbound by application",
+		Rules: []client.AppRule{{Protocol: "tcp", Ports: []string{"8085"}}},
+	})
+	if err != nil {
+		t.Fatalf("creating an application: %v", err)
+	}
+	for _, port := range []int{8081, 8082, 8085} {
 		serveBanner(t, listenIn(t, s.Lab, "internet", port), fmt.Sprintf("internet:%d", port))
 	}
 	for _, port := range []int{8083, 8084} {
@@ -275,6 +324,7 @@ func policyFirewall(ctx context.Context, t *testing.T, s *siteLab) {
 	// Before any policy everything named below passes (but the WAN).
 	to := func(a netip.Addr, port int) netip.AddrPort { return netip.AddrPortFrom(a, uint16(port)) }
 	reachable(ctx, t, s.Lab, "s1/h1", to(inet, 8081), "internet:8081", 20*time.Second)
+	reachable(ctx, t, s.Lab, "s1/h1", to(inet, 8085), "internet:8085", 20*time.Second)
 	reachable(ctx, t, s.Lab, "s1/h1", to(h2, 8083), "s2/h1:8083", 20*time.Second)
 
 	orgFW, err := s.c.CreatePolicy(ctx, org, client.PolicyInput{
@@ -283,6 +333,9 @@ func policyFirewall(ctx context.Context, t *testing.T, s *siteLab) {
 			Outbound: []client.FirewallRule{{
 				Priority: 10, Action: "deny", Description: "no TCP 8081 to the internet router",
 				Match: client.Match{Destinations: []string{inet.String() + "/32"}, Protocol: "tcp", Ports: []string{"8081"}},
+			}, {
+				Priority: 20, Action: "deny", Description: "no " + blockApp.Name,
+				Match: client.Match{Applications: []string{blockApp.ID}},
 			}},
 			LANToLAN: []client.FirewallRule{{
 				Priority: 10, Action: "deny", Description: "no TCP 8083 to s2's LAN",
@@ -296,23 +349,18 @@ func policyFirewall(ctx context.Context, t *testing.T, s *siteLab) {
 	if err := s.c.SetOrgFirewall(ctx, org, orgFW.ID); err != nil {
 		t.Fatalf("setting the organization-wide firewall: %v", err)
 	}
-	if err := s.WaitInSync(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	for _, node := range []string{"s1/edge", "s2/edge"} {
-		d, err := s.storedDoc(node)
-		if err != nil {
-			t.Fatal(err)
+	policyApplied(ctx, t, s, "organization-wide firewall", []string{"s1", "s2"}, func(d devproto.Desired) error {
+		if d.Firewall == nil || len(d.Firewall.Outbound) != 2 || len(d.Firewall.LANToLAN) != 1 {
+			return fmt.Errorf("firewall %+v, want the organization's rules", d.Firewall)
 		}
-		if d.Firewall == nil || len(d.Firewall.Outbound) != 1 || len(d.Firewall.LANToLAN) != 1 {
-			t.Fatalf("%s's stored document has firewall %+v, want the organization's rules", node, d.Firewall)
-		}
-	}
+		return nil
+	})
 	s.step(t, "organization-wide firewall policy applied on both edges")
 
 	t.Run("outbound", func(t *testing.T) {
 		blocked(ctx, t, s.Lab, "s1/h1", to(inet, 8081), "outbound deny TCP 8081 to the internet router")
 		blocked(ctx, t, s.Lab, "s2/h1", to(inet, 8081), "outbound deny TCP 8081 (organization-wide, on s2 too)")
+		blocked(ctx, t, s.Lab, "s1/h1", to(inet, 8085), "outbound deny of the application "+blockApp.Name)
 		reachable(ctx, t, s.Lab, "s1/h1", to(inet, 8082), "internet:8082", 10*time.Second)
 		if _, err := lab.Ping(ctx, labtest.NS(t, s.Lab, "s1/h1"), inet, 3, time.Second); err != nil {
 			t.Errorf("s1/h1 pings the internet router with an outbound TCP deny: %v", err)
@@ -353,9 +401,12 @@ func policyFirewall(ctx context.Context, t *testing.T, s *siteLab) {
 		if _, err := s.c.SetDevicePolicies(ctx, org, s1, client.PolicyAssignment{FirewallPolicyID: devFW.ID}); err != nil {
 			t.Fatalf("assigning s1's firewall policy: %v", err)
 		}
-		if err := s.WaitInSync(ctx, time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		policyApplied(ctx, t, s, "s1's firewall policy", []string{"s1"}, func(d devproto.Desired) error {
+			if d.Firewall == nil || len(d.Firewall.Inbound) != 1 || len(d.Firewall.Outbound) != 2 {
+				return fmt.Errorf("firewall %+v, want the organization's rules and s1's inbound rule", d.Firewall)
+			}
+			return nil
+		})
 		reachable(ctx, t, s.Lab, "internet", to(wan, 9099), "s1/edge:9099", 10*time.Second)
 		// The organization's rules still apply on s1 (they come first).
 		blocked(ctx, t, s.Lab, "s1/h1", to(inet, 8081), "organization outbound deny with a device policy assigned")
@@ -404,18 +455,22 @@ func policyPortForward(ctx context.Context, t *testing.T, s *siteLab) {
 	if len(p.Firewall.PortForwards) != 1 {
 		t.Fatalf("policy after adding a port forward: %+v", p.Firewall.PortForwards)
 	}
-	if err := s.WaitInSync(ctx, time.Minute); err != nil {
-		t.Fatal(err)
+	forwards := func(n int) func(d devproto.Desired) error {
+		return func(d devproto.Desired) error {
+			if d.Firewall == nil || len(d.Firewall.PortForwards) != n {
+				return fmt.Errorf("firewall %+v, want %d port forwards", d.Firewall, n)
+			}
+			return nil
+		}
 	}
+	policyApplied(ctx, t, s, "the port forward", []string{"s1"}, forwards(1))
 	reachable(ctx, t, s.Lab, "internet", public, "s1/h1:80", 10*time.Second)
 	s.step(t, "port forward wan1:8080 → s1/h1:80 reached from the internet")
 
 	if _, err := s.c.RemoveRule(ctx, org, policyID, "web"); err != nil {
 		t.Fatalf("removing the port forward: %v", err)
 	}
-	if err := s.WaitInSync(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	policyApplied(ctx, t, s, "the port forward removed", []string{"s1"}, forwards(0))
 	blocked(ctx, t, s.Lab, "internet", public, "port forward removed")
 }
 
@@ -481,16 +536,12 @@ func policyPathSelection(ctx context.Context, t *testing.T, s *siteLab, appID st
 			t.Fatalf("assigning the path policy to %s: %v", site, err)
 		}
 	}
-	if err := s.WaitInSync(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	d, err := s.storedDoc("s1/edge")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(d.PathRules) != 2 {
-		t.Fatalf("s1's stored document has path rules %+v, want the policy's two", d.PathRules)
-	}
+	policyApplied(ctx, t, s, "the path policy", []string{"s1", "s2"}, func(d devproto.Desired) error {
+		if len(d.PathRules) != 2 {
+			return fmt.Errorf("path rules %+v, want the policy's two", d.PathRules)
+		}
+		return nil
+	})
 	s.step(t, "path policy (application over B, the rest over A) on both sites")
 
 	h2 := s.addr(t, "s2/h1")
