@@ -3,18 +3,19 @@ import { h, s } from './dom.js';
 
 // lineChart draws series [{name, color, points:[[t(ms), value]]}] with a
 // time x axis; fmt formats y values.
-export function lineChart(series, { height = 160, fmt = String, title = '' } = {}) {
+// range [t0, t1] fixes the x axis (e.g. the hour asked for).
+export function lineChart(series, { height = 180, fmt = String, title = '', range = null } = {}) {
   const W = 600, H = height, L = 56, R = 8, T = 10, B = 22;
   const pts = series.flatMap((x) => x.points);
   if (!pts.length) return h('p', { class: 'empty' }, 'No data for this range yet.');
-  let t0 = Math.min(...pts.map((p) => p[0])), t1 = Math.max(...pts.map((p) => p[0]));
+  let t0 = range ? range[0] : Math.min(...pts.map((p) => p[0])), t1 = range ? range[1] : Math.max(...pts.map((p) => p[0]));
   if (t1 === t0) t1 = t0 + 1;
   let y1 = Math.max(...pts.map((p) => p[1]));
   if (!(y1 > 0)) y1 = 1;
   y1 *= 1.1;
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => T + (1 - v / y1) * (H - T - B);
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title, preserveAspectRatio: 'none' });
+  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title, preserveAspectRatio: 'xMidYMid meet' });
   for (let i = 0; i <= 4; i++) {
     const v = (y1 * i) / 4;
     svg.appendChild(s('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));

@@ -417,7 +417,7 @@ export async function notifications(main, ctx) {
   filter.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
   clear(main, h('div', { class: 'head' }, h('h1', null, 'Notifications'), filter,
     canMark ? action('Mark all read', () => mark({ all: true }), { class: 'small', title: 'Mark all my notifications read (every organization)' }) : null),
-  box, hasAlerts ? section('Alerts of the organization', alertBox) : null,
+  section('My notifications in this organization', box), hasAlerts ? section('Alerts of the organization', alertBox) : null,
   f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Tunnel alert thresholds', await thresholds(org)) : null);
   await load();
   every(10000, load);

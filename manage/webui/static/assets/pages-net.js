@@ -102,6 +102,8 @@ async function hist(org, params, combine = 'sum') {
   }
   const res = {};
   for (const [k, m] of Object.entries(out)) res[k] = [...m.entries()].sort((x, y) => x[0] - y[0]);
+  // The range asked for, as the x axis of the charts (not enumerable).
+  Object.defineProperty(res, 'range', { value: [new Date(r.from).getTime(), new Date(r.to).getTime()] });
   return res;
 }
 
@@ -115,8 +117,8 @@ async function history(org, box) {
     const one = (r) => Object.values(r)[0] || [];
     const any = [rxb, txb, rxp, txp].some((r) => one(r).length > 0);
     clear(box, h('div', { class: 'charts' },
-      lineChart([{ name: 'in', color: IN, points: one(rxb) }, { name: 'out', color: OUT, points: one(txb) }], { title: 'Bandwidth, last hour (WAN totals)', fmt: bits }),
-      lineChart([{ name: 'in', color: IN, points: one(rxp) }, { name: 'out', color: OUT, points: one(txp) }], { title: 'Packets per second, last hour', fmt: (v) => v.toFixed(0) })));
+      lineChart([{ name: 'in', color: IN, points: one(rxb) }, { name: 'out', color: OUT, points: one(txb) }], { title: 'Bandwidth, last hour (WAN totals)', fmt: bits, range: rxb.range }),
+      lineChart([{ name: 'in', color: IN, points: one(rxp) }, { name: 'out', color: OUT, points: one(txp) }], { title: 'Packets per second, last hour', fmt: (v) => v.toFixed(0), range: rxp.range })));
     return any;
   } catch (err) {
     clear(box, errorBox(err));
@@ -134,9 +136,9 @@ async function deviceHistory(org, id, box) {
   ]);
   const per = (r) => Object.entries(r).map(([k, pts], i) => ({ name: 'tunnel ' + k, color: PALETTE[i % PALETTE.length], points: pts }));
   clear(box, h('div', { class: 'charts' },
-    lineChart([{ name: 'in', color: IN, points: dev.rx_bps || [] }, { name: 'out', color: OUT, points: dev.tx_bps || [] }], { title: 'WAN bandwidth, last hour', fmt: bits }),
-    lineChart(per(rtt), { title: 'Tunnel RTT, last hour', fmt: msec }),
-    lineChart(per(loss), { title: 'Tunnel loss, last hour', fmt: pct })));
+    lineChart([{ name: 'in', color: IN, points: dev.rx_bps || [] }, { name: 'out', color: OUT, points: dev.tx_bps || [] }], { title: 'WAN bandwidth, last hour', fmt: bits, range: dev.range }),
+    lineChart(per(rtt), { title: 'Tunnel RTT, last hour', fmt: msec, range: rtt.range }),
+    lineChart(per(loss), { title: 'Tunnel loss, last hour', fmt: pct, range: loss.range })));
 }
 
 function pct(v) {
@@ -495,8 +497,8 @@ export async function tunnels(main, ctx) {
       const [rtt, loss] = await Promise.all([hist(org, { kind: 'tunnel', metric: 'rtt_ms' }, 'max'), hist(org, { kind: 'tunnel', metric: 'loss_pct' }, 'max')]);
       const per = (r) => Object.entries(r).map(([k, pts], i) => ({ name: 'tunnel ' + k, color: PALETTE[i % PALETTE.length], points: pts }));
       clear(charts, h('div', { class: 'charts' },
-        lineChart(per(rtt), { title: 'RTT, last hour (worse end)', fmt: msec }),
-        lineChart(per(loss), { title: 'Loss, last hour (worse end)', fmt: pct })));
+        lineChart(per(rtt), { title: 'RTT, last hour (worse end)', fmt: msec, range: rtt.range }),
+        lineChart(per(loss), { title: 'Loss, last hour (worse end)', fmt: pct, range: loss.range })));
     };
     await draw().catch((err) => clear(charts, errorBox(err)));
     every(30000, draw);
