@@ -446,6 +446,24 @@ func policyPortForward(ctx context.Context, t *testing.T, s *siteLab) {
 		}
 		policyID = p.ID
 	}
+	// A forward to a host outside s1's LANs is refused, naming the
+	// field, and changes nothing.
+	_, err = s.c.AddRule(ctx, org, policyID, client.SectionPortForwards, client.PortForward{
+		ID: "stray", Interface: "wan1", Protocol: "tcp", Ports: "8080", ToAddress: "10.2.0.11", ToPort: 80,
+	})
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 422 || !strings.Contains(apiErr.Field, "to_address") {
+		t.Errorf("a port forward to s2's host on s1: %v, want 422 naming to_address", err)
+	} else {
+		t.Logf("refused as expected: %v", err)
+	}
+	cur, err := s.c.GetPolicy(ctx, org, policyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cur.Firewall.PortForwards) != 0 {
+		t.Errorf("the refused port forward is in the policy: %+v", cur.Firewall.PortForwards)
+	}
 	p, err := s.c.AddRule(ctx, org, policyID, client.SectionPortForwards, client.PortForward{
 		ID: "web", Interface: "wan1", Protocol: "tcp", Ports: "8080", ToAddress: h1.String(), ToPort: 80,
 	})
