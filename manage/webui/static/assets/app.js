@@ -1,6 +1,7 @@
 // Trellis web UI: hash router, shell, login. Pages live in pages-*.js.
 import { session, setSession, onUnauthorized, get, post, api, APIError, features } from './api.js';
 import { h, clear, form, errorBox, toast } from './dom.js';
+import { stopAll } from './timers.js';
 import * as net from './pages-net.js';
 import * as more from './pages-more.js';
 
@@ -39,19 +40,10 @@ const routes = [
   [/^\/o\/([^/]+)\/settings$/, more.orgSettings, true],
 ];
 
-let timers = [];
-
-// every runs fn periodically while the current page is shown.
-// A failed refresh keeps the page as it is (the next one may work).
-export function every(msec, fn) {
-  timers.push(setInterval(() => Promise.resolve().then(fn).catch((err) => console.warn('refresh failed:', err.message)), msec));
-}
-
 let renderSeq = 0;
 
 async function render() {
-  for (const t of timers) clearInterval(t);
-  timers = [];
+  stopAll();
   const seq = ++renderSeq;
   const path = location.hash.replace(/^#/, '') || '/';
   if (path.startsWith('/login')) return login();

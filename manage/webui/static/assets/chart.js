@@ -5,7 +5,7 @@ import { h, s } from './dom.js';
 // time x axis; fmt formats y values.
 // range [t0, t1] fixes the x axis (e.g. the hour asked for).
 export function lineChart(series, { height = 180, fmt = String, title = '', range = null } = {}) {
-  const W = 600, H = height, L = 56, R = 8, T = 10, B = 22;
+  const W = 600, H = height, L = 78, R = 8, T = 10, B = 22;
   const pts = series.flatMap((x) => x.points);
   if (!pts.length) return h('p', { class: 'empty' }, 'No data for this range yet.');
   let t0 = range ? range[0] : Math.min(...pts.map((p) => p[0])), t1 = range ? range[1] : Math.max(...pts.map((p) => p[0]));

@@ -3,7 +3,7 @@
 // audit, settings, my login.
 import { get, post, put, patch, del, api, all, list, features, session } from './api.js';
 import { h, clear, table, badge, when, ago, short, form, action, section, kv, toast, errorBox } from './dom.js';
-import { every } from './app.js';
+import { every } from './timers.js';
 
 const enc = encodeURIComponent;
 const O = (org) => '/organizations/' + enc(org);

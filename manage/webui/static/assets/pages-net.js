@@ -1,8 +1,8 @@
 // Network pages: dashboard, devices, device detail, tunnels.
-import { get, post, put, del, all, list, features } from './api.js';
+import { get, post, put, patch, del, all, list, features } from './api.js';
 import { h, clear, table, badge, when, ago, bytes, num, ms, short, form, action, section, kv, toast, errorBox } from './dom.js';
 import { lineChart, rates } from './chart.js';
-import { every } from './app.js';
+import { every } from './timers.js';
 
 const enc = encodeURIComponent;
 const O = (org) => '/organizations/' + enc(org);
@@ -239,7 +239,7 @@ export async function deviceDetail(main, ctx) {
     { name: 'site', label: 'Site', value: d.site },
     { name: 'description', label: 'Description', value: d.description },
   ], 'Save', async (v) => {
-    await api_patch(P, v);
+    await patch(P, v);
     toast('Saved');
   }, { id: 'dev', class: 'inline' });
   clear(main,
@@ -275,11 +275,6 @@ export async function deviceDetail(main, ctx) {
     () => jobs(P, parts.jobs, ctx),
   ];
   await Promise.all(loaders.map((f) => f().catch((err) => toast(err.message, 'bad'))));
-}
-
-async function api_patch(p, v) {
-  const { patch } = await import('./api.js');
-  return patch(p, v);
 }
 
 async function interfaces(org, P, box, ctx) {
