@@ -403,3 +403,49 @@ func BenchmarkEngineEncapClassifiedGCM(b *testing.B) {
 }
 
 var _ = esp.AESGCM128
+
+// BenchmarkEngineDecapClassifiedGCM is BenchmarkEngineDecapGCM with an
+// application policy: every packet finds its flow (the reverse direction
+// of a cached entry) and counts on its application.
+func BenchmarkEngineDecapClassifiedGCM(b *testing.B) {
+	const n = 4096
+	rules := []classify.PathRule{{ID: "rt", Match: classify.Match{Applications: []string{"iperf"}}, Labels: []string{"A"}}}
+	fwd := tuple(udpPacket(100, "172.16.1.2", "172.16.2.2", 40000, 5001, 0))
+	mk := func() (*Engine, *snapshot, *tunnel) {
+		e, snap, tn := policyEngine(b, rules, labelled("a", 5, "A"))
+		snap.flows.lookup(snap.pol, &fwd, 0, time.Now().UnixNano()) // host A started the flow
+		return e, snap, tn["a"]
+	}
+	e, snap, tun := mk()
+	peer := mustSA(b, tun.sas.Load().in[0].cfg)
+	// Replies of a flow host A started to 172.16.2.2:5001.
+	inner := udpPacket(1370, "172.16.2.2", "172.16.1.2", 5001, 40000, 0)
+	frames := make([][]byte, n)
+	for i := range frames {
+		frames[i] = sealFrom(b, peer, 5, inner)
+	}
+	reply := make([]byte, 2048)
+	work := make([]byte, len(frames[0]))
+	now := time.Now()
+	from := netip.MustParseAddrPort("192.0.2.2:4789")
+	b.SetBytes(1370)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%n == 0 && i > 0 {
+			b.StopTimer()
+			e, snap, tun = mk() // fresh replay window
+			b.StartTimer()
+		}
+		copy(work, frames[i%n])
+		if start, _ := e.decapOne(snap, tun.wan, work, from, reply, now); start < 0 {
+			b.Fatalf("dropped (%v)", dropMap(&tun.counters))
+		}
+	}
+	b.StopTimer()
+	for _, a := range e.appsStatus() {
+		if a.ID == "iperf" && a.RxPackets != uint64(b.N%n) && b.N%n != 0 {
+			b.Fatal("replies not counted on the application")
+		}
+	}
+}
