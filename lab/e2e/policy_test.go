@@ -212,7 +212,6 @@ func TestPolicies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	org := s.mi.OrgID
-	s1 := s.sites.Devices["s1"].ID
 	if got := len(s.sites.Tunnels); got != 2 {
 		t.Fatalf("two sites, labels A and B: %d tunnels, want 2", got)
 	}
@@ -260,28 +259,38 @@ func TestPolicies(t *testing.T) {
 	t.Run("path selection", func(t *testing.T) { policyPathSelection(ctx, t, s, app.ID, udp) })
 
 	t.Run("app stats", func(t *testing.T) {
-		var got client.AppStat
-		labtest.WaitFor(t, 100*time.Second, "manage's app-stats of s1 show "+app.ID, func() error {
-			st, err := s.c.AppStats(ctx, org, s1)
-			if err != nil {
-				return err
-			}
-			for _, a := range st.Items {
-				if a.ID == app.ID {
-					got = a
-					if st.ReportedAt == nil || st.ReportedAt.Before(appSent) || a.Flows == 0 || a.TxPackets < appDatagrams {
-						return fmt.Errorf("%+v", a)
-					}
-					return nil
+		// s1 sent the datagrams into the tunnel (tx: LAN to tunnel), s2
+		// received them (rx: tunnel to LAN).
+		for _, tc := range []struct {
+			site    string
+			packets func(client.AppStat) uint64
+		}{
+			{"s1", func(a client.AppStat) uint64 { return a.TxPackets }},
+			{"s2", func(a client.AppStat) uint64 { return a.RxPackets }},
+		} {
+			var got client.AppStat
+			labtest.WaitFor(t, 100*time.Second, "manage's app-stats of "+tc.site+" show "+app.ID, func() error {
+				st, err := s.c.AppStats(ctx, org, s.sites.Devices[tc.site].ID)
+				if err != nil {
+					return err
 				}
+				for _, a := range st.Items {
+					if a.ID == app.ID {
+						got = a
+						if st.ReportedAt == nil || st.ReportedAt.Before(appSent) || a.Flows == 0 || tc.packets(a) < appDatagrams {
+							return fmt.Errorf("reported at %v: %+v", st.ReportedAt, a)
+						}
+						return nil
+					}
+				}
+				return fmt.Errorf("reported at %v: %d applications, not %s: %+v", st.ReportedAt, len(st.Items), app.ID, st.Items)
+			})
+			if got.Name != app.Name || got.Category != app.Category || got.ServiceClass != app.ServiceClass {
+				t.Errorf("%s app-stats entry %+v, want name %q category %q class %q", tc.site, got, app.Name, app.Category, app.ServiceClass)
 			}
-			return fmt.Errorf("reported at %v: %d applications, not %s: %+v", st.ReportedAt, len(st.Items), app.ID, st.Items)
-		})
-		if got.Name != app.Name || got.Category != app.Category || got.ServiceClass != app.ServiceClass {
-			t.Errorf("app-stats entry %+v, want name %q category %q class %q", got, app.Name, app.Category, app.ServiceClass)
+			t.Logf("%s app-stats %s: %d flows, tx %d pkts/%d B, rx %d pkts/%d B (%v after the first traffic)",
+				tc.site, got.ID, got.Flows, got.TxPackets, got.TxBytes, got.RxPackets, got.RxBytes, time.Since(appSent).Round(time.Second))
 		}
-		t.Logf("s1 app-stats %s: %d flows, tx %d pkts/%d B, rx %d pkts/%d B (%v after the traffic)",
-			got.ID, got.Flows, got.TxPackets, got.TxBytes, got.RxPackets, got.RxBytes, time.Since(appSent).Round(time.Second))
 		s.step(t, "per-application stats in manage")
 	})
 }
