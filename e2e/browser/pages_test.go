@@ -73,4 +73,46 @@ func TestPages(t *testing.T) {
 		sh.take(t, ctx, p.name)
 	}
 	do(t, ctx, "unknown page", chromedp.Navigate(m.base+"/#/nowhere"), chromedp.WaitVisible("main h1"))
+
+	// A session ended elsewhere: the next call answers 401 and the UI
+	// returns to the login with a notice.
+	tok, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.parse(sessionStorage.getItem("trellis.session")).token`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := m.token
+	m.token = tok
+	m.call(t, "POST", "/api/v1/auth/logout", nil, nil, 204)
+	m.token = admin
+	do(t, ctx, "a page after the session ended", chromedp.Navigate(o+"/devices"), chromedp.WaitVisible("#f-login-email"))
+	until(t, ctx, "the notice", `document.querySelector(".notice").textContent.includes("session ended")`, 5*time.Second)
+	sh.take(t, ctx, "session-ended")
+}
+
+// TestInvitation: an owner invites someone from the Users & keys page;
+// the invitee opens the link, chooses a name and password, logs in and
+// sees the organization.
+func TestInvitation(t *testing.T) {
+	m := startManage(t)
+	ctx := browser(t, 1024, 800, 2*time.Minute)
+	sh := newShots(t)
+	login(t, ctx, m.base)
+	do(t, ctx, "invite", chromedp.Navigate(m.base+"/#/access"), chromedp.WaitVisible("#f-invite-email"),
+		chromedp.Click(`details:has(#f-invite-email) summary`),
+		chromedp.SendKeys("#f-invite-email", "new.viewer@example.com"), chromedp.SetValue("#f-invite-scope_id", m.org),
+		chromedp.Click(`form:has(#f-invite-email) button[type=submit]`), chromedp.WaitVisible("#invite-link"))
+	sh.take(t, ctx, "invited")
+	link, err := chromedp.Run(ctx, chromedp.TextContent("#invite-link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "log out and accept", chromedp.Click("#logout"), chromedp.WaitVisible("#f-login-email"),
+		chromedp.Navigate(link), chromedp.WaitVisible("#f-accept-name"),
+		chromedp.SendKeys("#f-accept-name", "New Viewer"), chromedp.SendKeys("#f-accept-password", "a new viewer password"),
+		chromedp.Click(`form button[type=submit]`), chromedp.WaitVisible("#f-login-email"))
+	do(t, ctx, "log in as the new user", chromedp.SendKeys("#f-login-email", "new.viewer@example.com"),
+		chromedp.SendKeys("#f-login-password", "a new viewer password"), chromedp.Click("form button[type=submit]"),
+		chromedp.WaitVisible("#org-list"))
+	until(t, ctx, "the organization is listed", `document.querySelectorAll("#org-list li").length === 1`, 10*time.Second)
+	sh.take(t, ctx, "invitee")
 }

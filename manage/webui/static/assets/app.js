@@ -47,6 +47,11 @@ async function render() {
   const seq = ++renderSeq;
   const path = location.hash.replace(/^#/, '') || '/';
   if (path.startsWith('/login')) return login();
+  if (path.startsWith('/accept')) {
+    const main = h('main', { class: 'center' });
+    clear(root, main);
+    return more.accept(main, { go }).catch((err) => clear(main, errorBox(err)));
+  }
   const s = session();
   if (!s || !s.token || s.partial) return go('/login');
   if (path === '/' || path === '') return go('/orgs');
@@ -149,7 +154,8 @@ function login() {
         if (!r.mfa_required) return done();
         if (r.user.totp_enabled) return verify();
         return enroll();
-      }, { id: 'login' }));
+      }, { id: 'login' }),
+      h('p', { class: 'small' }, h('a', { href: '#/accept' }, 'Accept an invitation')));
     box.querySelector('input').focus();
   };
   const verify = () => {

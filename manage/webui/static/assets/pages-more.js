@@ -148,7 +148,9 @@ export async function access(main, ctx) {
         { name: 'email', label: 'Email', type: 'email', required: true }, ...scopeFields,
       ], 'Invite', async (v, status) => {
         const r = await post(A(acc) + '/invitations', { email: v.email, scope: scopeOf(v.scope_id), scope_id: v.scope_id, role: v.role });
-        clear(status, h('div', { class: 'notice' }, 'Send this token to ' + v.email + ' (shown once): ', h('code', { class: 'secret' }, r.token)));
+        const link = location.origin + '/#/accept?token=' + encodeURIComponent(r.token);
+        clear(status, h('div', { class: 'notice', id: 'invite-shown' }, 'Send this link to ' + v.email + ' (shown once; valid 7 days): ',
+          h('code', { class: 'secret wrap', id: 'invite-link' }, link)));
       }, { id: 'invite' }))),
       section('Access keys', table([
         ['Name', (k) => k.name], ['Prefix', (k) => h('code', null, k.prefix)], ['Role', (k) => k.role], ['Scope', (k) => scopeName(k.scope, k.scope_id)],
@@ -206,6 +208,7 @@ export async function me(main, ctx) {
     section('Me', kv([['Email', m.user.email], ['Last login', when(m.user.last_login_at)], ['Authenticated by', m.auth.type]]),
       table([['Role', (x) => x.role], ['Scope', (x) => x.scope], ['Scope id', (x) => h('code', null, short(x.scope_id))]], m.memberships || [])),
     section('Two-factor login', totp),
+    (await features()).has(/^\/notifications\/preferences$/) ? section('Notifications I receive', await prefs()) : null,
     section('Password', form([
       { name: 'current_password', label: 'Current password', type: 'password', required: true, autocomplete: 'current-password' },
       { name: 'new_password', label: 'New password', type: 'password', required: true, autocomplete: 'new-password' },
@@ -213,6 +216,40 @@ export async function me(main, ctx) {
       await post('/auth/password', v);
       toast('Password changed; other sessions ended');
     }, { id: 'pw' })));
+}
+
+async function prefs() {
+  const p = await get('/notifications/preferences');
+  return form([
+    { name: 'min_severity', label: 'From severity', type: 'select', value: p.min_severity, options: [['warning', 'warning'], ['critical', 'critical']] },
+    { name: 'types', label: 'Alert types (comma-separated; empty: all)', value: (p.types || []).join(', ') },
+    { name: 'in_app', label: 'In the notifications list', type: 'checkbox', value: p.in_app },
+    { name: 'email_digest', label: 'A daily e-mail of the unread ones', type: 'checkbox', value: p.email_digest },
+    { name: 'email_critical', label: 'An e-mail at once for each critical alert', type: 'checkbox', value: p.email_critical },
+  ], 'Save preferences', async (v) => {
+    await put('/notifications/preferences', { ...v, types: v.types ? v.types.split(',').map((x) => x.trim()).filter(Boolean) : [] });
+    toast('Preferences saved');
+  }, { id: 'prefs' });
+}
+
+// accept: someone invited by e-mail accepts with the token they were sent
+// (a new user gives a name and a password; an existing user logs in first
+// and accepts from here with the session).
+export async function accept(main, ctx) {
+  const s = session();
+  const token = new URLSearchParams(location.hash.split('?')[1] || '').get('token') || '';
+  const fields = [{ name: 'token', label: 'Invitation token', required: true, value: token }];
+  if (!s || !s.token || s.partial) {
+    fields.push({ name: 'name', label: 'Your name', required: true, autocomplete: 'name' },
+      { name: 'password', label: 'Choose a password', type: 'password', required: true, autocomplete: 'new-password' });
+  }
+  clear(main, h('div', { class: 'login card' }, h('h1', null, 'Accept an invitation'),
+    s && s.token && !s.partial ? h('p', null, 'You accept as ' + s.email + '.') : h('p', { class: 'muted' }, 'Already have a login? Log in first, then open this page again.'),
+    form(fields, 'Accept', async (v) => {
+      const r = await api('POST', '/invitations/accept', v, { no401: true });
+      toast('Invitation accepted: ' + r.role + ' of ' + r.scope);
+      ctx.go(s && s.token && !s.partial ? '/orgs' : '/login');
+    }, { id: 'accept' })));
 }
 
 // -------------------------------------------------------------- path labels
@@ -418,9 +455,50 @@ export async function notifications(main, ctx) {
   clear(main, h('div', { class: 'head' }, h('h1', null, 'Notifications'), filter,
     canMark ? action('Mark all read', () => mark({ all: true }), { class: 'small', title: 'Mark all my notifications read (every organization)' }) : null),
   section('My notifications in this organization', box), hasAlerts ? section('Alerts of the organization', alertBox) : null,
-  f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Tunnel alert thresholds', await thresholds(org)) : null);
+  f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Tunnel alert thresholds', await thresholds(org)) : null,
+  f.has(/^\/organizations\/\{org_id\}\/webhooks$/) ? section('Webhooks', await webhooks(org)) : null);
   await load();
   every(10000, load);
+}
+
+// webhooks lists, adds, tests and deletes the organization's webhooks
+// (managers; others see the API's refusal).
+async function webhooks(org) {
+  const box = h('div', { id: 'webhook-list' });
+  const shown = h('div');
+  const load = async () => {
+    let hooks;
+    try {
+      hooks = await all(O(org) + '/webhooks');
+    } catch (err) {
+      return clear(box, errorBox(err));
+    }
+    clear(box, table([
+      ['Name', (w) => w.name], ['URL', (w) => h('code', { class: 'wrap' }, w.url)], ['From', (w) => w.min_severity],
+      ['Types', (w) => (w.types || []).join(', ') || 'all'],
+      ['Last delivery', (w) => w.last_delivery_at ? `${when(w.last_delivery_at)}: ${w.last_status || ''} ${w.last_error || ''}` : 'never'],
+      ['', (w) => h('span', { class: 'rowactions' },
+        action('Test', async () => {
+          const r = await post(O(org) + '/webhooks/' + enc(w.id) + '/test');
+          toast(r.error ? `test failed after ${r.attempts} attempts: ${r.error}` : `receiver answered ${r.status}`, r.error ? 'bad' : 'ok');
+          await load();
+        }, { class: 'small' }),
+        action('Delete', async () => { await del(O(org) + '/webhooks/' + enc(w.id)); await load(); }, { class: 'small danger', confirm: 'Delete webhook ' + w.name + '?' }))],
+    ], hooks, { empty: 'No webhooks.' }));
+  };
+  await load();
+  return h('div', null, box, shown, h('details', null, h('summary', null, 'Add a webhook'), form([
+    { name: 'name', label: 'Name', required: true },
+    { name: 'url', label: 'URL', required: true, type: 'url', placeholder: 'the receiver, e.g. hooks.example.com/trellis over HTTPS' },
+    { name: 'min_severity', label: 'From severity', type: 'select', value: 'warning', options: [['warning', 'warning'], ['critical', 'critical']] },
+    { name: 'types', label: 'Alert types (comma-separated; empty: all)', placeholder: 'tunnel_down, device_disconnected' },
+  ], 'Add webhook', async (v) => {
+    const body = { name: v.name, url: v.url, min_severity: v.min_severity };
+    if (v.types) body.types = v.types.split(',').map((x) => x.trim()).filter(Boolean);
+    const r = await post(O(org) + '/webhooks', body);
+    clear(shown, h('div', { class: 'notice' }, 'Signing secret (shown once; receivers check X-Trellis-Signature with it): ', h('code', { class: 'secret' }, r.secret)));
+    await load();
+  }, { id: 'hook' })));
 }
 
 // thresholds edits the organization's tunnel RTT and loss thresholds
