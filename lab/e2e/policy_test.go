@@ -222,9 +222,10 @@ func TestPolicies(t *testing.T) {
 	// path-selection cases.
 	app, err := s.c.CreateApplication(ctx, org, client.ApplicationInput{
 		Name: "Lab UDP 5001", Category: "collaboration", ServiceClass: "real-time", Importance: "high",
-		Description: "e2e: UDP to port 5001, and ICMP between the sites' LANs (the failover ping)",
+		Description: "e2e: UDP 5001, TCP 5003 and ICMP between the sites' LANs (the failover streams)",
 		Rules: []client.AppRule{
 			{Protocol: "udp", Ports: []string{"5001"}},
+			{Protocol: "tcp", Ports: []string{"5003"}},
 			{Protocol: "icmp", Prefixes: []string{"10.1.0.0/24", "10.2.0.0/24"}},
 		},
 	})
@@ -606,7 +607,9 @@ func policyPathSelection(ctx context.Context, t *testing.T, s *siteLab, appID st
 	}
 	s.step(t, "application over B, other traffic over A (tunnel counters)")
 
-	// Failover: the application's ping stream, B's WAN of s1 cut.
+	// Failover: the application's ping stream and a TCP stream of it
+	// (port 5003, 256 KB/s), B's WAN of s1 cut.
+	appSink := serveSink(listenIn(t, s.Lab, "s2/h1", 5003))
 	pg := startPinger(t, s.Lab, "s1/h1", h2, 100*time.Millisecond)
 	start := time.Now()
 	labtest.WaitFor(t, 10*time.Second, "the ping stream is answered", func() error {
@@ -615,8 +618,15 @@ func policyPathSelection(ctx context.Context, t *testing.T, s *siteLab, appID st
 		}
 		return nil
 	})
-	time.Sleep(time.Second)
 	before = tunnelCounters(ctx, t, s, "s1")
+	st := startStream(ctx, t, s.Lab, "s1/h1", netip.AddrPortFrom(h2, 5003), 256<<10)
+	time.Sleep(time.Second)
+	after = tunnelCounters(ctx, t, s, "s1")
+	bA, bB = after[vniA].TxBytes-before[vniA].TxBytes, after[vniB].TxBytes-before[vniB].TxBytes
+	if bB < 64<<10 || bA > 16<<10 {
+		t.Errorf("the application's TCP stream before the cut: %d bytes on B's tunnel, %d on A's; want it on B", bB, bA)
+	}
+	before = after
 	down := true
 	if _, err := lab.Impair(ctx, s.State, "s1/wan2", relay.Update{Down: &down}); err != nil {
 		t.Fatal(err)
@@ -633,20 +643,31 @@ func policyPathSelection(ctx context.Context, t *testing.T, s *siteLab, appID st
 		return nil
 	})
 	back := time.Since(cut)
-	time.Sleep(3 * time.Second) // a stretch of answers over A
+	// The same TCP connection moves another 256 KiB.
+	got := appSink.n.Load()
+	labtest.WaitFor(t, 30*time.Second, "the application's TCP connection carries on after the cut", func() error {
+		if n := appSink.n.Load() - got; n < 256<<10 {
+			return fmt.Errorf("%d bytes since the pings came back", n)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
 	pg.Stop()
+	if err := st.Stop(); err != nil {
+		t.Errorf("the application's TCP stream failed over the cut: %v", err)
+	}
 	after = tunnelCounters(ctx, t, s, "s1")
 	sent, answered, gap := pg.summary()
 	onA := after[vniA].TxPackets - before[vniA].TxPackets
-	t.Logf("B's WAN cut: pings (every 100 ms) answered again %v after the cut; %d of %d answered, %d lost, longest gap %v; %d packets on A's tunnel since the cut; B's tunnel up: %v",
-		back.Round(time.Millisecond), answered, sent, sent-answered, gap.Round(time.Millisecond), onA, after[vniB].Up)
+	t.Logf("B's WAN cut: pings (every 100 ms) answered again %v after the cut; %d of %d answered, %d lost, longest gap %v; TCP stream alive (%d bytes in all); %d packets on A's tunnel since the cut; B's tunnel up: %v",
+		back.Round(time.Millisecond), answered, sent, sent-answered, gap.Round(time.Millisecond), appSink.n.Load(), onA, after[vniB].Up)
 	// Generous bounds: the data plane declares a tunnel down after 3
 	// lost probes at 1/s.
 	if lost := sent - answered; lost > 150 {
 		t.Errorf("%d of %d echoes lost over the failover, want fewer than 150 (15 s)", lost, sent)
 	}
 	if onA < 20 {
-		t.Errorf("after the cut only %d packets went over A's tunnel; want the ping stream there", onA)
+		t.Errorf("after the cut only %d packets went over A's tunnel; want the application's streams there", onA)
 	}
 	s.step(t, "B's WAN cut: the application moved to A")
 
