@@ -187,7 +187,7 @@ func sendUDP(t *testing.T, l *lab.Lab, node string, dst netip.AddrPort, n, size 
 	}
 }
 
-// TestPolicies: two sites, two WANs each labelled "A" and "B" (one
+// TestPolicy: two sites, two WANs each labelled "A" and "B" (one
 // tunnel per label), policies only through the REST API:
 //
 //   - firewall: organization-wide outbound denies (TCP 8081 to the
@@ -205,7 +205,7 @@ func sendUDP(t *testing.T, l *lab.Lab, node string, dst netip.AddrPort, n, size 
 //   - per-application stats: traffic of an organization's own application
 //     (UDP 5001) through the tunnel shows up in manage's app-stats of the
 //     sending device.
-func TestPolicies(t *testing.T) {
+func TestPolicy(t *testing.T) {
 	labelled := []lab.WAN{{Label: "A"}, {Label: "B"}}
 	top := lab.Topology{Sites: []lab.Site{{WANs: labelled}, {WANs: labelled}}}
 	s := upSites(t, top)
