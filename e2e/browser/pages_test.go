@@ -65,7 +65,7 @@ func TestPages(t *testing.T) {
 		{"applications", o + "/applications", `document.querySelectorAll("main tbody tr").length > 0`},
 		{"accounts", m.base + "/#/accounts", `document.querySelectorAll("main tbody tr").length > 0`},
 		{"me", m.base + "/#/me", `!!document.querySelector("#f-pw-new_password")`},
-		{"settings", o + "/settings", `!!document.querySelector("#f-orgset-name")`},
+		{"settings", o + "/settings", `!!document.querySelector("#f-orgfw-policy_id") && document.querySelectorAll("#qos-classes tbody tr").length === 5`},
 		{"audit", o + "/audit", `[...document.querySelectorAll("td code")].some(c => c.textContent === "path_label.create")`},
 	} {
 		do(t, ctx, p.name, chromedp.Navigate(p.url))

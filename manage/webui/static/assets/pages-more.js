@@ -35,7 +35,19 @@ export async function orgPicker(main, ctx) {
 }
 
 export async function orgSettings(main, ctx) {
-  const o = await get(O(ctx.org));
+  const [o, fw, qos, fwPolicies] = await Promise.all([get(O(ctx.org)), get(O(ctx.org) + '/firewall'), get(O(ctx.org) + '/qos'),
+    all(O(ctx.org) + '/policies', { kind: 'firewall' })]);
+  const qosBox = h('div', { id: 'qos-classes' });
+  const drawQoS = (q) => clear(qosBox,
+    h('p', { class: 'muted small' }, q.default ? 'The default classes are in force.' : 'The organization\'s own classes are in force.'),
+    table([['Class', (c) => c.class], ['Weight', (c) => c.weight ?? '—'], ['Cap', (c) => c.cap_pct ? c.cap_pct + ' %' : '—'], ['DSCP', (c) => c.dscp]], q.classes || []),
+    h('details', null, h('summary', null, 'Change the classes'), form([
+      { name: 'classes', label: 'Classes (JSON; [] restores the defaults)', type: 'textarea', value: JSON.stringify(q.default ? [] : q.classes, null, 1) },
+    ], 'Save classes', async (v) => {
+      drawQoS(await put(O(ctx.org) + '/qos', { classes: parseJSON(v.classes, 'classes') || [] }));
+      toast('QoS classes saved');
+    }, { id: 'qos' })));
+  drawQoS(qos);
   clear(main, h('h1', null, 'Settings of ' + o.name),
     section('Organization', kv([['ID', h('code', null, o.id)], ['Account', h('code', null, o.account_id)], ['Group', h('code', null, o.group_id)], ['Created', when(o.created_at)]]),
       form([
@@ -49,6 +61,14 @@ export async function orgSettings(main, ctx) {
         await patch(O(ctx.org), body);
         toast('Saved');
       }, { id: 'orgset' })),
+    section('Organization-wide firewall', form([
+      { name: 'policy_id', label: 'Firewall policy applied to every device (before its own)', type: 'select', value: fw.policy_id || '',
+        options: [['', 'none'], ...fwPolicies.map((p) => [p.id, p.name])] },
+    ], 'Save', async (v) => {
+      await put(O(ctx.org) + '/firewall', v);
+      toast('Saved');
+    }, { id: 'orgfw' })),
+    section('QoS classes', qosBox),
     section('Danger zone', action('Delete organization', async () => {
       await del(O(ctx.org));
       toast('Deleted');

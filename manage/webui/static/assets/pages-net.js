@@ -388,7 +388,16 @@ async function stats(P, box) {
 }
 
 async function devicePolicies(org, P, box) {
-  const [cur, pols] = await Promise.all([get(P + '/policies'), all(O(org) + '/policies')]);
+  const [cur, pols, qos, ifs] = await Promise.all([get(P + '/policies'), all(O(org) + '/policies'), get(P + '/qos'), get(P + '/interfaces')]);
+  const wans = (ifs.items || []).filter((i) => i.assignment && i.assignment.role === 'wan').map((i) => i.name);
+  const bw = Object.fromEntries((qos.wans || []).map((w) => [w.interface, w]));
+  const qosForm = wans.length ? form(wans.flatMap((n) => [
+    { name: n + '.up', label: n + ' uplink (kbit/s, 0: unlimited)', type: 'number', min: 0, value: (bw[n] || {}).uplink_kbps || 0 },
+    { name: n + '.down', label: n + ' downlink (kbit/s)', type: 'number', min: 0, value: (bw[n] || {}).downlink_kbps || 0 },
+  ]), 'Save bandwidths', async (v) => {
+    await put(P + '/qos', { wans: wans.map((n) => ({ interface: n, uplink_kbps: v[n + '.up'] || 0, downlink_kbps: v[n + '.down'] || 0 })) });
+    toast('WAN bandwidths saved');
+  }, { id: 'devqos', class: 'inline' }) : h('p', { class: 'muted small' }, 'Assign a WAN to set its bandwidth for QoS.');
   const opts = (kind) => [['', 'none'], ...pols.filter((p) => p.kind === kind).map((p) => [p.id, p.name])];
   clear(box, form([
     { name: 'path_policy_id', label: 'Path selection', type: 'select', value: cur.path_policy_id || '', options: opts('path') },
@@ -397,7 +406,7 @@ async function devicePolicies(org, P, box) {
   ], 'Assign policies', async (v) => {
     await put(P + '/policies', v);
     toast('Policies assigned');
-  }, { id: 'devpol', class: 'inline' }));
+  }, { id: 'devpol', class: 'inline' }), h('h3', null, 'WAN bandwidths (QoS)'), qosForm);
 }
 
 const jobKinds = [['ping', 'Ping'], ['traceroute', 'Traceroute'], ['logs', 'Fetch logs'], ['running_config', 'Running configuration'], ['restart', 'Restart agent']];
