@@ -41,6 +41,7 @@ type stunChecker struct {
 	log      *slog.Logger
 	interval time.Duration
 	quiet    time.Duration
+	stream   time.Duration // natprobe.StreamQuietTime (quiet in tests)
 	kickCh   chan struct{}
 	changed  chan struct{} // coalesced: results changed
 	cancel   context.CancelFunc
@@ -64,6 +65,25 @@ type wanNAT struct {
 	filter    natprobe.Filter
 	filterFor netip.AddrPort // the mapped endpoint filter was found for
 	filterAt  time.Time
+	// The NAT's pinhole for the second server (port B), which answers the
+	// filtering question: open until bUntil; created at bSince; bStream
+	// once it lived past 2 s with answers (conntrack's stream timeout).
+	bSince, bUntil time.Time
+	bStream        bool
+}
+
+// contactedB records a mapping test that asked the second server at t:
+// the NAT's pinhole for it lasts quiet, or stream once the flow is a
+// stream (asked again after 2 s while the pinhole was open).
+func (w *wanNAT) contactedB(t time.Time, quiet, stream time.Duration) {
+	switch {
+	case t.Before(w.bUntil) && (w.bStream || t.Sub(w.bSince) > 2*time.Second):
+		w.bStream, w.bUntil = true, t.Add(stream)
+	case t.Before(w.bUntil):
+		w.bUntil = t.Add(quiet)
+	default:
+		w.bSince, w.bUntil, w.bStream = t, t.Add(quiet), false
+	}
 }
 
 // result is the WAN's NAT as reported.
@@ -95,12 +115,12 @@ func (a *DataplaneApplier) checker() *stunChecker {
 		if iv <= 0 {
 			iv = DefaultSTUNInterval
 		}
-		quiet := a.stunQuiet
+		quiet, stream := a.stunQuiet, a.stunQuiet
 		if quiet <= 0 {
-			quiet = natprobe.QuietTime
+			quiet, stream = natprobe.QuietTime, natprobe.StreamQuietTime
 		}
 		ctx, cancel := context.WithCancel(ctx)
-		c := &stunChecker{dp: a, log: log, interval: iv, quiet: quiet, kickCh: make(chan struct{}, 1), changed: make(chan struct{}, 1),
+		c := &stunChecker{dp: a, log: log, interval: iv, quiet: quiet, stream: stream, kickCh: make(chan struct{}, 1), changed: make(chan struct{}, 1),
 			cancel: cancel, done: make(chan struct{}), results: map[string]natprobe.Result{},
 			wans: map[string]*wanNAT{}, tunUp: map[string]bool{}}
 		a.stun = c
@@ -238,7 +258,27 @@ func (c *stunChecker) round(ctx context.Context) {
 			}
 		case st.pending && now.Sub(st.filterAt) >= c.quiet:
 			wg.Go(func() {
-				r := natprobe.Mapping(ctx, e, name, servers, interfaceV4(sockets[name].Interface))
+				locals := interfaceV4(sockets[name].Interface)
+				var r natprobe.Result
+				prev := st.mapping
+				if prev.NAT == devproto.NATRestricted && len(servers) > 1 && prev.Server == servers[0].String() {
+					// Endpoint-independent already: the first server alone
+					// tells whether the mapping moved. Not asking the
+					// second one lets the NAT forget it, so the filtering
+					// question (answered from there) stays meaningful.
+					r = natprobe.Mapping(ctx, e, name, servers[:1], locals)
+					if r.Mapped.IsValid() && r.Mapped == prev.Mapped {
+						r.NAT, r.Err = prev.NAT, ""
+					} else {
+						r = natprobe.Mapping(ctx, e, name, servers, locals)
+						st.contactedB(time.Now(), c.quiet, c.stream)
+					}
+				} else {
+					r = natprobe.Mapping(ctx, e, name, servers, locals)
+					if len(servers) > 1 && r.NAT != devproto.NATNone {
+						st.contactedB(time.Now(), c.quiet, c.stream)
+					}
+				}
 				if r.NAT == devproto.NATSymmetric && st.mapping.NAT == devproto.NATSymmetric && r.Mapped.Addr() == st.mapping.Mapped.Addr() {
 					// A symmetric NAT maps again once its entry for the
 					// server expired: the port changes at every check and
@@ -249,7 +289,7 @@ func (c *stunChecker) round(ctx context.Context) {
 				}
 				st.mapping, st.mappingAt, st.pending = r, r.CheckedAt, false
 			})
-		case !st.pending && eim(st.mapping.NAT) && now.Sub(st.mappingAt) >= c.quiet &&
+		case !st.pending && eim(st.mapping.NAT) && now.Sub(st.mappingAt) >= c.quiet && !now.Before(st.bUntil) &&
 			(st.filterAt.IsZero() || st.filterFor != st.mapping.Mapped || now.Sub(st.filterAt) >= c.interval):
 			wg.Go(func() {
 				f, err := natprobe.Filtering(ctx, e, name, servers[0])

@@ -90,3 +90,37 @@ func TestPublicEndpointEvents(t *testing.T) {
 		t.Fatalf("events without a change: %+v", evs)
 	}
 }
+
+// TestContactedB: the NAT's pinhole for the second STUN server (which
+// answers the filtering question) is modelled like Linux conntrack: a
+// single exchange lasts the quiet time; asked again more than 2 s later
+// while it is open, the flow becomes a stream and lasts the stream time.
+func TestContactedB(t *testing.T) {
+	const quiet, stream = 32 * time.Second, 122 * time.Second
+	t0 := time.Unix(1_000_000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	tests := []struct {
+		name       string
+		contacts   []float64 // seconds after t0
+		wantUntil  float64
+		wantStream bool
+	}{
+		{"one test", []float64{0}, 32, false},
+		{"again within 2 s", []float64{0, 1.5}, 33.5, false},
+		{"again after 8 s: stream", []float64{0, 8}, 130, true},
+		{"stream refreshed", []float64{0, 8, 68}, 190, true},
+		{"after it expired: fresh", []float64{0, 40}, 72, false},
+		{"stream expired: fresh", []float64{0, 8, 131}, 163, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var w wanNAT
+			for _, c := range tc.contacts {
+				w.contactedB(at(c), quiet, stream)
+			}
+			if !w.bUntil.Equal(at(tc.wantUntil)) || w.bStream != tc.wantStream {
+				t.Fatalf("until +%v stream %v, want +%vs stream %v", w.bUntil.Sub(t0), w.bStream, tc.wantUntil, tc.wantStream)
+			}
+		})
+	}
+}

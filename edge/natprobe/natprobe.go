@@ -89,6 +89,13 @@ type answer struct {
 // a filtering question.
 const QuietTime = 32 * time.Second
 
+// StreamQuietTime is how long a Linux NAT keeps the pinhole of a UDP flow
+// that saw answers for more than 2 s (conntrack "assured", the stream
+// timeout of 120 s, plus a margin): two mapping tests to the same server
+// port less than QuietTime apart make one. A filtering question answered
+// from that port is not asked before it expired.
+const StreamQuietTime = 122 * time.Second
+
 // Mapping runs the mapping test of one WAN. locals are the WAN's own
 // addresses (used when its socket is bound to the interface only).
 func Mapping(ctx context.Context, c Client, wan string, servers []netip.AddrPort, locals []netip.Addr) Result {
