@@ -187,24 +187,25 @@ func sendUDP(t *testing.T, l *lab.Lab, node string, dst netip.AddrPort, n, size 
 	}
 }
 
-// TestPolicy: two sites, two WANs each labelled "A" and "B" (one
-// tunnel per label), policies only through the REST API:
+// TestPolicy: two sites, two WANs each labelled "A" and "B" (one tunnel
+// per label), policies only through the REST API, one lab for every case:
 //
 //   - firewall: organization-wide outbound denies (TCP 8081 to the
-//     internet router; an own application, TCP 8085) block only that; a LAN-to-LAN deny (TCP 8083
-//     to s2's LAN) blocks only that port in that direction; inbound to
-//     s1's WAN from the internet is dropped (a server on the edge answers
-//     its LAN, not the internet; echo requests and the tunnels pass) until
-//     a device inbound rule allows its port;
+//     internet router; an own application, TCP 8085) block only that; a
+//     LAN-to-LAN deny (TCP 8083 to s2's LAN) blocks only that port in that
+//     direction; inbound to s1's WAN from the internet is dropped (a server
+//     on the edge answers its LAN, not the internet; echo requests and the
+//     tunnels pass) until a device inbound rule allows its port;
 //   - port forwarding: s1's WAN port 8080 reaches s1/h1's server on port
-//     80 from the internet namespace only while the forward exists;
+//     80 from the internet namespace only while the forward exists; a
+//     forward to a host outside s1's LANs is refused (422);
 //   - path selection: a path policy sends an own application (UDP 5001,
-//     ICMP between the LANs) over label B, everything else over A (the
-//     edges' per-tunnel counters show it); with B's WAN cut the
-//     application's ping stream moves to A (the gap is logged);
-//   - per-application stats: traffic of an organization's own application
-//     (UDP 5001) through the tunnel shows up in manage's app-stats of the
-//     sending device.
+//     TCP 5003, ICMP between the LANs) over label B, everything else over
+//     A (s1's per-tunnel counters show it); with B's WAN cut the
+//     application's ping and TCP streams move to A, the TCP connection
+//     survives (the ping gap is logged, bounded only generously);
+//   - per-application stats: the application's traffic shows up in
+//     manage's app-stats of both ends (s1 sent, s2 received).
 func TestPolicy(t *testing.T) {
 	labelled := []lab.WAN{{Label: "A"}, {Label: "B"}}
 	top := lab.Topology{Sites: []lab.Site{{WANs: labelled}, {WANs: labelled}}}
