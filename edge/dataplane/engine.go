@@ -63,7 +63,10 @@ type Engine struct {
 	nextID   uint64
 	routesUp map[netip.Prefix]bool   // kernel routes installed (cfgMu)
 	apps     map[string]*appCounters // per application id (cfgMu)
-	polGen   uint64                  // policy generation (cfgMu)
+	// refreshMu serialises the recomputation of path sets by the probe
+	// loop's regular and fast ticks.
+	refreshMu sync.Mutex
+	polGen    uint64 // policy generation (cfgMu)
 
 	global counters  // drops not attributable to a tunnel
 	stunTx stunTable // pending STUN requests of all WAN sockets

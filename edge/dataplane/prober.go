@@ -16,9 +16,10 @@ const maxEchoData = 512
 func (e *Engine) probeLoop() {
 	defer e.wg.Done()
 	interval := e.snap.Load().cfg.ProbeInterval
-	tick := time.NewTicker(interval)
+	tick := time.NewTicker(tickFor(interval))
 	defer tick.Stop()
 	buf := make([]byte, frame.MaxHeadroom+28+16+frame.MaxTailroom)
+	next := time.Now().Add(interval)
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -28,9 +29,27 @@ func (e *Engine) probeLoop() {
 		snap := e.snap.Load()
 		if iv := snap.cfg.ProbeInterval; iv != interval {
 			interval = iv
-			tick.Reset(iv)
+			tick.Reset(tickFor(iv))
+			next = time.Now()
 		}
 		now := time.Now()
+		// Every tick looks for tunnels that carry traffic but have heard
+		// nothing (fastdetect.go); regular probes go every interval.
+		if tickFor(interval) != interval && e.fastCheck(snap, now, buf) {
+			e.refreshMu.Lock()
+			for _, s := range snap.sites {
+				s.refresh()
+				s.refreshRules(snap.pol)
+			}
+			e.refreshMu.Unlock()
+		}
+		if now.Before(next.Add(-fastTick / 2)) {
+			continue
+		}
+		next = next.Add(interval)
+		if next.Before(now) {
+			next = now.Add(interval)
+		}
 		for name, t := range snap.tunnels {
 			t.probeMu.Lock()
 			// A probe unanswered for 90 % of the interval is lost at this
@@ -72,10 +91,12 @@ func (e *Engine) probeLoop() {
 				e.sendProbe(t, seq, now, buf, addr)
 			}
 		}
+		e.refreshMu.Lock()
 		for _, s := range snap.sites {
 			s.refresh()
 			s.refreshRules(snap.pol)
 		}
+		e.refreshMu.Unlock()
 	}
 }
 
@@ -112,6 +133,7 @@ func (e *Engine) sendInner(t *tunnel, buf []byte, n int, dst *net.UDPAddr) {
 	}
 	t.txPackets.Add(1)
 	t.txBytes.Add(uint64(n))
+	t.ctlTx.Add(1)
 }
 
 // testHookSealed, when set by a test, runs in sendInner between sealing

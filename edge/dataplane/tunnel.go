@@ -90,6 +90,8 @@ type tunnel struct {
 	probe   probeState
 	punch   punchState
 	qual    map[classify.Thresholds]*qualState // path rule hysteresis
+	fast    fastState                          // fast failure detection
+	ctlTx   atomic.Uint64                      // probes and probe replies sent (in txPackets)
 }
 
 func newTunnel(id uint64, c TunnelConfig, wan *wanSock, sas *saSet, underlayMTU, tunMTU int) *tunnel {
