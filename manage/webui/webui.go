@@ -114,7 +114,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Assets keep their names across releases: the browser may reuse
 		// them but revalidates (ETag) so an upgrade is seen at once.
 		hd.Set("Cache-Control", "no-cache")
-	case strings.HasPrefix(p, "/assets/") || strings.HasPrefix(p, "/api/"):
+	case strings.HasPrefix(p, "/assets/") || p == "/api" || strings.HasPrefix(p, "/api/"):
 		hd.Set("Cache-Control", "no-store")
 		http.Error(w, "not found", http.StatusNotFound)
 		return

@@ -25,6 +25,7 @@ func TestHandler(t *testing.T) {
 		{"missing asset", "GET", "/assets/nope.js", 404, "text/plain; charset=utf-8", "not found", "no-store"},
 		{"traversal stays inside", "GET", "/assets/../../webui.go", 200, "text/html; charset=utf-8", `id="app"`, "no-store"},
 		{"api is not the UI's", "GET", "/api/v2/x", 404, "text/plain; charset=utf-8", "not found", "no-store"},
+		{"api root is not the UI's", "GET", "/api", 404, "text/plain; charset=utf-8", "not found", "no-store"},
 		{"post refused", "POST", "/", 405, "text/plain; charset=utf-8", "method not allowed", ""},
 		{"head", "HEAD", "/assets/app.css", 200, "text/css; charset=utf-8", "", "no-cache"},
 	}
