@@ -54,6 +54,7 @@ func (a *API) login(c *call) (any, error) {
 		a.metrics.logins.WithLabelValues("failed").Inc()
 		return nil, unauthorized("user is disabled: ask an owner of your account")
 	}
+	a.limiter.Refund(limiterKey(c.ip), email) // the right password costs no attempt
 	ms, err := a.st.ListMembershipsByUser(c.ctx, u.ID)
 	if err != nil {
 		return nil, err

@@ -196,6 +196,11 @@ func TestLoginLimiter(t *testing.T) {
 	if ok, wait := ll.Allow("3.3.3.3", "v@x"); ok || wait != time.Minute {
 		t.Fatalf("email limit: ok=%v wait=%v", ok, wait)
 	}
+	// A refund gives an attempt back (a right password).
+	ll.Refund("3.3.3.3", "v@x")
+	if ok, _ := ll.Allow("3.3.3.3", "v@x"); !ok {
+		t.Fatal("refunded attempt not given back")
+	}
 	// Per IP: five attempts over different emails, then refused.
 	for i := range 5 {
 		if ok, _ := ll.Allow("9.9.9.9", string(rune('a'+i))+"@x"); !ok {

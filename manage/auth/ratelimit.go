@@ -108,3 +108,17 @@ func (ll *LoginLimiter) Allow(ip, email string) (bool, time.Duration) {
 	be.tokens--
 	return true, 0
 }
+
+// Refund gives back the attempt Allow spent when the password was right:
+// the limits hold back guessing, not people and scripts that log in often
+// with the right credentials.
+func (ll *LoginLimiter) Refund(ip, email string) {
+	ll.IP.mu.Lock()
+	defer ll.IP.mu.Unlock()
+	ll.Email.mu.Lock()
+	defer ll.Email.mu.Unlock()
+	bi := ll.IP.refill("ip:"+ip, ll.IP.Now())
+	be := ll.Email.refill("email:"+email, ll.Email.Now())
+	bi.tokens = math.Min(ll.IP.Burst, bi.tokens+1)
+	be.tokens = math.Min(ll.Email.Burst, be.tokens+1)
+}
