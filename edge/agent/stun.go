@@ -22,7 +22,9 @@ import (
 // A WAN's mapping is tested when its socket opens, every STUNInterval,
 // when its address or the servers change and when one of its tunnels goes
 // down; its filtering (full-cone or restricted) is asked in between, at
-// least natprobe.QuietTime away from a mapping test (see natprobe), so a
+// least natprobe.QuietTime away from a mapping test, and only once the
+// NAT's pinhole for the second server expired (natprobe.StreamQuietTime
+// when mapping tests came less than QuietTime apart; see natprobe), so a
 // NAT that does not filter by port is reported "restricted" for its first
 // half minute, then "full-cone". Results go into the interface reports
 // (Interface.Public); a change makes the agent report the interfaces
