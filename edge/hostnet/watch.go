@@ -48,6 +48,7 @@ func (h *Host) watch() {
 	poll := time.NewTicker(resyncPoll)
 	defer poll.Stop()
 	kick := func() { debounce.Reset(resyncDebounce) }
+	lastErr := ""
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -75,15 +76,26 @@ func (h *Host) watch() {
 				kick()
 			}
 		case <-debounce.C:
-			if err := h.Resync(); err != nil {
-				h.log.Warn("restoring host network configuration", "err", err)
-			}
+			lastErr = h.logResync(h.Resync(), lastErr)
 		case <-poll.C:
-			if err := h.Resync(); err != nil {
-				h.log.Debug("restoring host network configuration (poll)", "err", err)
-			}
+			lastErr = h.logResync(h.Resync(), lastErr)
 		}
 	}
+}
+
+// logResync logs a re-sync's error as a warning when it is new (the same
+// error on every notification, e.g. an interface the document names but
+// the box lacks, is logged at debug level) and returns its text.
+func (h *Host) logResync(err error, last string) string {
+	if err == nil {
+		return ""
+	}
+	if msg := err.Error(); msg != last {
+		h.log.Warn("restoring host network configuration", "err", err)
+		return msg
+	}
+	h.log.Debug("restoring host network configuration", "err", err)
+	return last
 }
 
 // Resync puts back the addresses, routes and rules of the spec in force
