@@ -272,7 +272,8 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 	defer t.Stop()
 	lastPing, lastStats := time.Now(), time.Now()
 	// A DHCP lease added or removed sends stats at the next tick, and so
-	// does a tunnel going up or down (or appearing, or going away): manage
+	// does a tunnel going up or down (or appearing, or going away, or
+	// answering another peer endpoint it learned): manage
 	// learns tunnel states from stats only, and would otherwise follow a
 	// tunnel's state a whole stats period (60 s) late. The first tick of a
 	// session with tunnels sends their states too (manage's view after a
@@ -488,12 +489,14 @@ func (a *Agent) tunnelStates() string {
 	}
 	var ts []devproto.TunnelStats
 	for _, t := range e.Status().Tunnels {
-		ts = append(ts, devproto.TunnelStats{Number: int(t.VNI), Up: t.Up})
+		ts = append(ts, devproto.TunnelStats{Number: int(t.VNI), Up: t.Up, Remote: t.Remote})
 	}
 	return tunnelSignature(ts)
 }
 
-// tunnelSignature is the tunnels' numbers and states, sorted: "1:up 2:down".
+// tunnelSignature is the tunnels' numbers, states and peer endpoints in
+// use, sorted: "1:up@192.0.2.2:4789 2:down@…". A peer endpoint learned
+// from authenticated packets (a NAT that moved) is news for manage too.
 func tunnelSignature(ts []devproto.TunnelStats) string {
 	parts := make([]string, 0, len(ts))
 	for _, t := range ts {
@@ -501,7 +504,7 @@ func tunnelSignature(ts []devproto.TunnelStats) string {
 		if t.Up {
 			state = "up"
 		}
-		parts = append(parts, fmt.Sprintf("%d:%s", t.Number, state))
+		parts = append(parts, fmt.Sprintf("%d:%s@%s", t.Number, state, t.Remote))
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
