@@ -31,6 +31,17 @@ import (
 //     forget the failed attempts, then again (the random part moves the
 //     two sides' cycles against each other until they overlap).
 //
+// The first cycle after a peer that was heard falls silent has no random
+// part: when the path breaks for both ends at once (an ISP gives a site
+// behind a port-restricted NAT another public address), both stop hearing
+// each other within an interval, so both run their first cycle in step,
+// stay quiet together for punchQuiet (longer than conntrack keeps the
+// unreplied entries the first cycle's full probes left, 30 s) and prime
+// together in the second cycle, within punchPrime intervals of each
+// other: each NAT has its mapping towards the other before a full probe
+// arrives. Later cycles are random again (ends out of step, say one was
+// reconfigured late, still meet eventually).
+//
 // A tunnel that hears its peer (authenticated packets within the last
 // probeDownAfter intervals) sends its full probes every interval, as
 // always; probes are answered in every phase.
@@ -51,6 +62,7 @@ type punchState struct {
 	lastRxAt time.Time
 	start    time.Time // of the current cycle; zero while the peer is heard
 	quiet    time.Duration
+	cycles   int // since the peer was last heard
 }
 
 // step says what to send this interval: primer and/or full probe. rx is
@@ -60,7 +72,7 @@ func (p *punchState) step(now time.Time, iv time.Duration, rx uint64) (primer, p
 		p.lastRx, p.lastRxAt = rx, now
 	}
 	if !p.lastRxAt.IsZero() && now.Sub(p.lastRxAt) < probeDownAfter*iv+iv/2 {
-		p.start = time.Time{}
+		p.start, p.cycles = time.Time{}, 0
 		return false, true
 	}
 	if p.start.IsZero() {
@@ -81,7 +93,11 @@ func (p *punchState) step(now time.Time, iv time.Duration, rx uint64) (primer, p
 
 func (p *punchState) newCycle(now time.Time) {
 	p.start = now
-	p.quiet = punchQuiet + rand.N(punchJitter+1)
+	p.quiet = punchQuiet
+	if p.cycles > 0 || p.lastRxAt.IsZero() {
+		p.quiet += rand.N(punchJitter + 1)
+	}
+	p.cycles++
 }
 
 // punching reports whether the tunnel is in a hole punching cycle.

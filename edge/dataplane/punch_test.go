@@ -61,3 +61,49 @@ func TestTTLCmsg(t *testing.T) {
 		t.Fatalf("control message %+v", m)
 	}
 }
+
+// TestPunchFirstCycleInStep: the first cycle after the peer falls silent
+// has no random quiet time (both ends, which lost each other at the same
+// moment, prime together in the second cycle); later cycles, and the
+// cycles of a tunnel never heard, have.
+func TestPunchFirstCycleInStep(t *testing.T) {
+	defer func(q, j time.Duration) { punchQuiet, punchJitter = q, j }(punchQuiet, punchJitter)
+	punchQuiet, punchJitter = 35*time.Second, time.Hour
+	iv := time.Second
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		heard     bool
+		wantFixed []bool // per cycle: quiet exactly punchQuiet
+	}{
+		{"peer heard, then silent", true, []bool{true, false, false}},
+		{"never heard", false, []bool{false, false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p punchState
+			now := t0
+			rx := uint64(0)
+			if tt.heard {
+				rx = 1
+				p.step(now, iv, rx)
+				now = now.Add((probeDownAfter + 1) * iv)
+			}
+			for c, fixed := range tt.wantFixed {
+				if pr, pb := p.step(now, iv, rx); !pr || pb {
+					t.Fatalf("cycle %d starts with primer %v probe %v", c, pr, pb)
+				}
+				if got := p.quiet == punchQuiet; got != fixed {
+					t.Fatalf("cycle %d: quiet %v, want fixed %v", c, p.quiet, fixed)
+				}
+				now = now.Add((punchPrime+punchTry)*iv + p.quiet)
+			}
+			// Heard again: the next silence starts over in step.
+			rx++
+			p.step(now, iv, rx)
+			if p.punching() || p.cycles != 0 {
+				t.Fatalf("heard again: punching %v cycles %d", p.punching(), p.cycles)
+			}
+		})
+	}
+}
