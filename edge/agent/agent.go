@@ -22,10 +22,12 @@ import (
 
 	"github.com/trellis-sdwan/trellis/edge/state"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
+	"github.com/trellis-sdwan/trellis/wire/release"
 )
 
-// Version of the edge software, reported to manage.
-var Version = "0.1.0"
+// Version of the edge software, reported to manage (the release of this
+// tree; a variable so a build can stamp another with -ldflags -X).
+var Version = release.Version
 
 // Defaults of Options.
 const (

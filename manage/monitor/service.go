@@ -17,6 +17,7 @@ import (
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/store"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
+	"github.com/trellis-sdwan/trellis/wire/release"
 )
 
 // Store is what the monitor needs of manage's store (store.Store has it).
@@ -51,8 +52,8 @@ var (
 )
 
 // ManageVersion is this manage's version: an edge reporting an older one
-// raises software_outdated.
-const ManageVersion = "0.1.0"
+// raises software_outdated. Both come from wire/release.
+const ManageVersion = release.Version
 
 const (
 	DefaultCheckEvery    = 10 * time.Second
