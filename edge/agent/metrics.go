@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane"
+	"github.com/trellis-sdwan/trellis/edge/sysinfo"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -29,6 +30,10 @@ type metrics struct {
 
 	mu      sync.Mutex
 	applied string
+
+	// health keeps the previous CPU reading between stats reports.
+	healthMu sync.Mutex
+	health   sysinfo.HealthSampler
 }
 
 func newMetrics() *metrics {
@@ -173,6 +178,7 @@ func (a *Agent) controlHandler() http.Handler {
 func (a *Agent) collectStats() devproto.Stats {
 	var st devproto.Stats
 	st.Leases = a.dhcpLeases()
+	st.Health = a.healthNow()
 	ifs, err := sysinfoCounters()
 	if err == nil {
 		st.Interfaces = ifs
@@ -201,4 +207,27 @@ func (a *Agent) collectStats() devproto.Stats {
 		}
 	}
 	return st
+}
+
+// healthNow samples the box's resource use (disk: the state directory's
+// filesystem). Parts that could not be read are logged and left zero; nil
+// when nothing at all could be read.
+func (a *Agent) healthNow() *devproto.DeviceHealth {
+	m := a.metrics
+	if m == nil { // a partly built Agent (tests of single appliers)
+		return nil
+	}
+	m.healthMu.Lock()
+	defer m.healthMu.Unlock()
+	if a.dir != nil {
+		m.health.DiskPath = a.dir.Path()
+	}
+	h, err := m.health.Sample()
+	if err != nil && a.log != nil {
+		a.log.Debug("device health partly unreadable", "err", err)
+		if h == (devproto.DeviceHealth{}) {
+			return nil
+		}
+	}
+	return &h
 }

@@ -160,6 +160,22 @@ type Stats struct {
 	// Apps count traffic per identified application (issue 8); "" is
 	// traffic no application matched.
 	Apps []AppStats `json:"apps,omitempty"`
+	// Health is the box's resource use (nil when it could not be read).
+	Health *DeviceHealth `json:"health,omitempty"`
+}
+
+// DeviceHealth is the edge's resource use at the time of a stats report.
+type DeviceHealth struct {
+	// CPUPct is the busy share of all CPUs since the previous report, 0..100.
+	CPUPct float64 `json:"cpu_pct"`
+	// MemUsedPct is 100 × (1 − MemAvailable/MemTotal), 0..100.
+	MemUsedPct    float64 `json:"mem_used_pct"`
+	MemTotalBytes uint64  `json:"mem_total_bytes"`
+	// DiskUsedPct is the used share of the state directory's filesystem,
+	// 0..100.
+	DiskUsedPct   float64 `json:"disk_used_pct"`
+	Load1         float64 `json:"load1"`
+	UptimeSeconds uint64  `json:"uptime_seconds"`
 }
 
 // AppStats counts one application's traffic through the data plane since
