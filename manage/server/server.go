@@ -154,7 +154,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg,
-		Sealer: sealer, KeyRotation: cfg.KeyRotation, STUNServers: s.STUNServers(), Observer: s.mon})
+		Sealer: sealer, KeyRotation: cfg.KeyRotation, STUNServers: s.STUNServers(), Observer: s.mon,
+		StatsEvery: cfg.StatsInterval})
 	if err != nil {
 		return nil, err
 	}
