@@ -13,7 +13,7 @@ const (
 	KindInterface = "interface"
 	KindTunnel    = "tunnel"
 	KindApp       = "app"
-	KindDevice    = "device" // WAN totals; health (cpu_pct, mem_pct, disk_pct) once edges report it
+	KindDevice    = "device" // WAN totals and health (cpu_pct, mem_used_pct, disk_used_pct, load1)
 )
 
 // Metrics. Rates are per second, computed from two successive reports.
@@ -27,9 +27,10 @@ const (
 	MetricLoss   = "loss_pct"
 	MetricUp     = "up" // 1 up, 0 down
 	MetricLinkUp = "link_up"
-	MetricCPU    = "cpu_pct"
-	MetricMemory = "mem_pct"
-	MetricDisk   = "disk_pct"
+	MetricCPU    = "cpu_pct"       // busy share of all CPUs, 0..100
+	MetricMemory = "mem_used_pct"  // 100 × (1 − available/total)
+	MetricDisk   = "disk_used_pct" // the edge state directory's filesystem
+	MetricLoad1  = "load1"         // 1-minute load average
 )
 
 // MetricsOf lists the metrics a kind of series carries.
@@ -42,9 +43,8 @@ func MetricsOf(kind string) []string {
 	case KindApp:
 		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps}
 	case KindDevice:
-		// WAN totals (the sum of the WAN interfaces' rates), then health
-		// once edges report it.
-		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps, MetricCPU, MetricMemory, MetricDisk}
+		// WAN totals (the sum of the WAN interfaces' rates), then health.
+		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps, MetricCPU, MetricMemory, MetricDisk, MetricLoad1}
 	}
 	return nil
 }

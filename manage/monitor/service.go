@@ -301,6 +301,7 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 	byDev[device] = tun
 	s.mu.Unlock()
 	pts = append(pts, deviceTotals(org, device, wans, pts)...)
+	pts = append(pts, HealthPoints(org, device, st.Health, at)...)
 	rows := make([]store.MetricPoint, len(pts))
 	for i, p := range pts {
 		rows[i] = store.MetricPoint{OrgID: p.Org, DeviceID: p.Device, Kind: p.Kind, Key: p.Key, Metric: p.Metric,
@@ -312,7 +313,11 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 	}
 	// Alerts do not depend on the history being written.
 	th := s.thresholds(ctx, org)
-	s.observe(ctx, s.withStale(org, device, tunnelTypes, TunnelObservations(org, device, st, th)), s.now())
+	obs := s.withStale(org, device, tunnelTypes, TunnelObservations(org, device, st, th))
+	if o, ok := HealthObservation(org, device, st.Health, DefaultResourceLimits); ok {
+		obs = append(obs, o)
+	}
+	s.observe(ctx, obs, s.now())
 	if err != nil {
 		return fmt.Errorf("storing stats of device %s: %w", device, err)
 	}
