@@ -286,6 +286,9 @@ func (s *Service) onStats(ctx context.Context, c *conn, env devproto.Envelope) e
 	if len(st.Interfaces) > maxStatsIfaces || len(st.Tunnels) > maxStatsTunnels {
 		return bad("stats", "too many entries (at most %d interfaces, %d tunnels)", maxStatsIfaces, maxStatsTunnels)
 	}
+	if ferr := validateHealth(st.Health); ferr != nil {
+		return ferr
+	}
 	at := s.now()
 	s.stats.put(c.deviceID, st, at)
 	s.observeStats(ctx, c, st, at)
@@ -327,5 +330,25 @@ func (s *Service) onJobResult(ctx context.Context, c *conn, env devproto.Envelop
 	}
 	s.log.Info("job finished", "device", c.deviceID, "job", r.ID, "state", state)
 	s.dispatchJob(ctx, c)
+	return nil
+}
+
+// validateHealth checks a stats report's device health: percentages within
+// 0..100, a load average within 0..1e6 (nil health is fine).
+func validateHealth(h *devproto.DeviceHealth) *fieldError {
+	if h == nil {
+		return nil
+	}
+	for _, p := range []struct {
+		f string
+		v float64
+	}{{"cpu_pct", h.CPUPct}, {"mem_used_pct", h.MemUsedPct}, {"disk_used_pct", h.DiskUsedPct}} {
+		if !(p.v >= 0 && p.v <= 100) {
+			return bad("stats.health."+p.f, "%v is not a percentage (0 to 100)", p.v)
+		}
+	}
+	if !(h.Load1 >= 0 && h.Load1 <= 1e6) {
+		return bad("stats.health.load1", "%v is not a load average (0 to 1e6)", h.Load1)
+	}
 	return nil
 }

@@ -1,0 +1,39 @@
+package devices
+
+import (
+	"math"
+	"testing"
+
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+func TestValidateHealth(t *testing.T) {
+	tests := []struct {
+		name  string
+		h     *devproto.DeviceHealth
+		field string // "" valid
+	}{
+		{"none", nil, ""},
+		{"zero", &devproto.DeviceHealth{}, ""},
+		{"full", &devproto.DeviceHealth{CPUPct: 100, MemUsedPct: 100, DiskUsedPct: 100, Load1: 64, MemTotalBytes: 1 << 40, UptimeSeconds: 1 << 40}, ""},
+		{"cpu above 100", &devproto.DeviceHealth{CPUPct: 100.1}, "stats.health.cpu_pct"},
+		{"negative memory", &devproto.DeviceHealth{MemUsedPct: -1}, "stats.health.mem_used_pct"},
+		{"disk NaN", &devproto.DeviceHealth{DiskUsedPct: math.NaN()}, "stats.health.disk_used_pct"},
+		{"negative load", &devproto.DeviceHealth{Load1: -0.1}, "stats.health.load1"},
+		{"huge load", &devproto.DeviceHealth{Load1: 2e6}, "stats.health.load1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateHealth(tt.h)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || err.Field != tt.field {
+				t.Fatalf("got %v, want an error on %s", err, tt.field)
+			}
+		})
+	}
+}
