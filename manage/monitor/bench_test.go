@@ -12,9 +12,10 @@ import (
 )
 
 // benchReport is a busy site: 4 interfaces, 20 tunnels, 10 applications
-// (4·5 + 20·8 + 10·4 + 4 WAN totals = 224 points per report).
+// and device health (4·5 + 20·8 + 10·4 + 4 WAN totals + 4 health = 228
+// points per report).
 func benchReport(i int) devproto.Stats {
-	var st devproto.Stats
+	st := devproto.Stats{Health: &devproto.DeviceHealth{CPUPct: 35, MemUsedPct: 60, MemTotalBytes: 4 << 30, DiskUsedPct: 40, Load1: 1.2, UptimeSeconds: uint64(i)}}
 	n := uint64(i) * 1_000_000
 	for j := range 4 {
 		st.Interfaces = append(st.Interfaces, devproto.InterfaceStats{Name: fmt.Sprintf("eth%d", j), LinkUp: true, RxBytes: n, TxBytes: n, RxPackets: n / 1000, TxPackets: n / 1000})
