@@ -36,6 +36,24 @@ type Desired struct {
 	WANQoS []WANQoS `json:"wan_qos"`
 	// Firewall is the packet filter (nil: only the built-in rules).
 	Firewall *Firewall `json:"firewall,omitempty"`
+	// InternetCheck configures the per-WAN Internet reachability check
+	// (nil or no targets: the edge does not check and reports no
+	// InterfaceStats.Internet).
+	InternetCheck *InternetCheck `json:"internet_check,omitempty"`
+}
+
+// InternetCheck is how an edge tells, per WAN, whether the Internet answers
+// beyond its gateway: every IntervalSeconds it sends one ICMP echo to each
+// target from the WAN's address (so the WAN's own routing table carries
+// it, whatever the breakout policy). A round succeeds when any target
+// answers within TimeoutMillis; the WAN is unreachable after FailRounds
+// failed rounds in a row and reachable again after one good round.
+type InternetCheck struct {
+	// Targets are IPv4 addresses (at most 4), asked in turn.
+	Targets         []string `json:"targets"`
+	IntervalSeconds int      `json:"interval_s"` // 1..300
+	TimeoutMillis   int      `json:"timeout_ms"` // 100..10000, below the interval
+	FailRounds      int      `json:"fail_rounds"` // 1..20
 }
 
 // Label is a path label.

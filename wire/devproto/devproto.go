@@ -207,6 +207,27 @@ type InterfaceStats struct {
 	TxBytes   uint64 `json:"tx_bytes"`
 	RxPackets uint64 `json:"rx_packets"`
 	TxPackets uint64 `json:"tx_packets"`
+	// Internet is the WAN's Internet reachability check (nil for
+	// interfaces that are not WANs, or when checks are off).
+	Internet *InternetStatus `json:"internet,omitempty"`
+}
+
+// InternetStatus is the result of a WAN's Internet checks (see
+// InternetCheck).
+type InternetStatus struct {
+	Reachable bool `json:"reachable"`
+	// Target is the target that answered last (empty if none has).
+	Target string `json:"target,omitempty"`
+	// RTTMillis is the round-trip time of the last answer; LossPct the
+	// share of echoes unanswered over the last 10 rounds (all targets).
+	RTTMillis float64   `json:"rtt_ms"`
+	LossPct   float64   `json:"loss_pct"`
+	CheckedAt time.Time `json:"checked_at"`
+	// Since is when Reachable last changed (or checks started).
+	Since time.Time `json:"since"`
+	// Error says why the last round failed ("no answer from 1.1.1.1,
+	// 8.8.8.8", "no address on wan0", ...); empty after a good round.
+	Error string `json:"error,omitempty"`
 }
 
 // TunnelStats counts and measures one tunnel.
