@@ -51,8 +51,8 @@ type Desired struct {
 type InternetCheck struct {
 	// Targets are IPv4 addresses (at most 4), asked in turn.
 	Targets         []string `json:"targets"`
-	IntervalSeconds int      `json:"interval_s"` // 1..300
-	TimeoutMillis   int      `json:"timeout_ms"` // 100..10000, below the interval
+	IntervalSeconds int      `json:"interval_s"`  // 1..300
+	TimeoutMillis   int      `json:"timeout_ms"`  // 100..10000, below the interval
 	FailRounds      int      `json:"fail_rounds"` // 1..20
 }
 
