@@ -1,12 +1,20 @@
 package api
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/boombuler/barcode/qr"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/store"
@@ -207,7 +215,49 @@ func (a *API) totpEnroll(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return totpEnrollResponse{Secret: k.Secret, OTPAuthURL: k.URL}, nil
+	qrPNG, err := qrDataURL(k.URL)
+	if err != nil {
+		return nil, err
+	}
+	return totpEnrollResponse{Secret: k.Secret, OTPAuthURL: k.URL, QRPNG: qrPNG}, nil
+}
+
+// QR code rendering of the otpauth URL: qrModulePx pixels per module and a
+// quiet zone of qrQuietModules modules on every side (the standard asks
+// for 4; scanners need it to find the code).
+const (
+	qrModulePx     = 5
+	qrQuietModules = 4
+)
+
+// qrDataURL renders content as a QR code (error correction M) in a
+// two-colour PNG and returns it as a data: URL an <img> can show.
+func qrDataURL(content string) (string, error) {
+	code, err := qr.Encode(content, qr.M, qr.Auto)
+	if err != nil {
+		return "", fmt.Errorf("encoding the TOTP key as a QR code: %w", err)
+	}
+	n := code.Bounds().Dx()
+	side := (n + 2*qrQuietModules) * qrModulePx
+	img := image.NewPaletted(image.Rect(0, 0, side, side), color.Palette{color.White, color.Black})
+	for y := 0; y < n; y++ {
+		for x := 0; x < n; x++ {
+			if r, _, _, _ := code.At(x, y).RGBA(); r != 0 {
+				continue // a light module: the background already is
+			}
+			px, py := (x+qrQuietModules)*qrModulePx, (y+qrQuietModules)*qrModulePx
+			for dy := 0; dy < qrModulePx; dy++ {
+				for dx := 0; dx < qrModulePx; dx++ {
+					img.SetColorIndex(px+dx, py+dy, 1)
+				}
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", fmt.Errorf("writing the TOTP QR code as PNG: %w", err)
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
 // checkTOTP verifies a code of the current user (rate limited per user).

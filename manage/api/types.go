@@ -38,6 +38,9 @@ type passwordRequest struct {
 type totpEnrollResponse struct {
 	Secret     string `json:"secret"`
 	OTPAuthURL string `json:"otpauth_url"`
+	// QRPNG is otpauth_url as a QR code: a PNG in a data: URL
+	// ("data:image/png;base64,..."), for an authenticator app to scan.
+	QRPNG string `json:"qr_png"`
 }
 
 type codeRequest struct {
