@@ -12,7 +12,7 @@ import (
 )
 
 // TestTOTP: an account that forces TOTP makes the next login enroll (the
-// secret is shown, the first code activates it, ten recovery codes are
+// secret and its QR code are shown, the first code activates it, ten recovery codes are
 // shown once); the login after that asks for a code, refuses a wrong one
 // with a message, and takes a recovery code.
 func TestTOTP(t *testing.T) {
@@ -25,7 +25,10 @@ func TestTOTP(t *testing.T) {
 
 	do(t, ctx, "log in", chromedp.Navigate(m.base+"/"), chromedp.WaitVisible("#f-login-email"),
 		chromedp.SendKeys("#f-login-email", server.DefaultAdminEmail), chromedp.SendKeys("#f-login-password", adminPassword),
-		chromedp.Click("form button[type=submit]"), chromedp.WaitVisible("#totp-secret"))
+		chromedp.Click("form button[type=submit]"), chromedp.WaitVisible("#totp-secret"), chromedp.WaitVisible("#totp-qr"))
+	// The QR code is a decoded PNG of whole modules, shown at least 100 px.
+	until(t, ctx, "the QR code image", `(() => { const i = document.querySelector("#totp-qr");
+		return i.complete && i.naturalWidth >= 100 && i.naturalWidth === i.naturalHeight && i.getBoundingClientRect().width >= 100 })()`, 10*time.Second)
 	sh.take(t, ctx, "enroll")
 	secret, err := chromedp.Run(ctx, chromedp.TextContent("#totp-secret"))
 	if err != nil {

@@ -1,6 +1,6 @@
 // Trellis web UI: hash router, shell, login. Pages live in pages-*.js.
 import { session, setSession, onUnauthorized, get, post, api, APIError, features } from './api.js';
-import { h, clear, form, errorBox, toast } from './dom.js';
+import { h, clear, form, errorBox, toast, totpKey } from './dom.js';
 import { stopAll } from './timers.js';
 import * as net from './pages-net.js';
 import * as more from './pages-more.js';
@@ -185,11 +185,9 @@ function login() {
       clear(box, errorBox(err));
       return;
     }
-    const grouped = e.secret.replace(/(.{4})/g, '$1 ').trim();
     clear(box, h('h1', null, 'Set up two-factor login'),
-      h('p', null, 'Your account requires a second factor. Add this key to an authenticator app (type it in, or open the link on the phone that has the app), then enter the code it shows.'),
-      h('p', { class: 'secret', id: 'totp-secret' }, grouped),
-      h('p', null, h('a', { href: e.otpauth_url, id: 'otpauth' }, 'Open in authenticator app')),
+      h('p', null, 'Your account requires a second factor. Add this key to an authenticator app (scan the code, type the key in, or open the link on the phone that has the app), then enter the code it shows.'),
+      totpKey(e),
       form([{ name: 'code', label: 'First code', required: true, inputmode: 'numeric', autocomplete: 'one-time-code' }], 'Activate', async (v) => {
         const r = await api('POST', '/auth/totp/activate', { code: v.code }, { no401: true });
         const cont = h('button', { type: 'button', class: 'primary' }, 'I saved them — continue');

@@ -220,3 +220,16 @@ export function section(title, ...children) {
 export function kv(pairs) {
   return h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v ?? '—')]));
 }
+
+// totpKey shows a TOTP enrollment answer: the QR code of the otpauth URL
+// to scan (when the API sends one), the secret grouped by four to type in,
+// and the otpauth link for a phone that has the app.
+export function totpKey(e) {
+  const qr = typeof e.qr_png === 'string' && e.qr_png.startsWith('data:image/png;base64,')
+    ? h('img', { src: e.qr_png, class: 'qr', id: 'totp-qr', alt: 'QR code of the authenticator key' }) : null;
+  return h('div', { class: 'totpkey' }, qr,
+    h('div', null,
+      h('p', { class: 'small muted' }, qr ? 'Scan the code with the app, or type in the key:' : 'Type this key into the app:'),
+      h('p', { class: 'secret', id: 'totp-secret' }, String(e.secret || '').replace(/(.{4})/g, '$1 ').trim()),
+      e.otpauth_url ? h('p', null, h('a', { href: e.otpauth_url, id: 'otpauth' }, 'Open in authenticator app')) : null));
+}

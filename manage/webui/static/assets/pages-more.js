@@ -2,7 +2,7 @@
 // access keys, path labels, applications, policies, notifications, tokens,
 // audit, settings, my login.
 import { get, post, put, patch, del, api, all, list, features, session } from './api.js';
-import { h, clear, table, badge, when, ago, short, form, action, section, kv, toast, errorBox } from './dom.js';
+import { h, clear, table, badge, when, ago, short, form, action, section, kv, toast, errorBox, totpKey } from './dom.js';
 import { every } from './timers.js';
 
 const enc = encodeURIComponent;
@@ -214,8 +214,7 @@ export async function me(main, ctx) {
     }
     clear(totp, h('p', null, 'Two-factor login is off.'), action('Set up TOTP', async () => {
       const e = await post('/auth/totp/enroll');
-      clear(totp, h('p', null, 'Add this key to your authenticator app, then enter its code:'), h('p', { class: 'secret' }, e.secret.replace(/(.{4})/g, '$1 ').trim()),
-        h('p', null, h('a', { href: e.otpauth_url }, 'Open in authenticator app')),
+      clear(totp, h('p', null, 'Add this key to your authenticator app, then enter its code:'), totpKey(e),
         form([{ name: 'code', label: 'Code', required: true, inputmode: 'numeric' }], 'Activate', async (v) => {
           const r = await post('/auth/totp/activate', { code: v.code });
           m.user.totp_enabled = true;
