@@ -20,7 +20,7 @@ import (
 // edge is a device speaking the real device protocol to manage: it
 // registers with the organization token, holds its channel, applies every
 // configuration (acknowledging it) and reports stats every second: its
-// interfaces' counters and every tunnel of its document as up with a
+// interfaces' counters, its health (CPU, memory, disk, load) and every tunnel of its document as up with a
 // fixed RTT (there is no data plane here, so the numbers are the device's
 // claim, as a real edge's would be).
 type edge struct {
@@ -142,9 +142,11 @@ func (e *edge) stats() devproto.Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.bytes += 125000 // 1 Mbit/s each way
+	n := e.bytes / 125000 // reports so far
 	s := devproto.Stats{Interfaces: []devproto.InterfaceStats{
 		{Name: e.wan.Name, LinkUp: true, RxBytes: e.bytes, TxBytes: e.bytes / 2, RxPackets: e.bytes / 1000, TxPackets: e.bytes / 2000},
-	}}
+	}, Health: &devproto.DeviceHealth{CPUPct: 20 + float64(n%5), MemUsedPct: 41.5, MemTotalBytes: 2 << 30, DiskUsedPct: 63.25,
+		Load1: 0.42, UptimeSeconds: 3*86400 + 4*3600 + n}}
 	for _, n := range e.tunnels {
 		s.Tunnels = append(s.Tunnels, devproto.TunnelStats{Number: n, Up: true, RTTMillis: 12.5 + float64(n), JitterMs: 0.8, LossPct: 0})
 	}

@@ -11,7 +11,7 @@ import (
 // violation or a script error fails the test) and uses the forms that
 // are not in the operator flow: a path label (with a field error first),
 // an organization token and an access key (each shown once), a job on a
-// device with its result, a policy assigned to a device, and the audit
+// device with its result, its health figures and charts, a policy assigned to a device, and the audit
 // log listing what was done.
 func TestPages(t *testing.T) {
 	m := startManage(t)
@@ -46,6 +46,12 @@ func TestPages(t *testing.T) {
 		chromedp.SetValue("#f-job-kind", "logs"), chromedp.Click(`form:has(#f-job-kind) button[type=submit]`))
 	until(t, ctx, "job done", `[...document.querySelectorAll("#jobs-list td[data-label=State]")].some(td => td.textContent === "done")`, 20*time.Second)
 	sh.take(t, ctx, "device-job")
+	// Its health: the latest figures, and charts from the history.
+	until(t, ctx, "health tiles", `(document.querySelector("#device-health")||{textContent:""}).textContent.includes("41.5 %")`, 15*time.Second)
+	until(t, ctx, "health charts", `document.querySelectorAll("#chart-resources path, #chart-resources circle").length === 3 &&
+		document.querySelectorAll("#chart-load path, #chart-load circle").length === 1`, 45*time.Second)
+	do(t, ctx, "scroll to the charts", chromedp.ScrollIntoView("#chart-resources"))
+	sh.take(t, ctx, "device-health")
 
 	// A path policy, assigned to the first device from the policy page.
 	do(t, ctx, "policies", chromedp.Navigate(o+"/policies"), chromedp.WaitVisible("#f-pol-name"),

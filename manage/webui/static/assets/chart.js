@@ -4,15 +4,18 @@ import { h, s } from './dom.js';
 // lineChart draws series [{name, color, points:[[t(ms), value]]}] with a
 // time x axis; fmt formats y values.
 // range [t0, t1] fixes the x axis (e.g. the hour asked for).
-export function lineChart(series, { height = 180, fmt = String, title = '', range = null } = {}) {
+// max fixes the top of the y axis (e.g. 100 for percentages) unless a
+// value goes above it; id names the figure.
+export function lineChart(series, { height = 180, fmt = String, title = '', range = null, max = null, id = null } = {}) {
   const W = 600, H = height, L = 78, R = 8, T = 10, B = 22;
   const pts = series.flatMap((x) => x.points);
-  if (!pts.length) return h('p', { class: 'empty' }, 'No data for this range yet.');
+  if (!pts.length) return h('figure', { class: 'chartbox', id }, title ? h('figcaption', null, title) : null, h('p', { class: 'empty' }, 'No data for this range yet.'));
   let t0 = range ? range[0] : Math.min(...pts.map((p) => p[0])), t1 = range ? range[1] : Math.max(...pts.map((p) => p[0]));
   if (t1 === t0) t1 = t0 + 1;
   let y1 = Math.max(...pts.map((p) => p[1]));
   if (!(y1 > 0)) y1 = 1;
-  y1 *= 1.1;
+  if (max !== null && y1 <= max) y1 = max;
+  else y1 *= 1.1;
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => T + (1 - v / y1) * (H - T - B);
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title, preserveAspectRatio: 'xMidYMid meet' });
@@ -37,7 +40,7 @@ export function lineChart(series, { height = 180, fmt = String, title = '', rang
   }
   const legend = h('div', { class: 'legend' }, series.map((sr) => h('span', null, h('i', { class: 'swatch', style: null, dataset: { color: sr.color } }), sr.name)));
   for (const i of legend.querySelectorAll('.swatch')) i.style.background = i.dataset.color; // CSSOM, allowed by the CSP
-  return h('figure', { class: 'chartbox' }, title ? h('figcaption', null, title) : null, svg, legend);
+  return h('figure', { class: 'chartbox', id }, title ? h('figcaption', null, title) : null, svg, legend);
 }
 
 // rates turns cumulative counters [[t, counter]] into per-second rates.

@@ -128,14 +128,23 @@ async function history(org, box) {
 
 // deviceHistory draws a device's WAN bandwidth and its tunnels' RTT and
 // loss over the last hour.
-async function deviceHistory(org, id, box) {
+async function deviceHistory(org, id, box, ctx) {
   const [dev, rtt, loss] = await Promise.all([
     hist(org, { device_id: id, kind: 'device' }),
     hist(org, { device_id: id, kind: 'tunnel', metric: 'rtt_ms' }, 'max'),
     hist(org, { device_id: id, kind: 'tunnel', metric: 'loss_pct' }, 'max'),
   ]);
+  if (ctx && !ctx.alive()) return;
   const per = (r) => Object.entries(r).map(([k, pts], i) => ({ name: 'tunnel ' + k, color: PALETTE[i % PALETTE.length], points: pts }));
+  const hasHealth = ['cpu_pct', 'mem_used_pct', 'disk_used_pct', 'load1'].some((k) => (dev[k] || []).length);
   clear(box, h('div', { class: 'charts' },
+    hasHealth ? lineChart([
+      { name: 'CPU', color: PALETTE[2], points: dev.cpu_pct || [] },
+      { name: 'memory', color: PALETTE[1], points: dev.mem_used_pct || [] },
+      { name: 'disk', color: PALETTE[3], points: dev.disk_used_pct || [] },
+    ], { title: 'CPU, memory and disk use, last hour', fmt: pct, range: dev.range, max: 100, id: 'chart-resources' }) : null,
+    hasHealth ? lineChart([{ name: 'load (1 min)', color: PALETTE[6], points: dev.load1 || [] }],
+      { title: 'Load, last hour', fmt: (v) => v.toFixed(v < 10 ? 2 : 0), range: dev.range, id: 'chart-load' }) : null,
     lineChart([{ name: 'in', color: IN, points: dev.rx_bps || [] }, { name: 'out', color: OUT, points: dev.tx_bps || [] }], { title: 'WAN bandwidth, last hour', fmt: bits, range: dev.range }),
     lineChart(per(rtt), { title: 'Tunnel RTT, last hour', fmt: msec, range: rtt.range }),
     lineChart(per(loss), { title: 'Tunnel loss, last hour', fmt: pct, range: loss.range })));
@@ -232,7 +241,7 @@ export async function deviceDetail(main, ctx) {
   const P = O(org) + '/devices/' + enc(id);
   const d = await get(P);
   const parts = {
-    info: h('div'), charts: h('div', { id: 'device-charts' }), ifaces: h('div'), tunnels: h('div'), routes: h('div'), leases: h('div'), jobs: h('div'), stats: h('div'), policies: h('div'),
+    info: h('div'), health: h('div', { id: 'device-health' }), charts: h('div', { id: 'device-charts' }), ifaces: h('div'), tunnels: h('div'), routes: h('div'), leases: h('div'), jobs: h('div'), stats: h('div'), policies: h('div'),
   };
   const rename = form([
     { name: 'name', label: 'Name', value: d.name },
@@ -247,6 +256,7 @@ export async function deviceDetail(main, ctx) {
       d.approval === 'pending' ? action('Approve', async () => { await post(P + '/approve'); toast('Approved'); ctx.go('/o/' + enc(org) + '/devices/' + enc(id)); }, { class: 'primary' }) : null,
       action('Delete device', async () => { await del(P); toast('Deleted'); ctx.go('/o/' + enc(org) + '/devices'); }, { class: 'danger', confirm: 'Delete this device and revoke its credential?' })),
     section('Overview', parts.info, h('details', null, h('summary', null, 'Rename / site'), rename)),
+    section('Health', parts.health),
     section('Interfaces', parts.ifaces),
     section('Tunnels', parts.tunnels),
     section('Static routes', parts.routes),
@@ -267,9 +277,14 @@ export async function deviceDetail(main, ctx) {
     () => deviceTunnels(org, P, parts.tunnels),
     () => routes(P, parts.routes),
     () => leases(P, parts.leases),
-    () => stats(P, parts.stats),
     async () => {
-      if ((await features()).has(/stats\/history$/)) await deviceHistory(org, id, parts.charts);
+      await stats(P, parts.stats, parts.health);
+      every(10000, () => stats(P, parts.stats, parts.health, ctx));
+    },
+    async () => {
+      if (!(await features()).has(/stats\/history$/)) return;
+      await deviceHistory(org, id, parts.charts);
+      every(30000, () => deviceHistory(org, id, parts.charts, ctx));
     },
     () => devicePolicies(org, P, parts.policies),
     () => jobs(P, parts.jobs, ctx),
@@ -366,15 +381,20 @@ async function leases(P, box) {
   ], r.items || [], { empty: 'No leases reported.' }), r.reported_at ? h('p', { class: 'muted small' }, 'Reported ' + ago(r.reported_at)) : null);
 }
 
-async function stats(P, box) {
+async function stats(P, box, healthBox, ctx) {
   let st;
   try {
     st = await get(P + '/stats');
   } catch (err) {
-    if (err.status === 404) return clear(box, h('p', { class: 'empty' }, 'The device has not reported stats yet.'));
+    if (err.status === 404) {
+      clear(healthBox, h('p', { class: 'empty' }, 'The device has not reported its health yet.'));
+      return clear(box, h('p', { class: 'empty' }, 'The device has not reported stats yet.'));
+    }
     throw err;
   }
+  if (ctx && !ctx.alive()) return;
   const s = st.stats || {};
+  health(healthBox, s.health, st.at);
   clear(box, h('p', { class: 'muted small' }, 'Reported ' + ago(st.at)),
     table([
       ['Interface', (i) => i.name], ['Link', (i) => i.link_up ? 'up' : 'down'],
@@ -385,6 +405,33 @@ async function stats(P, box) {
       ['Tunnel', (t) => t.number], ['State', (t) => badge(t.up ? 'up' : 'down')], ['RTT', (t) => ms(t.rtt_ms)], ['Jitter', (t) => ms(t.jitter_ms)],
       ['Loss', (t) => (t.loss_pct || 0).toFixed(1) + ' %'], ['Traffic', (t) => bytes(t.rx_bytes) + ' in / ' + bytes(t.tx_bytes) + ' out'],
     ], s.tunnels || [], { empty: 'No tunnel counters.' }));
+}
+
+// health shows the device's latest resource use (the stats report's
+// health, absent from edges that do not report it).
+function health(box, hl, at) {
+  if (!hl || typeof hl !== 'object') return clear(box, h('p', { class: 'empty' }, 'The device reports no health figures (an older edge, or it could not read them).'));
+  const n = (v) => (typeof v === 'number' && isFinite(v) ? v : null);
+  const level = (v) => (v === null ? '' : v >= 95 ? 'bad' : v >= 85 ? 'warn' : '');
+  const p = (v) => (v === null ? '—' : v.toFixed(1) + ' %');
+  const cpu = n(hl.cpu_pct), mem = n(hl.mem_used_pct), disk = n(hl.disk_used_pct), load = n(hl.load1), up = n(hl.uptime_seconds);
+  clear(box, h('div', { class: 'tiles health' },
+    tile('CPU', p(cpu), 'busy, all cores', level(cpu)),
+    tile('Memory', p(mem), hl.mem_total_bytes ? 'used of ' + bytes(hl.mem_total_bytes) : 'used', level(mem)),
+    tile('Disk', p(disk), 'used (state directory)', level(disk)),
+    tile('Load', load === null ? '—' : load.toFixed(2), '1-minute average'),
+    tile('Uptime', up === null || up === 0 ? '—' : duration(up), 'since the box booted')),
+  h('p', { class: 'muted small' }, 'Reported ' + ago(at)));
+}
+
+// duration formats seconds as "3 d 4 h", "5 h 12 min", "42 s".
+function duration(sec) {
+  sec = Math.floor(sec);
+  const d = Math.floor(sec / 86400), hh = Math.floor((sec % 86400) / 3600), m = Math.floor((sec % 3600) / 60);
+  if (d) return d + ' d ' + hh + ' h';
+  if (hh) return hh + ' h ' + m + ' min';
+  if (m) return m + ' min';
+  return sec + ' s';
 }
 
 async function devicePolicies(org, P, box) {
