@@ -39,6 +39,7 @@ func startManageWith(t *testing.T, plainHTTP bool, db string) *manage {
 		Out:            io.Discard,
 		PasswordParams: auth.TestPasswordParams,
 		DB:             db,
+		InternetCheck:  server.InternetCheckConfig{Off: true}, // nothing a test starts pings outside it
 	}
 	if plainHTTP {
 		cfg.Listen, cfg.HTTPListen = "", "127.0.0.1:0"

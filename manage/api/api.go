@@ -71,6 +71,10 @@ type Config struct {
 	// DeviceStats returns a device's latest stats report (kept in memory
 	// by the device channel); nil: none.
 	DeviceStats func(deviceID string) (at time.Time, st devproto.Stats, ok bool)
+	// InternetCheck is the server's default per-WAN Internet check
+	// (GET /organizations/{org_id}/internet-check shows it; manage/devices
+	// compiles it); nil: no checks unless an organization sets some.
+	InternetCheck *devproto.InternetCheck
 	// CatalogSource is the application catalogue's file path or URL
 	// (--app-catalog) that POST /applications/catalog/reload loads when
 	// the request names none.

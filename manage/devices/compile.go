@@ -29,6 +29,9 @@ type orgInputs struct {
 	stun []string
 	// pol compiles applications, policies, QoS and firewall (issue 8).
 	pol *policy.Org
+	// internet is the per-WAN Internet check in force: the organization's
+	// own settings, else the server's default (nil: no checks).
+	internet *devproto.InternetCheck
 }
 
 // loadOrgInputs loads what the devices of an organization share. With
@@ -36,7 +39,7 @@ type orgInputs struct {
 // needs is loaded (organization, labels, its static routes): a device
 // without tunnels connecting to a large organization costs a few queries,
 // not a load of every device.
-func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, stun []string, orgID, forDevice string) (*orgInputs, error) {
+func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, stun []string, check *devproto.InternetCheck, orgID, forDevice string) (*orgInputs, error) {
 	var o *network.Org
 	if forDevice != "" {
 		p, err := st.ListTunnels(ctx, orgID, store.ListOptions{Limit: 1, Filter: map[string]string{"device_id": forDevice}})
@@ -73,7 +76,30 @@ func loadOrgInputs(ctx context.Context, st store.Store, sealer *auth.Sealer, stu
 	if in.pol, err = policy.LoadOrg(ctx, st, orgID); err != nil {
 		return nil, err
 	}
+	if in.internet, err = InternetCheckOf(ctx, st, orgID, check); err != nil {
+		return nil, err
+	}
 	return in, nil
+}
+
+// InternetCheckOf is the Internet check in force for an organization: its
+// own settings when it has some (no targets: none), else def (the server's
+// default; nil: none). Settings stored by an older, laxer manage that no
+// longer validate are left out rather than pushed to edges that would
+// refuse the whole document.
+func InternetCheckOf(ctx context.Context, st store.Store, orgID string, def *devproto.InternetCheck) (*devproto.InternetCheck, error) {
+	c, err := st.GetInternetCheck(ctx, orgID)
+	if errors.Is(err, store.ErrNotFound) {
+		return network.InternetCheckInForce(def), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading the internet check settings: %w", err)
+	}
+	ic := devproto.InternetCheck{Targets: c.Targets, IntervalSeconds: c.IntervalSeconds, TimeoutMillis: c.TimeoutMillis, FailRounds: c.FailRounds}
+	if network.ValidateInternetCheck(ic) != nil {
+		return nil, nil
+	}
+	return network.InternetCheckInForce(&ic), nil
 }
 
 func loadLight(ctx context.Context, st store.Store, orgID, deviceID string) (*network.Org, error) {
@@ -114,9 +140,10 @@ func loadLight(ctx context.Context, st store.Store, orgID, deviceID string) (*ne
 // approved devices are compiled, and tunnels only ever name approved
 // peers: a pending device is in no tunnel. A change to what a part reads
 // must call the API's OnDeviceChange hook (device, or "" for the
-// organization).
+// organization). The Internet check is the organization's own (none
+// without: Compile knows no server default).
 func Compile(ctx context.Context, st store.Store, sealer *auth.Sealer, d store.Device) (devproto.Desired, error) {
-	in, err := loadOrgInputs(ctx, st, sealer, nil, d.OrgID, d.ID)
+	in, err := loadOrgInputs(ctx, st, sealer, nil, nil, d.OrgID, d.ID)
 	if err != nil {
 		return devproto.Desired{}, err
 	}
@@ -145,6 +172,8 @@ func compileWith(in *orgInputs, d store.Device) devproto.Desired {
 		QoS:           pp.QoS,
 		WANQoS:        pp.WANQoS,
 		Firewall:      pp.Firewall,
+
+		InternetCheck: network.InternetCheckInForce(in.internet),
 	}
 }
 

@@ -472,3 +472,47 @@ func TestUnreadableKeys(t *testing.T) {
 		t.Fatalf("nothing is due, yet: %v", err)
 	}
 }
+
+// TestInternetCheckDocument: documents carry the server's default Internet
+// check; an organization's own settings replace it (recompiled and pushed
+// at once), empty targets leave it out, and DELETE brings the default
+// back.
+func TestInternetCheckDocument(t *testing.T) {
+	def := &devproto.InternetCheck{Targets: []string{"192.0.2.1"}, IntervalSeconds: 10, TimeoutMillis: 1000, FailRounds: 3}
+	h := newHarness(t, func(c *devices.Config) { c.InternetCheck = def })
+	out := h.mustRegister("ic1")
+	h.approve(out.DeviceID)
+	e := h.connect(out.Credential)
+	e.hello("ic1", "")
+	var cfg devproto.Config
+	e.expect(devproto.TypeConfig, &cfg)
+	doc := checkConfig(t, cfg)
+	if doc.InternetCheck == nil || doc.InternetCheck.Targets[0] != "192.0.2.1" || doc.InternetCheck.FailRounds != 3 {
+		t.Fatalf("default check: %+v", doc.InternetCheck)
+	}
+	path := "/organizations/" + h.org.ID + "/internet-check"
+	steps := []struct {
+		method string
+		body   any
+		want   *devproto.InternetCheck
+	}{
+		{"PUT", map[string]any{"targets": []string{"198.51.100.1", "198.51.100.2"}, "interval_s": 5, "timeout_ms": 300, "fail_rounds": 2},
+			&devproto.InternetCheck{Targets: []string{"198.51.100.1", "198.51.100.2"}, IntervalSeconds: 5, TimeoutMillis: 300, FailRounds: 2}},
+		{"PUT", map[string]any{"targets": []string{}}, nil},
+		{"DELETE", nil, def},
+	}
+	for _, s := range steps {
+		if r := h.do(s.method, path, h.manager, s.body); r.status/100 != 2 {
+			t.Fatalf("%s %v: %d %s", s.method, s.body, r.status, r.raw)
+		}
+		var next devproto.Config
+		e.expect(devproto.TypeConfig, &next)
+		doc := checkConfig(t, next)
+		got, _ := json.Marshal(doc.InternetCheck)
+		want, _ := json.Marshal(s.want)
+		if string(got) != string(want) || next.Version == cfg.Version {
+			t.Fatalf("after %s %v: check %s, want %s", s.method, s.body, got, want)
+		}
+		cfg = next
+	}
+}

@@ -26,7 +26,7 @@ func (s *Service) reconcileOrg(ctx context.Context, orgID string) error {
 	lk := s.orgLock(orgID)
 	lk.Lock()
 	defer lk.Unlock()
-	in, err := loadOrgInputs(ctx, s.st, s.cfg.Sealer, s.cfg.STUNServers, orgID, "")
+	in, err := loadOrgInputs(ctx, s.st, s.cfg.Sealer, s.cfg.STUNServers, s.cfg.InternetCheck, orgID, "")
 	if errors.Is(err, store.ErrNotFound) {
 		for _, c := range s.conns.all() {
 			if c.orgID == orgID {
@@ -140,7 +140,7 @@ func (s *Service) reconcileLoaded(ctx context.Context, d store.Device, in *orgIn
 		return nil // nothing is compiled or pushed for a pending device
 	}
 	if in == nil {
-		if in, err = loadOrgInputs(ctx, s.st, s.cfg.Sealer, s.cfg.STUNServers, d.OrgID, d.ID); err != nil {
+		if in, err = loadOrgInputs(ctx, s.st, s.cfg.Sealer, s.cfg.STUNServers, s.cfg.InternetCheck, d.OrgID, d.ID); err != nil {
 			return err
 		}
 		s.logKeyErrors(d.OrgID, in)

@@ -111,7 +111,7 @@ func (s *Service) rotateOrg(ctx context.Context, orgID string, due []store.Tunne
 		}
 		if in == nil {
 			var err error
-			if in, err = loadOrgInputs(ctx, s.st, s.cfg.Sealer, s.cfg.STUNServers, orgID, ""); err != nil {
+			if in, err = loadOrgInputs(ctx, s.st, s.cfg.Sealer, s.cfg.STUNServers, s.cfg.InternetCheck, orgID, ""); err != nil {
 				return false, err
 			}
 		}

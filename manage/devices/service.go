@@ -23,7 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
+	"github.com/trellis-sdwan/trellis/manage/network"
 	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // Defaults of Config.
@@ -76,6 +78,10 @@ type Config struct {
 	// edges ask them for each WAN's public endpoint (manage's own STUN
 	// server's two ports first, then configured extra ones).
 	STUNServers []string
+	// InternetCheck is the default per-WAN Internet check of every
+	// document (organizations may set their own); nil or no targets: no
+	// checks unless an organization sets some.
+	InternetCheck *devproto.InternetCheck
 	// Observer receives stats reports and events for monitoring (none if
 	// nil).
 	Observer Observer
@@ -132,6 +138,12 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	cfg.STUNServers = append([]string(nil), cfg.STUNServers...)
+	if cfg.InternetCheck != nil && len(cfg.InternetCheck.Targets) > 0 {
+		if err := network.ValidateInternetCheck(*cfg.InternetCheck); err != nil {
+			return nil, fmt.Errorf("devices: default internet check: %w", err)
+		}
+	}
+	cfg.InternetCheck = network.InternetCheckInForce(cfg.InternetCheck)
 	if len(cfg.TokenKey) != ed25519.PublicKeySize {
 		return nil, errors.New("devices: the organization token public key is required")
 	}

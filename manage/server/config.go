@@ -9,13 +9,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/devices"
 	"github.com/trellis-sdwan/trellis/manage/monitor"
+	"github.com/trellis-sdwan/trellis/manage/network"
 	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // Defaults.
@@ -91,6 +94,69 @@ type Config struct {
 	// (DefaultStatsInterval if 0; MinStatsInterval to MaxStatsInterval).
 	// Each report costs manage about 29 µs per stored point.
 	StatsInterval time.Duration
+	// InternetCheck is the default per-WAN Internet reachability check of
+	// every organization's devices (an organization may set its own
+	// through the API). Zero fields take the defaults: targets
+	// network.DefaultInternetTargets (1.1.1.1, 8.8.8.8), every 10 s, 1000
+	// ms timeout, 3 failed rounds.
+	InternetCheck InternetCheckConfig
+}
+
+// InternetCheckConfig is the server's default Internet check
+// (--internet-check-*).
+type InternetCheckConfig struct {
+	// Targets are IPv4 addresses (at most 4); nil: the defaults.
+	Targets []string
+	// Off: no checks unless an organization sets some (--internet-check-targets off).
+	// Tests that run edges with WANs set it (or loopback targets) so that
+	// nothing leaves the test's namespaces.
+	Off bool
+	// Interval between rounds (whole seconds, 1s to 5m); Timeout of one
+	// echo (100ms to 10s, below the interval); FailRounds failed rounds
+	// in a row before a WAN counts as cut off (1 to 20).
+	Interval   time.Duration
+	Timeout    time.Duration
+	FailRounds int
+}
+
+// check validates the configuration and returns it as a document part
+// (nil when off).
+func (ic InternetCheckConfig) check() (*devproto.InternetCheck, error) {
+	c := network.DefaultInternetCheck()
+	if ic.Targets != nil {
+		c.Targets = append([]string{}, ic.Targets...)
+	}
+	if ic.Interval != 0 {
+		if ic.Interval%time.Second != 0 {
+			return nil, fmt.Errorf("--internet-check-interval %v: want whole seconds", ic.Interval)
+		}
+		c.IntervalSeconds = int(ic.Interval / time.Second)
+	}
+	if ic.Timeout != 0 {
+		if ic.Timeout%time.Millisecond != 0 {
+			return nil, fmt.Errorf("--internet-check-timeout %v: want whole milliseconds", ic.Timeout)
+		}
+		c.TimeoutMillis = int(ic.Timeout / time.Millisecond)
+	}
+	if ic.FailRounds != 0 {
+		c.FailRounds = ic.FailRounds
+	}
+	if err := network.ValidateInternetCheck(c); err != nil {
+		var fe *network.FieldError
+		if errors.As(err, &fe) {
+			flag := map[string]string{"interval_s": "--internet-check-interval", "timeout_ms": "--internet-check-timeout",
+				"fail_rounds": "--internet-check-fail-rounds"}[fe.Field]
+			if flag == "" {
+				flag = "--internet-check-targets"
+			}
+			return nil, fmt.Errorf("%s: %s", flag, fe.Message)
+		}
+		return nil, err
+	}
+	if ic.Off || len(c.Targets) == 0 {
+		c.Targets = []string{}
+	}
+	return &c, nil
 }
 
 // Stats report period bounds (--stats-interval).
@@ -180,6 +246,30 @@ func ParseFlags(name string, args []string, getenv func(string) string, stderr i
 			return c, err
 		}
 	}
+	checkTargets := fs.String("internet-check-targets", env("TRELLIS_INTERNET_CHECK_TARGETS", strings.Join(network.DefaultInternetTargets, ",")),
+		"IPv4 addresses (comma separated, at most 4) every WAN pings to tell whether the Internet answers; off: no checks unless an organization sets some (env TRELLIS_INTERNET_CHECK_TARGETS)")
+	for _, f := range []struct {
+		name, env string
+		def       time.Duration
+		dst       *time.Duration
+		usage     string
+	}{
+		{"internet-check-interval", "TRELLIS_INTERNET_CHECK_INTERVAL", network.DefaultCheckInterval * time.Second, &c.InternetCheck.Interval, "time between two Internet check rounds of a WAN, 1s to 5m"},
+		{"internet-check-timeout", "TRELLIS_INTERNET_CHECK_TIMEOUT", network.DefaultCheckTimeout * time.Millisecond, &c.InternetCheck.Timeout, "how long an Internet check waits for an answer, 100ms to 10s, below the interval"},
+	} {
+		if err := durFlag(f.name, f.env, f.def, f.dst, f.usage); err != nil {
+			return c, err
+		}
+	}
+	failRounds := network.DefaultCheckFailRounds
+	if v := getenv("TRELLIS_INTERNET_CHECK_FAIL_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("TRELLIS_INTERNET_CHECK_FAIL_ROUNDS %q: want a number of rounds such as 3", v)
+		}
+		failRounds = n
+	}
+	fs.IntVar(&c.InternetCheck.FailRounds, "internet-check-fail-rounds", failRounds, "failed Internet check rounds in a row before a WAN counts as cut off, 1 to 20 (env TRELLIS_INTERNET_CHECK_FAIL_ROUNDS)")
 	fs.IntVar(&c.DigestHour, "digest-hour", monitor.DefaultDigestHour, "UTC hour at which the daily digest of unread notifications is mailed")
 	level := fs.String("log-level", env("TRELLIS_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env TRELLIS_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -194,6 +284,21 @@ func ParseFlags(name string, args []string, getenv func(string) string, stderr i
 	for _, hp := range strings.Split(*stunServers, ",") {
 		if hp = strings.TrimSpace(hp); hp != "" {
 			c.STUNServers = append(c.STUNServers, hp)
+		}
+	}
+	targets, err := network.ParseInternetTargets(*checkTargets)
+	if err != nil {
+		return c, fmt.Errorf("--internet-check-targets: %w", err)
+	}
+	c.InternetCheck.Targets, c.InternetCheck.Off = targets, len(targets) == 0
+	// Given as flags, 0 is a value (out of range), not "the default".
+	for _, f := range []struct {
+		name string
+		bad  bool
+	}{{"--internet-check-interval", c.InternetCheck.Interval <= 0}, {"--internet-check-timeout", c.InternetCheck.Timeout <= 0},
+		{"--internet-check-fail-rounds", c.InternetCheck.FailRounds <= 0}} {
+		if f.bad {
+			return c, fmt.Errorf("%s: want a positive value", f.name)
 		}
 	}
 	var lv slog.Level
@@ -262,6 +367,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StatsInterval < MinStatsInterval || c.StatsInterval > MaxStatsInterval || c.StatsInterval%time.Second != 0 {
 		return c, fmt.Errorf("--stats-interval %v: want whole seconds from %v to %v", c.StatsInterval, MinStatsInterval, MaxStatsInterval)
+	}
+	if _, err := c.InternetCheck.check(); err != nil {
+		return c, err
 	}
 	if c.DigestHour < 0 || c.DigestHour > 23 {
 		return c, fmt.Errorf("--digest-hour %d: want 0 to 23 (UTC)", c.DigestHour)

@@ -153,13 +153,17 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.mon.Restore(ctx); err != nil {
 		return nil, err
 	}
-	s.dev, err = devices.New(devices.Config{Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg,
+	check, err := cfg.InternetCheck.check()
+	if err != nil {
+		return nil, err
+	}
+	s.dev, err = devices.New(devices.Config{InternetCheck: check, Store: s.st, Logger: s.log, TokenKey: signing.Public().(ed25519.PublicKey), Registerer: s.reg,
 		Sealer: sealer, KeyRotation: cfg.KeyRotation, STUNServers: s.STUNServers(), Observer: s.mon,
 		StatsEvery: cfg.StatsInterval})
 	if err != nil {
 		return nil, err
 	}
-	s.api, err = api.New(api.Config{OnDeviceChange: s.dev.DeviceChanged, JobTTL: s.dev.JobTTL(), DeviceStats: s.dev.StatsOf,
+	s.api, err = api.New(api.Config{InternetCheck: check, OnDeviceChange: s.dev.DeviceChanged, JobTTL: s.dev.JobTTL(), DeviceStats: s.dev.StatsOf,
 		Store: s.st, Logger: s.log, PublicURL: s.publicURL, CertFingerprint: tokenFP,
 		SigningKey: signing, Sealer: sealer, PasswordParams: cfg.PasswordParams, Registerer: s.reg,
 		SecureCookie: s.httpLn == nil, LoginLimiter: cfg.LoginLimiter, CatalogSource: cfg.AppCatalog})

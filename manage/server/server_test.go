@@ -38,8 +38,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func testConfig(t *testing.T, dir string, out io.Writer) Config {
+	// No Internet checks: nothing a test starts may ping outside it.
 	return Config{DataDir: dir, Listen: "127.0.0.1:0", Out: out, PasswordParams: auth.TestPasswordParams,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), InternetCheck: InternetCheckConfig{Off: true}}
 }
 
 // pinnedClient trusts exactly the certificate with fingerprint fp.

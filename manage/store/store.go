@@ -301,6 +301,14 @@ type Store interface {
 	SetAlertThreshold(ctx context.Context, t *AlertThreshold) error
 	DeleteAlertThreshold(ctx context.Context, orgID, tunnelID string) error
 
+	// GetInternetCheck returns an organization's own Internet check
+	// settings (ErrNotFound: none, the server's defaults apply);
+	// SetInternetCheck replaces them; DeleteInternetCheck removes them
+	// (ErrNotFound when there were none).
+	GetInternetCheck(ctx context.Context, orgID string) (InternetCheckSetting, error)
+	SetInternetCheck(ctx context.Context, c *InternetCheckSetting) error
+	DeleteInternetCheck(ctx context.Context, orgID string) error
+
 	// Settings is a small key/value table for controller-wide secrets and
 	// options (e.g. the token signing key, sealed).
 	GetSetting(ctx context.Context, key string) (string, error)
