@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -29,47 +29,36 @@ import (
 const tunnelEnv = "TRELLIS_AGENT_TUNNEL_TEST"
 
 func TestTunnelBetweenAgents(t *testing.T) {
-	switch os.Getenv(tunnelEnv) {
+	agentPairTest(t, agentPairConfig{env: tunnelEnv, nsPrefix: "tag-agt", tunA: "tagtuna", vethA: "tagva", vethB: "tagvb", statsEvery: 5}, tunnelSideA)
+}
+
+// agentPairTest runs a test of two agents over a veth pair, each agent in
+// a network namespace of its own: this process makes the namespaces
+// (<nsPrefix>-a-<pid>, <nsPrefix>-b-<pid>) and the veth pair vethA
+// (192.0.2.1/24) – vethB (192.0.2.2/24), then re-runs the test in
+// namespace A, where startAgentPair starts the test manage, agent A and
+// agent B (the test run a third time, in namespace B: tunnelSideB), and
+// sideA tests them.
+func agentPairTest(t *testing.T, pc agentPairConfig, sideA func(*testing.T, map[string]*fakeConn)) {
+	switch os.Getenv(pc.env) {
 	case "A":
-		tunnelSideA(t)
+		sideA(t, startAgentPair(t, pc))
 		return
 	case "B":
 		tunnelSideB(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, TUN devices)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
-	}
+	nstest.RequireRoot(t, "network namespaces, TUN devices")
+	nstest.RequireTUN(t)
 	pid := os.Getpid()
-	nsA, nsB := fmt.Sprintf("tag-agt-a-%d", pid), fmt.Sprintf("tag-agt-b-%d", pid)
-	for _, ns := range []string{nsA, nsB} {
-		sh(t, "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "-n", ns, "link", "set", "lo", "up")
-	}
-	sh(t, "link", "add", "tagva", "type", "veth", "peer", "name", "tagvb")
-	sh(t, "link", "set", "tagva", "netns", nsA)
-	sh(t, "link", "set", "tagvb", "netns", nsB)
-	sh(t, "-n", nsA, "addr", "add", "192.0.2.1/24", "dev", "tagva")
-	sh(t, "-n", nsB, "addr", "add", "192.0.2.2/24", "dev", "tagvb")
-	sh(t, "-n", nsA, "link", "set", "tagva", "up")
-	sh(t, "-n", nsB, "link", "set", "tagvb", "up")
-
+	nsA, nsB := fmt.Sprintf("%s-a-%d", pc.nsPrefix, pid), fmt.Sprintf("%s-b-%d", pc.nsPrefix, pid)
+	nstest.AddNS(t, nsA)
+	nstest.AddNS(t, nsB)
+	nstest.Veth(t, nstest.End{Name: pc.vethA, NS: nsA, Addr: "192.0.2.1/24", Up: true},
+		nstest.End{Name: pc.vethB, NS: nsB, Addr: "192.0.2.2/24", Up: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsA, os.Args[0], "-test.run=^TestTunnelBetweenAgents$", "-test.v")
-	cmd.Env = append(os.Environ(), tunnelEnv+"=A", "TRELLIS_AGENT_TUNNEL_NS_B="+nsB)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestTunnelBetweenAgents") {
-		t.Fatalf("side A: %v\n%s", err, out)
-	}
-	t.Logf("side A:\n%s", out)
+	nstest.Rerun(ctx, t, nsA, pc.env+"=A", "TRELLIS_AGENT_TUNNEL_NS_B="+nsB)
 }
 
 func tunnelDoc(name, iface, local, remote, lo, peer string, outSPI, inSPI int, outKey, inKey, prefix, peerID string) string {
@@ -81,81 +70,7 @@ func tunnelDoc(name, iface, local, remote, lo, peer string, outSPI, inSPI int, o
 
 // tunnelSideA runs in namespace A: the test manage, agent A, and agent B
 // started in namespace B.
-func tunnelSideA(t *testing.T) {
-	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
-	fm.refuseRegister.Store("")
-	fm.answerPings.Store(true)
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+devproto.PathRegister, fm.register)
-	mux.HandleFunc("GET "+devproto.PathChannel, fm.channel)
-	ln, err := net.Listen("tcp", "192.0.2.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fm.srv = httptest.NewUnstartedServer(mux)
-	fm.srv.Listener = ln
-	fm.srv.StartTLS()
-	t.Cleanup(fm.srv.Close)
-	fm.token = signToken(t, fm.srv)
-
-	// Agent B in namespace B, as a helper process.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b := exec.CommandContext(ctx, "ip", "netns", "exec", os.Getenv("TRELLIS_AGENT_TUNNEL_NS_B"), os.Args[0], "-test.run=^TestTunnelBetweenAgents$", "-test.v")
-	b.Env = append(os.Environ(), tunnelEnv+"=B", "TRELLIS_AGENT_TUNNEL_TOKEN="+fm.token, "TRELLIS_AGENT_TUNNEL_STATE="+t.TempDir())
-	bOut := &strings.Builder{}
-	b.Stdout, b.Stderr = bOut, bOut
-	b.Cancel = func() error { return b.Process.Signal(syscall.SIGTERM) }
-	b.WaitDelay = 20 * time.Second
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	bDone := make(chan error, 1)
-	go func() { bDone <- b.Wait() }()
-	defer func() {
-		cancel()
-		// Wait reports the cancellation; B's own verdict is in its output.
-		if err := <-bDone; !strings.Contains(bOut.String(), "--- PASS: TestTunnelBetweenAgents") && !t.Failed() {
-			t.Errorf("agent B did not stop cleanly: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("agent B output:\n%s", bOut.String())
-		}
-	}()
-
-	// Agent A here.
-	tokFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokFile, []byte(fm.token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(Options{StateDir: t.TempDir(), TokenFile: tokFile, MachineID: "A", TUNName: "tagtuna",
-		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, acancel := context.WithCancel(context.Background())
-	aDone := make(chan error, 1)
-	go func() { aDone <- a.Run(actx) }()
-	defer func() { acancel(); <-aDone }()
-
-	keyAB, keyBA := strings.Repeat("ab", 20), strings.Repeat("ba", 20)
-	docs := map[string]string{
-		"A": tunnelDoc("A", "tagva", "192.0.2.1", "192.0.2.2:4789", "10.100.0.0", "10.100.0.1", 0x1001, 0x2001, keyAB, keyBA, "172.16.2.0/24", "dev-B"),
-		"B": tunnelDoc("B", "tagvb", "192.0.2.2", "192.0.2.1:4789", "10.100.0.1", "10.100.0.0", 0x2001, 0x1001, keyBA, keyAB, "172.16.1.0/24", "dev-A"),
-	}
-	conns := map[string]*fakeConn{}
-	for len(conns) < 2 {
-		fc := fm.nextConn(t)
-		h := body[devproto.Hello](t, fc.expect(t, devproto.TypeHello))
-		conns[h.Info.MachineID] = fc
-		fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-" + h.Info.MachineID, Approval: "approved", HeartbeatSeconds: 30, StatsEverySeconds: 5})
-		cfg := configMsg(docs[h.Info.MachineID])
-		fc.send(t, devproto.TypeConfig, "", cfg)
-		ap := body[devproto.Applied](t, fc.expect(t, devproto.TypeApplied))
-		if !ap.OK || ap.Version != cfg.Version {
-			t.Fatalf("%s applied %+v", h.Info.MachineID, ap)
-		}
-	}
+func tunnelSideA(t *testing.T, conns map[string]*fakeConn) {
 	// Both ends report the tunnel up in their stats: probes cross it.
 	for _, id := range []string{"A", "B"} {
 		deadline := time.Now().Add(30 * time.Second)
@@ -183,6 +98,103 @@ func tunnelSideA(t *testing.T) {
 	if linkExists("tagtuna") {
 		t.Fatal("A's TUN still there without tunnels")
 	}
+}
+
+// agentPairConfig describes a test of two agents (agentPairTest): env is
+// the test's environment variable (A or B in the re-run tests), nsPrefix
+// that of its namespaces, tunA agent A's TUN device, vethA and vethB the
+// agents' WAN interfaces, statsEvery the stats period sent in Welcome.
+type agentPairConfig struct {
+	env          string
+	nsPrefix     string
+	tunA         string
+	vethA, vethB string
+	statsEvery   int
+}
+
+// startAgentPair runs in namespace A: a test manage on 192.0.2.1, agent B
+// (the same test with env=B, tunnelSideB) in the namespace named by
+// TRELLIS_AGENT_TUNNEL_NS_B, and agent A here. Both get mirrored documents
+// with one tunnel (number 1) between them and have applied them. It
+// returns their device channels by machine id ("A", "B"); both agents
+// stop when the test ends, and B must stop cleanly.
+func startAgentPair(t *testing.T, pc agentPairConfig) map[string]*fakeConn {
+	t.Helper()
+	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
+	fm.refuseRegister.Store("")
+	fm.answerPings.Store(true)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+devproto.PathRegister, fm.register)
+	mux.HandleFunc("GET "+devproto.PathChannel, fm.channel)
+	ln, err := net.Listen("tcp", "192.0.2.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm.srv = httptest.NewUnstartedServer(mux)
+	fm.srv.Listener = ln
+	fm.srv.StartTLS()
+	t.Cleanup(fm.srv.Close)
+	fm.token = signToken(t, fm.srv)
+
+	// Agent B in namespace B, as a helper process.
+	ctx, cancel := context.WithCancel(context.Background())
+	b := nstest.TestCommand(ctx, os.Getenv("TRELLIS_AGENT_TUNNEL_NS_B"), t.Name(),
+		pc.env+"=B", "TRELLIS_AGENT_TUNNEL_TOKEN="+fm.token, "TRELLIS_AGENT_TUNNEL_STATE="+t.TempDir())
+	bOut := &strings.Builder{}
+	b.Stdout, b.Stderr = bOut, bOut
+	b.Cancel = func() error { return b.Process.Signal(syscall.SIGTERM) }
+	b.WaitDelay = 20 * time.Second
+	if err := b.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	bDone := make(chan error, 1)
+	go func() { bDone <- b.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		// Wait reports the cancellation; B's own verdict is in its output.
+		if err := <-bDone; !strings.Contains(bOut.String(), "--- PASS: "+t.Name()) && !t.Failed() {
+			t.Errorf("agent B did not stop cleanly: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("agent B output:\n%s", bOut.String())
+		}
+	})
+
+	// Agent A here.
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte(fm.token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{StateDir: t.TempDir(), TokenFile: tokFile, MachineID: "A", TUNName: pc.tunA,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	aDone := make(chan error, 1)
+	go func() { aDone <- a.Run(actx) }()
+	t.Cleanup(func() { acancel(); <-aDone })
+
+	keyAB, keyBA := strings.Repeat("ab", 20), strings.Repeat("ba", 20)
+	docs := map[string]string{
+		"A": tunnelDoc("A", pc.vethA, "192.0.2.1", "192.0.2.2:4789", "10.100.0.0", "10.100.0.1", 0x1001, 0x2001, keyAB, keyBA, "172.16.2.0/24", "dev-B"),
+		"B": tunnelDoc("B", pc.vethB, "192.0.2.2", "192.0.2.1:4789", "10.100.0.1", "10.100.0.0", 0x2001, 0x1001, keyBA, keyAB, "172.16.1.0/24", "dev-A"),
+	}
+	conns := map[string]*fakeConn{}
+	for len(conns) < 2 {
+		fc := fm.nextConn(t)
+		h := body[devproto.Hello](t, fc.expect(t, devproto.TypeHello))
+		conns[h.Info.MachineID] = fc
+		fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-" + h.Info.MachineID, Approval: "approved", HeartbeatSeconds: 30, StatsEverySeconds: pc.statsEvery})
+		cfg := configMsg(docs[h.Info.MachineID])
+		fc.send(t, devproto.TypeConfig, "", cfg)
+		ap := body[devproto.Applied](t, fc.expect(t, devproto.TypeApplied))
+		if !ap.OK || ap.Version != cfg.Version {
+			t.Fatalf("%s applied %+v", h.Info.MachineID, ap)
+		}
+	}
+	return conns
 }
 
 // tunnelSideB runs agent B in namespace B until SIGTERM.

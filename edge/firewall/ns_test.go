@@ -6,14 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,106 +19,24 @@ import (
 // binary inside a network namespace of its own (h8a-<pid>-<test>): the
 // edge. The LAN hosts and the "ISPs" are further namespaces created from
 // there, all named h8a-<pid>-….
-const nsEnv = "TRELLIS_FIREWALL_NS_TEST"
+var scope = nstest.Scope{Prefix: "h8a", Env: "TRELLIS_FIREWALL_NS_TEST", Why: "network namespaces, nftables, routing rules"}
 
-func inNamespace(t *testing.T, body func(*testing.T)) {
-	t.Helper()
-	if os.Getenv(nsEnv) != "" {
-		body(t)
-		return
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, nftables, routing rules)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	ns := nsName(strings.ToLower(strings.TrimPrefix(t.Name(), "Test")))
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		entries, _ := os.ReadDir("/var/run/netns")
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), nsName("")) {
-				_ = exec.Command("ip", "netns", "del", e.Name()).Run()
-			}
-		}
-	})
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", nsEnv, os.Getpid()))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", ns, out)
-}
+// The helpers the namespace tests of this package call, bound to scope.
 
-func nsName(suffix string) string {
-	pid := os.Getenv(nsEnv)
-	if pid == "" {
-		pid = fmt.Sprint(os.Getpid())
-	}
-	s := fmt.Sprintf("h8a-%s-%s", pid, suffix)
-	if len(s) > 40 {
-		s = s[:40]
-	}
-	return s
-}
+func inNamespace(t *testing.T, body func(*testing.T)) { t.Helper(); scope.Isolate(t, body) }
+func nsName(suffix string) string                     { return scope.Name(suffix) }
+func run(t *testing.T, args ...string) string         { t.Helper(); return nstest.Run(t, args...) }
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// peerNS creates a namespace and a veth pair: local stays here, remote
-// goes into the namespace with addr (and a default route via gw).
+// peerNS creates namespace nsName(suffix) and a veth pair: local stays
+// here, remote goes into the namespace with addr (and a default route via
+// gw).
 func peerNS(t *testing.T, suffix, local, remote, addr, gw string) string {
 	t.Helper()
-	ns := nsName(suffix)
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "link", "add", local, "type", "veth", "peer", "name", remote)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", local).Run() })
-	run(t, "ip", "link", "set", remote, "netns", ns)
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	run(t, "ip", "-n", ns, "addr", "add", addr, "dev", remote)
-	run(t, "ip", "-n", ns, "link", "set", remote, "up")
-	if gw != "" {
-		run(t, "ip", "-n", ns, "route", "add", "default", "via", gw)
-	}
-	return ns
+	return scope.Peer(t, suffix, local, remote, addr, gw)
 }
 
 // inNS runs f on a thread switched into namespace ns ("" = here).
-func inNS(ns string, f func() error) error {
-	if ns == "" {
-		return f()
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return err
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic(err) // the thread must not go back to the pool elsewhere
-		}
-	}()
-	return f()
-}
+func inNS(ns string, f func() error) error { return nstest.Do(ns, f) }
 
 // serve answers every TCP connection or UDP datagram on addr (in ns) with
 // "<tag> <local> <remote>", until the test ends.
@@ -129,7 +45,7 @@ func serve(t *testing.T, ns, network, addr, tag string) {
 	var wg sync.WaitGroup
 	err := inNS(ns, func() error {
 		switch network {
-		case "tcp":
+		case "tcp", "echo":
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return err
@@ -143,23 +59,10 @@ func serve(t *testing.T, ns, network, addr, tag string) {
 					if err != nil {
 						return
 					}
-					fmt.Fprintf(c, "%s %s %s", tag, c.LocalAddr(), c.RemoteAddr())
-					c.Close()
-				}
-			}()
-		case "echo":
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return err
-			}
-			t.Cleanup(func() { ln.Close(); wg.Wait() })
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
+					if network == "tcp" {
+						fmt.Fprintf(c, "%s %s %s", tag, c.LocalAddr(), c.RemoteAddr())
+						c.Close()
+						continue
 					}
 					wg.Add(1)
 					go func() {

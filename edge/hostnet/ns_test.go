@@ -4,124 +4,41 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // The host is changed for real, so each namespace test re-runs the test
 // binary inside a network namespace of its own (h3-<pid>-<test>), where
 // every thread of the process lives; further namespaces (a LAN host, the
-// "internet", a DHCP server) are created from there.
-const nsEnv = "TRELLIS_HOSTNET_NS_TEST"
+// "internet", a DHCP server) are created from there. Whatever a crashed
+// child leaves is removed by the parent (nstest.Scope.Isolate).
+var scope = nstest.Scope{Prefix: "h3", Env: "TRELLIS_HOSTNET_NS_TEST", Why: "network namespaces, addresses, routes, nftables"}
 
-func inNamespace(t *testing.T, body func(*testing.T)) {
-	t.Helper()
-	if os.Getenv(nsEnv) != "" {
-		body(t)
-		return
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, addresses, routes, nftables)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	ns := nsName(strings.ToLower(strings.TrimPrefix(t.Name(), "Test")))
-	run(t, "ip", "netns", "add", ns)
-	// The child's namespaces share this process's prefix: whatever a
-	// crashed child leaves is removed here.
-	t.Cleanup(func() {
-		entries, _ := os.ReadDir("/var/run/netns")
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), nsName("")) {
-				_ = exec.Command("ip", "netns", "del", e.Name()).Run()
-			}
-		}
-	})
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", nsEnv, os.Getpid()))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", ns, out)
-}
+// The helpers the namespace tests of this package call, bound to scope:
+// nsName names a namespace of this test run (h3-<pid of the parent test
+// process>-suffix); peerNS creates namespace nsName(suffix) and a veth
+// pair, local here and remote in the namespace with address addr (and a
+// default route via gw when set).
 
-// nsName names a namespace of this test run: h3-<pid of the parent test
-// process>-suffix.
-func nsName(suffix string) string {
-	pid := os.Getenv(nsEnv)
-	if pid == "" {
-		pid = fmt.Sprint(os.Getpid())
-	}
-	s := fmt.Sprintf("h3-%s-%s", pid, suffix)
-	if len(s) > 40 {
-		s = s[:40]
-	}
-	return s
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// peerNS creates a namespace and a veth pair: local stays here, remote
-// goes into the namespace with address addr (and a default route via gw
-// when set).
+func inNamespace(t *testing.T, body func(*testing.T)) { t.Helper(); scope.Isolate(t, body) }
+func nsName(suffix string) string                     { return scope.Name(suffix) }
+func run(t *testing.T, args ...string) string         { t.Helper(); return nstest.Run(t, args...) }
 func peerNS(t *testing.T, suffix, local, remote, addr, gw string) string {
 	t.Helper()
-	ns := nsName(suffix)
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "link", "add", local, "type", "veth", "peer", "name", remote)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", local).Run() })
-	run(t, "ip", "link", "set", remote, "netns", ns)
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	run(t, "ip", "-n", ns, "addr", "add", addr, "dev", remote)
-	run(t, "ip", "-n", ns, "link", "set", remote, "up")
-	if gw != "" {
-		run(t, "ip", "-n", ns, "route", "add", "default", "via", gw)
-	}
-	return ns
+	return scope.Peer(t, suffix, local, remote, addr, gw)
 }
 
 // inNS runs f on a thread switched into namespace ns (sockets created in
 // f stay in ns).
 func inNS(t *testing.T, ns string, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
+	if err := nstest.Do(ns, func() error { f(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic(err) // the thread must not go back to the pool elsewhere
-		}
-	}()
-	f()
 }
 
 func addrsOf(t *testing.T, name string) []string {
