@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -289,6 +290,9 @@ func (s *Service) onStats(ctx context.Context, c *conn, env devproto.Envelope) e
 	if ferr := validateHealth(st.Health); ferr != nil {
 		return ferr
 	}
+	if ferr := validateInternet(st.Interfaces); ferr != nil {
+		return ferr
+	}
 	at := s.now()
 	s.stats.put(c.deviceID, st, at)
 	s.observeStats(ctx, c, st, at)
@@ -349,6 +353,30 @@ func validateHealth(h *devproto.DeviceHealth) *fieldError {
 	}
 	if !(h.Load1 >= 0 && h.Load1 <= 1e6) {
 		return bad("stats.health.load1", "%v is not a load average (0 to 1e6)", h.Load1)
+	}
+	return nil
+}
+
+// validateInternet checks the Internet check results of a stats report:
+// RTT within 0..1e6 ms, loss a percentage, a short printable target; the
+// error text is cut to maxErrorText.
+func validateInternet(ifs []devproto.InterfaceStats) *fieldError {
+	for i := range ifs {
+		n := ifs[i].Internet
+		if n == nil {
+			continue
+		}
+		f := fmt.Sprintf("stats.interfaces[%d].internet.", i)
+		if !(n.RTTMillis >= 0 && n.RTTMillis <= 1e6) {
+			return bad(f+"rtt_ms", "%v is not a round-trip time (0 to 1e6 ms)", n.RTTMillis)
+		}
+		if !(n.LossPct >= 0 && n.LossPct <= 100) {
+			return bad(f+"loss_pct", "%v is not a percentage (0 to 100)", n.LossPct)
+		}
+		if len(n.Target) > 64 || !printable(n.Target) {
+			return bad(f+"target", "want an address")
+		}
+		n.Error = truncate(n.Error, maxErrorText)
 	}
 	return nil
 }

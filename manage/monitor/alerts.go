@@ -22,7 +22,7 @@ const (
 // AlertTypes lists every alert type, sorted.
 func AlertTypes() []string {
 	t := []string{AlertDeviceDisconnected, AlertDeviceOutOfSync, AlertDeviceFailed, AlertSoftwareOutdated,
-		AlertTunnelDown, AlertTunnelRTT, AlertTunnelLoss, AlertWANNoAddress, AlertWANNoLink, AlertDataplaneStopped, AlertDeviceResources}
+		AlertTunnelDown, AlertTunnelRTT, AlertTunnelLoss, AlertWANNoAddress, AlertWANNoLink, AlertDataplaneStopped, AlertDeviceResources, AlertWANInternet}
 	sort.Strings(t)
 	return t
 }

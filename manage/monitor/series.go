@@ -31,13 +31,19 @@ const (
 	MetricMemory = "mem_used_pct"  // 100 × (1 − available/total)
 	MetricDisk   = "disk_used_pct" // the edge state directory's filesystem
 	MetricLoad1  = "load1"         // 1-minute load average
+
+	// A WAN's Internet check (interface series; only for interfaces that
+	// report one).
+	MetricInternetUp   = "internet_up"       // 1 reachable, 0 not
+	MetricInternetRTT  = "internet_rtt_ms"   // RTT of the last answer, while reachable
+	MetricInternetLoss = "internet_loss_pct" // unanswered echoes over the last 10 rounds
 )
 
 // MetricsOf lists the metrics a kind of series carries.
 func MetricsOf(kind string) []string {
 	switch kind {
 	case KindInterface:
-		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps, MetricLinkUp}
+		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps, MetricLinkUp, MetricInternetUp, MetricInternetRTT, MetricInternetLoss}
 	case KindTunnel:
 		return []string{MetricRxBps, MetricTxBps, MetricRxPps, MetricTxPps, MetricRTT, MetricJitter, MetricLoss, MetricUp}
 	case KindApp:

@@ -108,7 +108,7 @@ type Service struct {
 	ids    map[Key]string // raised key → alert id
 	ths    map[string]orgThresholds
 	up     map[string]map[string]map[int]bool // org → device → tunnel → up
-	wans   map[string][]string                // device → WAN names
+	wans   map[string][]WANState              // device → assigned WANs (last check)
 
 	sendq chan func(context.Context)
 	gauge *prometheus.GaugeVec
@@ -166,7 +166,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "monitor"), now: cfg.Now, rates: NewRates(),
 		engine: NewEngine(cfg.HoldDown), ids: map[Key]string{}, ths: map[string]orgThresholds{},
-		up: map[string]map[string]map[int]bool{}, wans: map[string][]string{}, sendq: make(chan func(context.Context), 1024),
+		up: map[string]map[string]map[int]bool{}, wans: map[string][]WANState{}, sendq: make(chan func(context.Context), 1024),
 		start: cfg.Now()}
 	s.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trellis_org_devices",
 		Help: "Approved devices per organization by state (total, connected, in_sync), from the store."}, []string{"org", "state"})
@@ -300,8 +300,9 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 	}
 	byDev[device] = tun
 	s.mu.Unlock()
-	pts = append(pts, deviceTotals(org, device, wans, pts)...)
+	pts = append(pts, deviceTotals(org, device, wanNames(wans), pts)...)
 	pts = append(pts, HealthPoints(org, device, st.Health, at)...)
+	pts = append(pts, InternetPoints(org, device, st, at)...)
 	rows := make([]store.MetricPoint, len(pts))
 	for i, p := range pts {
 		rows[i] = store.MetricPoint{OrgID: p.Org, DeviceID: p.Device, Kind: p.Kind, Key: p.Key, Metric: p.Metric,
@@ -314,6 +315,7 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 	// Alerts do not depend on the history being written.
 	th := s.thresholds(ctx, org)
 	obs := s.withStale(org, device, tunnelTypes, TunnelObservations(org, device, st, th))
+	obs = append(obs, s.withStale(org, device, internetTypes, InternetObservations(org, device, st, wans))...)
 	if o, ok := HealthObservation(org, device, st.Health, DefaultResourceLimits); ok {
 		obs = append(obs, o)
 	}
@@ -324,9 +326,18 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 	return nil
 }
 
+func wanNames(ws []WANState) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Name
+	}
+	return out
+}
+
 var (
-	tunnelTypes = map[string]bool{AlertTunnelDown: true, AlertTunnelRTT: true, AlertTunnelLoss: true}
-	deviceTypes = map[string]bool{AlertDeviceDisconnected: true, AlertDeviceFailed: true, AlertDeviceOutOfSync: true,
+	internetTypes = map[string]bool{AlertWANInternet: true}
+	tunnelTypes   = map[string]bool{AlertTunnelDown: true, AlertTunnelRTT: true, AlertTunnelLoss: true}
+	deviceTypes   = map[string]bool{AlertDeviceDisconnected: true, AlertDeviceFailed: true, AlertDeviceOutOfSync: true,
 		AlertSoftwareOutdated: true, AlertWANNoAddress: true, AlertWANNoLink: true}
 )
 
@@ -531,12 +542,8 @@ func (s *Service) checkOrg(ctx context.Context, org string, seen map[string]bool
 					}
 				}
 			}
-			var wans []string
-			for _, w := range ds.WANs {
-				wans = append(wans, w.Name)
-			}
 			s.mu.Lock()
-			s.wans[d.ID] = wans
+			s.wans[d.ID] = ds.WANs
 			s.mu.Unlock()
 			dobs := DeviceObservations(ds, s.cfg.ManageVersion)
 			if !ds.Approved || ds.Connected {
