@@ -31,6 +31,54 @@ func policyErr(err error) error {
 	return err
 }
 
+// --- one change, in one transaction ---
+
+// reach names the devices a committed change is recompiled for.
+type reach struct {
+	org     bool     // every device of the organization
+	devices []string // else these devices
+}
+
+// reachOrg: the change concerns every device of the organization.
+var reachOrg = reach{org: true}
+
+func reachDevice(id string) reach { return reach{devices: []string{id}} }
+
+// commit runs change in one transaction that also appends the audit
+// entry change returns (call.tx); once committed, the devices the change
+// reaches are recompiled.
+func (a *API) commit(c *call, change func(tx store.Store) (*store.AuditEntry, reach, error)) error {
+	var r reach
+	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
+		e, cr, err := change(tx)
+		r = cr
+		return e, err
+	})
+	if err != nil {
+		return err
+	}
+	if r.org {
+		a.changed(c.org.ID, "")
+		return nil
+	}
+	for _, d := range r.devices {
+		a.changed(c.org.ID, d)
+	}
+	return nil
+}
+
+// commitOrg is commit with the organization's applications, labels,
+// policies and assignments loaded in the transaction (policy.LoadOrg).
+func (a *API) commitOrg(c *call, change func(tx store.Store, o *policy.Org) (*store.AuditEntry, reach, error)) error {
+	return a.commit(c, func(tx store.Store) (*store.AuditEntry, reach, error) {
+		o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
+		if err != nil {
+			return nil, reach{}, err
+		}
+		return change(tx, o)
+	})
+}
+
 // --- catalogue ---
 
 type catalogInfo struct {
@@ -241,36 +289,46 @@ func (a *API) createApp(c *call) (any, error) {
 		return nil, err
 	}
 	var app store.Application
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		_, apps, err := policy.LoadApps(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
+	err := a.commitOrg(c, func(tx store.Store, o *policy.Org) (*store.AuditEntry, reach, error) {
 		n := 0
-		for _, x := range apps {
+		for _, x := range o.Apps {
 			if x.Source == policy.SourceCustom {
 				n++
 			}
 		}
 		if n >= policy.MaxApplications {
-			return nil, conflict("the organization has %d applications of its own, the most allowed: delete some first", n)
+			return nil, reach{}, conflict("the organization has %d applications of its own, the most allowed: delete some first", n)
 		}
-		in, err := policy.CheckCustom(in, apps, "")
+		in, err := policy.CheckCustom(in, o.Apps, "")
 		if err != nil {
-			return nil, policyErr(err)
+			return nil, reach{}, policyErr(err)
 		}
 		app = store.Application{OrgID: c.org.ID, Name: in.Name, Category: in.Category, ServiceClass: in.ServiceClass,
 			Importance: in.Importance, Description: in.Description, Rules: in.Rules}
 		if err := tx.CreateApplication(c.ctx, &app); err != nil {
-			return nil, err
+			return nil, reach{}, err
 		}
-		return audit("application.create", "application", app.ID, app), nil
+		return audit("application.create", "application", app.ID, app), reachOrg, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.changed(c.org.ID, "")
 	return a.getAppAfter(c, app.ID)
+}
+
+// editApp changes the organization's application id (404 when there is
+// none) in one transaction, and recompiles the organization: change
+// checks cur (as it is) against the organization o, stores the change and
+// returns its audit entry.
+func (a *API) editApp(c *call, id string, change func(tx store.Store, o *policy.Org, cur policy.App) (*store.AuditEntry, error)) error {
+	return a.commitOrg(c, func(tx store.Store, o *policy.Org) (*store.AuditEntry, reach, error) {
+		cur, ok := findApp(o.Apps, id)
+		if !ok {
+			return nil, reach{}, notFound("application")
+		}
+		e, err := change(tx, o, cur)
+		return e, reachOrg, err
+	})
 }
 
 func (a *API) getAppAfter(c *call, id string) (any, error) {
@@ -288,15 +346,7 @@ func (a *API) patchApp(c *call) (any, error) {
 		return nil, err
 	}
 	id := c.param("app_id")
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		_, apps, err := policy.LoadApps(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
-		cur, ok := findApp(apps, id)
-		if !ok {
-			return nil, notFound("application")
-		}
+	err := a.editApp(c, id, func(tx store.Store, o *policy.Org, cur policy.App) (*store.AuditEntry, error) {
 		if cur.Source == policy.SourceBuiltin {
 			return nil, conflict("application %q is built in: change its category, class or importance with PUT .../applications/%s/override", id, id)
 		}
@@ -314,7 +364,8 @@ func (a *API) patchApp(c *call) (any, error) {
 		if in.Rules != nil {
 			ci.Rules = *in.Rules
 		}
-		if ci, err = policy.CheckCustom(ci, apps, id); err != nil {
+		ci, err := policy.CheckCustom(ci, o.Apps, id)
+		if err != nil {
 			return nil, policyErr(err)
 		}
 		app := store.Application{ID: id, OrgID: c.org.ID, Name: ci.Name, Category: ci.Category, ServiceClass: ci.ServiceClass,
@@ -327,7 +378,6 @@ func (a *API) patchApp(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.changed(c.org.ID, "")
 	return a.getAppAfter(c, id)
 }
 
@@ -357,15 +407,7 @@ func policiesUsing(o *policy.Org, app string) []string {
 
 func (a *API) deleteApp(c *call) (any, error) {
 	id := c.param("app_id")
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
-		cur, ok := findApp(o.Apps, id)
-		if !ok {
-			return nil, notFound("application")
-		}
+	return nil, a.editApp(c, id, func(tx store.Store, o *policy.Org, cur policy.App) (*store.AuditEntry, error) {
 		if cur.Source == policy.SourceBuiltin {
 			return nil, conflict("application %q is built in and cannot be deleted (an operator maintains the catalogue)", id)
 		}
@@ -377,11 +419,6 @@ func (a *API) deleteApp(c *call) (any, error) {
 		}
 		return audit("application.delete", "application", id, map[string]any{"name": cur.Name}), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	a.changed(c.org.ID, "")
-	return nil, nil
 }
 
 func (a *API) putAppOverride(c *call) (any, error) {
@@ -390,15 +427,7 @@ func (a *API) putAppOverride(c *call) (any, error) {
 		return nil, err
 	}
 	id := c.param("app_id")
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		_, apps, err := policy.LoadApps(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
-		cur, ok := findApp(apps, id)
-		if !ok {
-			return nil, notFound("application")
-		}
+	err := a.editApp(c, id, func(tx store.Store, _ *policy.Org, cur policy.App) (*store.AuditEntry, error) {
 		if cur.Source != policy.SourceBuiltin {
 			return nil, conflict("application %q is the organization's own: change it with PATCH .../applications/%s", id, id)
 		}
@@ -414,23 +443,17 @@ func (a *API) putAppOverride(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.changed(c.org.ID, "")
 	return a.getAppAfter(c, id)
 }
 
 func (a *API) deleteAppOverride(c *call) (any, error) {
 	id := c.param("app_id")
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
+	return nil, a.commit(c, func(tx store.Store) (*store.AuditEntry, reach, error) {
 		if err := tx.DeleteAppOverride(c.ctx, c.org.ID, id); err != nil {
-			return nil, notFoundAs(err, "override")
+			return nil, reach{}, notFoundAs(err, "override")
 		}
-		return audit("application.override.delete", "application", id, nil), nil
+		return audit("application.override.delete", "application", id, nil), reachOrg, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	a.changed(c.org.ID, "")
-	return nil, nil
 }
 
 // --- policies ---
@@ -632,75 +655,68 @@ func (a *API) createPolicy(c *call) (any, error) {
 		p.Firewall = *in.Firewall
 	}
 	var view policyView
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
+	// A new policy is assigned to no device yet: nothing to recompile.
+	err := a.commitOrg(c, func(tx store.Store, o *policy.Org) (*store.AuditEntry, reach, error) {
 		warns, err := checkPolicy(c.ctx, tx, o, &p)
 		if err != nil {
-			return nil, err
+			return nil, reach{}, err
 		}
 		if err := tx.CreatePolicy(c.ctx, &p); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return nil, conflict("a %s policy named %q exists already: choose another name", p.Kind, p.Name)
-			}
-			return nil, err
+			return nil, reach{}, policyNameTaken(p, err, err)
 		}
 		view = viewOf(o, p, warns)
-		return audit("policy.create", "policy", p.ID, p), nil
+		return audit("policy.create", "policy", p.ID, p), reach{}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return view, nil
+}
+
+// policyNameTaken is the error of storing policy p: 409 when another
+// policy of its kind has its name (store.ErrConflict), otherwise other.
+func policyNameTaken(p store.Policy, err, other error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return conflict("a %s policy named %q exists already: choose another name", p.Kind, p.Name)
+	}
+	return other
 }
 
 // updatePolicy loads the policy, applies change, validates and stores it,
 // and recompiles the devices that use it.
 func (a *API) updatePolicy(c *call, action string, details any, change func(p *store.Policy) error) (any, error) {
 	var view policyView
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
+	err := a.commitOrg(c, func(tx store.Store, o *policy.Org) (*store.AuditEntry, reach, error) {
 		p, ok := o.Policies[c.param("policy_id")]
 		if !ok {
-			return nil, notFound("policy")
+			return nil, reach{}, notFound("policy")
 		}
 		if err := change(&p); err != nil {
-			return nil, err
+			return nil, reach{}, err
 		}
 		warns, err := checkPolicy(c.ctx, tx, o, &p)
 		if err != nil {
-			return nil, err
+			return nil, reach{}, err
 		}
 		if err := tx.UpdatePolicy(c.ctx, &p); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return nil, conflict("a %s policy named %q exists already: choose another name", p.Kind, p.Name)
-			}
-			return nil, notFoundAs(err, "policy")
+			return nil, reach{}, policyNameTaken(p, err, notFoundAs(err, "policy"))
 		}
 		view = viewOf(o, p, warns)
-		return audit(action, "policy", p.ID, details), nil
+		return audit(action, "policy", p.ID, details), reachOf(view), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.policyChanged(c.org.ID, view)
 	return view, nil
 }
 
-// policyChanged recompiles the devices a policy reaches.
-func (a *API) policyChanged(orgID string, v policyView) {
+// reachOf is what a change of the policy v reaches: the organization for
+// its firewall policy, else the devices it is assigned to.
+func reachOf(v policyView) reach {
 	if v.OrganizationWide {
-		a.changed(orgID, "")
-		return
+		return reachOrg
 	}
-	for _, d := range v.Devices {
-		a.changed(orgID, d)
-	}
+	return reach{devices: v.Devices}
 }
 
 func (a *API) patchPolicy(c *call) (any, error) {
@@ -727,28 +743,24 @@ func (a *API) patchPolicy(c *call) (any, error) {
 
 func (a *API) deletePolicy(c *call) (any, error) {
 	id := c.param("policy_id")
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
+	// Only a policy assigned to nothing can go: nothing to recompile.
+	return nil, a.commitOrg(c, func(tx store.Store, o *policy.Org) (*store.AuditEntry, reach, error) {
 		p, ok := o.Policies[id]
 		if !ok {
-			return nil, notFound("policy")
+			return nil, reach{}, notFound("policy")
 		}
 		v := viewOf(o, p, nil)
 		if v.OrganizationWide {
-			return nil, conflict("policy %q is the organization's firewall policy: set another (or none) with PUT /organizations/{org_id}/firewall first", p.Name)
+			return nil, reach{}, conflict("policy %q is the organization's firewall policy: set another (or none) with PUT /organizations/{org_id}/firewall first", p.Name)
 		}
 		if len(v.Devices) > 0 {
-			return nil, conflict("policy %q is assigned to %d device(s) (%s): unassign it first", p.Name, len(v.Devices), strings.Join(v.Devices, ", "))
+			return nil, reach{}, conflict("policy %q is assigned to %d device(s) (%s): unassign it first", p.Name, len(v.Devices), strings.Join(v.Devices, ", "))
 		}
 		if err := tx.DeletePolicy(c.ctx, c.org.ID, id); err != nil {
-			return nil, notFoundAs(err, "policy")
+			return nil, reach{}, notFoundAs(err, "policy")
 		}
-		return audit("policy.delete", "policy", id, map[string]any{"kind": p.Kind, "name": p.Name}), nil
+		return audit("policy.delete", "policy", id, map[string]any{"kind": p.Kind, "name": p.Name}), reach{}, nil
 	})
-	return nil, err
 }
 
 // decodeStrict decodes a rule strictly (unknown fields refused).
@@ -884,20 +896,38 @@ func (a *API) getDevicePolicies(c *call) (any, error) {
 	return dp, nil
 }
 
+// editDevicePolicy changes the policies of device device_id in one
+// transaction: change checks and modifies dp (its assignments and WAN
+// QoS) and returns the details of the audit entry action; dp is stored
+// and the device recompiled.
+func (a *API) editDevicePolicy(c *call, action string, change func(tx store.Store, d store.Device, dp *store.DevicePolicy) (any, error)) (store.DevicePolicy, error) {
+	var dp store.DevicePolicy
+	err := a.commit(c, func(tx store.Store) (*store.AuditEntry, reach, error) {
+		d, err := tx.GetDevice(c.ctx, c.org.ID, c.param("device_id"))
+		if err != nil {
+			return nil, reach{}, notFoundAs(err, "device")
+		}
+		if dp, err = tx.GetDevicePolicy(c.ctx, c.org.ID, d.ID); err != nil {
+			return nil, reach{}, notFoundAs(err, "device")
+		}
+		details, err := change(tx, d, &dp)
+		if err != nil {
+			return nil, reach{}, err
+		}
+		if err := tx.SetDevicePolicy(c.ctx, &dp); err != nil {
+			return nil, reach{}, err
+		}
+		return audit(action, "device", d.ID, details), reachDevice(d.ID), nil
+	})
+	return dp, err
+}
+
 func (a *API) putDevicePolicies(c *call) (any, error) {
 	var in devicePolicyInput
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	var dp store.DevicePolicy
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		d, err := tx.GetDevice(c.ctx, c.org.ID, c.param("device_id"))
-		if err != nil {
-			return nil, notFoundAs(err, "device")
-		}
-		if dp, err = tx.GetDevicePolicy(c.ctx, c.org.ID, d.ID); err != nil {
-			return nil, notFoundAs(err, "device")
-		}
+	dp, err := a.editDevicePolicy(c, "device.policies.set", func(tx store.Store, d store.Device, dp *store.DevicePolicy) (any, error) {
 		o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
 		if err != nil {
 			return nil, err
@@ -924,15 +954,11 @@ func (a *API) putDevicePolicies(c *call) (any, error) {
 			}
 		}
 		dp.PathPolicyID, dp.BreakoutPolicyID, dp.FirewallPolicyID = in.PathPolicyID, in.BreakoutPolicyID, in.FirewallPolicyID
-		if err := tx.SetDevicePolicy(c.ctx, &dp); err != nil {
-			return nil, err
-		}
-		return audit("device.policies.set", "device", d.ID, in), nil
+		return in, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.changed(c.org.ID, dp.DeviceID)
 	return dp, nil
 }
 
@@ -949,29 +975,17 @@ func (a *API) putDeviceQoS(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	var dp store.DevicePolicy
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		d, err := tx.GetDevice(c.ctx, c.org.ID, c.param("device_id"))
-		if err != nil {
-			return nil, notFoundAs(err, "device")
-		}
+	dp, err := a.editDevicePolicy(c, "device.qos.set", func(_ store.Store, d store.Device, dp *store.DevicePolicy) (any, error) {
 		wans, err := policy.CheckWANQoS(d, in.WANs)
 		if err != nil {
 			return nil, policyErr(err)
 		}
-		if dp, err = tx.GetDevicePolicy(c.ctx, c.org.ID, d.ID); err != nil {
-			return nil, notFoundAs(err, "device")
-		}
 		dp.WANQoS = wans
-		if err := tx.SetDevicePolicy(c.ctx, &dp); err != nil {
-			return nil, err
-		}
-		return audit("device.qos.set", "device", d.ID, wans), nil
+		return wans, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.changed(c.org.ID, dp.DeviceID)
 	return deviceQoS{WANs: dp.WANQoS}, nil
 }
 
@@ -994,34 +1008,46 @@ func (a *API) getOrgQoS(c *call) (any, error) {
 	return qosView(op), nil
 }
 
+// editOrgPolicy changes the organization's own policy settings in one
+// transaction: change checks and modifies op; op is stored, audited as
+// action with details, and the organization recompiled.
+func (a *API) editOrgPolicy(c *call, action string, details any, change func(tx store.Store, op *store.OrgPolicy) error) (store.OrgPolicy, error) {
+	var op store.OrgPolicy
+	err := a.commit(c, func(tx store.Store) (*store.AuditEntry, reach, error) {
+		var err error
+		if op, err = tx.GetOrgPolicy(c.ctx, c.org.ID); err != nil {
+			return nil, reach{}, err
+		}
+		if err := change(tx, &op); err != nil {
+			return nil, reach{}, err
+		}
+		if err := tx.SetOrgPolicy(c.ctx, &op); err != nil {
+			return nil, reach{}, err
+		}
+		return audit(action, "organization", c.org.ID, details), reachOrg, nil
+	})
+	return op, err
+}
+
 func (a *API) putOrgQoS(c *call) (any, error) {
 	var in qosInput
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	var op store.OrgPolicy
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		var err error
-		if op, err = tx.GetOrgPolicy(c.ctx, c.org.ID); err != nil {
-			return nil, err
-		}
+	op, err := a.editOrgPolicy(c, "organization.qos.set", in, func(_ store.Store, op *store.OrgPolicy) error {
 		op.QoS = nil
 		if len(in.Classes) > 0 {
 			q, err := policy.CheckQoS(devproto.QoS{Classes: in.Classes})
 			if err != nil {
-				return nil, policyErr(err)
+				return policyErr(err)
 			}
 			op.QoS = &q
 		}
-		if err := tx.SetOrgPolicy(c.ctx, &op); err != nil {
-			return nil, err
-		}
-		return audit("organization.qos.set", "organization", c.org.ID, in), nil
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.changed(c.org.ID, "")
 	return qosView(op), nil
 }
 
@@ -1038,34 +1064,29 @@ func (a *API) putOrgFirewall(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	err := c.tx(func(tx store.Store) (*store.AuditEntry, error) {
-		o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
-		if err != nil {
-			return nil, err
-		}
+	_, err := a.editOrgPolicy(c, "organization.firewall.set", in, func(tx store.Store, op *store.OrgPolicy) error {
 		if in.PolicyID != "" {
+			o, err := policy.LoadOrg(c.ctx, tx, c.org.ID)
+			if err != nil {
+				return err
+			}
 			p, ok := o.Policies[in.PolicyID]
 			if !ok {
-				return nil, invalid("policy_id", "no policy %q in this organization", in.PolicyID)
+				return invalid("policy_id", "no policy %q in this organization", in.PolicyID)
 			}
 			if p.Kind != store.PolicyFirewall {
-				return nil, invalid("policy_id", "policy %q is a %s policy, not a firewall policy", p.Name, p.Kind)
+				return invalid("policy_id", "policy %q is a %s policy, not a firewall policy", p.Name, p.Kind)
 			}
 			if _, _, err := policy.CheckFirewall(p.Firewall, o.Refs(), true); err != nil {
-				return nil, invalid("policy_id", "%s", err.(*policy.FieldError).Message)
+				return invalid("policy_id", "%s", err.(*policy.FieldError).Message)
 			}
 		}
-		op := o.OrgPolicy
 		op.FirewallPolicyID = in.PolicyID
-		if err := tx.SetOrgPolicy(c.ctx, &op); err != nil {
-			return nil, err
-		}
-		return audit("organization.firewall.set", "organization", c.org.ID, in), nil
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.changed(c.org.ID, "")
 	return in, nil
 }
 
