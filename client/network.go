@@ -76,6 +76,24 @@ type InterfaceView struct {
 	Endpoint        string `json:"endpoint,omitempty"`
 	EndpointSource  string `json:"endpoint_source,omitempty"`
 	EndpointPending string `json:"endpoint_pending,omitempty"`
+	// Internet is the WAN's last Internet check result as the device
+	// reported it (nil when it reports none: not a WAN, or checks off).
+	Internet *InternetStatus `json:"internet,omitempty"`
+}
+
+// InternetStatus is a WAN's Internet reachability check result.
+type InternetStatus struct {
+	Reachable bool `json:"reachable"`
+	// Target is the address that answered last; RTTMillis its round-trip
+	// time; LossPct the unanswered share over the last 10 rounds.
+	Target    string    `json:"target,omitempty"`
+	RTTMillis float64   `json:"rtt_ms"`
+	LossPct   float64   `json:"loss_pct"`
+	CheckedAt time.Time `json:"checked_at"`
+	// Since is when Reachable last changed; Error why the last round
+	// failed.
+	Since time.Time `json:"since"`
+	Error string    `json:"error,omitempty"`
 }
 
 // PublicEndpoint is the result of a WAN's STUN checks: the public address

@@ -189,7 +189,8 @@ func (f *fakeAPI) withNetwork() {
 		ifaces: map[string][]client.InterfaceView{
 			"dev-1": {
 				{Interface: client.Interface{Name: "eth0", MAC: "02:00:00:00:00:01", Addresses: []string{"192.0.2.10/24"}, Gateway: "192.0.2.1", LinkUp: true, DHCP: true},
-					Reported: true, Assignment: client.InterfaceAssignment{Name: "eth0", Role: "wan", DHCP: true, Labels: []string{"lbl-1", "lbl-2"}, NAT: true}, Status: "ok"},
+					Reported: true, Assignment: client.InterfaceAssignment{Name: "eth0", Role: "wan", DHCP: true, Labels: []string{"lbl-1", "lbl-2"}, NAT: true}, Status: "ok",
+					Internet: &client.InternetStatus{Reachable: true, Target: "1.1.1.1", RTTMillis: 12.4}},
 				{Interface: client.Interface{Name: "eth1", MAC: "02:00:00:00:00:02", Addresses: []string{}},
 					Reported: true, Assignment: client.InterfaceAssignment{Name: "eth1", Role: "lan", Address: "10.1.0.1/24",
 						DHCPServer: &client.DHCPServerConfig{RangeStart: "10.1.0.100", RangeEnd: "10.1.0.199", LeaseSeconds: 3600}},

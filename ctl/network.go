@@ -118,6 +118,7 @@ func interfaceView(n *names) view[client.InterfaceView] {
 			{"CONFIG", func(v client.InterfaceView) string { return addressing(v.Assignment) }},
 			{"GATEWAY", func(v client.InterfaceView) string { return firstNonEmpty(v.Assignment.Gateway, v.Gateway) }},
 			{"LABELS", func(v client.InterfaceView) string { return n.labelList(v.Assignment.Labels) }},
+			{"INTERNET", func(v client.InterfaceView) string { return internetState(v.Internet) }},
 			{"REASON", func(v client.InterfaceView) string { return v.Reason }},
 		},
 		detail: func(v client.InterfaceView) []field {
@@ -129,6 +130,10 @@ func interfaceView(n *names) view[client.InterfaceView] {
 				{"Reported MTU", itoa(v.MTU)},
 				{"Addressing", addressing(a)}, {"Gateway", a.Gateway}, {"Metric", itoa(a.Metric)}, {"MTU", itoa(a.MTU)},
 				{"Path labels", n.labelList(a.Labels)}, {"Public address", publicEndpoint(a)}, {"NAT", yesno(a.NAT)},
+				{"Internet", internetState(v.Internet)},
+			}
+			if in := v.Internet; in != nil && in.Error != "" {
+				fs = append(fs, field{"Internet error", in.Error})
 			}
 			if s := a.DHCPServer; s != nil {
 				fs = append(fs,
@@ -1042,4 +1047,28 @@ func (c *cli) leasesCommand() *cobra.Command {
 		return nil
 	})
 	return cmd
+}
+
+// internetState says in a few words what a WAN's Internet check found:
+// "reachable 12 ms via 1.1.1.1", "unreachable since 15:02:11 UTC" ("" when
+// the device reports no check).
+func internetState(in *client.InternetStatus) string {
+	if in == nil {
+		return ""
+	}
+	if in.Reachable {
+		s := "reachable " + strconv.FormatFloat(in.RTTMillis, 'f', 0, 64) + " ms"
+		if in.Target != "" {
+			s += " via " + in.Target
+		}
+		if in.LossPct > 0 {
+			s += ", loss " + strconv.FormatFloat(in.LossPct, 'f', 0, 64) + " %"
+		}
+		return s
+	}
+	s := "unreachable"
+	if !in.Since.IsZero() {
+		s += " since " + in.Since.UTC().Format("15:04:05") + " UTC"
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -87,9 +88,9 @@ func TestInterfacesCommands(t *testing.T) {
 	f, e := netEnv(t)
 	r := e.must("", "interfaces", "list", "paris-1")
 	want := "" +
-		"NAME  ROLE  STATUS   LINK  ADDRESSES      CONFIG       GATEWAY    LABELS          REASON\n" +
-		"eth0  wan   ok       up    192.0.2.10/24  dhcp         192.0.2.1  MPLS,Broadband  -\n" +
-		"eth1  lan   no_link  down  -              10.1.0.1/24  -          -               no carrier on eth1\n"
+		"NAME  ROLE  STATUS   LINK  ADDRESSES      CONFIG       GATEWAY    LABELS          INTERNET                     REASON\n" +
+		"eth0  wan   ok       up    192.0.2.10/24  dhcp         192.0.2.1  MPLS,Broadband  reachable 12 ms via 1.1.1.1  -\n" +
+		"eth1  lan   no_link  down  -              10.1.0.1/24  -          -               -                            no carrier on eth1\n"
 	if r.stdout != want {
 		t.Errorf("interfaces list:\n%s\nwant:\n%s", r.stdout, want)
 	}
@@ -394,6 +395,24 @@ func TestParseDHCPFlags(t *testing.T) {
 		got, err := parseDHCPOption(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("parseDHCPOption(%q) = %+v, %v; want %+v ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestInternetState(t *testing.T) {
+	since := time.Date(2026, 11, 25, 15, 2, 11, 0, time.UTC)
+	for _, tt := range []struct {
+		in   *client.InternetStatus
+		want string
+	}{
+		{nil, ""},
+		{&client.InternetStatus{Reachable: true, Target: "1.1.1.1", RTTMillis: 11.6}, "reachable 12 ms via 1.1.1.1"},
+		{&client.InternetStatus{Reachable: true, RTTMillis: 3, LossPct: 20}, "reachable 3 ms, loss 20 %"},
+		{&client.InternetStatus{Since: since, Error: "no answer"}, "unreachable since 15:02:11 UTC"},
+		{&client.InternetStatus{}, "unreachable"},
+	} {
+		if got := internetState(tt.in); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -108,6 +108,11 @@ func (a *API) listInterfaces(c *call) (any, error) {
 		return nil, notFoundAs(err, "device")
 	}
 	items := network.Interfaces(&d, c.org.VxlanPort)
+	if f := a.stats(); f != nil {
+		if _, st, ok := f(d.ID); ok {
+			network.WithInternet(items, st)
+		}
+	}
 	return interfaceList{Items: items, Total: len(items)}, nil
 }
 

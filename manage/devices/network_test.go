@@ -516,3 +516,30 @@ func TestInternetCheckDocument(t *testing.T) {
 		cfg = next
 	}
 }
+
+// TestInterfacesShowInternet: the interface list shows the last Internet
+// check result a device reported per WAN, and none for an interface
+// without one.
+func TestInterfacesShowInternet(t *testing.T) {
+	h := newHarness(t)
+	out := h.mustRegister("ic2")
+	h.approve(out.DeviceID)
+	e := h.connect(out.Credential)
+	e.hello("ic2", "")
+	e.expect(devproto.TypeConfig, nil)
+	if v := h.iface(out.DeviceID, "eth0"); v.Internet != nil {
+		t.Fatalf("before any report: %+v", v.Internet)
+	}
+	since := h.clk.Now().Add(-time.Minute).UTC()
+	e.send(devproto.TypeStats, devproto.Stats{Interfaces: []devproto.InterfaceStats{
+		{Name: "eth0", LinkUp: true, Internet: &devproto.InternetStatus{Reachable: true, Target: "192.0.2.53", RTTMillis: 12, Since: since}},
+		{Name: "eth1", LinkUp: true}}})
+	e.barrier()
+	v := h.iface(out.DeviceID, "eth0")
+	if v.Internet == nil || !v.Internet.Reachable || v.Internet.Target != "192.0.2.53" || v.Internet.RTTMillis != 12 || !v.Internet.Since.Equal(since) {
+		t.Fatalf("eth0 internet: %+v", v.Internet)
+	}
+	if v := h.iface(out.DeviceID, "eth1"); v.Internet != nil {
+		t.Fatalf("eth1 internet: %+v", v.Internet)
+	}
+}

@@ -254,6 +254,23 @@ type InterfaceView struct {
 	Endpoint        string `json:"endpoint,omitempty"`
 	EndpointSource  string `json:"endpoint_source,omitempty"`
 	EndpointPending string `json:"endpoint_pending,omitempty"`
+	// Internet is the last Internet check result the device reported for
+	// this interface (a WAN while checks are on; absent otherwise).
+	Internet *devproto.InternetStatus `json:"internet,omitempty"`
+}
+
+// WithInternet fills the views' Internet from a stats report.
+func WithInternet(views []InterfaceView, st devproto.Stats) {
+	by := make(map[string]*devproto.InternetStatus, len(st.Interfaces))
+	for _, i := range st.Interfaces {
+		if i.Internet != nil {
+			n := *i.Internet
+			by[i.Name] = &n
+		}
+	}
+	for k := range views {
+		views[k].Internet = by[views[k].Name]
+	}
 }
 
 // Interfaces merges what a device reports with its assignments, sorted by
