@@ -1,0 +1,200 @@
+package wancheck
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trellis-sdwan/trellis/edge/firewall"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
+)
+
+// TestICMPInNamespaces checks for real: namespace wc-*-e (the edge; the
+// test runs itself again inside it) reaches a target address in
+// namespace wc-*-t over a veth pair. The target goes away and comes back;
+// the link goes down; a WAN with a dead end (a veth pair
+// inside the edge's namespace) must not
+// leak its echoes out of the veth; a WAN that does not exist is reported
+// at once. The edge's own firewall (table inet trellis_fw, with an
+// inbound rule denying ICMP from the WAN) is in force throughout: the
+// echo replies are established traffic and get in.
+const nsEnv = "TRELLIS_WANCHECK_NS"
+
+func TestICMPInNamespaces(t *testing.T) {
+	if os.Getenv(nsEnv) != "" {
+		icmpInNamespace(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, raw sockets)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2 (ip)")
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	nsE, nsT := "wc-"+id+"-e", "wc-"+id+"-t"
+	for _, ns := range []string{nsE, nsT} {
+		ip(t, "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		ip(t, "-n", ns, "link", "set", "lo", "up")
+	}
+	wan, peer, dead, deadPeer := "wc"+id+"e", "wc"+id+"t", "wc"+id+"d", "wc"+id+"p"
+	ip(t, "link", "add", wan, "netns", nsE, "type", "veth", "peer", "name", peer, "netns", nsT)
+	for _, c := range [][]string{
+		{nsE, "addr", "add", "192.0.2.1/24", "dev", wan}, {nsE, "link", "set", wan, "up"},
+		{nsE, "route", "add", "198.51.100.0/24", "via", "192.0.2.2"},
+		// The dead-end WAN (its peer in the same namespace, where the
+		// echoes die): its address is routed back by the target's
+		// side, so an echo leaking out of the veth would be answered.
+		{nsE, "link", "add", dead, "type", "veth", "peer", "name", deadPeer},
+		{nsE, "addr", "add", "203.0.113.1/24", "dev", dead}, {nsE, "link", "set", dead, "up"}, {nsE, "link", "set", deadPeer, "up"},
+		{nsT, "addr", "add", "192.0.2.2/24", "dev", peer}, {nsT, "link", "set", peer, "up"},
+		{nsT, "addr", "add", "198.51.100.7/32", "dev", "lo"},
+		{nsT, "route", "add", "203.0.113.0/24", "via", "192.0.2.1"},
+	} {
+		ip(t, append([]string{"-n"}, c...)...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsE, os.Args[0], "-test.run=^TestICMPInNamespaces$", "-test.v")
+	cmd.Env = append(os.Environ(), nsEnv+"=1", "TRELLIS_WANCHECK_IDS="+strings.Join([]string{nsT, wan, peer, dead}, ","))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestICMPInNamespaces") {
+		t.Fatalf("in namespace %s: %v\n%s", nsE, err, out)
+	}
+	t.Logf("in namespace %s:\n%s", nsE, out)
+}
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// waitStatus polls the checker until cond holds for iface (bounded: the
+// test fails after a minute, far beyond the few rounds it takes).
+func waitStatus(t *testing.T, c *Checker, iface, what string, cond func(st devproto.InternetStatus, ok bool) bool) devproto.InternetStatus {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, ok := c.Status()[iface]
+		if cond(st, ok) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never %s (last %+v, known %v)", iface, what, st, ok)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func icmpInNamespace(t *testing.T) {
+	ids := strings.Split(os.Getenv("TRELLIS_WANCHECK_IDS"), ",")
+	nsT, wan, dead := ids[0], ids[1], ids[3]
+	missing := ids[1][:len(ids[1])-1] + "x"
+
+	// The edge's firewall, with ICMP from the WAN denied by the admin.
+	doc := &devproto.Desired{
+		Interfaces: []devproto.InterfaceConfig{{Name: wan, Role: devproto.RoleWAN, Address: "192.0.2.1/24"}, {Name: dead, Role: devproto.RoleWAN, Address: "203.0.113.1/24"}},
+		Firewall: &devproto.Firewall{Inbound: []devproto.FirewallRule{{ID: "no-icmp", Priority: 1, Action: "deny", InInterface: wan,
+			Match: devproto.Match{Protocol: "icmp"}}}},
+	}
+	fw, err := firewall.New(firewall.Options{TUN: "wctun0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Apply(doc); err != nil {
+		t.Fatalf("firewall: %v", err)
+	}
+	t.Cleanup(func() { _ = fw.Apply(nil) })
+
+	var mu sync.Mutex
+	var changes []string
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := New(ctx, Options{Log: log, OnChange: func(iface string, st devproto.InternetStatus) {
+		mu.Lock()
+		defer mu.Unlock()
+		changes = append(changes, iface)
+	}})
+	defer c.Close()
+	s, err := SettingsFrom(&devproto.InternetCheck{Targets: []string{"198.51.100.9", "198.51.100.7"}, IntervalSeconds: 1, TimeoutMillis: 300, FailRounds: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Configure(s, []WAN{
+		{Interface: wan, Address: netip.MustParseAddr("192.0.2.1")},
+		{Interface: dead, Address: netip.MustParseAddr("203.0.113.1")},
+		{Interface: missing},
+	})
+
+	up := func(st devproto.InternetStatus, ok bool) bool { return ok && st.Reachable }
+	down := func(st devproto.InternetStatus, ok bool) bool { return ok && !st.Reachable }
+	st := waitStatus(t, c, wan, "reachable", up)
+	// .9 does not exist: .7 answers, half the echoes are lost.
+	if st.Target != "198.51.100.7" || st.RTTMillis <= 0 || st.LossPct != 50 || st.Error != "" {
+		t.Fatalf("%s reachable: %+v", wan, st)
+	}
+	st = waitStatus(t, c, missing, "unreachable", down)
+	if st.Error != "no interface "+missing || st.LossPct != 100 {
+		t.Fatalf("%s: %+v", missing, st)
+	}
+	// The dead-end WAN's echoes stay on its interface (SO_BINDTODEVICE): no
+	// answer, although the main table routes the targets through the veth
+	// and the target would answer 203.0.113.1.
+	st = waitStatus(t, c, dead, "unreachable", down)
+	if !strings.Contains(st.Error, "no answer from 198.51.100.9, 198.51.100.7 within 300ms (from 203.0.113.1 on "+dead+")") {
+		t.Fatalf("%s: %+v", dead, st)
+	}
+
+	// The target goes away (its address removed, beyond the gateway).
+	ip(t, "-n", nsT, "addr", "del", "198.51.100.7/32", "dev", "lo")
+	cut := time.Now()
+	st = waitStatus(t, c, wan, "unreachable after the target went away", down)
+	t.Logf("FIGURE: target cut → Reachable=false after %v (interval 1 s, timeout 300 ms, fail_rounds 2)", time.Since(cut).Round(time.Millisecond))
+	if !strings.Contains(st.Error, "no answer from 198.51.100.9, 198.51.100.7") || st.Target != "" || !st.Since.After(cut) {
+		t.Fatalf("%s after the cut: %+v", wan, st)
+	}
+	ip(t, "-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo")
+	back := time.Now()
+	st = waitStatus(t, c, wan, "reachable again", up)
+	t.Logf("FIGURE: target back → Reachable=true after %v", time.Since(back).Round(time.Millisecond))
+	if st.Target != "198.51.100.7" || !st.Since.After(back) {
+		t.Fatalf("%s back: %+v", wan, st)
+	}
+
+	// Link down: unreachable at the next round, whatever FailRounds says.
+	ip(t, "link", "set", wan, "down")
+	st = waitStatus(t, c, wan, "unreachable with the link down", down)
+	if st.Error != wan+": link down" {
+		t.Fatalf("%s link down: %+v", wan, st)
+	}
+	ip(t, "link", "set", wan, "up")
+	waitStatus(t, c, wan, "reachable with the link up", up)
+
+	// Every change was signalled: wan up, missing and dead down (any
+	// order), then wan down, up, down, up.
+	mu.Lock()
+	defer mu.Unlock()
+	var wanChanges int
+	for _, ch := range changes {
+		if ch == wan {
+			wanChanges++
+		}
+	}
+	if len(changes) != 7 || wanChanges != 5 {
+		t.Fatalf("changes signalled: %v", changes)
+	}
+}
