@@ -141,7 +141,7 @@ func (e *edge) run(ctx context.Context, t *testing.T, hc *http.Client, wsBase st
 func (e *edge) stats() devproto.Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.bytes += 125000 // 1 Mbit/s each way
+	e.bytes += 125000     // 1 Mbit/s each way
 	n := e.bytes / 125000 // reports so far
 	s := devproto.Stats{Interfaces: []devproto.InterfaceStats{
 		{Name: e.wan.Name, LinkUp: true, RxBytes: e.bytes, TxBytes: e.bytes / 2, RxPackets: e.bytes / 1000, TxPackets: e.bytes / 2000},

@@ -53,10 +53,8 @@ func TestPages(t *testing.T) {
 	do(t, ctx, "scroll to the charts", chromedp.ScrollIntoView("#chart-resources"))
 	sh.take(t, ctx, "device-health")
 
-	// A path policy, assigned to the first device from the policy page.
-	do(t, ctx, "policies", chromedp.Navigate(o+"/policies"), chromedp.WaitVisible("#f-pol-name"),
-		chromedp.SendKeys("#f-pol-name", "voice first"), chromedp.SetValue("#f-pol-rules", `[{"priority":10,"match":{"protocol":"udp","ports":["5060"]},"block":true}]`),
-		chromedp.Click(`form:has(#f-pol-name) button[type=submit]`), chromedp.WaitVisible("pre.json"))
+	policyStep(t, ctx, m, sh)
+	// The policy, assigned to the first device from its page.
 	do(t, ctx, "assign policy", chromedp.Click(`tr[data-device="edge1"] button`))
 	until(t, ctx, "assigned", `[...document.querySelectorAll("td[data-label=Assigned]")].some(td => td.textContent === "yes")`, 10*time.Second)
 	sh.take(t, ctx, "policy")
@@ -67,8 +65,9 @@ func TestPages(t *testing.T) {
 	until(t, ctx, "key shown once", `(document.querySelector("#key-shown code")||{textContent:""}).textContent.startsWith("tak_")`, 10*time.Second)
 	sh.take(t, ctx, "access-keys")
 
+	appStep(t, ctx, m, sh)
+
 	for _, p := range []struct{ name, url, ready string }{
-		{"applications", o + "/applications", `document.querySelectorAll("main tbody tr").length > 0`},
 		{"accounts", m.base + "/#/accounts", `document.querySelectorAll("main tbody tr").length > 0`},
 		{"me", m.base + "/#/me", `!!document.querySelector("#f-pw-new_password")`},
 		{"settings", o + "/settings", `!!document.querySelector("#f-orgfw-policy_id") && document.querySelectorAll("#qos-classes tbody tr").length === 5`},

@@ -7,7 +7,8 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestPhoneWidth: at 375 px the dashboard, devices and tunnels pages fit
+// TestPhoneWidth: at 375 px the dashboard, devices, tunnels, device and
+// policy (its rule editor) pages fit
 // the width (no horizontal scrolling of the page) and the menu opens from
 // its button.
 func TestPhoneWidth(t *testing.T) {
@@ -21,6 +22,10 @@ func TestPhoneWidth(t *testing.T) {
 	}
 	ids := []string{edges[0].id, edges[1].id, edges[2].id}
 	m.call(t, "POST", "/api/v1/organizations/"+m.org+"/tunnels", map[string]any{"topology": "mesh", "devices": ids}, nil, 200)
+	// A policy with a rule, for its editor.
+	var pol struct{ ID string }
+	m.call(t, "POST", "/api/v1/organizations/"+m.org+"/policies", map[string]any{"kind": "path", "name": "phone", "rules": []any{
+		map[string]any{"priority": 10, "name": "no torrents", "match": map[string]any{"applications": []string{"bittorrent"}, "protocol": "udp", "ports": []string{"6881-6889"}}, "block": true}}}, &pol, 201)
 	sh := newShots(t)
 	do(t, ctx, "phone viewport", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile))
 	login(t, ctx, m.base)
@@ -29,6 +34,7 @@ func TestPhoneWidth(t *testing.T) {
 		{"devices", "/devices", `document.querySelectorAll("tr[data-device]").length === 3`},
 		{"tunnels", "/tunnels", `document.querySelectorAll('#tunnel-list tr[data-status="up"]').length === 3`},
 		{"device", "/devices/" + edges[0].id, `!!document.querySelector('tr[data-iface="eth0"]')`},
+		{"policy", "/policies/" + pol.ID, `document.querySelectorAll("#poled fieldset.rule .chip").length === 1`},
 	} {
 		do(t, ctx, "open "+p.name, chromedp.Navigate(m.base+"/#/o/"+m.org+p.path))
 		until(t, ctx, p.name+" loaded", p.ready, 30*time.Second)

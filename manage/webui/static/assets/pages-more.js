@@ -4,6 +4,7 @@
 import { get, post, put, patch, del, api, all, list, features, session } from './api.js';
 import { h, clear, table, badge, when, ago, short, form, action, section, kv, toast, errorBox, totpKey } from './dom.js';
 import { every } from './timers.js';
+import { CLASSES, IMPORTANCE, pathRuleEditor, firewallEditor, appRulesEditor, withJSON, editorForm, labelled } from './policy-forms.js';
 
 const enc = encodeURIComponent;
 const O = (org) => '/organizations/' + enc(org);
@@ -309,36 +310,64 @@ export async function applications(main, ctx) {
   const q = h('input', { type: 'search', placeholder: 'Filter by name', 'aria-label': 'Filter by name' });
   const src = h('select', { 'aria-label': 'Source' }, [['', 'All'], ['builtin', 'Catalogue'], ['custom', 'Own']].map(([v, l]) => h('option', { value: v }, l)));
   const box = h('div');
+  const editBox = h('div', { id: 'app-edit' });
   const load = async () => {
     const r = await list(O(org) + '/applications', { name: q.value, source: src.value, limit: 200 });
     clear(box, table([
       ['Name', (a) => a.name], ['Category', (a) => a.category], ['Class', (a) => a.service_class], ['Importance', (a) => a.importance],
       ['Source', (a) => a.source + (a.override ? ' (overridden)' : '')],
-      ['Rules', (a) => (a.rules || []).length],
-      ['', (a) => a.source === 'custom' ? action('Delete', async () => { await del(O(org) + '/applications/' + enc(a.id)); await load(); }, { class: 'small danger', confirm: 'Delete ' + a.name + '?' })
+      ['Rules', (a) => h('span', { title: (a.rules || []).map(ruleText).join('\n') }, (a.rules || []).map(ruleText).join('; ') || '—')],
+      ['', (a) => a.source === 'custom' ? h('span', { class: 'rowactions' },
+        action('Edit', async () => editApp(a), { class: 'small' }),
+        action('Delete', async () => { await del(O(org) + '/applications/' + enc(a.id)); await load(); }, { class: 'small danger', confirm: 'Delete ' + a.name + '?' }))
         : a.override ? action('Remove override', async () => { await del(O(org) + '/applications/' + enc(a.id) + '/override'); await load(); }, { class: 'small' }) : ''],
-    ], r.items || []), h('p', { class: 'muted small' }, `${(r.items || []).length} of ${r.total}`));
+    ], r.items || [], { rowAttrs: (a) => ({ dataset: { app: a.id } }) }), h('p', { class: 'muted small' }, `${(r.items || []).length} of ${r.total}`));
+  };
+  // appForm: name, category, class, importance, description and rules;
+  // submit gets the body as the API takes it.
+  const appForm = (a, label, id, submit) => {
+    const name = h('input', { type: 'text', id: 'f-' + id + '-name', value: a.name || '', required: true, autocomplete: 'off' });
+    const category = h('input', { type: 'text', id: 'f-' + id + '-category', value: a.category || '', placeholder: 'business', autocomplete: 'off' });
+    const cls = h('select', { id: 'f-' + id + '-service_class' }, [['', 'standard (default)'], ...CLASSES.map((c) => [c, c])].map(([v, l]) => h('option', { value: v, selected: v === (a.service_class || '') }, l)));
+    const imp = h('select', { id: 'f-' + id + '-importance' }, [['', 'medium (default)'], ...IMPORTANCE.map((c) => [c, c])].map(([v, l]) => h('option', { value: v, selected: v === (a.importance || '') }, l)));
+    const desc = h('input', { type: 'text', id: 'f-' + id + '-description', value: a.description || '', autocomplete: 'off' });
+    const rules = withJSON(appRulesEditor, a.rules, 'rules');
+    return editorForm([
+      h('div', { class: 'grid' }, labelled('Name', name, 'name'), labelled('Category', category, 'category'),
+        labelled('Service class', cls, 'service_class'), labelled('Importance', imp, 'importance'), labelled('Description', desc, 'description')),
+      h('h3', null, 'Rules (a flow is the application when one rule matches its server side)'), rules,
+    ], label, async () => {
+      const body = { name: name.value.trim(), category: category.value.trim(), description: desc.value.trim(), rules: rules.get() };
+      if (cls.value) body.service_class = cls.value;
+      if (imp.value) body.importance = imp.value;
+      await submit(body);
+    }, { id });
+  };
+  const editApp = (a) => {
+    clear(editBox, section('Edit ' + a.name, appForm(a, 'Save ' + a.name, 'appedit', async (body) => {
+      await patch(O(org) + '/applications/' + enc(a.id), body);
+      toast(a.name + ' saved');
+      clear(editBox);
+      await load();
+    })));
+    editBox.scrollIntoView({ block: 'start' });
   };
   q.addEventListener('input', () => load().catch((e) => toast(e.message, 'bad')));
   src.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
   const cat = await get('/applications/catalog').catch(() => null);
   clear(main, h('div', { class: 'head' }, h('h1', null, 'Applications'), q, src),
-    cat ? h('p', { class: 'muted small' }, `Catalogue ${cat.version} (${cat.source}), loaded ${when(cat.loaded_at)}`) : null, box,
-    section('New application', form([
-      { name: 'name', label: 'Name', required: true },
-      { name: 'category', label: 'Category', required: true, placeholder: 'business' },
-      { name: 'service_class', label: 'Service class', placeholder: 'default' },
-      { name: 'importance', label: 'Importance', type: 'select', value: '', options: [['', 'default'], ['high', 'high'], ['medium', 'medium'], ['low', 'low']] },
-      { name: 'rules', label: 'Rules (JSON array)', type: 'textarea', value: '[{"protocol":"tcp","ports":["443"],"destinations":["198.51.100.0/24"]}]' },
-    ], 'Add application', async (v) => {
-      const body = { name: v.name, category: v.category, rules: parseJSON(v.rules, 'rules') };
-      if (v.service_class) body.service_class = v.service_class;
-      if (v.importance) body.importance = v.importance;
+    cat ? h('p', { class: 'muted small' }, `Catalogue ${cat.version} (${cat.source}), loaded ${when(cat.loaded_at)}`) : null, box, editBox,
+    section('New application', appForm({}, 'Add application', 'app', async (body) => {
       await post(O(org) + '/applications', body);
       toast('Application added');
-      await load();
-    }, { id: 'app' })));
+      ctx.go('/o/' + enc(org) + '/applications');
+    })));
   await load();
+}
+
+// ruleText is an application rule in a few words ("tcp 443 to 198.51.100.0/24").
+function ruleText(r) {
+  return [r.protocol, (r.ports || []).join(','), (r.prefixes || []).length ? 'to ' + r.prefixes.join(', ') : ''].filter(Boolean).join(' ') || 'any';
 }
 
 function parseJSON(text, field) {
@@ -354,9 +383,35 @@ function parseJSON(text, field) {
 
 // ----------------------------------------------------------------- policies
 
+// policyRefs loads what rule forms choose from: applications, their
+// categories, path labels.
+async function policyRefs(org) {
+  const [apps, labels] = await Promise.all([all(O(org) + '/applications'), all(O(org) + '/path-labels')]);
+  return {
+    apps: apps.map((a) => [a.id, a.name]).sort((x, y) => x[1].localeCompare(y[1])),
+    categories: [...new Set(apps.map((a) => a.category).filter(Boolean))].sort(),
+    labels: labels.map((l) => ({ id: l.id, name: l.name, type: l.type })),
+  };
+}
+
+// policyEditor is the rules (path, breakout) or firewall editor of kind.
+function policyEditor(kind, p, refs) {
+  return kind === 'firewall'
+    ? withJSON((v) => firewallEditor(v, refs), p.firewall, 'firewall')
+    : withJSON((v) => pathRuleEditor(kind, v, refs), p.rules, 'rules');
+}
+
 export async function policies(main, ctx) {
   const { org } = ctx;
-  const ps = await all(O(org) + '/policies');
+  const [ps, refs] = await Promise.all([all(O(org) + '/policies'), policyRefs(org)]);
+  const kind = h('select', { id: 'f-pol-kind' }, [['path', 'path selection'], ['breakout', 'breakout'], ['firewall', 'firewall']].map(([v, l]) => h('option', { value: v }, l)));
+  const name = h('input', { type: 'text', id: 'f-pol-name', required: true, autocomplete: 'off' });
+  const desc = h('input', { type: 'text', id: 'f-pol-description', autocomplete: 'off' });
+  const holder = h('div', { id: 'pol-rules' });
+  let ed;
+  const mk = () => { ed = policyEditor(kind.value, {}, refs); clear(holder, ed); };
+  kind.addEventListener('change', mk);
+  mk();
   clear(main, h('h1', null, 'Policies'),
     table([
       ['Name', (p) => h('a', { href: '#/o/' + enc(org) + '/policies/' + enc(p.id) }, p.name)], ['Kind', (p) => p.kind],
@@ -364,22 +419,17 @@ export async function policies(main, ctx) {
       ['Devices', (p) => (p.devices || []).length + (p.organization_wide ? ' + organization-wide' : '')],
       ['Warnings', (p) => (p.warnings || []).length ? h('span', { class: 'warn' }, (p.warnings || []).length) : '—'],
     ], ps, { empty: 'No policies.' }),
-    section('New policy', form([
-      { name: 'kind', label: 'Kind', type: 'select', value: 'path', options: [['path', 'path selection'], ['breakout', 'breakout'], ['firewall', 'firewall']] },
-      { name: 'name', label: 'Name', required: true },
-      { name: 'description', label: 'Description' },
-      { name: 'rules', label: 'Rules or firewall (JSON; see docs/policies.md)', type: 'textarea', placeholder: '[] for path/breakout, {} for firewall' },
-    ], 'Create policy', async (v) => {
-      const body = { kind: v.kind, name: v.name, description: v.description };
-      if (v.rules) {
-        const x = parseJSON(v.rules, 'rules');
-        if (v.kind === 'firewall') body.firewall = x;
-        else body.rules = x;
-      }
+    section('New policy', editorForm([
+      h('div', { class: 'grid' }, labelled('Kind', kind, 'kind'), labelled('Name', name, 'name'), labelled('Description', desc, 'description')),
+      h('h3', null, 'Rules'), holder,
+    ], 'Create policy', async () => {
+      const body = { kind: kind.value, name: name.value.trim(), description: desc.value.trim() };
+      if (kind.value === 'firewall') body.firewall = ed.get();
+      else body.rules = ed.get();
       const p = await post(O(org) + '/policies', body);
       toast('Policy created' + ((p.warnings || []).length ? ' with warnings' : ''));
       ctx.go('/o/' + enc(org) + '/policies/' + enc(p.id));
-    }, { id: 'pol' })));
+    }, { id: 'pol-form' })));
 }
 
 function fwCount(f) {
@@ -390,32 +440,27 @@ function fwCount(f) {
 export async function policyDetail(main, ctx) {
   const { org, id } = ctx;
   const P = O(org) + '/policies/' + enc(id);
-  const [p, devs] = await Promise.all([get(P), all(O(org) + '/devices', { approval: 'approved' })]);
-  const rulesOf = p.kind === 'firewall'
-    ? ['outbound', 'lan_to_lan', 'inbound', 'port_forwards', 'one_to_one'].flatMap((sec) => ((p.firewall || {})[sec] || []).map((r) => ({ ...r, section: sec })))
-    : (p.rules || []);
+  const [p, devs, refs] = await Promise.all([get(P), all(O(org) + '/devices', { approval: 'approved' }), policyRefs(org)]);
   const assigned = new Set(p.devices || []);
   const field = p.kind + '_policy_id';
+  const again = () => ctx.go('/o/' + enc(org) + '/policies/' + enc(id));
+  const name = h('input', { type: 'text', id: 'f-poled-name', value: p.name, required: true, autocomplete: 'off' });
+  const desc = h('input', { type: 'text', id: 'f-poled-description', value: p.description || '', autocomplete: 'off' });
+  const ed = policyEditor(p.kind, p, refs);
   clear(main, h('div', { class: 'head' }, h('h1', null, p.name), badge(p.kind),
     action('Delete policy', async () => { await del(P); toast('Deleted'); ctx.go('/o/' + enc(org) + '/policies'); }, { class: 'danger', confirm: 'Delete policy ' + p.name + '?' })),
   p.description ? h('p', null, p.description) : null,
-  (p.warnings || []).length ? h('div', { class: 'notice warn' }, h('strong', null, 'Warnings'), h('ul', null, p.warnings.map((w) => h('li', null, w)))) : null,
-  section('Rules', table([
-    ...(p.kind === 'firewall' ? [['Section', (r) => r.section]] : []),
-    ['Priority', (r) => r.priority ?? '—'], ['Name', (r) => r.name || r.description || short(r.id)],
-    ['Match / action', (r) => h('code', { class: 'wrap' }, JSON.stringify({ ...r, id: undefined, section: undefined, priority: undefined, name: undefined }))],
-    ['', (r) => r.id ? action('Remove', async () => { await del(P + '/rules/' + enc(r.id)); ctx.go('/o/' + enc(org) + '/policies/' + enc(id)); }, { class: 'small danger' }) : ''],
-  ], rulesOf, { empty: 'No rules.' }),
-  h('details', null, h('summary', null, 'Add a rule'), form([
-    ...(p.kind === 'firewall' ? [{ name: 'section', label: 'Section', type: 'select', value: 'outbound', options: ['outbound', 'lan_to_lan', 'inbound', 'port_forwards', 'one_to_one'].map((x) => [x, x]) }] : []),
-    { name: 'rule', label: 'Rule (JSON)', type: 'textarea', value: p.kind === 'firewall' ? '{"action":"accept","match":{"protocol":"tcp","ports":["22"]}}' : '{"match":{"categories":["business"]},"labels":[]}' },
-  ], 'Add rule', async (v) => {
-    const body = { rule: parseJSON(v.rule, 'rule') };
-    if (v.section) body.section = v.section;
-    await post(P + '/rules', body);
-    toast('Rule added');
-    ctx.go('/o/' + enc(org) + '/policies/' + enc(id));
-  }, { id: 'rule' }))),
+  (p.warnings || []).length ? h('div', { class: 'notice warn', id: 'policy-warnings' }, h('strong', null, 'Warnings'), h('ul', null, p.warnings.map((w) => h('li', null, w)))) : null,
+  section(p.kind === 'firewall' ? 'Firewall' : 'Rules (evaluated top to bottom; the first match decides)', editorForm([
+    h('div', { class: 'grid' }, labelled('Name', name, 'name'), labelled('Description', desc, 'description')), ed,
+  ], 'Save policy', async () => {
+    const body = { name: name.value.trim(), description: desc.value.trim() };
+    if (p.kind === 'firewall') body.firewall = ed.get();
+    else body.rules = ed.get();
+    const r = await patch(P, body);
+    toast('Policy saved' + ((r.warnings || []).length ? ' with warnings' : ''));
+    again();
+  }, { id: 'poled' })),
   section('Assigned devices', table([
     ['Device', (d) => d.name || d.hostname], ['Assigned', (d) => assigned.has(d.id) ? 'yes' : 'no'],
     ['', (d) => action(assigned.has(d.id) ? 'Unassign' : 'Assign', async () => {
@@ -424,10 +469,10 @@ export async function policyDetail(main, ctx) {
       body[field] = assigned.has(d.id) ? '' : p.id;
       await put(O(org) + '/devices/' + enc(d.id) + '/policies', body);
       toast('Saved');
-      ctx.go('/o/' + enc(org) + '/policies/' + enc(id));
+      again();
     }, { class: 'small' })],
   ], devs, { empty: 'No approved devices.', rowAttrs: (d) => ({ dataset: { device: d.hostname } }) })),
-  section('As JSON', h('pre', { class: 'json' }, JSON.stringify(p, null, 2))));
+  h('details', { class: 'card' }, h('summary', null, 'The whole policy as JSON'), h('pre', { class: 'json' }, JSON.stringify(p, null, 2))));
 }
 
 // ------------------------------------------------------------ notifications

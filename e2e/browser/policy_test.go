@@ -1,0 +1,143 @@
+package browser
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// pick sets a select (a picker's "add…" list, a mode, an action) as a
+// person would: the value, then the change event the page listens to.
+func pick(t *testing.T, ctx context.Context, sel, value string) {
+	t.Helper()
+	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const s = document.querySelector(`+js(sel)+`);
+		if (!s) return false; s.value = `+js(value)+`; s.dispatchEvent(new Event("change", {bubbles: true})); return true })()`))
+	if err != nil || !ok {
+		failShot(t, ctx)
+		t.Fatalf("choosing %q in %s: %v (no such select?)", value, sel, err)
+	}
+}
+
+type pathRule struct {
+	ID           string
+	Priority     int
+	Name         string
+	Block        bool
+	Labels       []string
+	Mode         string
+	MaxLatencyMs float64 `json:"max_latency_ms"`
+	Match        struct {
+		Applications []string
+		Protocol     string
+		Ports        []string
+	}
+}
+
+// policyStep creates a path-selection policy with a rule through the
+// form (application, path label, quality mode: first without a
+// threshold, which the API refuses under the mode field), adds a blocking
+// rule on its page, moves it first and saves; the API shows both rules
+// in that order.
+func policyStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
+	t.Helper()
+	var labels struct{ Items []struct{ ID, Name string } }
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/path-labels", nil, &labels, 200)
+	if len(labels.Items) == 0 {
+		t.Fatal("policy step needs a path label")
+	}
+	label := labels.Items[0].ID
+	do(t, ctx, "policies", chromedp.Navigate(m.base+"/#/o/"+m.org+"/policies"), chromedp.WaitVisible("#f-pol-name"),
+		chromedp.SendKeys("#f-pol-name", "voice first"), chromedp.Click("#pol-rules button.addrow"), chromedp.WaitVisible("#pol-rules fieldset.rule"))
+	r := "#pol-rules fieldset.rule "
+	pick(t, ctx, r+"select[name=applications]", "zoom")
+	pick(t, ctx, r+"select[name=labels]", label)
+	pick(t, ctx, r+"select[name=mode]", "quality")
+	do(t, ctx, "name the rule", chromedp.SendKeys(r+"input[name=name]", "zoom over broadband"),
+		chromedp.Click("#pol-form > .actions button[type=submit]"))
+	until(t, ctx, "the mode's field error", `(() => { const s = document.querySelector("#pol-rules select[name=mode]");
+		return s.classList.contains("invalid") && s.closest(".field").querySelector(".fielderror").textContent.includes("quality") })()`, 10*time.Second)
+	sh.take(t, ctx, "policy-field-error")
+	do(t, ctx, "a latency threshold", chromedp.SendKeys(r+"input[name=max_latency_ms]", "150"),
+		chromedp.Click("#pol-form > .actions button[type=submit]"), chromedp.WaitVisible("#poled"))
+
+	var list struct {
+		Items []struct {
+			ID, Name, Kind string
+			Rules          []pathRule
+		}
+	}
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/policies?name=voice+first", nil, &list, 200)
+	if len(list.Items) != 1 || list.Items[0].Kind != "path" || len(list.Items[0].Rules) != 1 {
+		t.Fatalf("policy through the API: %+v", list.Items)
+	}
+	pid := list.Items[0].ID
+	got := list.Items[0].Rules[0]
+	if got.Name != "zoom over broadband" || got.Priority != 10 || !reflect.DeepEqual(got.Match.Applications, []string{"zoom"}) ||
+		!reflect.DeepEqual(got.Labels, []string{label}) || got.Mode != "quality" || got.MaxLatencyMs != 150 || got.Block {
+		t.Fatalf("rule through the API: %+v", got)
+	}
+
+	// On its page: a blocking rule, moved before the first, saved.
+	do(t, ctx, "add a blocking rule", chromedp.Click("#poled button.addrow"), chromedp.WaitVisible("#poled fieldset.rule:nth-of-type(2)"))
+	r2 := "#poled fieldset.rule:nth-of-type(2) "
+	pick(t, ctx, r2+"select[name=action]", "block")
+	pick(t, ctx, r2+"select[name=protocol]", "udp")
+	do(t, ctx, "ports, move up, save", chromedp.SendKeys(r2+"input[name=ports]", "6881-6889"),
+		chromedp.Click(r2+`.rulehead button[title="Move up"]`),
+		chromedp.Click("#poled > .actions button[type=submit]"))
+	var pol struct{ Rules []pathRule }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/policies/"+pid, nil, &pol, 200)
+		if len(pol.Rules) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(pol.Rules) != 2 || !pol.Rules[0].Block || pol.Rules[0].Priority != 10 || pol.Rules[0].Match.Protocol != "udp" ||
+		!reflect.DeepEqual(pol.Rules[0].Match.Ports, []string{"6881-6889"}) || pol.Rules[1].ID != got.ID || pol.Rules[1].Priority != 20 {
+		t.Fatalf("rules after the change: %+v", pol.Rules)
+	}
+	until(t, ctx, "the page shows both rules", `document.querySelectorAll("#poled fieldset.rule").length === 2`, 10*time.Second)
+	sh.take(t, ctx, "policy-rules")
+}
+
+// appStep adds an application of the organization through the form: a
+// bad prefix first (the error lands under the rule's prefixes), then a
+// good one; the API has it with its rule.
+func appStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
+	t.Helper()
+	r := "#app fieldset.rule "
+	do(t, ctx, "applications", chromedp.Navigate(m.base+"/#/o/"+m.org+"/applications"), chromedp.WaitVisible("#f-app-name"),
+		chromedp.WaitVisible(`tr[data-app="zoom"]`),
+		chromedp.SendKeys("#f-app-name", "Intranet"), chromedp.SendKeys("#f-app-category", "business"),
+		chromedp.SendKeys(r+"input[name=prefixes]", "10.0.0.0/33"), chromedp.SendKeys(r+"input[name=ports]", "443"))
+	pick(t, ctx, r+"select[name=protocol]", "tcp")
+	do(t, ctx, "add with a bad prefix", chromedp.Click("#app > .actions button[type=submit]"))
+	until(t, ctx, "the prefix's field error", `document.querySelector("#app fieldset.rule input[name=prefixes]").classList.contains("invalid")`, 10*time.Second)
+	sh.take(t, ctx, "application-field-error")
+	do(t, ctx, "add the application", chromedp.SetValue(r+"input[name=prefixes]", "10.0.0.0/8, 172.16.0.0/12"),
+		chromedp.Click("#app > .actions button[type=submit]"))
+	until(t, ctx, "the application listed", `[...document.querySelectorAll("main td")].some(td => td.textContent === "Intranet")`, 10*time.Second)
+	var apps struct {
+		Items []struct {
+			Name, Category, Source string
+			Rules                  []struct {
+				Prefixes []string
+				Protocol string
+				Ports    []string
+			}
+		}
+	}
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/applications?source=custom", nil, &apps, 200)
+	if len(apps.Items) != 1 || apps.Items[0].Name != "Intranet" || apps.Items[0].Category != "business" || len(apps.Items[0].Rules) != 1 {
+		t.Fatalf("applications through the API: %+v", apps.Items)
+	}
+	if rl := apps.Items[0].Rules[0]; !reflect.DeepEqual(rl.Prefixes, []string{"10.0.0.0/8", "172.16.0.0/12"}) || rl.Protocol != "tcp" || !reflect.DeepEqual(rl.Ports, []string{"443"}) {
+		t.Fatalf("rule through the API: %+v", rl)
+	}
+	sh.take(t, ctx, "applications")
+}
