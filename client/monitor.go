@@ -151,6 +151,17 @@ type Level struct {
 type Thresholds struct {
 	RTTMs   *Level `json:"rtt_ms,omitempty"`
 	LossPct *Level `json:"loss_pct,omitempty"`
+	// Resources (organization only) sets the device resource thresholds;
+	// nil keeps the organization's as they are.
+	Resources *ResourceThresholds `json:"resources,omitempty"`
+}
+
+// ResourceThresholds are device resource thresholds in percent (the
+// device_resources alert); in a request, a nil level keeps the default.
+type ResourceThresholds struct {
+	CPUPct      *Level `json:"cpu_pct,omitempty"`
+	MemUsedPct  *Level `json:"mem_used_pct,omitempty"`
+	DiskUsedPct *Level `json:"disk_used_pct,omitempty"`
 }
 
 // TunnelThresholds are one tunnel's own thresholds.
@@ -165,6 +176,10 @@ type ThresholdsView struct {
 	Defaults     Thresholds         `json:"defaults"`
 	Organization Thresholds         `json:"organization"`
 	Tunnels      []TunnelThresholds `json:"tunnels"`
+	// ResourceDefaults and Resources are the device resource thresholds:
+	// the defaults and the organization's in force.
+	ResourceDefaults ResourceThresholds `json:"resource_defaults"`
+	Resources        ResourceThresholds `json:"resources"`
 }
 
 // GetThresholds reads the organization's alert thresholds.

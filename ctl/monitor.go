@@ -132,9 +132,12 @@ func (c *cli) alertsCommand() *cobra.Command {
 	var tunnel string
 	var rttW, rttC, lossW, lossC float64
 	var reset bool
-	th := &cobra.Command{Use: "thresholds", Short: "Show or set tunnel RTT and loss thresholds (organization, or one --tunnel)", Args: exactArgs(0),
+	var res [6]float64 // cpu, mem, disk × warning, critical
+	th := &cobra.Command{Use: "thresholds", Short: "Show or set alert thresholds: tunnel RTT and loss (organization, or one --tunnel), device CPU, memory and disk", Args: exactArgs(0),
 		Long: "Without level flags: shows the thresholds. With --rtt-warning, --rtt-critical, --loss-warning, --loss-critical: " +
 			"sets them for the organization or, with --tunnel, for one tunnel (a level not given keeps the default; 0 is off). " +
+			"With --cpu-*, --mem-*, --disk-* (percent, organization only): sets the device resource thresholds; " +
+			"a level not given keeps the organization's current one, 0 is off. " +
 			"--reset --tunnel N removes a tunnel's own thresholds."}
 	tf := th.Flags()
 	tf.StringVar(&tunnel, "tunnel", "", "tunnel number or id")
@@ -143,8 +146,20 @@ func (c *cli) alertsCommand() *cobra.Command {
 	tf.Float64Var(&lossW, "loss-warning", -1, "loss warning threshold, %")
 	tf.Float64Var(&lossC, "loss-critical", -1, "loss critical threshold, %")
 	tf.BoolVar(&reset, "reset", false, "remove the tunnel's own thresholds (with --tunnel)")
+	for i, r := range []string{"cpu", "mem", "disk"} {
+		what := map[string]string{"cpu": "CPU busy", "mem": "memory used", "disk": "disk used"}[r]
+		tf.Float64Var(&res[2*i], r+"-warning", -1, "device "+what+" warning threshold, % (organization)")
+		tf.Float64Var(&res[2*i+1], r+"-critical", -1, "device "+what+" critical threshold, % (organization)")
+	}
 	th.RunE = c.orgClient(func(ctx context.Context, cl *client.Client, org string, _ []string) error {
-		set := rttW >= 0 || rttC >= 0 || lossW >= 0 || lossC >= 0
+		setRes := false
+		for _, v := range res {
+			setRes = setRes || v >= 0
+		}
+		set := rttW >= 0 || rttC >= 0 || lossW >= 0 || lossC >= 0 || setRes
+		if setRes && tunnel != "" {
+			return usagef("--cpu-*, --mem-*, --disk-* are the organization's: leave out --tunnel")
+		}
 		var tunnelID string
 		if tunnel != "" {
 			t, err := c.resolveTunnel(ctx, cl, org, tunnel)
@@ -164,6 +179,33 @@ func (c *cli) alertsCommand() *cobra.Command {
 			return printDone(c, "tunnel thresholds removed: the organization's apply", "tunnel_id", tunnelID)
 		case set:
 			var in client.Thresholds
+			if setRes {
+				cur, err := cl.GetThresholds(ctx, org)
+				if err != nil {
+					return err
+				}
+				in.Resources = &client.ResourceThresholds{}
+				for i, lv := range []struct {
+					cur *client.Level
+					dst **client.Level
+				}{{cur.Resources.CPUPct, &in.Resources.CPUPct}, {cur.Resources.MemUsedPct, &in.Resources.MemUsedPct}, {cur.Resources.DiskUsedPct, &in.Resources.DiskUsedPct}} {
+					l := client.Level{}
+					if lv.cur != nil {
+						l = *lv.cur
+					}
+					if res[2*i] >= 0 {
+						l.Warning = res[2*i]
+					}
+					if res[2*i+1] >= 0 {
+						l.Critical = res[2*i+1]
+					}
+					*lv.dst = &l
+				}
+				if rttW < 0 && rttC < 0 && lossW < 0 && lossC < 0 {
+					// Resources only: the tunnel levels stay as they are.
+					in.RTTMs, in.LossPct = cur.Organization.RTTMs, cur.Organization.LossPct
+				}
+			}
 			if rttW >= 0 || rttC >= 0 {
 				in.RTTMs = &client.Level{Warning: max(rttW, 0), Critical: max(rttC, 0)}
 			}

@@ -120,3 +120,31 @@ func TestEndToEndMonitoring(t *testing.T) {
 		t.Fatalf("prefs read back: %+v", p)
 	}
 }
+
+// TestResourceThresholdsCommand: --cpu-*, --mem-*, --disk-* set the
+// organization's device resource thresholds against the real controller,
+// keeping the levels not given and the tunnel levels.
+func TestResourceThresholdsCommand(t *testing.T) {
+	m := startManage(t)
+	admin := newEnv(t)
+	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin.must("", "alerts", "thresholds", "--rtt-warning", "40", "--rtt-critical", "80")
+	th := jsonOut[client.ThresholdsView](t, admin.must("", "alerts", "thresholds", "--cpu-warning", "75", "--disk-critical", "99"))
+	r := th.Resources
+	if r.CPUPct == nil || *r.CPUPct != (client.Level{Warning: 75}) || r.DiskUsedPct == nil || *r.DiskUsedPct != (client.Level{Warning: 90, Critical: 99}) ||
+		r.MemUsedPct == nil || *r.MemUsedPct != (client.Level{Warning: 90}) {
+		t.Fatalf("resources: %+v %+v %+v", r.CPUPct, r.MemUsedPct, r.DiskUsedPct)
+	}
+	if th.Organization.RTTMs == nil || th.Organization.RTTMs.Warning != 40 || th.ResourceDefaults.CPUPct == nil || th.ResourceDefaults.CPUPct.Warning != 90 {
+		t.Fatalf("tunnel levels or defaults changed: %+v", th)
+	}
+	th = jsonOut[client.ThresholdsView](t, admin.must("", "alerts", "thresholds", "--mem-warning", "0"))
+	if *th.Resources.MemUsedPct != (client.Level{}) || *th.Resources.CPUPct != (client.Level{Warning: 75}) {
+		t.Fatalf("second change: %+v", th.Resources)
+	}
+	admin.fails("invalid", "", "alerts", "thresholds", "--cpu-warning", "101")
+	admin.fails("invalid", "", "alerts", "thresholds", "--disk-warning", "95", "--disk-critical", "90")
+	if r := admin.run("", "alerts", "thresholds", "--tunnel", "1", "--cpu-warning", "50"); r.code != ExitUsage || !strings.Contains(r.stderr, "leave out --tunnel") {
+		t.Fatalf("--tunnel with --cpu-warning: exit %d %q", r.code, r.stderr)
+	}
+}

@@ -302,13 +302,49 @@ type thresholdsView struct {
 	Defaults     monitor.Thresholds `json:"defaults"`
 	Organization monitor.Thresholds `json:"organization"`
 	Tunnels      []tunnelThresholds `json:"tunnels"`
+	// ResourceDefaults and Resources are the device resource thresholds
+	// (percent; the device_resources alert): the defaults and the
+	// organization's in force.
+	ResourceDefaults monitor.ResourceLimits `json:"resource_defaults"`
+	Resources        monitor.ResourceLimits `json:"resources"`
 }
 
 // thresholdsInput is a Thresholds document; levels left out keep the
-// defaults, 0 switches a level off.
+// defaults, 0 switches a level off. Resources (organization only) sets the
+// device resource thresholds; left out, the organization's stay as they
+// are.
 type thresholdsInput struct {
-	RTTMs   *monitor.Level `json:"rtt_ms,omitempty"`
-	LossPct *monitor.Level `json:"loss_pct,omitempty"`
+	RTTMs     *monitor.Level  `json:"rtt_ms,omitempty"`
+	LossPct   *monitor.Level  `json:"loss_pct,omitempty"`
+	Resources *resourcesInput `json:"resources,omitempty"`
+}
+
+// resourcesInput sets device resource thresholds in percent; levels left
+// out keep the defaults, 0 switches a level off.
+type resourcesInput struct {
+	CPUPct      *monitor.Level `json:"cpu_pct,omitempty"`
+	MemUsedPct  *monitor.Level `json:"mem_used_pct,omitempty"`
+	DiskUsedPct *monitor.Level `json:"disk_used_pct,omitempty"`
+}
+
+func (in resourcesInput) resolve() (monitor.ResourceLimits, error) {
+	r := monitor.DefaultResourceLimits
+	for _, f := range []struct {
+		src *monitor.Level
+		dst *monitor.Level
+	}{{in.CPUPct, &r.CPUPct}, {in.MemUsedPct, &r.MemUsedPct}, {in.DiskUsedPct, &r.DiskUsedPct}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	if err := r.Validate(); err != nil {
+		var fe *monitor.FieldError
+		if errors.As(err, &fe) {
+			return r, invalid(fe.Field, "%s", fe.Message)
+		}
+		return r, err
+	}
+	return r, nil
 }
 
 func (in thresholdsInput) resolve() (monitor.Thresholds, error) {
@@ -330,7 +366,8 @@ func (in thresholdsInput) resolve() (monitor.Thresholds, error) {
 }
 
 func (a *API) thresholdsOf(ctx context.Context, orgID string) (thresholdsView, error) {
-	v := thresholdsView{Defaults: monitor.DefaultThresholds, Organization: monitor.DefaultThresholds, Tunnels: []tunnelThresholds{}}
+	v := thresholdsView{Defaults: monitor.DefaultThresholds, Organization: monitor.DefaultThresholds, Tunnels: []tunnelThresholds{},
+		ResourceDefaults: monitor.DefaultResourceLimits, Resources: monitor.DefaultResourceLimits}
 	rows, err := a.st.ListAlertThresholds(ctx, orgID)
 	if err != nil {
 		return v, err
@@ -346,15 +383,19 @@ func (a *API) thresholdsOf(ctx context.Context, orgID string) (thresholdsView, e
 		}
 	}
 	for _, r := range rows {
+		if r.TunnelID == "" {
+			t, res, err := monitor.DecodeOrgThresholds(r.Thresholds)
+			if err != nil {
+				return v, fmt.Errorf("stored thresholds of the organization: %w", err)
+			}
+			v.Organization, v.Resources = t, res
+			continue
+		}
 		t, err := monitor.DecodeThresholds(r.Thresholds)
 		if err != nil {
 			return v, fmt.Errorf("stored thresholds of %q: %w", r.TunnelID, err)
 		}
-		if r.TunnelID == "" {
-			v.Organization = t
-		} else {
-			v.Tunnels = append(v.Tunnels, tunnelThresholds{TunnelID: r.TunnelID, Number: numbers[r.TunnelID], Thresholds: t})
-		}
+		v.Tunnels = append(v.Tunnels, tunnelThresholds{TunnelID: r.TunnelID, Number: numbers[r.TunnelID], Thresholds: t})
 	}
 	return v, nil
 }
@@ -370,12 +411,28 @@ func (a *API) putThresholds(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, _ := json.Marshal(t)
+	o := monitor.OrgThresholds{Thresholds: t}
+	if in.Resources != nil {
+		res, err := in.Resources.resolve()
+		if err != nil {
+			return nil, err
+		}
+		o.Resources = &res
+	} else { // left out: the organization's stay as they are
+		cur, err := a.thresholdsOf(c.ctx, c.org.ID)
+		if err != nil {
+			return nil, err
+		}
+		if cur.Resources != monitor.DefaultResourceLimits {
+			o.Resources = &cur.Resources
+		}
+	}
 	err = c.tx(func(tx store.Store) (*store.AuditEntry, error) {
+		raw, _ := json.Marshal(o)
 		if err := tx.SetAlertThreshold(c.ctx, &store.AlertThreshold{OrgID: c.org.ID, Thresholds: raw}); err != nil {
 			return nil, err
 		}
-		return audit("alert_thresholds.set", "organization", c.org.ID, t), nil
+		return audit("alert_thresholds.set", "organization", c.org.ID, o), nil
 	})
 	if err != nil {
 		return nil, err
@@ -391,6 +448,9 @@ func (a *API) putTunnelThresholds(c *call) (any, error) {
 	var in thresholdsInput
 	if err := c.decode(&in); err != nil {
 		return nil, err
+	}
+	if in.Resources != nil {
+		return nil, invalid("resources", "device resource thresholds are the organization's: set them with PUT /organizations/{org_id}/alert-thresholds")
 	}
 	t, err := in.resolve()
 	if err != nil {

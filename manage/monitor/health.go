@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -15,7 +16,57 @@ const AlertDeviceResources = "device_resources"
 // ResourceLimits are the device resource thresholds in percent; a value at
 // or above one reaches that level (0 = off).
 type ResourceLimits struct {
-	CPUPct, MemUsedPct, DiskUsedPct Level
+	CPUPct      Level `json:"cpu_pct"`
+	MemUsedPct  Level `json:"mem_used_pct"`
+	DiskUsedPct Level `json:"disk_used_pct"`
+}
+
+// Validate checks the limits: every level 0 (off) to 100, a critical one
+// at or above the warning one; the *FieldError names the field
+// (resources.cpu_pct.warning, ...).
+func (r ResourceLimits) Validate() error {
+	for _, x := range []struct {
+		name string
+		l    Level
+	}{{"cpu_pct", r.CPUPct}, {"mem_used_pct", r.MemUsedPct}, {"disk_used_pct", r.DiskUsedPct}} {
+		for _, v := range []struct {
+			f string
+			x float64
+		}{{"warning", x.l.Warning}, {"critical", x.l.Critical}} {
+			if !(v.x >= 0 && v.x <= 100) {
+				return &FieldError{Field: "resources." + x.name + "." + v.f, Message: "want a percentage from 0 (off) to 100"}
+			}
+		}
+		if x.l.Warning > 0 && x.l.Critical > 0 && x.l.Critical < x.l.Warning {
+			return &FieldError{Field: "resources." + x.name + ".critical", Message: "want a critical threshold at or above the warning one"}
+		}
+	}
+	return nil
+}
+
+// OrgThresholds is what an organization's own thresholds row holds: the
+// tunnel levels and, when the organization set them, the device resource
+// limits (nil: DefaultResourceLimits).
+type OrgThresholds struct {
+	Thresholds
+	Resources *ResourceLimits `json:"resources,omitempty"`
+}
+
+// DecodeOrgThresholds reads an organization's stored row: its tunnel
+// thresholds and its resource limits (the defaults when it set none).
+func DecodeOrgThresholds(raw []byte) (Thresholds, ResourceLimits, error) {
+	t, err := DecodeThresholds(raw)
+	if err != nil {
+		return t, DefaultResourceLimits, err
+	}
+	var o OrgThresholds
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return t, DefaultResourceLimits, fmt.Errorf("alert thresholds: %w", err)
+	}
+	if o.Resources == nil {
+		return t, DefaultResourceLimits, nil
+	}
+	return t, *o.Resources, o.Resources.Validate()
 }
 
 // DefaultResourceLimits: warning at 90 % CPU, memory or disk; critical at

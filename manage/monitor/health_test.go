@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,65 @@ func TestServiceDeviceResources(t *testing.T) {
 	f.svc.Check(ctx)
 	if a := active(); len(a) != 0 {
 		t.Fatalf("not resolved: %+v", a)
+	}
+}
+
+func TestResourceLimitsValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		r     ResourceLimits
+		field string
+	}{
+		{"defaults", DefaultResourceLimits, ""},
+		{"all off", ResourceLimits{}, ""},
+		{"100", ResourceLimits{DiskUsedPct: Level{Warning: 100, Critical: 100}}, ""},
+		{"above 100", ResourceLimits{CPUPct: Level{Warning: 101}}, "resources.cpu_pct.warning"},
+		{"negative", ResourceLimits{MemUsedPct: Level{Critical: -1}}, "resources.mem_used_pct.critical"},
+		{"critical below warning", ResourceLimits{DiskUsedPct: Level{Warning: 90, Critical: 80}}, "resources.disk_used_pct.critical"},
+	} {
+		err := tt.r.Validate()
+		var fe *FieldError
+		got := ""
+		if errors.As(err, &fe) {
+			got = fe.Field
+		}
+		if got != tt.field {
+			t.Errorf("%s: field %q, want %q (%v)", tt.name, got, tt.field, err)
+		}
+	}
+}
+
+func TestDecodeOrgThresholds(t *testing.T) {
+	th, res, err := DecodeOrgThresholds([]byte(`{"rtt_ms":{"warning":50,"critical":0},"loss_pct":{"warning":5,"critical":20}}`))
+	if err != nil || th.RTTMs.Warning != 50 || res != DefaultResourceLimits {
+		t.Fatalf("without resources: %+v %+v %v", th, res, err)
+	}
+	_, res, err = DecodeOrgThresholds([]byte(`{"rtt_ms":{"warning":50},"loss_pct":{},"resources":{"cpu_pct":{"warning":70,"critical":95}}}`))
+	if err != nil || res.CPUPct != (Level{Warning: 70, Critical: 95}) || res.DiskUsedPct != (Level{}) {
+		t.Fatalf("with resources: %+v %v", res, err)
+	}
+	if _, _, err := DecodeOrgThresholds([]byte(`{"resources":{"cpu_pct":{"warning":170}}}`)); err == nil {
+		t.Fatal("a stored percentage above 100 was accepted")
+	}
+}
+
+// TestServiceOrgResourceLimits: an organization's own resource limits
+// decide (CPU 60 % raises under a 50 % warning), another organization's
+// devices keep the defaults.
+func TestServiceOrgResourceLimits(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	ctx := t.Context()
+	org, dev := f.org.ID, f.dev.ID
+	raw := []byte(`{"rtt_ms":{"warning":100,"critical":300},"loss_pct":{"warning":50,"critical":90},"resources":{"cpu_pct":{"warning":50,"critical":0},"mem_used_pct":{"warning":0,"critical":0},"disk_used_pct":{"warning":0,"critical":0}}}`)
+	must(t, f.st.SetAlertThreshold(ctx, &store.AlertThreshold{OrgID: org, Thresholds: raw}))
+	for range 4 {
+		must(t, f.svc.Stats(ctx, org, dev, devproto.Stats{Health: &devproto.DeviceHealth{CPUPct: 60, MemUsedPct: 99, DiskUsedPct: 99}}, f.clk.now()))
+		f.clk.add(10 * time.Second)
+	}
+	al, err := f.st.ListAlerts(ctx, org, store.ListOptions{Filter: map[string]string{"type": AlertDeviceResources, "state": store.AlertActive}})
+	must(t, err)
+	if al.Total != 1 || al.Items[0].Severity != SeverityWarning || !strings.Contains(al.Items[0].Message, "CPU 60 % (warning at 50 %)") ||
+		strings.Contains(al.Items[0].Message, "memory") || strings.Contains(al.Items[0].Message, "disk") {
+		t.Fatalf("alerts under the organization's limits: %+v", al.Items)
 	}
 }

@@ -120,6 +120,7 @@ type Service struct {
 type orgThresholds struct {
 	org      Thresholds
 	byNumber map[int]Thresholds
+	res      ResourceLimits
 	at       time.Time
 }
 
@@ -313,10 +314,10 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 		s.ingested.Add(float64(len(rows)))
 	}
 	// Alerts do not depend on the history being written.
-	th := s.thresholds(ctx, org)
-	obs := s.withStale(org, device, tunnelTypes, TunnelObservations(org, device, st, th))
+	ot := s.orgLimits(ctx, org)
+	obs := s.withStale(org, device, tunnelTypes, TunnelObservations(org, device, st, ot.byTunnel))
 	obs = append(obs, s.withStale(org, device, internetTypes, InternetObservations(org, device, st, wans))...)
-	if o, ok := HealthObservation(org, device, st.Health, DefaultResourceLimits); ok {
+	if o, ok := HealthObservation(org, device, st.Health, ot.res); ok {
 		obs = append(obs, o)
 	}
 	s.observe(ctx, obs, s.now())
@@ -420,9 +421,9 @@ func (s *Service) Forget(org, device string) {
 	s.mu.Unlock()
 }
 
-// thresholds returns the organization's thresholds by tunnel number,
-// cached for CheckEvery.
-func (s *Service) thresholds(ctx context.Context, org string) func(int) Thresholds {
+// orgLimits returns the organization's thresholds (tunnel levels, device
+// resources), cached for CheckEvery.
+func (s *Service) orgLimits(ctx context.Context, org string) orgThresholds {
 	s.mu.Lock()
 	ot, ok := s.ths[org]
 	s.mu.Unlock()
@@ -432,16 +433,20 @@ func (s *Service) thresholds(ctx context.Context, org string) func(int) Threshol
 		s.ths[org] = ot
 		s.mu.Unlock()
 	}
-	return func(n int) Thresholds {
-		if t, ok := ot.byNumber[n]; ok {
-			return t
-		}
-		return ot.org
+	return ot
+}
+
+// byTunnel is the thresholds of a tunnel number: its own, else the
+// organization's.
+func (ot orgThresholds) byTunnel(n int) Thresholds {
+	if t, ok := ot.byNumber[n]; ok {
+		return t
 	}
+	return ot.org
 }
 
 func (s *Service) loadThresholds(ctx context.Context, org string) orgThresholds {
-	ot := orgThresholds{org: DefaultThresholds, byNumber: map[int]Thresholds{}, at: s.now()}
+	ot := orgThresholds{org: DefaultThresholds, byNumber: map[int]Thresholds{}, res: DefaultResourceLimits, at: s.now()}
 	rows, err := s.st.ListAlertThresholds(ctx, org)
 	if err != nil {
 		s.log.Warn("loading alert thresholds (using the defaults)", "org", org, "err", err)
@@ -452,13 +457,13 @@ func (s *Service) loadThresholds(ctx context.Context, org string) orgThresholds 
 	}
 	byID := map[string]Thresholds{}
 	for _, r := range rows {
-		t, err := DecodeThresholds(r.Thresholds)
-		if err != nil {
+		if r.TunnelID == "" {
+			if t, res, err := DecodeOrgThresholds(r.Thresholds); err == nil {
+				ot.org, ot.res = t, res
+			}
 			continue
 		}
-		if r.TunnelID == "" {
-			ot.org = t
-		} else {
+		if t, err := DecodeThresholds(r.Thresholds); err == nil {
 			byID[r.TunnelID] = t
 		}
 	}
