@@ -215,6 +215,10 @@ func (a *API) statsHistory(c *call) (any, error) {
 		if sq.Metric == "" {
 			return nil, invalid("metric", "a total needs a metric, e.g. rx_bps")
 		}
+		if noTotal[sq.Metric] {
+			return nil, invalid("metric", "%s cannot be totalled: a sum of percentages, load averages or round-trip times across devices means nothing; "+
+				"ask per device (device_id) instead. Totals add up rates and counts: rx_bps, tx_bps, rx_pps, tx_pps, up, link_up, internet_up", sq.Metric)
+		}
 	}
 	if sq.DeviceID != "" {
 		if _, err := a.st.GetDevice(c.ctx, c.org.ID, sq.DeviceID); err != nil {
@@ -260,6 +264,14 @@ func (a *API) statsHistory(c *call) (any, error) {
 		s.Points = append(s.Points, historyPoint{T: time.Unix(pt.TS, 0).UTC(), Avg: pt.Avg, Min: pt.Min, Max: pt.Max, N: pt.N})
 	}
 	return ans, nil
+}
+
+// noTotal are the metrics whose sum across devices says nothing (levels
+// and measurements, not rates or counts).
+var noTotal = map[string]bool{
+	monitor.MetricCPU: true, monitor.MetricMemory: true, monitor.MetricDisk: true, monitor.MetricLoad1: true,
+	monitor.MetricRTT: true, monitor.MetricJitter: true, monitor.MetricLoss: true,
+	monitor.MetricInternetRTT: true, monitor.MetricInternetLoss: true,
 }
 
 func containsStr(xs []string, x string) bool {

@@ -44,6 +44,10 @@ func testMonitoringAPI(t *testing.T, e *env) {
 	if p, _ := s0["points"].([]any); len(p) != 10 || s0["device_id"] != w.devA.ID {
 		t.Fatalf("points: %s", r.raw)
 	}
+	if r := e.do("GET", base+"/stats/history?total=true&metric=cpu_pct", w.aliceTok, nil); !strings.Contains(string(r.raw), "per device") {
+		t.Fatalf("a total of percentages must say why it is refused: %s", r.raw)
+	}
+	e.must(http.StatusOK, "GET", base+"/stats/history?total=true&kind=interface&metric=internet_up&step=5m", w.aliceTok, nil)
 	r = e.must(http.StatusOK, "GET", base+"/stats/history?total=true&metric=rx_bps&step=5m", w.aliceTok, nil)
 	series, _ = r.body["series"].([]any)
 	if len(series) != 1 || series[0].(map[string]any)["device_id"] != nil {
@@ -62,6 +66,13 @@ func testMonitoringAPI(t *testing.T, e *env) {
 		{"tunnel=x", "tunnel"},
 		{"tunnel=1&interface=wan0", "tunnel"},
 		{"total=true", "metric"},
+		{"total=true&metric=cpu_pct", "metric"},
+		{"total=true&metric=mem_used_pct", "metric"},
+		{"total=true&metric=disk_used_pct", "metric"},
+		{"total=true&metric=load1", "metric"},
+		{"total=true&kind=interface&metric=internet_rtt_ms", "metric"},
+		{"total=true&kind=interface&metric=internet_loss_pct", "metric"},
+		{"total=true&kind=tunnel&metric=rtt_ms", "metric"},
 		{"total=yes&metric=rx_bps", "total"},
 		{"step=0", "step"},
 		{"from=yesterday", "from"},
