@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/manage/store/storetest"
 )
 
 // smtpSink is a minimal SMTP server on loopback that records messages.
@@ -16,6 +19,9 @@ type smtpSink struct {
 	mu   sync.Mutex
 	msgs []sinkMsg
 	wg   sync.WaitGroup
+	// failNext refuses that many next mails (451 to MAIL FROM); mails
+	// counts every MAIL FROM.
+	failNext, mails int
 }
 
 type sinkMsg struct {
@@ -65,6 +71,17 @@ func (s *smtpSink) serve(c net.Conn) {
 			w("250-sink")
 			w("250 8BITMIME")
 		case strings.HasPrefix(cmd, "MAIL FROM:"):
+			s.mu.Lock()
+			s.mails++
+			fail := s.failNext > 0
+			if fail {
+				s.failNext--
+			}
+			s.mu.Unlock()
+			if fail {
+				w("451 4.3.0 try again later")
+				continue
+			}
 			m = sinkMsg{from: addrArg(line[10:])}
 			w("250 ok")
 		case strings.HasPrefix(cmd, "RCPT TO:"):
@@ -157,5 +174,75 @@ func TestSendMailRefuses(t *testing.T) {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+func (s *smtpSink) setFail(n int) { s.mu.Lock(); s.failNext = n; s.mu.Unlock() }
+func (s *smtpSink) attempts() int  { s.mu.Lock(); defer s.mu.Unlock(); return s.mails }
+
+// TestDigestRetry: a daily digest the SMTP server refuses is retried after
+// 5 and 15 minutes (and then sent, once); one refused every time is
+// retried after 5, 15 and 60 minutes, then left for the next day with its
+// notifications still unmailed (a later digest takes them).
+func TestDigestRetry(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	ctx := t.Context()
+	note := func(title string) {
+		t.Helper()
+		must(t, f.st.CreateNotifications(ctx, []store.Notification{{UserID: f.user.ID, OrgID: f.org.ID, Type: AlertTunnelDown,
+			Severity: SeverityCritical, Title: title, CreatedAt: f.clk.now().Add(-time.Minute)}}))
+	}
+	unmailed := func() int {
+		t.Helper()
+		_, n, err := f.st.UnmailedNotifications(ctx, f.user.ID, 10)
+		must(t, err)
+		return n
+	}
+	note("tunnel down (tunnel 1)")
+	f.sink.setFail(2)
+	f.svc.SendDigests(ctx)
+	if f.sink.attempts() != 1 || len(f.sink.messages()) != 0 || unmailed() != 1 {
+		t.Fatalf("first attempt: %d attempts, %d mails, %d unmailed", f.sink.attempts(), len(f.sink.messages()), unmailed())
+	}
+	steps := []struct {
+		wait     time.Duration
+		attempts int
+		mails    int
+	}{
+		{4 * time.Minute, 1, 0},  // not due yet
+		{time.Minute, 2, 0},      // 5 min: refused again
+		{14 * time.Minute, 2, 0}, // not due
+		{time.Minute, 3, 1},      // 15 min later: sent
+		{2 * time.Hour, 3, 1},    // nothing more
+	}
+	for i, st := range steps {
+		f.clk.add(st.wait)
+		f.svc.RetryDigests(ctx)
+		if f.sink.attempts() != st.attempts || len(f.sink.messages()) != st.mails {
+			t.Fatalf("step %d: %d attempts, %d mails; want %d, %d", i, f.sink.attempts(), len(f.sink.messages()), st.attempts, st.mails)
+		}
+	}
+	if unmailed() != 0 || !strings.Contains(f.sink.messages()[0].data, "tunnel down (tunnel 1)") {
+		t.Fatalf("after the retry: %d unmailed, mail %q", unmailed(), f.sink.messages()[0].data)
+	}
+
+	// Refused every time: 1 + 3 retries, then nothing until tomorrow.
+	note("tunnel down (tunnel 2)")
+	f.sink.setFail(100)
+	f.svc.SendDigests(ctx)
+	for _, wait := range []time.Duration{5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour} {
+		f.clk.add(wait)
+		f.svc.RetryDigests(ctx)
+	}
+	if got := f.sink.attempts() - 3; got != 4 {
+		t.Fatalf("%d attempts, want 4 (the digest and 3 retries)", got)
+	}
+	if unmailed() != 1 {
+		t.Fatalf("the notification of the failed digest is not left for tomorrow: %d unmailed", unmailed())
+	}
+	f.sink.setFail(0)
+	f.svc.SendDigests(ctx) // the next day's
+	if ms := f.sink.messages(); len(ms) != 2 || !strings.Contains(ms[1].data, "tunnel down (tunnel 2)") || unmailed() != 0 {
+		t.Fatalf("next digest: %d mails, %d unmailed", len(ms), unmailed())
 	}
 }

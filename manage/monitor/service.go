@@ -38,6 +38,7 @@ type Store interface {
 	ActiveAlerts(ctx context.Context) ([]store.Alert, error)
 	CreateNotifications(ctx context.Context, ns []store.Notification) error
 	ClaimUnmailedNotifications(ctx context.Context, userID string, before, at time.Time) ([]store.Notification, error)
+	ReleaseNotifications(ctx context.Context, userID string, ids []string) (int, error)
 	GetNotificationPrefs(ctx context.Context, userID string) (store.NotificationPrefs, error)
 	ListNotificationPrefs(ctx context.Context) ([]store.NotificationPrefs, error)
 	ListWebhooks(ctx context.Context, orgID string, opt store.ListOptions) (store.Page[store.Webhook], error)
@@ -110,6 +111,11 @@ type Service struct {
 	up     map[string]map[string]map[int]bool // org → device → tunnel → up
 	wans   map[string][]WANState              // device → assigned WANs (last check)
 
+	// retries are the users whose daily digest failed to send, with
+	// their next attempt (DigestRetries).
+	retryMu sync.Mutex
+	retries map[string]digestRetry
+
 	sendq chan func(context.Context)
 	gauge *prometheus.GaugeVec
 	tunUp *prometheus.GaugeVec
@@ -168,7 +174,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "monitor"), now: cfg.Now, rates: NewRates(),
 		engine: NewEngine(cfg.HoldDown), ids: map[Key]string{}, ths: map[string]orgThresholds{},
 		up: map[string]map[string]map[int]bool{}, wans: map[string][]WANState{}, sendq: make(chan func(context.Context), 1024),
-		start: cfg.Now()}
+		start: cfg.Now(), retries: map[string]digestRetry{}}
 	s.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trellis_org_devices",
 		Help: "Approved devices per organization by state (total, connected, in_sync), from the store."}, []string{"org", "state"})
 	s.tunUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trellis_org_tunnels_up",
@@ -272,6 +278,7 @@ func (s *Service) Run(ctx context.Context) error {
 				lastDigest = day
 				s.SendDigests(ctx)
 			}
+			s.RetryDigests(ctx)
 		}
 	}
 }
@@ -919,15 +926,68 @@ func (s *Service) SendDigests(ctx context.Context) {
 	}
 	for _, uid := range users {
 		if err := s.DigestFor(ctx, uid); err != nil {
-			s.log.Warn("daily digest", "user", uid, "err", err)
+			s.digestFailed(uid, 0, err)
 		}
+	}
+}
+
+// DigestRetries are the waits before the retries of a daily digest that
+// failed to send; after the last one it waits for the next day's digest
+// (which takes the same notifications, released after each failure).
+var DigestRetries = []time.Duration{5 * time.Minute, 15 * time.Minute, time.Hour}
+
+type digestRetry struct {
+	attempt int // retries done
+	due     time.Time
+}
+
+// digestFailed schedules the next attempt of a user's digest after
+// `done` retries, or gives up until tomorrow.
+func (s *Service) digestFailed(uid string, done int, err error) {
+	s.retryMu.Lock()
+	defer s.retryMu.Unlock()
+	if done >= len(DigestRetries) {
+		delete(s.retries, uid)
+		s.log.Error("daily digest: giving up until tomorrow's digest", "user", uid, "attempts", done+1, "err", err)
+		return
+	}
+	wait := DigestRetries[done]
+	s.retries[uid] = digestRetry{attempt: done, due: s.now().Add(wait)}
+	s.log.Warn("daily digest failed to send: will retry", "user", uid, "in", wait, "attempt", done+1, "err", err)
+}
+
+// RetryDigests sends the digests whose retry is due (Run calls it every
+// MaintainEvery).
+func (s *Service) RetryDigests(ctx context.Context) {
+	now := s.now()
+	s.retryMu.Lock()
+	var due []string
+	for uid, r := range s.retries {
+		if !now.Before(r.due) {
+			due = append(due, uid)
+		}
+	}
+	s.retryMu.Unlock()
+	for _, uid := range due {
+		s.retryMu.Lock()
+		r := s.retries[uid]
+		s.retryMu.Unlock()
+		if err := s.DigestFor(ctx, uid); err != nil {
+			s.digestFailed(uid, r.attempt+1, err)
+			continue
+		}
+		s.retryMu.Lock()
+		delete(s.retries, uid)
+		s.retryMu.Unlock()
+		s.log.Info("daily digest sent on retry", "user", uid, "retry", r.attempt+1)
 	}
 }
 
 // DigestFor mails one user's digest now: the unread notifications not
 // mailed before (nothing when there are none). They are claimed (marked
 // mailed) first, so replicas sending at once never mail one twice; a
-// failed send leaves them in the in-app list.
+// failed send releases them again (for a retry or tomorrow's digest) and
+// leaves them in the in-app list.
 func (s *Service) DigestFor(ctx context.Context, userID string) error {
 	u, err := s.st.GetUser(ctx, userID)
 	if err != nil || u.Disabled {
@@ -939,8 +999,17 @@ func (s *Service) DigestFor(ctx context.Context, userID string) error {
 		return err
 	}
 	notes := make([]Notice, len(ns))
+	ids := make([]string, len(ns))
 	for i, n := range ns {
 		notes[i] = Notice{Severity: n.Severity, Type: n.Type, Org: n.OrgID, Title: n.Title, Message: n.Message, At: n.CreatedAt}
+		ids[i] = n.ID
 	}
-	return SendMail(ctx, s.cfg.Mail, DigestMail(u.Email, notes, len(notes)))
+	if err := SendMail(ctx, s.cfg.Mail, DigestMail(u.Email, notes, len(notes))); err != nil {
+		// Not mailed after all: a retry (or tomorrow's digest) takes them.
+		if _, rerr := s.st.ReleaseNotifications(context.WithoutCancel(ctx), userID, ids); rerr != nil {
+			s.log.Error("releasing the notifications of a failed digest", "user", userID, "err", rerr)
+		}
+		return err
+	}
+	return nil
 }

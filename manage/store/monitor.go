@@ -501,6 +501,28 @@ func (s *sqlStore) ClaimUnmailedNotifications(ctx context.Context, userID string
 	return out, s.fail(op, err)
 }
 
+// ReleaseNotifications clears the e-mailed mark of the user's
+// notifications with these ids (claimed for a digest whose mail failed),
+// so that a later digest takes them again; returns how many changed.
+func (s *sqlStore) ReleaseNotifications(ctx context.Context, userID string, ids []string) (int, error) {
+	const op = "release notifications"
+	total := 0
+	for start := 0; start < len(ids); start += 500 {
+		part := ids[start:min(start+500, len(ids))]
+		args := []any{userID}
+		for _, id := range part {
+			args = append(args, id)
+		}
+		n, err := s.execN(ctx, "UPDATE notifications SET emailed_at = NULL WHERE user_id = ? AND emailed_at IS NOT NULL AND id IN (?"+
+			strings.Repeat(", ?", len(part)-1)+")", args...)
+		if err != nil {
+			return total, s.fail(op, err)
+		}
+		total += int(n)
+	}
+	return total, nil
+}
+
 // writeRows runs a write with RETURNING of several rows.
 func (s *sqlStore) writeRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return s.writer().QueryContext(ctx, s.d.rebind(q), args...)

@@ -216,6 +216,16 @@ func monitorSuite(t *testing.T, s store.Store) {
 		if again, _ := s.ClaimUnmailedNotifications(ctx, u.ID, t0.Add(time.Second), t0.Add(time.Hour)); len(again) != 0 {
 			t.Fatalf("claimed twice: %+v", again)
 		}
+		// A failed digest releases what it claimed: claimable again.
+		if n, err := s.ReleaseNotifications(ctx, other.ID, []string{claimed[0].ID}); err != nil || n != 0 {
+			t.Fatalf("another user released my notification: %d %v", n, err)
+		}
+		if n, err := s.ReleaseNotifications(ctx, u.ID, []string{claimed[0].ID}); err != nil || n != 1 {
+			t.Fatalf("released %d %v", n, err)
+		}
+		if again, _ := s.ClaimUnmailedNotifications(ctx, u.ID, t0.Add(time.Second), t0.Add(time.Hour)); len(again) != 1 || again[0].ID != claimed[0].ID {
+			t.Fatalf("claimed after release: %+v", again)
+		}
 		if n, _ := s.MarkNotificationsEmailed(ctx, u.ID, t0.Add(time.Hour), t0.Add(time.Hour)); n != 1 {
 			t.Fatalf("emailed %d", n)
 		}

@@ -283,6 +283,9 @@ type Store interface {
 	// notifications created up to before as e-mailed and returns them, in
 	// one statement: of replicas sending digests at once, one gets them.
 	ClaimUnmailedNotifications(ctx context.Context, userID string, before, at time.Time) ([]Notification, error)
+	// ReleaseNotifications clears the e-mailed mark of the user's
+	// notifications with these ids (a digest that failed to send).
+	ReleaseNotifications(ctx context.Context, userID string, ids []string) (int, error)
 	GetNotificationPrefs(ctx context.Context, userID string) (NotificationPrefs, error)
 	SetNotificationPrefs(ctx context.Context, p *NotificationPrefs) error
 	ListNotificationPrefs(ctx context.Context) ([]NotificationPrefs, error)
