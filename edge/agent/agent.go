@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/trellis-sdwan/trellis/edge/state"
+	"github.com/trellis-sdwan/trellis/edge/wancheck"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 	"github.com/trellis-sdwan/trellis/wire/release"
 )
@@ -169,9 +170,11 @@ func (a *Agent) runOnce(parent context.Context) error {
 	defer dhcp.Close()
 	fw := NewFirewallApplier(ctx, a.dir.Path(), a.opts.TUNName, a.log) // after ifs: uses the WANs' tables and addresses
 	defer fw.Close()
+	inet := NewInternetApplier(ctx, a.log, wancheck.Options{}) // last: probes from the WANs' addresses and tables
+	defer inet.Close()
 	appliers := a.opts.Appliers
 	if appliers == nil && !a.opts.DisableHostConfig {
-		appliers = []Applier{ifs, fw, dhcp, &RoutesApplier{Log: a.log, Keep: ifs.OwnsRoute}, a.dp}
+		appliers = []Applier{ifs, fw, dhcp, &RoutesApplier{Log: a.log, Keep: ifs.OwnsRoute}, a.dp, inet}
 	}
 	a.rec = NewReconciler(a.log, appliers...)
 	a.configCh = make(chan devproto.Config, 1)

@@ -277,9 +277,11 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 	// learns tunnel states from stats only, and would otherwise follow a
 	// tunnel's state a whole stats period (60 s) late. The first tick of a
 	// session with tunnels sends their states too (manage's view after a
-	// reconnection).
+	// reconnection). So does a WAN's Internet check changing its verdict
+	// (or reaching its first one).
 	leases, leasesChanged := s.a.leaseChanges(), false
-	var sentTunnels string // tunnel states in the last stats sent
+	var sentTunnels string  // tunnel states in the last stats sent
+	var sentInternet string // WAN Internet verdicts in the last stats sent
 	for {
 		select {
 		case <-ctx.Done():
@@ -302,13 +304,18 @@ func (s *session) ticker(ctx context.Context, cancel context.CancelFunc) {
 				continue
 			}
 			tunnels := s.a.tunnelStates()
-			if leasesChanged || tunnels != sentTunnels || now.Sub(lastStats) >= every {
+			internet := internetSignature(s.a.internetStatus())
+			if leasesChanged || tunnels != sentTunnels || internet != sentInternet || now.Sub(lastStats) >= every {
 				if tunnels != sentTunnels {
 					s.a.log.Debug("tunnel states changed; sending stats now", "tunnels", tunnels)
+				}
+				if internet != sentInternet {
+					s.a.log.Debug("WAN Internet verdicts changed; sending stats now", "internet", internet)
 				}
 				lastStats, leasesChanged = now, false
 				st := s.a.collectStats()
 				sentTunnels = tunnelSignature(st.Tunnels)
+				sentInternet = internet
 				_ = s.write(ctx, devproto.TypeStats, "", st)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/trellis-sdwan/trellis/edge/wancheck"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -113,6 +114,9 @@ func validateDesired(d *devproto.Desired) error {
 				errs = append(errs, fmt.Errorf("interface %s: address %q: %v", i.Name, i.Address, err))
 			}
 		}
+	}
+	if _, err := wancheck.SettingsFrom(d.InternetCheck); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -71,7 +71,7 @@ func (m *metrics) setApplied(v string) {
 func (a *Agent) metricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{a.metrics.reg, a.dhcpGatherer()}, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{a.metrics.reg, a.dhcpGatherer(), a.internetGatherer()}, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /dataplane/", func(w http.ResponseWriter, r *http.Request) {
 		e := a.dp.Engine()
 		if e == nil {
@@ -173,14 +173,23 @@ func (a *Agent) controlHandler() http.Handler {
 	return mux
 }
 
-// collectStats gathers interface and tunnel counters and the DHCP
-// servers' leases.
+// internetGatherer gathers the Internet check metrics of the agent's
+// current run.
+func (a *Agent) internetGatherer() prometheus.Gatherer {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newInternetCollector(a))
+	return reg
+}
+
+// collectStats gathers interface and tunnel counters (with the WANs'
+// Internet checks) and the DHCP servers' leases.
 func (a *Agent) collectStats() devproto.Stats {
 	var st devproto.Stats
 	st.Leases = a.dhcpLeases()
 	st.Health = a.healthNow()
 	ifs, err := sysinfoCounters()
 	if err == nil {
+		withInternet(ifs, a.internetStatus())
 		st.Interfaces = ifs
 	}
 	if e := a.dp.Engine(); e != nil {
