@@ -178,7 +178,7 @@ func TestSendMailRefuses(t *testing.T) {
 }
 
 func (s *smtpSink) setFail(n int) { s.mu.Lock(); s.failNext = n; s.mu.Unlock() }
-func (s *smtpSink) attempts() int  { s.mu.Lock(); defer s.mu.Unlock(); return s.mails }
+func (s *smtpSink) attempts() int { s.mu.Lock(); defer s.mu.Unlock(); return s.mails }
 
 // TestDigestRetry: a daily digest the SMTP server refuses is retried after
 // 5 and 15 minutes (and then sent, once); one refused every time is
