@@ -21,6 +21,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/server"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 const adminPassword = "browser tests 4 trellis"
@@ -119,7 +120,7 @@ func (m *manage) edges(t *testing.T, n int) []*edge {
 	var out []*edge
 	for i := 1; i <= n; i++ {
 		e := &edge{name: fmt.Sprintf("edge%d", i), machine: fmt.Sprintf("%032x", i),
-			wan: wanOf(i)}
+			wan: wanOf(i), internet: devproto.InternetStatus{Reachable: true, Target: "1.1.1.1", RTTMillis: 8 + float64(i), Since: time.Now().UTC()}}
 		if err := e.register(ctx, m.hc, m.base, tok.Token); err != nil {
 			t.Fatal(err)
 		}

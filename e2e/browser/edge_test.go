@@ -20,7 +20,8 @@ import (
 // edge is a device speaking the real device protocol to manage: it
 // registers with the organization token, holds its channel, applies every
 // configuration (acknowledging it) and reports stats every second: its
-// interfaces' counters, its health (CPU, memory, disk, load) and every tunnel of its document as up with a
+// interfaces' counters, its WAN's Internet check (reachable unless cut
+// off), its health (CPU, memory, disk, load) and every tunnel of its document as up with a
 // fixed RTT (there is no data plane here, so the numbers are the device's
 // claim, as a real edge's would be).
 type edge struct {
@@ -31,10 +32,18 @@ type edge struct {
 
 	stop context.CancelFunc // closes the channel: the device goes offline
 
-	mu      sync.Mutex
-	tunnels []int
-	version string
-	bytes   uint64
+	mu       sync.Mutex
+	tunnels  []int
+	version  string
+	bytes    uint64
+	internet devproto.InternetStatus // its WAN's Internet check, as reported
+}
+
+// cutInternet makes the device report its WAN cut off from the Internet.
+func (e *edge) cutInternet(why string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.internet = devproto.InternetStatus{Reachable: false, LossPct: 100, Since: time.Now().UTC(), Error: why}
 }
 
 // register posts the registration and returns the device id.
@@ -143,8 +152,10 @@ func (e *edge) stats() devproto.Stats {
 	defer e.mu.Unlock()
 	e.bytes += 125000     // 1 Mbit/s each way
 	n := e.bytes / 125000 // reports so far
+	inet := e.internet
+	inet.CheckedAt = time.Now().UTC()
 	s := devproto.Stats{Interfaces: []devproto.InterfaceStats{
-		{Name: e.wan.Name, LinkUp: true, RxBytes: e.bytes, TxBytes: e.bytes / 2, RxPackets: e.bytes / 1000, TxPackets: e.bytes / 2000},
+		{Name: e.wan.Name, LinkUp: true, RxBytes: e.bytes, TxBytes: e.bytes / 2, RxPackets: e.bytes / 1000, TxPackets: e.bytes / 2000, Internet: &inet},
 	}, Health: &devproto.DeviceHealth{CPUPct: 20 + float64(n%5), MemUsedPct: 41.5, MemTotalBytes: 2 << 30, DiskUsedPct: 63.25,
 		Load1: 0.42, UptimeSeconds: 3*86400 + 4*3600 + n}}
 	for _, n := range e.tunnels {

@@ -35,6 +35,10 @@ func TestOperatorFlow(t *testing.T) {
 		`[...document.querySelectorAll("tr[data-device] td[data-label=Config]")].every(td => td.textContent === "in-sync")`, 20*time.Second)
 	sh.take(t, ctx, "devices-approved")
 
+	// edge2's WAN loses the Internet: its interface list says so, and an
+	// alert follows (checked on the notifications page).
+	edges[1].cutInternet("no answer from 1.1.1.1, 8.8.8.8")
+
 	// Assign eth0 of every device as WAN.
 	for i, e := range edges {
 		do(t, ctx, "open "+e.name, chromedp.Navigate(m.base+"/"+org+"/devices/"+e.id),
@@ -50,6 +54,14 @@ func TestOperatorFlow(t *testing.T) {
 		}
 		do(t, ctx, "assign "+e.name+" eth0", chromedp.SetValue("#f-if-eth0-address", addr), chromedp.Click("#iface-editor button[type=submit]"))
 		until(t, ctx, e.name+" eth0 is a WAN", `(document.querySelector('tr[data-iface="eth0"] td[data-label=Role]')||{}).textContent === "wan"`, 10*time.Second)
+		// The Internet check each device reports for its WAN.
+		want := map[bool]string{true: "reachable", false: "unreachable"}[i != 1]
+		until(t, ctx, e.name+" eth0 Internet "+want, `(() => { const c = document.querySelector('tr[data-iface="eth0"] .internet');
+			return !!c && c.dataset.internet === `+js(want)+` })()`, 10*time.Second)
+		if i == 1 {
+			until(t, ctx, "the reason shown", `document.querySelector('tr[data-iface="eth0"] .internet').textContent.includes("no answer from 1.1.1.1")`, 5*time.Second)
+			sh.take(t, ctx, "interfaces-internet-unreachable")
+		}
 		if i == 0 {
 			sh.take(t, ctx, "interfaces-assigned")
 		}

@@ -66,6 +66,7 @@ func TestPages(t *testing.T) {
 	sh.take(t, ctx, "access-keys")
 
 	appStep(t, ctx, m, sh)
+	monitorSettingsStep(t, ctx, m, sh)
 
 	for _, p := range []struct{ name, url, ready string }{
 		{"accounts", m.base + "/#/accounts", `document.querySelectorAll("main tbody tr").length > 0`},

@@ -36,8 +36,11 @@ export async function orgPicker(main, ctx) {
 }
 
 export async function orgSettings(main, ctx) {
-  const [o, fw, qos, fwPolicies] = await Promise.all([get(O(ctx.org)), get(O(ctx.org) + '/firewall'), get(O(ctx.org) + '/qos'),
-    all(O(ctx.org) + '/policies', { kind: 'firewall' })]);
+  const [o, fw, qos, fwPolicies, feats] = await Promise.all([get(O(ctx.org)), get(O(ctx.org) + '/firewall'), get(O(ctx.org) + '/qos'),
+    all(O(ctx.org) + '/policies', { kind: 'firewall' }), features()]);
+  const inetBox = h('div', { id: 'internet-check' });
+  const hasInternet = feats.has(/^\/organizations\/\{org_id\}\/internet-check$/);
+  if (hasInternet) await internetCheck(ctx.org, inetBox).catch((err) => clear(inetBox, errorBox(err)));
   const qosBox = h('div', { id: 'qos-classes' });
   const drawQoS = (q) => clear(qosBox,
     h('p', { class: 'muted small' }, q.default ? 'The default classes are in force.' : 'The organization\'s own classes are in force.'),
@@ -70,11 +73,44 @@ export async function orgSettings(main, ctx) {
       toast('Saved');
     }, { id: 'orgfw' })),
     section('QoS classes', qosBox),
+    hasInternet ? section('Internet check of the WANs', inetBox) : null,
     section('Danger zone', action('Delete organization', async () => {
       await del(O(ctx.org));
       toast('Deleted');
       ctx.go('/orgs');
     }, { class: 'danger', confirm: 'Delete ' + o.name + ' with all its devices, tunnels and policies?' })));
+}
+
+// internetCheck shows and edits the organization's per-WAN Internet
+// check (GET/PUT/DELETE /organizations/{org}/internet-check): the
+// settings in force, the server's defaults, whether they are the
+// organization's own.
+async function internetCheck(org, box) {
+  const v = await get(O(org) + '/internet-check');
+  const cur = v.settings || {}, def = v.defaults || {};
+  const targets = (x) => ((x && x.targets) || []).join(', ') || 'none (checks off)';
+  clear(box,
+    h('p', { class: 'muted small' }, 'Every WAN of the devices pings these IPv4 targets in turn, one each interval; after the given number of failed rounds in a row the WAN counts as cut off from the Internet (the interface list shows it, and a wan_internet_unreachable alert follows). No targets: no checks.'),
+    kv([
+      ['In force', h('span', { id: 'internet-check-source' }, v.custom ? 'the organization\'s own settings' : 'the server\'s defaults')],
+      ['Defaults', `${targets(def)}; every ${def.interval_s ?? '?'} s, timeout ${def.timeout_ms ?? '?'} ms, ${def.fail_rounds ?? '?'} failed rounds`],
+    ]),
+    form([
+      { name: 'targets', label: 'Targets (IPv4, at most 4; empty: no checks)', value: (cur.targets || []).join(', '), placeholder: '1.1.1.1, 8.8.8.8' },
+      { name: 'interval_s', label: 'Interval (s)', type: 'number', min: 1, max: 300, value: cur.interval_s },
+      { name: 'timeout_ms', label: 'Timeout (ms)', type: 'number', min: 100, max: 10000, value: cur.timeout_ms },
+      { name: 'fail_rounds', label: 'Failed rounds before cut off', type: 'number', min: 1, max: 20, value: cur.fail_rounds },
+    ], 'Save Internet check', async (f) => {
+      const body = { targets: f.targets.split(/[\s,]+/).filter(Boolean) };
+      for (const k of ['interval_s', 'timeout_ms', 'fail_rounds']) if (f[k] !== undefined) body[k] = f[k];
+      await put(O(org) + '/internet-check', body);
+      toast('Internet check saved');
+      await internetCheck(org, box);
+    }, { id: 'inet', class: 'inline', extra: v.custom ? action('Back to the defaults', async () => {
+      await del(O(org) + '/internet-check');
+      toast('The server\'s defaults apply');
+      await internetCheck(org, box);
+    }, { class: 'small', title: 'Remove the organization\'s own settings' }) : null }));
 }
 
 // ----------------------------------------------------------------- accounts
@@ -519,7 +555,7 @@ export async function notifications(main, ctx) {
   clear(main, h('div', { class: 'head' }, h('h1', null, 'Notifications'), filter,
     canMark ? action('Mark all read', () => mark({ all: true }), { class: 'small', title: 'Mark all my notifications read (every organization)' }) : null),
   section('My notifications in this organization', box), hasAlerts ? section('Alerts of the organization', alertBox) : null,
-  f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Tunnel alert thresholds', await thresholds(org)) : null,
+  f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Alert thresholds', await thresholds(org)) : null,
   f.has(/^\/organizations\/\{org_id\}\/webhooks$/) ? section('Webhooks', await webhooks(org)) : null);
   await load();
   every(10000, load);
@@ -565,18 +601,37 @@ async function webhooks(org) {
   }, { id: 'hook' })));
 }
 
-// thresholds edits the organization's tunnel RTT and loss thresholds
-// (0 switches a level off).
+// thresholds edits the organization's alert thresholds: tunnel RTT and
+// loss, and, when this manage has them ("resources" in the answer), the
+// device CPU, memory and disk use (0 switches a level off).
 async function thresholds(org) {
   const th = await get(O(org) + '/alert-thresholds');
-  const cur = th.organization || th.defaults;
-  const lv = (k, l) => ({ name: k + '.' + l, label: (k === 'rtt_ms' ? 'RTT (ms) ' : 'Loss (%) ') + l, type: 'number', value: cur[k][l], min: 0 });
-  return h('div', null, h('p', { class: 'muted small' }, `Defaults: RTT warning above ${th.defaults.rtt_ms.warning} ms, critical above ${th.defaults.rtt_ms.critical} ms; loss warning above ${th.defaults.loss_pct.warning} %, critical above ${th.defaults.loss_pct.critical} %. Alerts are raised after the condition has held for 30 s.`),
-    form([lv('rtt_ms', 'warning'), lv('rtt_ms', 'critical'), lv('loss_pct', 'warning'), lv('loss_pct', 'critical')], 'Save thresholds', async (v) => {
-      await put(O(org) + '/alert-thresholds', {
+  const defs = th.defaults || {};
+  const cur = th.organization || defs;
+  const res = th.resources && typeof th.resources === 'object' ? th.resources : null;
+  const resDefs = th.resource_defaults || {};
+  const RES = [['cpu_pct', 'CPU (%)'], ['mem_used_pct', 'Memory (%)'], ['disk_used_pct', 'Disk (%)']];
+  const lvl = (o, k, l) => (o && o[k] && o[k][l] !== undefined ? o[k][l] : '');
+  const lv = (k, l) => ({ name: k + '.' + l, label: (k === 'rtt_ms' ? 'RTT (ms) ' : 'Loss (%) ') + l, type: 'number', value: lvl(cur, k, l), min: 0 });
+  const rv = (k, label, l) => ({ name: 'resources.' + k + '.' + l, label: label + ' ' + l, type: 'number', value: lvl(res, k, l), min: 0, max: 100 });
+  const fields = [lv('rtt_ms', 'warning'), lv('rtt_ms', 'critical'), lv('loss_pct', 'warning'), lv('loss_pct', 'critical')];
+  if (res) for (const [k, label] of RES) fields.push(rv(k, label, 'warning'), rv(k, label, 'critical'));
+  const one = (o, k, l, unit) => (lvl(o, k, l) ? l + ' above ' + lvl(o, k, l) + unit : l + ' off');
+  const d = (o, k, unit) => one(o, k, 'warning', unit) + ', ' + one(o, k, 'critical', unit);
+  return h('div', null,
+    h('p', { class: 'muted small' }, `Defaults: tunnel RTT ${d(defs, 'rtt_ms', ' ms')}; loss ${d(defs, 'loss_pct', ' %')}` +
+      (res ? '; ' + RES.map(([k, label]) => label.replace(' (%)', '') + ' ' + d(resDefs, k, ' %')).join('; ') : '') +
+      '. Alerts are raised after the condition has held for 30 s; 0 switches a level off.'),
+    form(fields, 'Save thresholds', async (v) => {
+      const body = {
         rtt_ms: { warning: v['rtt_ms.warning'] ?? 0, critical: v['rtt_ms.critical'] ?? 0 },
         loss_pct: { warning: v['loss_pct.warning'] ?? 0, critical: v['loss_pct.critical'] ?? 0 },
-      });
+      };
+      if (res) {
+        body.resources = {};
+        for (const [k] of RES) body.resources[k] = { warning: v['resources.' + k + '.warning'] ?? 0, critical: v['resources.' + k + '.critical'] ?? 0 };
+      }
+      await put(O(org) + '/alert-thresholds', body);
       toast('Thresholds saved');
     }, { id: 'th', class: 'inline' }));
 }

@@ -129,10 +129,12 @@ async function history(org, box) {
 // deviceHistory draws a device's WAN bandwidth and its tunnels' RTT and
 // loss over the last hour.
 async function deviceHistory(org, id, box, ctx) {
-  const [dev, rtt, loss] = await Promise.all([
+  const [dev, rtt, loss, wanRTT] = await Promise.all([
     hist(org, { device_id: id, kind: 'device' }),
     hist(org, { device_id: id, kind: 'tunnel', metric: 'rtt_ms' }, 'max'),
     hist(org, { device_id: id, kind: 'tunnel', metric: 'loss_pct' }, 'max'),
+    // Internet checks of the WANs (a manage without them refuses the metric).
+    hist(org, { device_id: id, kind: 'interface', metric: 'internet_rtt_ms' }, 'max').catch(() => ({})),
   ]);
   if (ctx && !ctx.alive()) return;
   const per = (r) => Object.entries(r).map(([k, pts], i) => ({ name: 'tunnel ' + k, color: PALETTE[i % PALETTE.length], points: pts }));
@@ -146,6 +148,8 @@ async function deviceHistory(org, id, box, ctx) {
     hasHealth ? lineChart([{ name: 'load (1 min)', color: PALETTE[6], points: dev.load1 || [] }],
       { title: 'Load, last hour', fmt: (v) => v.toFixed(v < 10 ? 2 : 0), range: dev.range, id: 'chart-load' }) : null,
     lineChart([{ name: 'in', color: IN, points: dev.rx_bps || [] }, { name: 'out', color: OUT, points: dev.tx_bps || [] }], { title: 'WAN bandwidth, last hour', fmt: bits, range: dev.range }),
+    Object.keys(wanRTT).length ? lineChart(Object.entries(wanRTT).map(([k, pts], i) => ({ name: k, color: PALETTE[i % PALETTE.length], points: pts })),
+      { title: 'Internet RTT per WAN, last hour', fmt: msec, range: wanRTT.range, id: 'chart-internet' }) : null,
     lineChart(per(rtt), { title: 'Tunnel RTT, last hour', fmt: msec, range: rtt.range }),
     lineChart(per(loss), { title: 'Tunnel loss, last hour', fmt: pct, range: loss.range })));
 }
@@ -339,9 +343,33 @@ async function interfaces(org, P, box, ctx) {
     ['Link', (i) => i.reported ? (i.link_up ? 'up' : 'down') : 'not reported'],
     ['Status', (i) => h('span', { title: i.reason || '' }, badge(i.status), i.reason ? h('small', { class: 'muted' }, ' ' + i.reason) : null)],
     ['Labels', (i) => ((i.assignment && i.assignment.labels) || []).map((l) => labelName[l] || short(l)).join(', ') || '—'],
+    ['Internet', (i) => internetCell(i)],
     ['Endpoint', (i) => i.endpoint || i.endpoint_pending || '—'],
     ['', (i) => action('Assign', async () => edit(i), { class: 'small assign', title: 'Assign ' + i.name })],
   ], r.items || [], { empty: 'The device has reported no interfaces yet.', rowAttrs: (i) => ({ dataset: { iface: i.name } }) }), editor);
+}
+
+// internetCell shows a WAN's last Internet check ("internet" of the
+// interface list: reachable, target, rtt_ms, loss_pct, checked_at, since,
+// error), absent when the device reports none (checks off, not a WAN,
+// an older edge or manage).
+function internetCell(i) {
+  const n = i.internet;
+  if (!n || typeof n !== 'object') {
+    const wan = i.assignment && i.assignment.role === 'wan';
+    return h('span', { class: 'internet muted', dataset: { internet: 'unknown' } }, wan ? 'not checked' : '—');
+  }
+  const ok = !!n.reachable;
+  const bits = [];
+  if (ok && n.target) bits.push('via ' + n.target);
+  if (ok && typeof n.rtt_ms === 'number') bits.push(ms(n.rtt_ms));
+  if (typeof n.loss_pct === 'number' && n.loss_pct > 0) bits.push(pct(n.loss_pct) + ' loss');
+  if (n.since) bits.push((ok ? 'up ' : 'down ') + 'since ' + when(n.since));
+  const title = [n.error, n.checked_at ? 'checked ' + when(n.checked_at) : ''].filter(Boolean).join(' — ');
+  return h('span', { class: 'internet', title, dataset: { internet: ok ? 'reachable' : 'unreachable' } },
+    badge(ok ? 'reachable' : 'unreachable', ok ? 'ok' : 'bad'),
+    bits.length ? h('small', { class: 'muted' }, ' ' + bits.join(', ')) : null,
+    !ok && n.error ? h('small', { class: 'bad block' }, n.error) : null);
 }
 
 async function deviceTunnels(org, P, box) {

@@ -1,0 +1,83 @@
+package browser
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// monitorSettingsStep sets the organization's Internet check on the
+// settings page (a bad target first: the error under the targets) and
+// returns to the server's defaults, and the device resource thresholds
+// on the notifications page, each checked through the API. Parts this
+// manage does not offer (read from its OpenAPI document) are skipped
+// with a note.
+func monitorSettingsStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
+	t.Helper()
+	var doc struct{ Paths map[string]any }
+	m.call(t, "GET", "/api/v1/openapi.json", nil, &doc, 200)
+	o := m.base + "/#/o/" + m.org
+	type check struct {
+		Settings struct {
+			Targets   []string
+			IntervalS int `json:"interval_s"`
+		}
+		Custom bool
+	}
+	if _, ok := doc.Paths["/organizations/{org_id}/internet-check"]; !ok {
+		t.Log("this manage has no Internet check settings: not tested")
+	} else {
+		do(t, ctx, "settings", chromedp.Navigate(o+"/settings"), chromedp.WaitVisible("#f-inet-targets"),
+			chromedp.SetValue("#f-inet-targets", "192.0.2.53, 198.51.100.300"), chromedp.SetValue("#f-inet-interval_s", "5"),
+			chromedp.Click(`#internet-check form button[type=submit]`))
+		until(t, ctx, "the targets' field error", `document.querySelector("#f-inet-targets-err").textContent.includes("198.51.100.300")`, 10*time.Second)
+		do(t, ctx, "good targets", chromedp.SetValue("#f-inet-targets", "192.0.2.53, 198.51.100.53"), chromedp.Click(`#internet-check form button[type=submit]`))
+		until(t, ctx, "own settings in force", `document.querySelector("#internet-check-source").textContent.includes("own")`, 10*time.Second)
+		var c check
+		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/internet-check", nil, &c, 200)
+		if !c.Custom || !reflect.DeepEqual(c.Settings.Targets, []string{"192.0.2.53", "198.51.100.53"}) || c.Settings.IntervalS != 5 {
+			t.Fatalf("Internet check through the API: %+v", c)
+		}
+		do(t, ctx, "scroll to the Internet check", chromedp.ScrollIntoView("#internet-check"))
+		sh.take(t, ctx, "internet-check")
+		do(t, ctx, "back to the defaults", chromedp.Click(`#internet-check form .actions button:not([type=submit])`))
+		until(t, ctx, "defaults in force", `document.querySelector("#internet-check-source").textContent.includes("defaults")`, 10*time.Second)
+		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/internet-check", nil, &c, 200)
+		if c.Custom {
+			t.Fatalf("after going back to the defaults: %+v", c)
+		}
+	}
+
+	do(t, ctx, "notifications", chromedp.Navigate(o+"/notifications"), chromedp.WaitVisible("main h1"))
+	ok, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector("#f-th-rtt_ms_warning") && (document.querySelector("#f-th-resources_cpu_pct_warning") ? true : false)`,
+		chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil {
+		failShot(t, ctx)
+		t.Fatalf("thresholds form: %v", err)
+	}
+	if !ok {
+		t.Log("this manage has no resource thresholds: not tested")
+		return
+	}
+	do(t, ctx, "resource thresholds", chromedp.SetValue("#f-th-resources_cpu_pct_warning", "80"), chromedp.SetValue("#f-th-resources_disk_used_pct_critical", "99"),
+		chromedp.Click(`form:has(#f-th-rtt_ms_warning) button[type=submit]`))
+	var th struct {
+		Resources map[string]struct{ Warning, Critical float64 }
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/alert-thresholds", nil, &th, 200)
+		if th.Resources["cpu_pct"].Warning == 80 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if th.Resources["cpu_pct"].Warning != 80 || th.Resources["disk_used_pct"].Critical != 99 {
+		t.Fatalf("resource thresholds through the API: %+v", th.Resources)
+	}
+	do(t, ctx, "scroll to the thresholds", chromedp.ScrollIntoView("#f-th-rtt_ms_warning"))
+	sh.take(t, ctx, "thresholds")
+}
