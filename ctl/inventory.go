@@ -43,7 +43,7 @@ func (c *cli) devicesCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "devices",
 		Aliases: []string{"device"},
-		Short:   "Edge devices of the organization: list, get, update, delete, approve",
+		Short:   "Edge devices of the organization: list, get, update, delete, approve, health",
 	}
 	list := &cobra.Command{Use: "list", Short: "List devices", Args: cobra.NoArgs}
 	lf := addListFlags(list, "approval", "conn_state", "sync_status", "site", "name", "machine_id")
@@ -108,7 +108,7 @@ func (c *cli) devicesCommand() *cobra.Command {
 		}
 		return printOne(c, deviceView, *d)
 	})
-	cmd.AddCommand(list, get, update, del, approve)
+	cmd.AddCommand(list, get, update, del, approve, c.deviceHealthCommand())
 	return cmd
 }
 
