@@ -65,6 +65,7 @@ func TestPages(t *testing.T) {
 	until(t, ctx, "key shown once", `(document.querySelector("#key-shown code")||{textContent:""}).textContent.startsWith("tak_")`, 10*time.Second)
 	sh.take(t, ctx, "access-keys")
 
+	firewallStep(t, ctx, m, sh)
 	appStep(t, ctx, m, sh)
 	monitorSettingsStep(t, ctx, m, sh)
 
@@ -78,6 +79,12 @@ func TestPages(t *testing.T) {
 		until(t, ctx, p.name+" shown", p.ready, 15*time.Second)
 		sh.take(t, ctx, p.name)
 	}
+	// Setting up TOTP from the Me page shows the key's QR code too.
+	do(t, ctx, "me", chromedp.Navigate(m.base+"/#/me"), chromedp.WaitVisible("#f-pw-new_password"),
+		chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("main button")].find(b => b.textContent === "Set up TOTP").click()`),
+		chromedp.WaitVisible("#totp-qr"), chromedp.WaitVisible("#totp-secret"))
+	until(t, ctx, "the QR code image", `document.querySelector("#totp-qr").naturalWidth >= 100`, 10*time.Second)
+	sh.take(t, ctx, "me-totp")
 	do(t, ctx, "unknown page", chromedp.Navigate(m.base+"/#/nowhere"), chromedp.WaitVisible("main h1"))
 
 	// A session ended elsewhere: the next call answers 401 and the UI

@@ -141,3 +141,74 @@ func appStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
 	}
 	sh.take(t, ctx, "applications")
 }
+
+// firewallStep creates a firewall policy through the form: an outbound
+// rule and a port forward; on its page the JSON view shows them, an edit
+// there comes back into the form, and the save reaches the API.
+func firewallStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
+	t.Helper()
+	do(t, ctx, "new firewall policy", chromedp.Navigate(m.base+"/#/o/"+m.org+"/policies"), chromedp.WaitVisible("#f-pol-name"))
+	pick(t, ctx, "#f-pol-kind", "firewall")
+	out := `#pol-rules [data-section="outbound"] `
+	fwd := `#pol-rules [data-section="port_forwards"] `
+	do(t, ctx, "rows", chromedp.SendKeys("#f-pol-name", "branch firewall"),
+		chromedp.Click(out+"button.addrow"), chromedp.WaitVisible(out+"fieldset.rule"),
+		chromedp.Click(fwd+"button.addrow"), chromedp.WaitVisible(fwd+"fieldset.rule"))
+	pick(t, ctx, out+"select[name=fw_action]", "deny")
+	pick(t, ctx, out+"select[name=protocol]", "tcp")
+	do(t, ctx, "fill and create", chromedp.SendKeys(out+"input[name=ports]", "25"), chromedp.SendKeys(out+"input[name=description]", "no direct mail"),
+		chromedp.SendKeys(fwd+"input[name=interface]", "eth0"), chromedp.SendKeys(fwd+"input[name=ports]", "8080"),
+		chromedp.SendKeys(fwd+"input[name=to_address]", "10.1.0.10"), chromedp.SendKeys(fwd+"input[name=to_port]", "80"),
+		chromedp.Click("#pol-form > .actions button[type=submit]"), chromedp.WaitVisible("#poled"))
+	// The JSON view holds what the form would send; an edit comes back.
+	do(t, ctx, "edit as JSON", chromedp.Click("#poled button.jsontoggle"), chromedp.WaitVisible("#poled textarea.jsonedit"))
+	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const a = document.querySelector("#poled textarea.jsonedit");
+		const fw = JSON.parse(a.value); if (fw.port_forwards[0].ports !== "8080" || fw.outbound[0].description !== "no direct mail") return false;
+		fw.outbound[0].description = "no direct SMTP"; a.value = JSON.stringify(fw); return true })()`))
+	if err != nil || !ok {
+		failShot(t, ctx)
+		t.Fatalf("the JSON view: %v %v", ok, err)
+	}
+	sh.take(t, ctx, "firewall-json")
+	do(t, ctx, "back to the form", chromedp.Click("#poled button.jsontoggle"), chromedp.WaitVisible(`#poled [data-section="outbound"] fieldset.rule`))
+	until(t, ctx, "the edit in the form", `document.querySelector('#poled [data-section="outbound"] input[name=description]').value === "no direct SMTP"`, 5*time.Second)
+	do(t, ctx, "save", chromedp.Click("#poled > .actions button[type=submit]"))
+	var list struct {
+		Items []struct {
+			Kind     string
+			Firewall struct {
+				Outbound []struct {
+					Action, Description string
+					Match               struct {
+						Protocol string
+						Ports    []string
+					}
+				}
+				PortForwards []struct {
+					Interface, Protocol, Ports string
+					ToAddress                  string `json:"to_address"`
+					ToPort                     int    `json:"to_port"`
+				} `json:"port_forwards"`
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/policies?name=branch+firewall", nil, &list, 200)
+		if (len(list.Items) == 1 && len(list.Items[0].Firewall.Outbound) == 1 && list.Items[0].Firewall.Outbound[0].Description == "no direct SMTP") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(list.Items) != 1 || list.Items[0].Kind != "firewall" || len(list.Items[0].Firewall.Outbound) != 1 || len(list.Items[0].Firewall.PortForwards) != 1 {
+		t.Fatalf("firewall through the API: %+v", list.Items)
+	}
+	fw := list.Items[0].Firewall
+	if o := fw.Outbound[0]; o.Action != "deny" || o.Description != "no direct SMTP" || o.Match.Protocol != "tcp" || !reflect.DeepEqual(o.Match.Ports, []string{"25"}) {
+		t.Fatalf("outbound rule through the API: %+v", o)
+	}
+	if p := fw.PortForwards[0]; p.Interface != "eth0" || p.Protocol != "tcp" || p.Ports != "8080" || p.ToAddress != "10.1.0.10" || p.ToPort != 80 {
+		t.Fatalf("port forward through the API: %+v", p)
+	}
+	sh.take(t, ctx, "firewall")
+}
