@@ -7,8 +7,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestPhoneWidth: at 375 px the dashboard, devices, tunnels, device and
-// policy (its rule editor) pages fit
+// TestPhoneWidth: at 375 px the dashboard, devices, tunnels, device,
+// policy (its rule editor), applications, notifications and settings
+// pages fit
 // the width (no horizontal scrolling of the page) and the menu opens from
 // its button.
 func TestPhoneWidth(t *testing.T) {
@@ -35,6 +36,9 @@ func TestPhoneWidth(t *testing.T) {
 		{"tunnels", "/tunnels", `document.querySelectorAll('#tunnel-list tr[data-status="up"]').length === 3`},
 		{"device", "/devices/" + edges[0].id, `!!document.querySelector('tr[data-iface="eth0"]')`},
 		{"policy", "/policies/" + pol.ID, `document.querySelectorAll("#poled fieldset.rule .chip").length === 1`},
+		{"applications", "/applications", `!!document.querySelector("#app fieldset.rule") && document.querySelectorAll("main tbody tr").length > 0`},
+		{"notifications", "/notifications", `!!document.querySelector("#f-th-rtt_ms_warning")`},
+		{"settings", "/settings", `!!document.querySelector("#f-orgfw-policy_id")`},
 	} {
 		do(t, ctx, "open "+p.name, chromedp.Navigate(m.base+"/#/o/"+m.org+p.path))
 		until(t, ctx, p.name+" loaded", p.ready, 30*time.Second)
