@@ -29,27 +29,46 @@ func benchReport(i int) devproto.Stats {
 	return st
 }
 
-func benchIngest(b *testing.B, st store.Store) {
+// withInternet adds the Internet check results of two WANs (eth0, eth1,
+// both reachable): 3 points each, 234 in all.
+func withInternet(st devproto.Stats) devproto.Stats {
+	for j := range 2 {
+		st.Interfaces[j].Internet = &devproto.InternetStatus{Reachable: true, Target: "192.0.2.1", RTTMillis: 12, LossPct: 0}
+	}
+	return st
+}
+
+func benchIngest(b *testing.B, st store.Store, internet bool) {
 	f := newFixture(b, st)
 	ctx := context.Background()
 	svc, err := New(Config{Store: st, Now: f.clk.now})
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Two assigned WANs with link and address, as the periodic check
+	// would have learnt (the Internet alert checks run on them).
+	svc.wans[f.dev.ID] = []WANState{{Name: "eth0", Reported: true, LinkUp: true, HasAddress: true}, {Name: "eth1", Reported: true, LinkUp: true, HasAddress: true}}
 	b.ResetTimer()
 	for i := range b.N {
 		f.clk.add(time.Minute)
-		if err := svc.Stats(ctx, f.org.ID, f.dev.ID, benchReport(i), f.clk.now()); err != nil {
+		rep := benchReport(i)
+		if internet {
+			rep = withInternet(rep)
+		}
+		if err := svc.Stats(ctx, f.org.ID, f.dev.ID, rep, f.clk.now()); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 // BenchmarkStatsIngest measures one stats report: rates, one batched
-// insert of its points, tunnel checks.
+// insert of its points, tunnel, WAN Internet and resource checks; the
+// internet variants add two WANs' Internet check results (6 points).
 func BenchmarkStatsIngest(b *testing.B) {
-	b.Run("sqlite", func(b *testing.B) { benchIngest(b, storetest.OpenSQLite(b)) })
-	b.Run("postgres", func(b *testing.B) { benchIngest(b, storetest.OpenPostgres(b)) })
+	b.Run("sqlite", func(b *testing.B) { benchIngest(b, storetest.OpenSQLite(b), false) })
+	b.Run("sqlite-internet", func(b *testing.B) { benchIngest(b, storetest.OpenSQLite(b), true) })
+	b.Run("postgres", func(b *testing.B) { benchIngest(b, storetest.OpenPostgres(b), false) })
+	b.Run("postgres-internet", func(b *testing.B) { benchIngest(b, storetest.OpenPostgres(b), true) })
 }
 
 // BenchmarkHistoryQuery reads one series of a day of 1-minute buckets.
