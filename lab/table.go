@@ -149,6 +149,15 @@ func WriteStatus(ctx context.Context, w io.Writer, st *State) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, DescribeImpairment(rep), cell(DirUpload), cell(DirDownload))
 		}
 	}
+	if plan, err := NewPlan(st.Prefix, st.Topology); err == nil && os.Geteuid() == 0 {
+		cuts, err := plan.InternetCuts()
+		for _, c := range cuts {
+			fmt.Fprintf(tw, "%s: Internet cut (%s drops what it would forward to %s: %d packets)\n", c.Link, c.ISP, plan.InternetAddr, c.Dropped)
+		}
+		if err != nil {
+			fmt.Fprintf(tw, "Internet cuts: %v\n", err)
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

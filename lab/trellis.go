@@ -305,13 +305,19 @@ func (l *Lab) StartManage(ctx context.Context, timeout time.Duration) error {
 		return errors.New("trellis-manage is running already")
 	}
 	listen := net.JoinHostPort(l.Plan.ManageAddr.String(), fmt.Sprint(ManagePort))
-	rec, err := l.Start("manage", Process{Name: ManageProc, Argv: []string{
+	argv := []string{
 		filepath.Join(mi.BinDir, ManageProc),
 		"--data-dir", "{dir}/data",
 		"--listen", listen,
 		"--public-url", mi.URL,
 		"--admin-email", mi.Email,
-	}, Env: []string{
+	}
+	// The edges' Internet checks target the lab's internet router, never
+	// a real Internet address (manage's default is public resolvers).
+	if hasFlag(ctx, argv[0], internetCheckFlag) {
+		argv = append(argv, "--"+internetCheckFlag, l.Plan.InternetAddr.String())
+	}
+	rec, err := l.Start("manage", Process{Name: ManageProc, Argv: argv, Env: []string{
 		// Not --admin-password: argv is visible to every user in ps.
 		"TRELLIS_ADMIN_PASSWORD=" + mi.Password,
 	}})
@@ -340,6 +346,19 @@ func (l *Lab) StartManage(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("trellis-manage did not become healthy at %s: %w\n%s", mi.URL, err, logTail(rec.Log, 30))
 	}
 	return l.saveManageInfo(mi)
+}
+
+// internetCheckFlag sets the targets of the edges' Internet checks in
+// trellis-manage.
+const internetCheckFlag = "internet-check-targets"
+
+// hasFlag reports whether the command bin lists flag (without dashes) in
+// its --help output: an older binary from --bin-dir may lack it.
+func hasFlag(ctx context.Context, bin, flag string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, "--help").CombinedOutput()
+	return bytes.Contains(out, []byte("-"+flag+" "))
 }
 
 // ErrProcessExited: a process the lab waits for exited (its log tail

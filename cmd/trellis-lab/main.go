@@ -468,6 +468,13 @@ func statusCmd(g *globals) *cobra.Command {
 				return errors.Join(serr, err)
 			}
 			lab.WriteDevices(out, ds)
+			if ws, err := l.WANsInternet(cmd.Context(), c, mi); err == nil {
+				cuts, _ := l.Plan.InternetCuts()
+				fmt.Fprintln(out)
+				lab.WriteInternet(out, ws, cuts)
+			} else {
+				fmt.Fprintf(out, "\n(WAN Internet checks: %v)\n", err)
+			}
 			ts, err := l.Tunnels(cmd.Context(), c, mi)
 			switch {
 			case errors.Is(err, lab.ErrNoNetworkAPI):
@@ -526,12 +533,17 @@ func impairCmd(g *globals) *cobra.Command {
 		down, up      bool
 		clear         bool
 		dir           string
+		inetCut       bool
+		inetRestore   bool
 	)
 	c := &cobra.Command{
-		Use:   "impair LINK [--loss 5%] [--delay 80ms] [--jitter 10ms] [--rate 20mbit] [--down | --up] [--clear]",
+		Use:   "impair LINK [--loss 5%] [--delay 80ms] [--jitter 10ms] [--rate 20mbit] [--down | --up] [--internet-cut | --internet-restore] [--clear]",
 		Short: "Impair a WAN link (LINK: s1/wan1 ...); delay, loss and rate apply in each direction",
 		Long: "Changes what the link's relay does to frames, in each direction: --delay 40ms adds 80ms to the round trip.\n" +
 			"--dir upload or --dir download changes one direction only (e.g. an ADSL-like --rate).\n" +
+			"--internet-cut makes the link's ISP drop what it would forward to the internet router (the target of the\n" +
+			"Internet checks): the WAN keeps its link and address, manage and the other sites stay reachable over it;\n" +
+			"--internet-restore (or --clear) puts it back.\n" +
 			"Flags not given keep their current value; --clear resets the link to unimpaired first.\n" +
 			"With no flags, shows the link's impairment and counters.",
 		Args: cobra.ExactArgs(1),
@@ -542,6 +554,24 @@ func impairCmd(g *globals) *cobra.Command {
 			}
 			if down && up {
 				return errors.New("--down and --up contradict each other: give one")
+			}
+			if inetCut && inetRestore {
+				return errors.New("--internet-cut and --internet-restore contradict each other: give one")
+			}
+			plan, err := lab.NewPlan(st.Prefix, st.Topology)
+			if err != nil {
+				return fmt.Errorf("lab state holds an invalid topology: %w", err)
+			}
+			if inetCut || inetRestore || clear {
+				if err := needRoot(); err != nil {
+					return err
+				}
+				if err := plan.SetInternetCut(args[0], inetCut); err != nil {
+					return err
+				}
+				if !inetCut {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: Internet beyond the link not cut\n", args[0])
+				}
 			}
 			var u relay.Update
 			u.Clear = clear
@@ -574,6 +604,13 @@ func impairCmd(g *globals) *cobra.Command {
 				v := down
 				u.Down, changed = &v, true
 			}
+			out := cmd.OutOrStdout()
+			if err := writeInternetCut(out, plan, args[0]); err != nil {
+				return err
+			}
+			if (inetCut || inetRestore) && !changed {
+				return nil // the relay is not involved (a lab with --no-relay too)
+			}
 			var rep relay.Reply
 			if changed {
 				rep, err = lab.Impair(cmd.Context(), st, args[0], u)
@@ -583,7 +620,6 @@ func impairCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s: %s\n", rep.Name, lab.DescribeImpairment(rep))
 			for _, dir := range []string{"edge->isp", "isp->edge"} {
 				s := rep.Stats[dir]
@@ -602,7 +638,31 @@ func impairCmd(g *globals) *cobra.Command {
 	f.BoolVar(&up, "up", false, "restore a cut link")
 	f.BoolVar(&clear, "clear", false, "reset to unimpaired before applying the other flags")
 	f.StringVar(&dir, "dir", "both", "direction to change: upload (edge to ISP), download (ISP to edge) or both")
+	f.BoolVar(&inetCut, "internet-cut", false, "cut the Internet beyond the link: its ISP drops what it would forward to the internet router")
+	f.BoolVar(&inetRestore, "internet-restore", false, "restore the Internet beyond the link")
 	return c
+}
+
+// writeInternetCut prints whether the Internet beyond a link is cut
+// (impair --internet-cut), when it is.
+func writeInternetCut(w io.Writer, plan *lab.Plan, link string) error {
+	if os.Geteuid() != 0 {
+		return nil // reading nftables needs root; nothing to show
+	}
+	cuts, err := plan.InternetCuts()
+	if err != nil {
+		return err
+	}
+	r, ok := plan.Relay(link)
+	if !ok {
+		return nil
+	}
+	for _, c := range cuts {
+		if c.Link == r.Name {
+			fmt.Fprintf(w, "%s: Internet cut: %s drops what it would forward to %s (%d packets so far); --internet-restore puts it back\n", c.Link, c.ISP, plan.InternetAddr, c.Dropped)
+		}
+	}
+	return nil
 }
 
 func forwardCmd() *cobra.Command {
