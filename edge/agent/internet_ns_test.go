@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -152,7 +153,9 @@ func internetStatusInStats(t *testing.T) {
 		}
 	}
 
-	// The target goes away beyond the gateway.
+	// The target goes away beyond the gateway, at a random point of the
+	// round cycle (for the figure logged).
+	time.Sleep(mrand.N(time.Second))
 	if out, err := exec.Command("ip", "-n", nsT, "addr", "del", "198.51.100.7/32", "dev", "lo").CombinedOutput(); err != nil {
 		t.Fatalf("removing the target: %v %s", err, out)
 	}

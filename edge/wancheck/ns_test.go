@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -159,7 +160,9 @@ func icmpInNamespace(t *testing.T) {
 		t.Fatalf("%s: %+v", dead, st)
 	}
 
-	// The target goes away (its address removed, beyond the gateway).
+	// The target goes away (its address removed, beyond the gateway), at
+	// a random point of the round cycle (for the figure logged).
+	time.Sleep(mrand.N(time.Second))
 	ip(t, "-n", nsT, "addr", "del", "198.51.100.7/32", "dev", "lo")
 	cut := time.Now()
 	st = waitStatus(t, c, wan, "unreachable after the target went away", down)
