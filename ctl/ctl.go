@@ -157,7 +157,7 @@ Scripts can authenticate with an access key instead of a login:
 		c.devicesCommand(), c.jobsCommand(), c.tokensCommand(), c.pathLabelsCommand(),
 		c.interfacesCommand(), c.tunnelsCommand(), c.routesCommand(), c.leasesCommand(),
 		c.applicationsCommand(), c.policiesCommand(), c.rulesCommand(), c.qosCommand(), c.appStatsCommand(),
-		c.notificationsCommand(), c.alertsCommand(), c.statsCommand(), c.webhooksCommand(),
+		c.notificationsCommand(), c.alertsCommand(), c.statsCommand(), c.webhooksCommand(), c.internetCheckCommand(),
 	)
 	for _, sub := range root.Commands() {
 		groupCommand(sub)
