@@ -21,7 +21,8 @@ import (
 // registers with the organization token, holds its channel, applies every
 // configuration (acknowledging it) and reports stats every second: its
 // interfaces' counters, its WAN's Internet check (reachable unless cut
-// off), its health (CPU, memory, disk, load) and every tunnel of its document as up with a
+// off), its health (CPU, memory, disk, load), traffic per application
+// (Zoom and unidentified) and every tunnel of its document as up with a
 // fixed RTT (there is no data plane here, so the numbers are the device's
 // claim, as a real edge's would be).
 type edge struct {
@@ -157,7 +158,9 @@ func (e *edge) stats() devproto.Stats {
 	s := devproto.Stats{Interfaces: []devproto.InterfaceStats{
 		{Name: e.wan.Name, LinkUp: true, RxBytes: e.bytes, TxBytes: e.bytes / 2, RxPackets: e.bytes / 1000, TxPackets: e.bytes / 2000, Internet: &inet},
 	}, Health: &devproto.DeviceHealth{CPUPct: 20 + float64(n%5), MemUsedPct: 41.5, MemTotalBytes: 2 << 30, DiskUsedPct: 63.25,
-		Load1: 0.42, UptimeSeconds: 3*86400 + 4*3600 + n}}
+		Load1: 0.42, UptimeSeconds: 3*86400 + 4*3600 + n},
+		Apps: []devproto.AppStats{{ID: "zoom", Flows: 3, RxBytes: n * 40000, TxBytes: n * 30000, RxPackets: n * 40, TxPackets: n * 30},
+			{ID: "", Flows: 1, RxBytes: n * 1000, TxBytes: n * 500, RxPackets: n, TxPackets: n}}}
 	for _, n := range e.tunnels {
 		s.Tunnels = append(s.Tunnels, devproto.TunnelStats{Number: n, Up: true, RTTMillis: 12.5 + float64(n), JitterMs: 0.8, LossPct: 0})
 	}

@@ -52,6 +52,8 @@ func TestPages(t *testing.T) {
 		document.querySelectorAll("#chart-load path, #chart-load circle").length === 1`, 45*time.Second)
 	do(t, ctx, "scroll to the charts", chromedp.ScrollIntoView("#chart-resources"))
 	sh.take(t, ctx, "device-health")
+	// Its traffic per application.
+	until(t, ctx, "application traffic", `(document.querySelector('#device-apps tr[data-app="zoom"]')||{textContent:""}).textContent.includes("Zoom")`, 15*time.Second)
 
 	policyStep(t, ctx, m, sh)
 	// The policy, assigned to the first device from its page.

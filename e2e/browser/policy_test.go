@@ -140,6 +140,20 @@ func appStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
 		t.Fatalf("rule through the API: %+v", rl)
 	}
 	sh.take(t, ctx, "applications")
+
+	// A built-in application's importance, overridden for the organization.
+	do(t, ctx, "override", chromedp.Click(`tr[data-app="bittorrent"] button.override`), chromedp.WaitVisible("#f-override-importance"))
+	pick(t, ctx, "#f-override-importance", "high")
+	do(t, ctx, "save the override", chromedp.Click(`form:has(#f-override-importance) button[type=submit]`))
+	until(t, ctx, "overridden in the list", `(document.querySelector('tr[data-app="bittorrent"] td[data-label=Source]')||{textContent:""}).textContent.includes("overridden")`, 10*time.Second)
+	var bt struct {
+		Importance string
+		Override   *struct{ Importance string }
+	}
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/applications/bittorrent", nil, &bt, 200)
+	if bt.Importance != "high" || bt.Override == nil || bt.Override.Importance != "high" {
+		t.Fatalf("override through the API: %+v", bt)
+	}
 }
 
 // firewallStep creates a firewall policy through the form: an outbound

@@ -9,8 +9,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// monitorSettingsStep sets the organization's Internet check on the
-// settings page (a bad target first: the error under the targets) and
+// monitorSettingsStep changes the QoS classes through their form (a bad
+// weight first) and restores the defaults, sets the organization's
+// Internet check on the settings page (a bad target first: the error under the targets) and
 // returns to the server's defaults, and the device resource thresholds
 // on the notifications page, each checked through the API. Parts this
 // manage does not offer (read from its OpenAPI document) are skipped
@@ -27,6 +28,29 @@ func monitorSettingsStep(t *testing.T, ctx context.Context, m *manage, sh *shots
 		}
 		Custom bool
 	}
+	// QoS: the prime class's weight changed through the form, then the
+	// defaults restored.
+	do(t, ctx, "settings", chromedp.Navigate(o+"/settings"), chromedp.WaitVisible("#qos-classes"),
+		chromedp.Click("#qos-classes summary"), chromedp.WaitVisible("#f-qos-classes_2__weight"),
+		chromedp.SetValue("#f-qos-classes_2__weight", "2000"), chromedp.Click("#qos-classes form button[type=submit]"))
+	until(t, ctx, "the weight's field error", `document.querySelector("#f-qos-classes_2__weight-err").textContent.length > 0`, 10*time.Second)
+	do(t, ctx, "a good weight", chromedp.SetValue("#f-qos-classes_2__weight", "55"), chromedp.Click("#qos-classes form button[type=submit]"))
+	until(t, ctx, "the organization's classes in force", `document.querySelector("#qos-classes p").textContent.includes("own classes")`, 10*time.Second)
+	var q struct {
+		Classes []struct {
+			Class  string
+			Weight int
+		}
+		Default bool
+	}
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/qos", nil, &q, 200)
+	if q.Default || len(q.Classes) != 5 || q.Classes[2].Class != "prime" || q.Classes[2].Weight != 55 {
+		t.Fatalf("QoS through the API: %+v", q)
+	}
+	sh.take(t, ctx, "qos")
+	do(t, ctx, "restore the QoS defaults", chromedp.Click("#qos-classes summary"), chromedp.Click("#qos-classes form .actions button:not([type=submit])"))
+	until(t, ctx, "the default classes in force", `document.querySelector("#qos-classes p").textContent.includes("default classes")`, 10*time.Second)
+
 	if _, ok := doc.Paths["/organizations/{org_id}/internet-check"]; !ok {
 		t.Log("this manage has no Internet check settings: not tested")
 	} else {

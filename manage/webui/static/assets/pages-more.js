@@ -45,12 +45,31 @@ export async function orgSettings(main, ctx) {
   const drawQoS = (q) => clear(qosBox,
     h('p', { class: 'muted small' }, q.default ? 'The default classes are in force.' : 'The organization\'s own classes are in force.'),
     table([['Class', (c) => c.class], ['Weight', (c) => c.weight ?? '—'], ['Cap', (c) => c.cap_pct ? c.cap_pct + ' %' : '—'], ['DSCP', (c) => c.dscp]], q.classes || []),
-    h('details', null, h('summary', null, 'Change the classes'), form([
-      { name: 'classes', label: 'Classes (JSON; [] restores the defaults)', type: 'textarea', value: JSON.stringify(q.default ? [] : q.classes, null, 1) },
-    ], 'Save classes', async (v) => {
-      drawQoS(await put(O(ctx.org) + '/qos', { classes: parseJSON(v.classes, 'classes') || [] }));
+    h('details', null, h('summary', null, 'Change the classes'), qosForm(q)));
+  // qosForm: per class its weight (real-time: its cap) and DSCP rewrite;
+  // the errors of classes[i].x land under that input.
+  const qosForm = (q) => {
+    const cls = q.classes || [];
+    const f = form(cls.flatMap((c, i) => [
+      c.class === 'real-time'
+        ? { name: 'classes[' + i + '].cap_pct', label: c.class + ': cap (% of the WAN)', type: 'number', min: 1, max: 90, value: c.cap_pct }
+        : { name: 'classes[' + i + '].weight', label: c.class + ': weight', type: 'number', min: 1, max: 1000, value: c.weight },
+      { name: 'classes[' + i + '].dscp', label: c.class + ': DSCP (-1 keeps)', type: 'number', min: -1, max: 63, value: c.dscp },
+    ]), 'Save classes', async (v) => {
+      const body = cls.map((c, i) => {
+        const o = { class: c.class, dscp: v['classes[' + i + '].dscp'] ?? 0 };
+        if (c.class === 'real-time') o.cap_pct = v['classes[' + i + '].cap_pct'] ?? 0;
+        else o.weight = v['classes[' + i + '].weight'] ?? 0;
+        return o;
+      });
+      drawQoS(await put(O(ctx.org) + '/qos', { classes: body }));
       toast('QoS classes saved');
-    }, { id: 'qos' })));
+    }, { id: 'qos', class: 'inline', extra: q.default ? null : action('Restore the defaults', async () => {
+      drawQoS(await put(O(ctx.org) + '/qos', { classes: [] }));
+      toast('Default QoS classes restored');
+    }, { class: 'small' }) });
+    return f;
+  };
   drawQoS(qos);
   clear(main, h('h1', null, 'Settings of ' + o.name),
     section('Organization', kv([['ID', h('code', null, o.id)], ['Account', h('code', null, o.account_id)], ['Group', h('code', null, o.group_id)], ['Created', when(o.created_at)]]),
@@ -356,7 +375,9 @@ export async function applications(main, ctx) {
       ['', (a) => a.source === 'custom' ? h('span', { class: 'rowactions' },
         action('Edit', async () => editApp(a), { class: 'small' }),
         action('Delete', async () => { await del(O(org) + '/applications/' + enc(a.id)); await load(); }, { class: 'small danger', confirm: 'Delete ' + a.name + '?' }))
-        : a.override ? action('Remove override', async () => { await del(O(org) + '/applications/' + enc(a.id) + '/override'); await load(); }, { class: 'small' }) : ''],
+        : h('span', { class: 'rowactions' },
+          action('Override', async () => overrideApp(a), { class: 'small override', title: 'Change the category, class or importance of ' + a.name + ' for this organization' }),
+          a.override ? action('Remove override', async () => { await del(O(org) + '/applications/' + enc(a.id) + '/override'); toast('Override of ' + a.name + ' removed'); await load(); }, { class: 'small' }) : null)],
     ], r.items || [], { rowAttrs: (a) => ({ dataset: { app: a.id } }) }), h('p', { class: 'muted small' }, `${(r.items || []).length} of ${r.total}`));
   };
   // appForm: name, category, class, importance, description and rules;
@@ -388,6 +409,22 @@ export async function applications(main, ctx) {
     })));
     editBox.scrollIntoView({ block: 'start' });
   };
+  // overrideApp changes a built-in application's category, class or
+  // importance for this organization (empty: the catalogue's).
+  const overrideApp = (a) => {
+    const ov = a.override || {};
+    clear(editBox, section('Override ' + a.name, h('p', { class: 'muted small' }, 'Empty fields keep the catalogue\'s value.'), form([
+      { name: 'category', label: 'Category', value: ov.category || '', placeholder: a.category },
+      { name: 'service_class', label: 'Service class', type: 'select', value: ov.service_class || '', options: [['', 'the catalogue\'s'], ...CLASSES.map((c) => [c, c])] },
+      { name: 'importance', label: 'Importance', type: 'select', value: ov.importance || '', options: [['', 'the catalogue\'s'], ...IMPORTANCE.map((c) => [c, c])] },
+    ], 'Save override', async (v) => {
+      await put(O(org) + '/applications/' + enc(a.id) + '/override', v);
+      toast('Override of ' + a.name + ' saved');
+      clear(editBox);
+      await load();
+    }, { id: 'override', class: 'inline' })));
+    editBox.scrollIntoView({ block: 'start' });
+  };
   q.addEventListener('input', () => load().catch((e) => toast(e.message, 'bad')));
   src.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
   const cat = await get('/applications/catalog').catch(() => null);
@@ -404,17 +441,6 @@ export async function applications(main, ctx) {
 // ruleText is an application rule in a few words ("tcp 443 to 198.51.100.0/24").
 function ruleText(r) {
   return [r.protocol, (r.ports || []).join(','), (r.prefixes || []).length ? 'to ' + r.prefixes.join(', ') : ''].filter(Boolean).join(' ') || 'any';
-}
-
-function parseJSON(text, field) {
-  try {
-    return JSON.parse(text || 'null');
-  } catch (e) {
-    const err = new Error('not valid JSON: ' + e.message);
-    err.field = field;
-    err.code = 'invalid';
-    throw err;
-  }
 }
 
 // ----------------------------------------------------------------- policies

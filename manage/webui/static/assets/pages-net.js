@@ -245,7 +245,7 @@ export async function deviceDetail(main, ctx) {
   const P = O(org) + '/devices/' + enc(id);
   const d = await get(P);
   const parts = {
-    info: h('div'), health: h('div', { id: 'device-health' }), charts: h('div', { id: 'device-charts' }), ifaces: h('div'), tunnels: h('div'), routes: h('div'), leases: h('div'), jobs: h('div'), stats: h('div'), policies: h('div'),
+    info: h('div'), apps: h('div', { id: 'device-apps' }), health: h('div', { id: 'device-health' }), charts: h('div', { id: 'device-charts' }), ifaces: h('div'), tunnels: h('div'), routes: h('div'), leases: h('div'), jobs: h('div'), stats: h('div'), policies: h('div'),
   };
   const rename = form([
     { name: 'name', label: 'Name', value: d.name },
@@ -266,6 +266,7 @@ export async function deviceDetail(main, ctx) {
     section('Static routes', parts.routes),
     section('DHCP leases', parts.leases),
     section('Statistics', parts.charts, parts.stats),
+    section('Traffic per application', parts.apps),
     section('Policies', parts.policies),
     section('Jobs', parts.jobs));
   clear(parts.info, kv([
@@ -289,6 +290,10 @@ export async function deviceDetail(main, ctx) {
       if (!(await features()).has(/stats\/history$/)) return;
       await deviceHistory(org, id, parts.charts);
       every(30000, () => deviceHistory(org, id, parts.charts, ctx));
+    },
+    async () => {
+      await appStats(P, parts.apps);
+      every(10000, () => appStats(P, parts.apps, ctx));
     },
     () => devicePolicies(org, P, parts.policies),
     () => jobs(P, parts.jobs, ctx),
@@ -433,6 +438,19 @@ async function stats(P, box, healthBox, ctx) {
       ['Tunnel', (t) => t.number], ['State', (t) => badge(t.up ? 'up' : 'down')], ['RTT', (t) => ms(t.rtt_ms)], ['Jitter', (t) => ms(t.jitter_ms)],
       ['Loss', (t) => (t.loss_pct || 0).toFixed(1) + ' %'], ['Traffic', (t) => bytes(t.rx_bytes) + ' in / ' + bytes(t.tx_bytes) + ' out'],
     ], s.tunnels || [], { empty: 'No tunnel counters.' }));
+}
+
+// appStats shows the device's traffic per identified application (its
+// latest report, busiest first; "" is traffic no application matched).
+async function appStats(P, box, ctx) {
+  const r = await get(P + '/app-stats');
+  if (ctx && !ctx.alive()) return;
+  clear(box, table([
+    ['Application', (a) => a.id ? a.name || a.id : h('span', { class: 'muted' }, 'unidentified')],
+    ['Category', (a) => a.category || '—'], ['Class', (a) => a.service_class || '—'], ['Flows', (a) => num(a.flows)],
+    ['Received', (a) => bytes(a.rx_bytes) + ' / ' + num(a.rx_packets) + ' pkts'], ['Sent', (a) => bytes(a.tx_bytes) + ' / ' + num(a.tx_packets) + ' pkts'],
+  ], r.items || [], { empty: 'The device has reported no application traffic yet.', rowAttrs: (a) => ({ dataset: { app: a.id } }) }),
+  r.reported_at ? h('p', { class: 'muted small' }, 'Reported ' + ago(r.reported_at) + '; counted since the edge started') : null);
 }
 
 // health shows the device's latest resource use (the stats report's
