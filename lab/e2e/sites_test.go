@@ -758,14 +758,26 @@ func TestSitesSymmetricNATHub(t *testing.T) {
 	s.step(t, "every host reaches every other site's host through symmetric NATs")
 }
 
-// TestSitesWANWithoutLink: a WAN whose link goes down is shown no_link with
-// a reason, the tunnels over it are not up and say why, and the sites keep
-// talking over the other WAN.
-func TestSitesWANWithoutLink(t *testing.T) {
+// TestSitesWANHealth: s1 with two WANs and s2 with one. The per-WAN
+// Internet check (testInternetCheck) with the Internet cut beyond s1's
+// wan1 (a warning: wan2 still reaches it) and s2's only WAN (critical);
+// then a WAN whose link goes down is shown no_link with a reason, the
+// tunnels over it are not up and say why, and the sites keep talking over
+// the other WAN.
+func TestSitesWANHealth(t *testing.T) {
 	top := lab.Topology{Sites: []lab.Site{{WANs: []lab.WAN{{}, {}}}, {}}}
 	s := upSites(t, top)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	t.Run("internet check", func(t *testing.T) {
+		testInternetCheck(ctx, t, s, []internetCut{{"s1", "wan1", "warning"}, {"s2", "wan1", "critical"}})
+		s.step(t, "Internet check: cut WANs unreachable, alerts raised and resolved")
+	})
+	t.Run("without link", func(t *testing.T) { wanWithoutLink(ctx, t, s) })
+}
+
+// wanWithoutLink: s1's wan2 loses its link (s1 has two WANs).
+func wanWithoutLink(ctx context.Context, t *testing.T, s *siteLab) {
 	ns := labtest.NS(t, s.Lab, "s1/edge")
 	if out, err := exec.Command("ip", "-n", ns, "link", "set", "wan2", "down").CombinedOutput(); err != nil {
 		t.Fatalf("ip link set wan2 down: %v %s", err, out)
