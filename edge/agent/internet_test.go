@@ -168,6 +168,10 @@ func TestAgentSendsStatsWhenInternetChanges(t *testing.T) {
 	if g := gauges(); g["trellis_edge_wan_internet_reachable{wcwan0}"] != 0 || len(g) != 2 || g["trellis_edge_wan_internet_loss_ratio{wcwan0}"] <= 0 {
 		t.Fatalf("gauges while unreachable: %v", g)
 	}
+	// The control socket's status (trellis-edge status --json) has it.
+	if in := ra.a.StatusNow().Internet["wcwan0"]; in.Reachable || in.Error == "" {
+		t.Fatalf("status: %+v", ra.a.StatusNow().Internet)
+	}
 
 	// Checks off: no status, no gauges.
 	fc.send(t, devproto.TypeConfig, "c2", configMsg(`{"device_id":"dev-m1","name":"v2","interfaces":[{"name":"wcwan0","role":"wan","address":"192.0.2.1/24"}]}`))
@@ -181,6 +185,9 @@ func TestAgentSendsStatsWhenInternetChanges(t *testing.T) {
 	}
 	if g := gauges(); len(g) != 0 {
 		t.Fatalf("gauges with checks off: %v", g)
+	}
+	if in := ra.a.StatusNow().Internet; in != nil {
+		t.Fatalf("status with checks off: %+v", in)
 	}
 }
 

@@ -104,6 +104,8 @@ type Status struct {
 	LastError        string    `json:"last_error,omitempty"`
 	Tunnels          int       `json:"tunnels"`
 	Version          string    `json:"version"`
+	// Internet is the WANs' Internet checks (those with a verdict).
+	Internet map[string]devproto.InternetStatus `json:"internet,omitempty"`
 }
 
 // StatusNow returns the agent's status.
@@ -130,6 +132,9 @@ func (a *Agent) StatusNow() Status {
 	if r := a.rec.Running(); r != nil {
 		st.RunningVersion = r.Version
 		st.Tunnels = len(r.Doc.Tunnels)
+	}
+	if in := a.internetStatus(); len(in) > 0 {
+		st.Internet = in
 	}
 	return st
 }
