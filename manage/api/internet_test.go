@@ -15,8 +15,9 @@ import (
 // it sets its own (recompiling its devices, audited), bad input is 422 on
 // the field, a viewer cannot change it, another organization is not
 // touched, and DELETE goes back to the defaults.
-func TestInternetCheckAPI(t *testing.T) {
-	e := newEnv(t)
+func TestInternetCheckAPI(t *testing.T) { testInternetCheckAPI(t, newEnv(t)) }
+
+func testInternetCheckAPI(t *testing.T, e *env) {
 	w := e.world()
 	var mu sync.Mutex
 	var changes []string

@@ -17,6 +17,7 @@ func TestAPIOnPostgres(t *testing.T) {
 		"ConcurrentRequests": testConcurrentRequests,
 		"Devices":            testDevices,
 		"ForceTOTP":          testForceTOTP,
+		"InternetCheck":      testInternetCheckAPI,
 		"Invitations":        testInvitations,
 		"LoginRateLimit":     testLoginRateLimit,
 		"LoginSessionLogout": testLoginSessionLogout,
@@ -29,6 +30,7 @@ func TestAPIOnPostgres(t *testing.T) {
 		"PathLabelsCRUD":     testPathLabelsCRUD,
 		"PolicyAPI":          testPolicyAPI,
 		"RBACThroughAPI":     testRBACThroughAPI,
+		"ResourceThresholds": testResourceThresholdsAPI,
 		"TOTPFlow":           testTOTPFlow,
 		"Tenancy":            testTenancy,
 	} {

@@ -11,8 +11,9 @@ import (
 // defaults and the organization's; a PUT with resources sets them (levels
 // left out: defaults), one without keeps them, bad values are 422 on the
 // field, a tunnel cannot have its own.
-func TestResourceThresholdsAPI(t *testing.T) {
-	e := newEnv(t)
+func TestResourceThresholdsAPI(t *testing.T) { testResourceThresholdsAPI(t, newEnv(t)) }
+
+func testResourceThresholdsAPI(t *testing.T, e *env) {
 	w := e.world()
 	base := "/organizations/" + w.orgA.ID + "/alert-thresholds"
 	type view struct {
