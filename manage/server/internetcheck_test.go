@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -121,5 +123,59 @@ func TestInternetCheckDefaultsServed(t *testing.T) {
 	if v.Custom || !slices.Equal(v.Defaults.Targets, want.Targets) || v.Defaults.IntervalSeconds != 2 || v.Defaults.TimeoutMillis != 500 ||
 		v.Defaults.FailRounds != 2 || !slices.Equal(v.Settings.Targets, want.Targets) {
 		t.Fatalf("view %+v, want defaults %+v", v, want)
+	}
+
+	// An approved device's document carries it.
+	org := orgs.Items[0].ID
+	var tok struct{ Token string }
+	if st := call("POST", "/organizations/"+org+"/tokens", login.Token, `{"name":"edges"}`, &tok); st != 201 {
+		t.Fatalf("token %d", st)
+	}
+	info := devproto.DeviceInfo{MachineID: "internet-check-1", Hostname: "edge1", OS: "Debian"}
+	body, _ := json.Marshal(devproto.RegisterRequest{Token: tok.Token, Info: info})
+	res, err := http.Post("http://"+srv.HTTPAddr()+devproto.PathRegister, "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg devproto.RegisterResponse
+	_ = json.NewDecoder(res.Body).Decode(&reg)
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("register %d", res.StatusCode)
+	}
+	if st := call("POST", "/organizations/"+org+"/devices/"+reg.DeviceID+"/approve", login.Token, "", nil); st != 200 {
+		t.Fatalf("approve %d", st)
+	}
+	ws, _, err := websocket.Dial(ctx, "ws://"+srv.HTTPAddr()+devproto.PathChannel, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + reg.Credential}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	hello, _ := json.Marshal(devproto.Hello{Info: info})
+	env, _ := json.Marshal(devproto.Envelope{V: devproto.Version, Type: devproto.TypeHello, Time: time.Now(), Body: hello})
+	if err := ws.Write(ctx, websocket.MessageText, env); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	for {
+		_, b, err := ws.Read(rctx)
+		if err != nil {
+			t.Fatalf("no configuration: %v", err)
+		}
+		var e devproto.Envelope
+		if json.Unmarshal(b, &e) != nil || e.Type != devproto.TypeConfig {
+			continue
+		}
+		var cfg devproto.Config
+		var doc devproto.Desired
+		if json.Unmarshal(e.Body, &cfg) != nil || json.Unmarshal(cfg.Doc, &doc) != nil {
+			t.Fatalf("configuration %s", e.Body)
+		}
+		if ic := doc.InternetCheck; ic == nil || !slices.Equal(ic.Targets, want.Targets) || ic.IntervalSeconds != 2 || ic.TimeoutMillis != 500 || ic.FailRounds != 2 {
+			t.Fatalf("document's internet check %+v, want %+v", doc.InternetCheck, want)
+		}
+		return
 	}
 }
