@@ -520,8 +520,15 @@ func TestClientRoutesExist(t *testing.T) {
 		},
 		"DeleteStaticRoute": func() error { return cl.DeleteStaticRoute(ctx, x, x, x) },
 		"ListLeases":        func() error { _, err := cl.ListLeases(ctx, x, x); return err },
-		"OpenAPI":           func() error { _, err := cl.OpenAPI(ctx); return err },
-		"Logout":            func() error { return cl.Logout(ctx) },
+		"GetInternetCheck":  func() error { _, err := cl.GetInternetCheck(ctx, x); return err },
+		"SetInternetCheck": func() error {
+			_, err := cl.SetInternetCheck(ctx, x, client.InternetCheckInput{Targets: []string{}})
+			return err
+		},
+		"DeleteInternetCheck": func() error { return cl.DeleteInternetCheck(ctx, x) },
+		"GetDeviceStats":      func() error { _, err := cl.GetDeviceStats(ctx, x, x); return err },
+		"OpenAPI":             func() error { _, err := cl.OpenAPI(ctx); return err },
+		"Logout":              func() error { return cl.Logout(ctx) },
 	}
 	for name, call := range calls {
 		if name == "Logout" {
