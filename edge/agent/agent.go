@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -170,7 +171,14 @@ func (a *Agent) runOnce(parent context.Context) error {
 	defer dhcp.Close()
 	fw := NewFirewallApplier(ctx, a.dir.Path(), a.opts.TUNName, a.log) // after ifs: uses the WANs' tables and addresses
 	defer fw.Close()
-	inet := NewInternetApplier(ctx, a.log, wancheck.Options{}) // last: probes from the WANs' addresses and tables
+	// Last: probes from the WANs' addresses and tables; a DHCP WAN's
+	// from its lease's address.
+	inet := NewInternetApplier(ctx, a.log, wancheck.Options{Resolver: func(iface string, static netip.Addr) (netip.Addr, error) {
+		if !static.IsValid() {
+			static = ifs.LeaseAddress(iface)
+		}
+		return wancheck.LinkAddress(iface, static)
+	}})
 	defer inet.Close()
 	appliers := a.opts.Appliers
 	if appliers == nil && !a.opts.DisableHostConfig {

@@ -525,6 +525,18 @@ func (a *InterfacesApplier) DHCPInterfaces() map[string]bool {
 	return h.DHCPInterfaces()
 }
 
+// LeaseAddress returns the address of the DHCP lease the edge's client
+// holds for a WAN (the zero value when none).
+func (a *InterfacesApplier) LeaseAddress(iface string) netip.Addr {
+	a.mu.Lock()
+	h := a.host
+	a.mu.Unlock()
+	if h == nil {
+		return netip.Addr{}
+	}
+	return h.Leases()[iface].Address.Addr()
+}
+
 // OwnsRoute reports whether r is a route the applier installed (a WAN's
 // default route or its policy table), for RoutesApplier.Keep.
 func (a *InterfacesApplier) OwnsRoute(r netlink.Route) bool {

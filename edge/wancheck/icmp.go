@@ -213,7 +213,8 @@ func sendError(err error) string {
 
 // LinkAddress is the default Resolver: the interface must exist and have
 // its link up; a static address must be on it, else the interface's first
-// global IPv4 address is used.
+// global IPv4 address is used, one with a subnet (not a /32, such as a
+// 1:1 NAT address the firewall added) first.
 func LinkAddress(iface string, static netip.Addr) (netip.Addr, error) {
 	l, err := netlink.LinkByName(iface)
 	if err != nil {
@@ -230,7 +231,7 @@ func LinkAddress(iface string, static netip.Addr) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("reading the addresses of %s: %w", iface, err)
 	}
-	var first netip.Addr
+	var first, host netip.Addr
 	for _, a := range as {
 		ip, ok := netip.AddrFromSlice(a.IP.To4())
 		if !ok || !ip.IsGlobalUnicast() {
@@ -239,9 +240,16 @@ func LinkAddress(iface string, static netip.Addr) (netip.Addr, error) {
 		if static.IsValid() && ip == static {
 			return ip, nil
 		}
-		if !first.IsValid() {
+		ones, _ := a.Mask.Size()
+		switch {
+		case ones < 32 && !first.IsValid():
 			first = ip
+		case ones == 32 && !host.IsValid():
+			host = ip
 		}
+	}
+	if !first.IsValid() {
+		first = host
 	}
 	switch {
 	case static.IsValid():

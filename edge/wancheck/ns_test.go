@@ -187,6 +187,8 @@ func icmpInNamespace(t *testing.T) {
 	ip(t, "link", "set", wan, "up")
 	waitStatus(t, c, wan, "reachable with the link up", up)
 
+	linkAddressCases(t, ids[1][:len(ids[1])-1])
+
 	// Every change was signalled: wan up, missing and dead down (any
 	// order), then wan down, up, down, up.
 	mu.Lock()
@@ -199,5 +201,48 @@ func icmpInNamespace(t *testing.T) {
 	}
 	if len(changes) != 7 || wanChanges != 5 {
 		t.Fatalf("changes signalled: %v", changes)
+	}
+}
+
+// linkAddressCases checks the default Resolver on links of its own
+// (prefix+"l", prefix+"m": a veth pair in the edge's namespace).
+func linkAddressCases(t *testing.T, prefix string) {
+	l, m := prefix+"l", prefix+"m"
+	ip(t, "link", "add", l, "type", "veth", "peer", "name", m)
+	ip(t, "link", "set", m, "up")
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	tests := []struct {
+		name   string
+		setup  [][]string
+		static netip.Addr
+		want   netip.Addr
+		err    string
+	}{
+		{"link down", [][]string{{"link", "set", l, "down"}}, netip.Addr{}, netip.Addr{}, l + ": link down"},
+		{"no address", [][]string{{"link", "set", l, "up"}}, netip.Addr{}, netip.Addr{}, l + ": no IPv4 address"},
+		{"only a /32", [][]string{{"addr", "add", "203.0.113.50/32", "dev", l}}, netip.Addr{}, a("203.0.113.50"), ""},
+		{"a subnet address wins over a /32 listed first", [][]string{{"addr", "add", "100.64.5.1/24", "dev", l}}, netip.Addr{}, a("100.64.5.1"), ""},
+		{"the static address", nil, a("203.0.113.50"), a("203.0.113.50"), ""},
+		{"a static address not there", nil, a("100.64.5.2"), netip.Addr{}, l + ": its address 100.64.5.2 is not on the interface"},
+		{"no such interface", nil, netip.Addr{}, netip.Addr{}, "no interface " + prefix + "z"},
+	}
+	for _, tt := range tests {
+		for _, c := range tt.setup {
+			ip(t, c...)
+		}
+		iface := l
+		if strings.HasPrefix(tt.err, "no interface") {
+			iface = prefix + "z"
+		}
+		got, err := LinkAddress(iface, tt.static)
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("%s: %v, %v; want error %q", tt.name, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: %v, %v; want %v", tt.name, got, err, tt.want)
+		}
 	}
 }
