@@ -200,3 +200,12 @@ func TestServiceWANInternet(t *testing.T) {
 		t.Fatalf("not resolved: %+v", a)
 	}
 }
+
+// TestInternetAlertChoosable: users and webhooks can pick the new type.
+func TestInternetAlertChoosable(t *testing.T) {
+	p := DefaultPrefs()
+	p.Types = []string{AlertWANInternet}
+	if err := p.Validate(); err != nil || !p.Wants(AlertWANInternet, SeverityWarning) || p.Wants(AlertTunnelDown, SeverityCritical) {
+		t.Fatalf("prefs with %s: %v", AlertWANInternet, err)
+	}
+}
