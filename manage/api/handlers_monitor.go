@@ -302,6 +302,18 @@ func (a *API) getAlert(c *call) (any, error) {
 	return al, notFoundAs(err, "alert")
 }
 
+// alertTypeList describes every alert type (for preferences, webhooks
+// and filters).
+type alertTypeList struct {
+	Items []monitor.AlertTypeInfo `json:"items"`
+	Total int                     `json:"total"`
+}
+
+func (a *API) alertTypes(c *call) (any, error) {
+	items := monitor.AlertTypeInfos()
+	return alertTypeList{Items: items, Total: len(items)}, nil
+}
+
 // ---- thresholds ----
 
 type tunnelThresholds struct {

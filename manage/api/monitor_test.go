@@ -87,6 +87,12 @@ func testMonitoringAPI(t *testing.T, e *env) {
 		t.Fatalf("B's device in A's history: %d", r.status)
 	}
 
+	// Alert types.
+	r = e.must(http.StatusOK, "GET", "/alert-types", w.aliceTok, nil)
+	if r.total() != len(monitor.AlertTypes()) || !strings.Contains(string(r.raw), `"type":"wan_internet_unreachable","subject":"interface","severities":["warning","critical"]`) {
+		t.Fatalf("alert types: %s", r.raw)
+	}
+
 	// Alerts.
 	alA := store.Alert{OrgID: w.orgA.ID, DeviceID: w.devA.ID, Type: monitor.AlertTunnelDown, Subject: "1", Severity: monitor.SeverityCritical}
 	alB := store.Alert{OrgID: w.orgB.ID, DeviceID: w.devB.ID, Type: monitor.AlertTunnelDown, Subject: "1", Severity: monitor.SeverityCritical}

@@ -182,6 +182,7 @@ func (a *API) routeTable() []*Route {
 
 		// Monitoring and notifications (issue 9).
 		{Method: "GET", Path: "/organizations/{org_id}/stats/history", Tag: "monitoring", Summary: "Statistics history: series of a device, tunnel, interface or application, or organization totals (total=true), over a time range with a step", Auth: authAny, OrgAction: read, Resp: historyAnswer{}, handle: a.statsHistory},
+		{Method: "GET", Path: "/alert-types", Tag: "monitoring", Summary: "Every alert type: its subject, severities and when it is raised (for preferences, webhooks and filters)", Auth: authAny, Resp: alertTypeList{}, handle: a.alertTypes},
 		{Method: "GET", Path: "/organizations/{org_id}/alerts", Tag: "monitoring", Summary: "List alerts (active and resolved), last seen first", Auth: authAny, OrgAction: read, Resp: store.Alert{}, List: true, Filters: alertFilters, Sorts: sortsAlerts, handle: a.listAlerts},
 		{Method: "GET", Path: "/organizations/{org_id}/alerts/{alert_id}", Tag: "monitoring", Summary: "Get an alert", Auth: authAny, OrgAction: read, Resp: store.Alert{}, handle: a.getAlert},
 		{Method: "GET", Path: "/organizations/{org_id}/alert-thresholds", Tag: "monitoring", Summary: "Tunnel RTT and loss thresholds: defaults, the organization's, per tunnel", Auth: authAny, OrgAction: read, Resp: thresholdsView{}, handle: a.getThresholds},

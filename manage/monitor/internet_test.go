@@ -209,3 +209,16 @@ func TestInternetAlertChoosable(t *testing.T) {
 		t.Fatalf("prefs with %s: %v", AlertWANInternet, err)
 	}
 }
+
+// TestAlertTypeInfos: every alert type is described.
+func TestAlertTypeInfos(t *testing.T) {
+	infos := AlertTypeInfos()
+	if len(infos) != len(AlertTypes()) {
+		t.Fatalf("%d infos for %d types", len(infos), len(AlertTypes()))
+	}
+	for i, in := range infos {
+		if in.Type != AlertTypes()[i] || in.Description == "" || len(in.Severities) == 0 {
+			t.Errorf("type %q not described: %+v", AlertTypes()[i], in)
+		}
+	}
+}
