@@ -63,7 +63,7 @@ func (v *verdict) record(r roundResult, now time.Time, failRounds int) bool {
 		reachable, decided = true, true
 	} else {
 		v.fails++
-		v.st.Target, v.st.RTTMillis, v.st.Error = "", 0, r.Err
+		v.st.Target, v.st.RTTMillis, v.st.Error = "", 0, truncate(r.Err, MaxErrorLen)
 		if r.Local || v.fails >= max(failRounds, 1) {
 			reachable, decided = false, true
 		}

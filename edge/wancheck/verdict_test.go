@@ -2,8 +2,10 @@ package wancheck
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestVerdict walks the state machine through rounds; each step gives the
@@ -90,6 +92,16 @@ func TestVerdict(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestVerdictErrorBounded(t *testing.T) {
+	v := newVerdict(time.Unix(0, 0))
+	long := strings.Repeat("é", 400) // 800 bytes
+	v.record(roundResult{Local: true, Err: long}, time.Unix(1, 0), 1)
+	st := v.status()
+	if len(st.Error) > MaxErrorLen || !strings.HasSuffix(st.Error, "…") || !utf8.ValidString(st.Error) {
+		t.Fatalf("error of %d bytes: %q", len(st.Error), st.Error)
 	}
 }
 

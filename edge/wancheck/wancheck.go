@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -40,6 +41,8 @@ const (
 	MinTimeout    = 100 * time.Millisecond
 	MaxTimeout    = 10 * time.Second
 	MaxFailRounds = 20
+	// MaxErrorLen bounds InternetStatus.Error (bytes, "…" included).
+	MaxErrorLen = 512
 )
 
 // Settings are the checks' parameters. The zero value (no targets) means
@@ -106,11 +109,16 @@ func SettingsFrom(c *devproto.InternetCheck) (Settings, error) {
 	return s, nil
 }
 
+// truncate cuts s to at most n bytes, "…" included, on a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // WAN is one interface to check.
