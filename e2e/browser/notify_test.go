@@ -49,4 +49,33 @@ func notificationsStep(t *testing.T, ctx context.Context, m *manage, sh *shots) 
 		t.Errorf("unread after marking one read: %d, want %d", left.Unread, before-1)
 	}
 	sh.take(t, ctx, "notifications-read")
+
+	// Tunnel 1 gets thresholds of its own, then follows the
+	// organization's again.
+	if _, ok := doc.Paths["/organizations/{org_id}/tunnels/{tunnel_id}/alert-thresholds"]; !ok {
+		return
+	}
+	do(t, ctx, "a tunnel's thresholds", chromedp.WaitVisible("#tunnel-thresholds"), chromedp.Click("#tunnel-thresholds summary"),
+		chromedp.WaitVisible("#f-tth-rtt_ms_warning"), chromedp.SetValue("#f-tth-rtt_ms_warning", "500"), chromedp.SetValue("#f-tth-rtt_ms_critical", "600"),
+		chromedp.Click(`form:has(#f-tth-rtt_ms_warning) button[type=submit]`))
+	until(t, ctx, "tunnel 1 listed", `!!document.querySelector('#tunnel-thresholds tr[data-number="1"]')`, 10*time.Second)
+	var th struct {
+		Tunnels []struct {
+			Number     int
+			Thresholds struct {
+				RTTMs struct{ Warning float64 } `json:"rtt_ms"`
+			}
+		}
+	}
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/alert-thresholds", nil, &th, 200)
+	if len(th.Tunnels) != 1 || th.Tunnels[0].Number != 1 || th.Tunnels[0].Thresholds.RTTMs.Warning != 500 {
+		t.Fatalf("tunnel thresholds through the API: %+v", th.Tunnels)
+	}
+	sh.take(t, ctx, "tunnel-thresholds")
+	do(t, ctx, "remove the tunnel's thresholds", chromedp.Click(`#tunnel-thresholds tr[data-number="1"] button`))
+	until(t, ctx, "no tunnel listed", `!document.querySelector('#tunnel-thresholds tr[data-number]')`, 10*time.Second)
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/alert-thresholds", nil, &th, 200)
+	if len(th.Tunnels) != 0 {
+		t.Fatalf("tunnel thresholds after removing: %+v", th.Tunnels)
+	}
 }

@@ -582,6 +582,7 @@ export async function notifications(main, ctx) {
     canMark ? action('Mark all read', () => mark({ all: true }), { class: 'small', title: 'Mark all my notifications read (every organization)' }) : null),
   section('My notifications in this organization', box), hasAlerts ? section('Alerts of the organization', alertBox) : null,
   f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Alert thresholds', await thresholds(org)) : null,
+  f.has(/^\/organizations\/\{org_id\}\/tunnels\/\{tunnel_id\}\/alert-thresholds$/) ? section('Thresholds of single tunnels', await tunnelThresholds(org)) : null,
   f.has(/^\/organizations\/\{org_id\}\/webhooks$/) ? section('Webhooks', await webhooks(org)) : null);
   await load();
   every(10000, load);
@@ -660,6 +661,45 @@ async function thresholds(org) {
       await put(O(org) + '/alert-thresholds', body);
       toast('Thresholds saved');
     }, { id: 'th', class: 'inline' }));
+}
+
+// tunnelThresholds lists the tunnels with thresholds of their own
+// (they replace the organization's for that tunnel), sets one, removes
+// one.
+async function tunnelThresholds(org) {
+  const box = h('div', { id: 'tunnel-thresholds' });
+  const load = async () => {
+    const [th, tunnels] = await Promise.all([get(O(org) + '/alert-thresholds'), all(O(org) + '/tunnels')]);
+    const own = th.tunnels || [];
+    const lv = (x, k) => (x && x[k] ? `${x[k].warning || 'off'} / ${x[k].critical || 'off'}` : '—');
+    const base = th.organization || th.defaults || {};
+    const val = (k, l) => (base[k] && base[k][l] !== undefined ? base[k][l] : '');
+    clear(box, table([
+      ['Tunnel', (x) => String(x.number || short(x.tunnel_id))], ['RTT (ms) warning / critical', (x) => lv(x.thresholds, 'rtt_ms')],
+      ['Loss (%) warning / critical', (x) => lv(x.thresholds, 'loss_pct')],
+      ['', (x) => action('Remove', async () => {
+        await del(O(org) + '/tunnels/' + enc(x.tunnel_id) + '/alert-thresholds');
+        toast('Tunnel ' + x.number + ' follows the organization\'s thresholds');
+        await load();
+      }, { class: 'small danger' })],
+    ], own, { empty: 'No tunnel has thresholds of its own.', rowAttrs: (x) => ({ dataset: { number: x.number } }) }),
+    tunnels.length ? h('details', null, h('summary', null, 'Set a tunnel\'s own thresholds'), form([
+      { name: 'tunnel', label: 'Tunnel', type: 'select', value: tunnels[0].id, options: tunnels.map((t) => [t.id, 'tunnel ' + t.number]) },
+      { name: 'rtt_ms.warning', label: 'RTT (ms) warning', type: 'number', min: 0, value: val('rtt_ms', 'warning') },
+      { name: 'rtt_ms.critical', label: 'RTT (ms) critical', type: 'number', min: 0, value: val('rtt_ms', 'critical') },
+      { name: 'loss_pct.warning', label: 'Loss (%) warning', type: 'number', min: 0, value: val('loss_pct', 'warning') },
+      { name: 'loss_pct.critical', label: 'Loss (%) critical', type: 'number', min: 0, value: val('loss_pct', 'critical') },
+    ], 'Save tunnel thresholds', async (v) => {
+      await put(O(org) + '/tunnels/' + enc(v.tunnel) + '/alert-thresholds', {
+        rtt_ms: { warning: v['rtt_ms.warning'] ?? 0, critical: v['rtt_ms.critical'] ?? 0 },
+        loss_pct: { warning: v['loss_pct.warning'] ?? 0, critical: v['loss_pct.critical'] ?? 0 },
+      });
+      toast('Tunnel thresholds saved');
+      await load();
+    }, { id: 'tth', class: 'inline' })) : null);
+  };
+  await load();
+  return box;
 }
 
 // ------------------------------------------------------------------- tokens
