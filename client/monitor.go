@@ -387,3 +387,23 @@ func (c *Client) SetNotificationPrefs(ctx context.Context, p NotificationPrefs) 
 	}
 	return &out, nil
 }
+
+// AlertTypeInfo describes one alert type.
+type AlertTypeInfo struct {
+	Type        string   `json:"type"`
+	Subject     string   `json:"subject"` // "" (the device), "tunnel" or "interface"
+	Severities  []string `json:"severities"`
+	Description string   `json:"description"`
+}
+
+// ListAlertTypes lists every alert type (what preferences and webhooks
+// accept in types).
+func (c *Client) ListAlertTypes(ctx context.Context) ([]AlertTypeInfo, error) {
+	var l struct {
+		Items []AlertTypeInfo `json:"items"`
+	}
+	if err := c.get(ctx, "/alert-types", nil, &l); err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}

@@ -527,6 +527,7 @@ func TestClientRoutesExist(t *testing.T) {
 		},
 		"DeleteInternetCheck": func() error { return cl.DeleteInternetCheck(ctx, x) },
 		"GetDeviceStats":      func() error { _, err := cl.GetDeviceStats(ctx, x, x); return err },
+		"ListAlertTypes":      func() error { _, err := cl.ListAlertTypes(ctx); return err },
 		"OpenAPI":             func() error { _, err := cl.OpenAPI(ctx); return err },
 		"Logout":              func() error { return cl.Logout(ctx) },
 	}

@@ -231,8 +231,25 @@ func (c *cli) alertsCommand() *cobra.Command {
 		}
 		return printAnswer(c, v)
 	})
-	cmd.AddCommand(list, th)
+	types := &cobra.Command{Use: "types", Short: "Every alert type: subject, severities, when it is raised", Args: exactArgs(0)}
+	types.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
+		ts, err := cl.ListAlertTypes(ctx)
+		if err != nil {
+			return err
+		}
+		return printItems(c, alertTypeView, ts)
+	})
+	cmd.AddCommand(list, th, types)
 	return cmd
+}
+
+var alertTypeView = view[client.AlertTypeInfo]{
+	columns: []column[client.AlertTypeInfo]{
+		{"TYPE", func(v client.AlertTypeInfo) string { return v.Type }},
+		{"SUBJECT", func(v client.AlertTypeInfo) string { return v.Subject }},
+		{"SEVERITIES", func(v client.AlertTypeInfo) string { return strings.Join(v.Severities, ",") }},
+		{"DESCRIPTION", func(v client.AlertTypeInfo) string { return v.Description }},
+	},
 }
 
 func (c *cli) statsCommand() *cobra.Command {

@@ -142,6 +142,9 @@ func TestResourceThresholdsCommand(t *testing.T) {
 	if *th.Resources.MemUsedPct != (client.Level{}) || *th.Resources.CPUPct != (client.Level{Warning: 75}) {
 		t.Fatalf("second change: %+v", th.Resources)
 	}
+	if r := admin.must("", "alerts", "types"); !strings.Contains(r.stdout, "wan_internet_unreachable") || !strings.Contains(r.stdout, "warning,critical") {
+		t.Fatalf("alerts types:\n%s", r.stdout)
+	}
 	admin.fails("invalid", "", "alerts", "thresholds", "--cpu-warning", "101")
 	admin.fails("invalid", "", "alerts", "thresholds", "--disk-warning", "95", "--disk-critical", "90")
 	if r := admin.run("", "alerts", "thresholds", "--tunnel", "1", "--cpu-warning", "50"); r.code != ExitUsage || !strings.Contains(r.stderr, "leave out --tunnel") {
