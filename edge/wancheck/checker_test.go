@@ -331,7 +331,7 @@ func TestSettingsFrom(t *testing.T) {
 		{"name", func(c *devproto.InternetCheck) { c.Targets = []string{"dns.google"} }, "not an IPv4 address"},
 		{"option-like", func(c *devproto.InternetCheck) { c.Targets = []string{"-f"} }, "not an IPv4 address"},
 		{"unspecified", func(c *devproto.InternetCheck) { c.Targets = []string{"0.0.0.0"} }, "not a unicast address"},
-		{"loopback", func(c *devproto.InternetCheck) { c.Targets = []string{"127.0.0.1"} }, "not a unicast address"},
+		{"loopback (manage allows it for tests)", func(c *devproto.InternetCheck) { c.Targets = []string{"127.0.0.1"} }, ""},
 		{"multicast", func(c *devproto.InternetCheck) { c.Targets = []string{"224.0.0.1"} }, "not a unicast address"},
 		{"broadcast", func(c *devproto.InternetCheck) { c.Targets = []string{"255.255.255.255"} }, "not a unicast address"},
 		{"twice", func(c *devproto.InternetCheck) { c.Targets = []string{"1.1.1.1", "1.1.1.1"} }, "listed twice"},

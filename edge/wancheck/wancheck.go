@@ -83,8 +83,10 @@ func SettingsFrom(c *devproto.InternetCheck) (Settings, error) {
 		case err != nil || !a.Is4():
 			errs = append(errs, fmt.Errorf("target %q: not an IPv4 address", truncate(t, 64)))
 			continue
-		case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			errs = append(errs, fmt.Errorf("target %s: not a unicast address beyond the edge", a))
+		case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			// Loopback and link-local addresses are accepted (manage
+			// allows loopback for tests; neither can harm).
+			errs = append(errs, fmt.Errorf("target %s: not a unicast address", a))
 			continue
 		case slices.Contains(s.Targets, a):
 			errs = append(errs, fmt.Errorf("target %s listed twice", a))
