@@ -166,7 +166,13 @@ func (a *API) putInterface(c *call) (any, error) {
 	// LAN subnets are routed by the peers and WAN endpoints used by them:
 	// the whole organization is recompiled.
 	a.changed(c.org.ID, "")
-	return network.InterfaceOf(&d, name, c.org.VxlanPort), nil
+	v := []network.InterfaceView{network.InterfaceOf(&d, name, c.org.VxlanPort)}
+	if f := a.stats(); f != nil {
+		if _, st, ok := f(d.ID); ok {
+			network.WithInternet(v, st)
+		}
+	}
+	return v[0], nil
 }
 
 // --- tunnels ---
