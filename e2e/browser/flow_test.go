@@ -83,6 +83,9 @@ func TestOperatorFlow(t *testing.T) {
 	until(t, ctx, "matrix all up", `document.querySelectorAll("#tunnel-matrix td.cell.up").length === 6`, 20*time.Second)
 	// Charts: from the history API, or two samples 5 s apart without it.
 	until(t, ctx, "traffic charts", `document.querySelectorAll("#traffic-chart svg.chart path, #traffic-chart svg.chart circle").length === 4`, 20*time.Second)
+	// The sites' Internet column: edge2's one WAN does not reach it.
+	until(t, ctx, "sites' Internet", `(() => { const c = (n) => (document.querySelector('table.sites tr[data-device="' + n + '"] .inetsum')||{textContent:""}).textContent;
+		return c("edge1") === "1 / 1 WAN" && c("edge2") === "0 / 1 WAN" })()`, 15*time.Second)
 	sh.take(t, ctx, "dashboard")
 
 	// edge3 goes offline: its tunnels wait (pending, with the reason),

@@ -42,16 +42,30 @@ export async function dashboard(main, ctx) {
   const hasHistory = feats.has(/stats\/history/);
   const sample = async () => {
     let rx = 0, tx = 0, rp = 0, tp = 0, n = 0;
+    const inet = {}; // device id → [WANs reaching the Internet, WANs checked, reasons]
     await Promise.all(approved.map(async (d) => {
       try {
         const st = await get(O(org) + '/devices/' + enc(d.id) + '/stats');
+        const x = (inet[d.id] = [0, 0, []]);
         for (const i of (st.stats && st.stats.interfaces) || []) {
           rx += i.rx_bytes; tx += i.tx_bytes; rp += i.rx_packets; tp += i.tx_packets;
+          if (i.internet && typeof i.internet === 'object') {
+            x[1]++;
+            if (i.internet.reachable) x[0]++;
+            else x[2].push(i.name + ': ' + (i.internet.error || 'unreachable'));
+          }
         }
         n++;
       } catch { /* no report yet */ }
     }));
     if (!ctx.alive()) return;
+    // The Internet column of the sites: WANs that reach it of those checked.
+    for (const el of main.querySelectorAll('.inetsum')) {
+      const x = inet[el.dataset.device];
+      if (!x || !x[1]) { clear(el, '—'); el.title = 'no Internet check reported'; continue; }
+      clear(el, badge(x[0] + ' / ' + x[1] + ' WAN' + (x[1] > 1 ? 's' : ''), x[0] === x[1] ? 'ok' : x[0] ? 'warn' : 'bad'));
+      el.title = x[2].join('; ') || 'every checked WAN reaches the Internet';
+    }
     samples.push([Date.now(), rx, tx, rp, tp]);
     if (samples.length > 360) samples.shift();
     clear(totals,
@@ -179,8 +193,9 @@ function sites(org, devices) {
     ['Site', (d) => d.site || '—'],
     ['Status', (d) => d.approval === 'pending' ? badge('pending') : badge(d.conn_state)],
     ['Config', (d) => d.approval === 'pending' ? '—' : badge(d.sync_status)],
+    ['Internet', (d) => h('span', { class: 'inetsum', dataset: { device: d.id } }, '—')],
     ['Last seen', (d) => ago(d.last_seen_at)],
-  ], devices, { empty: 'No devices yet: create an organization token (Tokens) and start trellis-edge with it.', class: 'sites' });
+  ], devices, { empty: 'No devices yet: create an organization token (Tokens) and start trellis-edge with it.', class: 'sites', rowAttrs: (d) => ({ dataset: { device: d.hostname } }) });
 }
 
 // matrix: devices × devices, each cell the best tunnel between the pair.
