@@ -133,7 +133,7 @@ func newInternetCollector(a *Agent) *internetCollector {
 	return &internetCollector{
 		a:         a,
 		reachable: prometheus.NewDesc("trellis_edge_wan_internet_reachable", "1 while the Internet check targets answer through the WAN, 0 when unreachable (no series before the first verdict or without checks).", []string{"interface"}, nil),
-		rtt:       prometheus.NewDesc("trellis_edge_wan_internet_rtt_seconds", "Round-trip time of the fastest answer in the WAN's last Internet check round (no series when that round got no answer).", []string{"interface"}, nil),
+		rtt:       prometheus.NewDesc("trellis_edge_wan_internet_rtt_seconds", "Round-trip time of the WAN's last Internet check answer (the fastest of its round), while the WAN is reachable.", []string{"interface"}, nil),
 		loss:      prometheus.NewDesc("trellis_edge_wan_internet_loss_ratio", "Share of the WAN's Internet check echoes unanswered over its last 10 rounds (0..1).", []string{"interface"}, nil),
 	}
 }
@@ -151,7 +151,7 @@ func (c *internetCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.reachable, prometheus.GaugeValue, v, name)
-		if st.Target != "" {
+		if st.Reachable && st.Target != "" {
 			ch <- prometheus.MustNewConstMetric(c.rtt, prometheus.GaugeValue, st.RTTMillis/1000, name)
 		}
 		ch <- prometheus.MustNewConstMetric(c.loss, prometheus.GaugeValue, st.LossPct/100, name)

@@ -162,7 +162,7 @@ func internetStatusInStats(t *testing.T) {
 	cut := time.Now()
 	st = next(false)
 	t.Logf("FIGURE: target cut → manage got Reachable=false after %v (interval 1 s, timeout 300 ms, fail_rounds 2, early stats)", time.Since(cut).Round(time.Millisecond))
-	if !strings.Contains(st.Error, "no answer from 198.51.100.7, 198.51.100.9 within 300ms (from 192.0.2.1 on "+wan+")") || st.Target != "" {
+	if !strings.Contains(st.Error, "no answer from 198.51.100.7, 198.51.100.9 within 300ms (from 192.0.2.1 on "+wan+")") || st.Target != "198.51.100.7" {
 		t.Fatalf("unreachable status %+v", st)
 	}
 	if !strings.Contains(metricsText(t, "http://"+metricsAddr+"/metrics"), `trellis_edge_wan_internet_reachable{interface="`+wan+`"} 0`) {

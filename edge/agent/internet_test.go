@@ -162,7 +162,7 @@ func TestAgentSendsStatsWhenInternetChanges(t *testing.T) {
 
 	prober.up.Store(false)
 	wan, _ = wanStats()
-	if wan == nil || wan.Reachable || !strings.Contains(wan.Error, "no answer from 192.0.2.254") {
+	if wan == nil || wan.Reachable || !strings.Contains(wan.Error, "no answer from 192.0.2.254") || wan.Target != "192.0.2.254" || wan.RTTMillis != 7 {
 		t.Fatalf("stats after the target went silent: %+v", wan)
 	}
 	if g := gauges(); g["trellis_edge_wan_internet_reachable{wcwan0}"] != 0 || len(g) != 2 || g["trellis_edge_wan_internet_loss_ratio{wcwan0}"] <= 0 {

@@ -218,7 +218,7 @@ func TestCheckerRoundsAndVerdicts(t *testing.T) {
 		h.clock.advance(10 * time.Second)
 		h.settle(map[string]int{"wan0": i})
 		w0 := h.c.Status()["wan0"]
-		if !w0.Reachable || !strings.Contains(w0.Error, "no answer from 198.51.100.1 (silence), 198.51.100.2 (silence) within 1s") || w0.Target != "" {
+		if !w0.Reachable || !strings.Contains(w0.Error, "no answer from 198.51.100.1 (silence), 198.51.100.2 (silence) within 1s") || w0.Target != tA.String() || w0.RTTMillis != 5 {
 			t.Fatalf("round %d: %+v", i, w0)
 		}
 	}

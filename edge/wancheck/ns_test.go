@@ -167,7 +167,7 @@ func icmpInNamespace(t *testing.T) {
 	cut := time.Now()
 	st = waitStatus(t, c, wan, "unreachable after the target went away", down)
 	t.Logf("FIGURE: target cut → Reachable=false after %v (interval 1 s, timeout 300 ms, fail_rounds 2)", time.Since(cut).Round(time.Millisecond))
-	if !strings.Contains(st.Error, "no answer from 198.51.100.9, 198.51.100.7") || st.Target != "" || !st.Since.After(cut) {
+	if !strings.Contains(st.Error, "no answer from 198.51.100.9, 198.51.100.7") || st.Target != "198.51.100.7" || !st.Since.After(cut) {
 		t.Fatalf("%s after the cut: %+v", wan, st)
 	}
 	ip(t, "-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo")

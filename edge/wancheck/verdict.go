@@ -13,7 +13,8 @@ const lossWindow = 10
 type roundResult struct {
 	// OK: at least one target answered within the timeout.
 	OK bool
-	// Target and RTT are the fastest answer's (OK only).
+	// Target and RTT are the fastest answer's (OK only); the status keeps
+	// the last answer's through failed rounds.
 	Target string
 	RTT    time.Duration
 	// Sent and Lost count the round's echoes. Echoes that could not be
@@ -63,7 +64,8 @@ func (v *verdict) record(r roundResult, now time.Time, failRounds int) bool {
 		reachable, decided = true, true
 	} else {
 		v.fails++
-		v.st.Target, v.st.RTTMillis, v.st.Error = "", 0, truncate(r.Err, MaxErrorLen)
+		// Target and RTTMillis stay those of the last answer.
+		v.st.Error = truncate(r.Err, MaxErrorLen)
 		if r.Local || v.fails >= max(failRounds, 1) {
 			reachable, decided = false, true
 		}

@@ -61,7 +61,11 @@ func TestVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := newVerdict(t0)
+			lastTarget, lastRTT := "", 0.0 // the last answer's
 			for i, s := range tt.steps {
+				if s.r.OK {
+					lastTarget, lastRTT = s.r.Target, 12.5
+				}
 				now := t0.Add(time.Duration(i+1) * time.Second)
 				if got := v.record(s.r, now, tt.failRounds); got != s.changed {
 					t.Fatalf("step %d: changed %v, want %v", i, got, s.changed)
@@ -87,7 +91,7 @@ func TestVerdict(t *testing.T) {
 					if st.Target != s.r.Target || st.RTTMillis != 12.5 || st.Error != "" {
 						t.Fatalf("step %d: good round reported %+v", i, *st)
 					}
-				} else if st.Target != "" || st.RTTMillis != 0 || st.Error != s.r.Err {
+				} else if st.Target != lastTarget || st.RTTMillis != lastRTT || st.Error != s.r.Err {
 					t.Fatalf("step %d: failed round reported %+v", i, *st)
 				}
 			}
