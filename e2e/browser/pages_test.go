@@ -87,6 +87,7 @@ func TestPages(t *testing.T) {
 		chromedp.WaitVisible("#totp-qr"), chromedp.WaitVisible("#totp-secret"))
 	until(t, ctx, "the QR code image", `document.querySelector("#totp-qr").naturalWidth >= 100`, 10*time.Second)
 	sh.take(t, ctx, "me-totp")
+	catalogStep(t, ctx, m, sh)
 	do(t, ctx, "unknown page", chromedp.Navigate(m.base+"/#/nowhere"), chromedp.WaitVisible("main h1"))
 
 	// A session ended elsewhere: the next call answers 401 and the UI

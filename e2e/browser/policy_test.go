@@ -2,6 +2,8 @@ package browser
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
@@ -225,4 +227,34 @@ func firewallStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
 		t.Fatalf("port forward through the API: %+v", p)
 	}
 	sh.take(t, ctx, "firewall")
+}
+
+// catalogStep loads an application catalogue from a URL (a server of
+// this test on loopback) from the applications page; the page and the
+// API then show its version. It replaces the built-in catalogue for the
+// rest of the test.
+func catalogStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
+	t.Helper()
+	const doc = `{"version": "browser-test-1", "description": "one application", "applications": [
+		{"id": "intranet-portal", "name": "Intranet portal", "category": "web", "service_class": "prime", "importance": "high",
+		 "rules": [{"prefixes": ["10.0.0.0/8"], "protocol": "tcp", "ports": ["443"]}]}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(doc))
+	}))
+	t.Cleanup(srv.Close)
+	do(t, ctx, "load a catalogue", chromedp.Navigate(m.base+"/#/o/"+m.org+"/applications"), chromedp.WaitVisible("#catalog-info"),
+		chromedp.Click("details:has(#f-catalog-source) summary"), chromedp.SendKeys("#f-catalog-source", srv.URL+"/catalog.json"),
+		chromedp.Click("form:has(#f-catalog-source) button[type=submit]"))
+	until(t, ctx, "the new catalogue shown", `document.querySelector("#catalog-info").textContent.includes("browser-test-1") &&
+		!!document.querySelector('tr[data-app="intranet-portal"]')`, 15*time.Second)
+	var info struct {
+		Version      string
+		Applications int
+	}
+	m.call(t, "GET", "/api/v1/applications/catalog", nil, &info, 200)
+	if info.Version != "browser-test-1" || info.Applications != 1 {
+		t.Fatalf("catalogue through the API: %+v", info)
+	}
+	sh.take(t, ctx, "catalog")
 }

@@ -428,8 +428,17 @@ export async function applications(main, ctx) {
   q.addEventListener('input', () => load().catch((e) => toast(e.message, 'bad')));
   src.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
   const cat = await get('/applications/catalog').catch(() => null);
+  // Loading a catalogue is for owners of the operator account; others
+  // see the API's refusal.
+  const reload = h('details', null, h('summary', null, 'Load the catalogue'), h('p', { class: 'muted small' },
+    'Owners of the operator account load a maintained catalogue from an http(s) URL (empty: manage\'s --app-catalog source). Every organization is recompiled.'),
+  form([{ name: 'source', label: 'Catalogue URL', type: 'url', placeholder: 'the catalogue JSON over HTTPS' }], 'Load catalogue', async (v) => {
+    const r = await post('/applications/catalog/reload', v.source ? { source: v.source } : {});
+    toast(`Catalogue ${r.version} loaded: ${r.applications} applications`);
+    ctx.go('/o/' + enc(org) + '/applications');
+  }, { id: 'catalog', class: 'inline' }));
   clear(main, h('div', { class: 'head' }, h('h1', null, 'Applications'), q, src),
-    cat ? h('p', { class: 'muted small' }, `Catalogue ${cat.version} (${cat.source}), loaded ${when(cat.loaded_at)}`) : null, box, editBox,
+    cat ? h('p', { class: 'muted small', id: 'catalog-info' }, `Catalogue ${cat.version} (${cat.source}), loaded ${when(cat.loaded_at)}`) : null, reload, box, editBox,
     section('New application', appForm({}, 'Add application', 'app', async (body) => {
       await post(O(org) + '/applications', body);
       toast('Application added');
