@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -87,6 +88,28 @@ func TestPages(t *testing.T) {
 		chromedp.WaitVisible("#totp-qr"), chromedp.WaitVisible("#totp-secret"))
 	until(t, ctx, "the QR code image", `document.querySelector("#totp-qr").naturalWidth >= 100`, 10*time.Second)
 	sh.take(t, ctx, "me-totp")
+	// Which notifications I receive: two alert types checked.
+	var doc struct{ Paths map[string]any }
+	m.call(t, "GET", "/api/v1/openapi.json", nil, &doc, 200)
+	if _, ok := doc.Paths["/alert-types"]; ok {
+		do(t, ctx, "alert types", chromedp.WaitVisible(`#f-prefs-types input[value="tunnel_down"]`),
+			chromedp.Click(`#f-prefs-types input[value="tunnel_down"]`), chromedp.Click(`#f-prefs-types input[value="wan_internet_unreachable"]`),
+			chromedp.Click(`form:has(#f-prefs-types) button[type=submit]`))
+		var prefs struct{ Types []string }
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			m.call(t, "GET", "/api/v1/notifications/preferences", nil, &prefs, 200)
+			if len(prefs.Types) > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if !reflect.DeepEqual(prefs.Types, []string{"tunnel_down", "wan_internet_unreachable"}) {
+			t.Fatalf("preferences through the API: %+v", prefs)
+		}
+		do(t, ctx, "scroll to the preferences", chromedp.ScrollIntoView("#f-prefs-types"))
+		sh.take(t, ctx, "me-preferences")
+	}
 	catalogStep(t, ctx, m, sh)
 	do(t, ctx, "unknown page", chromedp.Navigate(m.base+"/#/nowhere"), chromedp.WaitVisible("main h1"))
 

@@ -126,6 +126,10 @@ export function form(fields, submitLabel, fn, opts = {}) {
         (f.options || []).map(([v, l]) => h('option', { value: v, selected: Array.isArray(f.value) ? f.value.includes(v) : f.value === v }, l)));
     } else if (f.type === 'checkbox') {
       input = h('input', { id, name: f.name, type: 'checkbox', checked: !!f.value });
+    } else if (f.type === 'checkboxes') {
+      // options [[value, label, title]]; the value is the list checked.
+      input = h('div', { id, class: 'checks', role: 'group', 'aria-label': f.label },
+        (f.options || []).map(([v, l, title]) => h('label', { title }, h('input', { type: 'checkbox', name: f.name, value: v, checked: (f.value || []).includes(v) }), ' ', l)));
     } else if (f.type === 'textarea') {
       input = h('textarea', { id, name: f.name, rows: f.rows || 6, placeholder: f.placeholder, required: f.required }, f.value || '');
     } else {
@@ -149,6 +153,7 @@ export function form(fields, submitLabel, fn, opts = {}) {
     for (const f of fields) {
       const i = inputs[f.name];
       if (f.type === 'checkbox') values[f.name] = i.checked;
+      else if (f.type === 'checkboxes') values[f.name] = [...i.querySelectorAll('input:checked')].map((x) => x.value);
       else if (f.type === 'select' && f.multiple) values[f.name] = [...i.selectedOptions].map((o) => o.value);
       else if (f.type === 'number') values[f.name] = i.value === '' ? undefined : Number(i.value);
       else values[f.name] = i.value.trim();

@@ -293,16 +293,39 @@ export async function me(main, ctx) {
     }, { id: 'pw' })));
 }
 
+// alertTypes is the field choosing alert types: checkboxes from GET
+// /alert-types (each described on hover) when this manage has it, else a
+// comma-separated list. Nothing chosen means every type.
+async function alertTypesField(value) {
+  const f = await features();
+  if (f.has(/^\/alert-types$/)) {
+    try {
+      const r = await get('/alert-types');
+      const known = (r.items || []).map((t) => [t.type, t.type.replace(/_/g, ' '), t.description || '']);
+      for (const v of value || []) if (!known.some((k) => k[0] === v)) known.push([v, v, '']);
+      return { name: 'types', label: 'Alert types (none checked: all)', type: 'checkboxes', value: value || [], options: known };
+    } catch {
+      /* fall back to the list */
+    }
+  }
+  return { name: 'types', label: 'Alert types (comma-separated; empty: all)', value: (value || []).join(', '), placeholder: 'tunnel_down, device_disconnected' };
+}
+
+// typesOf reads the alert types field (a list, or comma-separated text).
+function typesOf(v) {
+  return Array.isArray(v) ? v : v ? v.split(',').map((x) => x.trim()).filter(Boolean) : [];
+}
+
 async function prefs() {
   const p = await get('/notifications/preferences');
   return form([
     { name: 'min_severity', label: 'From severity', type: 'select', value: p.min_severity, options: [['warning', 'warning'], ['critical', 'critical']] },
-    { name: 'types', label: 'Alert types (comma-separated; empty: all)', value: (p.types || []).join(', ') },
+    await alertTypesField(p.types),
     { name: 'in_app', label: 'In the notifications list', type: 'checkbox', value: p.in_app },
     { name: 'email_digest', label: 'A daily e-mail of the unread ones', type: 'checkbox', value: p.email_digest },
     { name: 'email_critical', label: 'An e-mail at once for each critical alert', type: 'checkbox', value: p.email_critical },
   ], 'Save preferences', async (v) => {
-    await put('/notifications/preferences', { ...v, types: v.types ? v.types.split(',').map((x) => x.trim()).filter(Boolean) : [] });
+    await put('/notifications/preferences', { ...v, types: typesOf(v.types) });
     toast('Preferences saved');
   }, { id: 'prefs' });
 }
@@ -627,10 +650,10 @@ async function webhooks(org) {
     { name: 'name', label: 'Name', required: true },
     { name: 'url', label: 'URL', required: true, type: 'url', placeholder: 'the receiver, e.g. hooks.example.com/trellis over HTTPS' },
     { name: 'min_severity', label: 'From severity', type: 'select', value: 'warning', options: [['warning', 'warning'], ['critical', 'critical']] },
-    { name: 'types', label: 'Alert types (comma-separated; empty: all)', placeholder: 'tunnel_down, device_disconnected' },
+    await alertTypesField([]),
   ], 'Add webhook', async (v) => {
     const body = { name: v.name, url: v.url, min_severity: v.min_severity };
-    if (v.types) body.types = v.types.split(',').map((x) => x.trim()).filter(Boolean);
+    if (typesOf(v.types).length) body.types = typesOf(v.types);
     const r = await post(O(org) + '/webhooks', body);
     clear(shown, h('div', { class: 'notice' }, 'Signing secret (shown once; receivers check X-Trellis-Signature with it): ', h('code', { class: 'secret' }, r.secret)));
     await load();
