@@ -34,6 +34,12 @@ func notificationsStep(t *testing.T, ctx context.Context, m *manage, sh *shots) 
 	// WAN was assigned): that alert is there too, when this manage has it.
 	if _, ok := doc.Paths["/organizations/{org_id}/internet-check"]; ok {
 		until(t, ctx, "the Internet alert", `[...document.querySelectorAll("#alert-list td code")].some(c => c.textContent === "wan_internet_unreachable")`, 60*time.Second)
+		// Filtered by type: that one alert, of edge2.
+		pick(t, ctx, "#alert-type", "wan_internet_unreachable")
+		until(t, ctx, "only the Internet alert", `(() => { const rows = [...document.querySelectorAll("#alert-list tr[data-type]")];
+			return rows.length === 1 && rows[0].dataset.type === "wan_internet_unreachable" && rows[0].querySelector("td[data-label=Device]").textContent === "edge2" })()`, 10*time.Second)
+		sh.take(t, ctx, "alerts-internet")
+		pick(t, ctx, "#alert-type", "")
 	}
 	until(t, ctx, "an unread notification", `!!document.querySelector("#notification-list button.markread")`, 30*time.Second)
 	sh.take(t, ctx, "notifications-unread")

@@ -600,19 +600,27 @@ export async function notifications(main, ctx) {
       ['', (n) => n.read_at ? h('span', { class: 'muted' }, 'read') : canMark ? action('Mark read', () => mark({ ids: [n.id] }), { class: 'small markread' }) : ''],
     ], r.items || [], { empty: filter.value === 'false' ? 'No unread notifications.' : 'No notifications.', rowAttrs: (n) => ({ class: n.read_at ? 'read' : 'unread', dataset: { type: n.type } }) }));
     if (hasAlerts) {
-      const al = await list(O(org) + '/alerts', { limit: 100 });
+      const al = await list(O(org) + '/alerts', { limit: 100, state: alertState.value, type: alertType.value });
       if (!ctx.alive()) return;
       clear(alertBox, table([
-        ['Severity', (a) => badge(a.severity)], ['State', (a) => badge(a.state, a.state === 'resolved' ? 'idle' : a.state === 'raised' ? 'bad' : 'warn')],
-        ['Alert', (a) => h('span', null, h('code', null, a.type), a.subject ? ' ' + a.subject : '', ' ', a.message)],
+        ['Severity', (a) => badge(a.severity)], ['State', (a) => badge(a.state, a.state === 'resolved' ? 'idle' : a.severity === 'critical' ? 'bad' : 'warn')],
+        ['Device', (a) => a.device_id ? h('a', { href: '#/o/' + enc(org) + '/devices/' + enc(a.device_id) }, devName[a.device_id] || short(a.device_id)) : '—'],
+        ['Alert', (a) => h('span', null, h('code', null, a.type), a.subject && !String(a.message || '').includes(a.subject) ? ' ' + a.subject : '', ' ', a.message)],
         ['Count', (a) => a.count], ['First', (a) => when(a.first_seen)], ['Last', (a) => when(a.last_seen)], ['Resolved', (a) => when(a.resolved_at)],
-      ], al.items || [], { empty: 'No alerts.' }));
+      ], al.items || [], { empty: 'No alerts.', rowAttrs: (a) => ({ dataset: { type: a.type, state: a.state } }) }));
     }
   };
+  // Alert filters: state and type (the types from GET /alert-types).
+  const alertState = h('select', { 'aria-label': 'Alert state', id: 'alert-state' }, [['', 'Active and resolved'], ['active', 'Active'], ['resolved', 'Resolved']].map(([v, l]) => h('option', { value: v }, l)));
+  const types = f.has(/^\/alert-types$/) ? ((await get('/alert-types').catch(() => ({}))).items || []) : [];
+  const alertType = h('select', { 'aria-label': 'Alert type', id: 'alert-type' }, h('option', { value: '' }, 'All types'), types.map((t) => h('option', { value: t.type, title: t.description }, t.type.replace(/_/g, ' '))));
+  alertType.hidden = !types.length;
+  for (const sel of [alertState, alertType]) sel.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
+  const devName = Object.fromEntries((hasAlerts ? await all(O(org) + '/devices').catch(() => []) : []).map((d) => [d.id, d.name || d.hostname]));
   filter.addEventListener('change', () => load().catch((e) => toast(e.message, 'bad')));
   clear(main, h('div', { class: 'head' }, h('h1', null, 'Notifications'), filter,
     canMark ? action('Mark all read', () => mark({ all: true }), { class: 'small', title: 'Mark all my notifications read (every organization)' }) : null),
-  section('My notifications in this organization', box), hasAlerts ? section('Alerts of the organization', alertBox) : null,
+  section('My notifications in this organization', box), hasAlerts ? section('Alerts of the organization', h('div', { class: 'head' }, alertState, alertType), alertBox) : null,
   f.has(/^\/organizations\/\{org_id\}\/alert-thresholds$/) ? section('Alert thresholds', await thresholds(org)) : null,
   f.has(/^\/organizations\/\{org_id\}\/tunnels\/\{tunnel_id\}\/alert-thresholds$/) ? section('Thresholds of single tunnels', await tunnelThresholds(org)) : null,
   f.has(/^\/organizations\/\{org_id\}\/webhooks$/) ? section('Webhooks', await webhooks(org)) : null);
