@@ -35,6 +35,18 @@ func TestPages(t *testing.T) {
 	sh.take(t, ctx, "label-error")
 	do(t, ctx, "create label", chromedp.SetValue("#f-label-color", "#2b8a6e"), chromedp.Click(`form:has(#f-label-name) button[type=submit]`))
 	until(t, ctx, "label listed", `[...document.querySelectorAll("td")].some(td => td.textContent.includes("Broadband"))`, 10*time.Second)
+	// Renamed and described through its edit form.
+	do(t, ctx, "edit label", chromedp.Click(`tr[data-label="Broadband"] button.edit`), chromedp.WaitVisible("#f-labeledit-name"),
+		chromedp.SetValue("#f-labeledit-name", "Broadband 1"), chromedp.SetValue("#f-labeledit-description", "the cable line"),
+		chromedp.Click(`form:has(#f-labeledit-name) button[type=submit]`))
+	until(t, ctx, "label renamed", `!!document.querySelector('tr[data-label="Broadband 1"]') && !document.querySelector("#f-labeledit-name")`, 10*time.Second)
+	var pl struct {
+		Items []struct{ Name, Description, Type string }
+	}
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/path-labels", nil, &pl, 200)
+	if len(pl.Items) != 1 || pl.Items[0].Name != "Broadband 1" || pl.Items[0].Description != "the cable line" || pl.Items[0].Type != "tunnel" {
+		t.Fatalf("label through the API: %+v", pl.Items)
+	}
 	sh.take(t, ctx, "labels")
 
 	do(t, ctx, "tokens", chromedp.Navigate(o+"/tokens"), chromedp.WaitVisible("#f-token-name"),

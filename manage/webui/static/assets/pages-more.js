@@ -355,14 +355,34 @@ export async function accept(main, ctx) {
 export async function labels(main, ctx) {
   const { org } = ctx;
   const box = h('div');
+  const editBox = h('div', { id: 'label-edit' });
+  // edit changes a label's name, type, colour or description (a type
+  // that rules or tunnels rely on is refused by the API, with the reason).
+  const edit = (l) => {
+    clear(editBox, section('Edit ' + l.name, form([
+      { name: 'name', label: 'Name', required: true, value: l.name },
+      { name: 'type', label: 'Type', type: 'select', value: l.type, options: [['tunnel', 'tunnel (selects tunnels)'], ['dia', 'dia (Internet breakout)']] },
+      { name: 'color', label: 'Colour', type: 'color', value: /^#[0-9a-f]{6}$/i.test(l.color || '') ? l.color : '#808080' },
+      { name: 'description', label: 'Description', value: l.description || '' },
+    ], 'Save ' + l.name, async (v) => {
+      const body = {};
+      for (const k of ['name', 'type', 'color', 'description']) if (v[k] !== (l[k] || '')) body[k] = v[k];
+      await patch(O(org) + '/path-labels/' + enc(l.id), body);
+      toast('Label saved');
+      clear(editBox);
+      await load();
+    }, { id: 'labeledit', class: 'inline' })));
+    editBox.querySelector('input').focus();
+  };
   const load = async () => {
     const ls = await all(O(org) + '/path-labels');
     clear(box, table([
       ['Name', (l) => h('span', null, swatch(l.color), ' ', l.name)], ['Type', (l) => l.type], ['Description', (l) => l.description || '—'],
-      ['', (l) => action('Delete', async () => { await del(O(org) + '/path-labels/' + enc(l.id)); toast('Deleted'); await load(); }, { class: 'small danger', confirm: 'Delete label ' + l.name + '?' })],
-    ], ls, { empty: 'No path labels. Labels name underlays (MPLS, Broadband, LTE): tunnels join WANs that share one.' }));
+      ['', (l) => h('span', { class: 'rowactions' }, action('Edit', async () => edit(l), { class: 'small edit' }),
+        action('Delete', async () => { await del(O(org) + '/path-labels/' + enc(l.id)); toast('Deleted'); await load(); }, { class: 'small danger', confirm: 'Delete label ' + l.name + '?' }))],
+    ], ls, { empty: 'No path labels. Labels name underlays (MPLS, Broadband, LTE): tunnels join WANs that share one.', rowAttrs: (l) => ({ dataset: { label: l.name } }) }));
   };
-  clear(main, h('h1', null, 'Path labels'), box, section('New label', form([
+  clear(main, h('h1', null, 'Path labels'), box, editBox, section('New label', form([
     { name: 'name', label: 'Name', required: true, placeholder: 'Broadband' },
     { name: 'type', label: 'Type', type: 'select', value: 'tunnel', options: [['tunnel', 'tunnel (selects tunnels)'], ['dia', 'dia (Internet breakout)']] },
     { name: 'color', label: 'Colour', type: 'color', value: '#808080' },
