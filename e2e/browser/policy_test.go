@@ -186,6 +186,11 @@ func firewallStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
 		t.Fatalf("the JSON view: %v %v", ok, err)
 	}
 	sh.take(t, ctx, "firewall-json")
+	// JSON that is no firewall stays in the JSON view with a message.
+	do(t, ctx, "a list is no firewall", chromedp.Evaluate[chromedp.Void](`(() => { const a = document.querySelector("#poled textarea.jsonedit");
+		window.__fw = a.value; a.value = "[1]" })()`), chromedp.Click("#poled button.jsontoggle"))
+	until(t, ctx, "the message", `(document.querySelector("#poled .editorbox .fielderror")||{textContent:""}).textContent.includes("does not fit")`, 5*time.Second)
+	do(t, ctx, "the good JSON again", chromedp.Evaluate[chromedp.Void](`document.querySelector("#poled textarea.jsonedit").value = window.__fw`))
 	do(t, ctx, "back to the form", chromedp.Click("#poled button.jsontoggle"), chromedp.WaitVisible(`#poled [data-section="outbound"] fieldset.rule`))
 	until(t, ctx, "the edit in the form", `document.querySelector('#poled [data-section="outbound"] input[name=description]').value === "no direct SMTP"`, 5*time.Second)
 	do(t, ctx, "save", chromedp.Click("#poled > .actions button[type=submit]"))

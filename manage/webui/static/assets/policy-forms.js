@@ -64,7 +64,7 @@ function select(options, value, attrs = {}) {
 // picker chooses values from options as removable chips; ordered ones
 // (path labels) show their rank and move up. get() returns the values.
 export function picker(options, values, { ordered = false, label = '', name = '' } = {}) {
-  const cur = [...(values || [])];
+  const cur = Array.isArray(values) ? values.filter((v) => typeof v === 'string') : [];
   const names = new Map(options);
   const chips = h('span', { class: 'chips' });
   const sel = h('select', { class: 'pick', name: name || undefined, 'aria-label': 'Add ' + label });
@@ -93,6 +93,7 @@ export function picker(options, values, { ordered = false, label = '', name = ''
 // rowList is an ordered list of rows (make(value) builds one; each row
 // has get()) with add, remove and move up/down; base is its field name.
 function rowList(base, values, make, { addLabel, empty, ordered = true, cls = '' }) {
+  if (values !== null && values !== undefined && !Array.isArray(values)) throw new Error(base + ' is not a list');
   const list = h('div', { class: 'rows ' + cls, dataset: { base } });
   const none = h('p', { class: 'empty small' }, empty);
   const renumber = () => {
@@ -132,15 +133,16 @@ function rowList(base, values, make, { addLabel, empty, ordered = true, cls = ''
 // importance, sources, destinations, protocol, ports}; get() leaves out
 // the empty parts.
 function matchEditor(m, refs) {
-  m = m || {};
+  m = m && typeof m === 'object' ? m : {};
+  const list = (v) => (Array.isArray(v) ? v : []);
   const apps = picker(refs.apps, m.applications, { label: 'application', name: 'applications' });
   const cats = picker(refs.categories.map((c) => [c, c]), m.categories, { label: 'category', name: 'categories' });
   const classes = picker(CLASSES.map((c) => [c, c]), m.service_classes, { label: 'service class', name: 'service_classes' });
   const imp = picker(IMPORTANCE.map((c) => [c, c]), m.importance, { label: 'importance', name: 'importance' });
-  const src = text((m.sources || []).join(', '), { name: 'sources', placeholder: '10.1.0.0/24, …' });
-  const dst = text((m.destinations || []).join(', '), { name: 'destinations', placeholder: '198.51.100.0/24, …' });
+  const src = text(list(m.sources).join(', '), { name: 'sources', placeholder: '10.1.0.0/24, …' });
+  const dst = text(list(m.destinations).join(', '), { name: 'destinations', placeholder: '198.51.100.0/24, …' });
   const proto = select(PROTOCOLS, m.protocol, { name: 'protocol' });
-  const ports = text((m.ports || []).join(', '), { name: 'ports', placeholder: '443, 5060-5061' });
+  const ports = text(list(m.ports).join(', '), { name: 'ports', placeholder: '443, 5060-5061' });
   const el = h('div', { class: 'match' }, h('h4', null, 'Match (every part given must match; empty: all traffic)'),
     h('div', { class: 'grid' },
       fld('Applications', apps, 'match.applications'), fld('Categories', cats, 'match.categories'),
@@ -164,9 +166,10 @@ function matchEditor(m, refs) {
 export function pathRuleEditor(kind, rules, refs) {
   const want = kind === 'breakout' ? 'dia' : 'tunnel';
   const labelOpts = refs.labels.filter((l) => l.type === want).map((l) => [l.id, l.name]);
-  const sorted = [...(rules || [])].sort((a, b) => (a.priority || 0) - (b.priority || 0));
+  if (rules !== null && rules !== undefined && !Array.isArray(rules)) throw new Error('rules is not a list');
+  const sorted = [...(rules || [])].sort((a, b) => ((a && a.priority) || 0) - ((b && b.priority) || 0));
   return rowList('rules', sorted, (r) => {
-    r = r || {};
+    r = r && typeof r === 'object' ? r : {};
     const name = text(r.name, { name: 'name', placeholder: 'optional, e.g. zoom over MPLS' });
     const match = matchEditor(r.match, refs);
     const action = select([['paths', 'send over path labels'], ['block', 'block (drop)']], r.block ? 'block' : 'paths', { name: 'action' });
@@ -200,9 +203,10 @@ export function pathRuleEditor(kind, rules, refs) {
 }
 
 function fwRules(section, rules, refs) {
-  const sorted = [...(rules || [])].sort((a, b) => (a.priority || 0) - (b.priority || 0));
+  if (rules !== null && rules !== undefined && !Array.isArray(rules)) throw new Error(section + ' is not a list');
+  const sorted = [...(rules || [])].sort((a, b) => ((a && a.priority) || 0) - ((b && b.priority) || 0));
   return rowList(section, sorted, (r) => {
-    r = r || {};
+    r = r && typeof r === 'object' ? r : {};
     const action = select([['allow', 'allow'], ['deny', 'deny']], r.action || 'deny', { name: 'fw_action' });
     const inIf = text(r.in_interface, { name: 'in_interface', placeholder: 'any, eth1 or tunnel' });
     const outIf = text(r.out_interface, { name: 'out_interface', placeholder: 'any, eth0 or tunnel' });
@@ -224,10 +228,11 @@ function fwRules(section, rules, refs) {
 
 // firewallEditor edits a firewall policy's five sections.
 export function firewallEditor(fw, refs) {
+  if (fw !== null && fw !== undefined && (typeof fw !== 'object' || Array.isArray(fw))) throw new Error('the firewall is an object of sections');
   fw = fw || {};
   const secs = FW_SECTIONS.map(([k, title]) => [k, title, fwRules(k, fw[k], refs)]);
   const fwd = rowList('port_forwards', fw.port_forwards, (p) => {
-    p = p || {};
+    p = p && typeof p === 'object' ? p : {};
     const iface = text(p.interface, { name: 'interface', placeholder: 'eth0' });
     const proto = select([['tcp', 'tcp'], ['udp', 'udp']], p.protocol || 'tcp', { name: 'protocol' });
     const ports = text(p.ports, { name: 'ports', placeholder: '8080 or 8000-8010' });
@@ -244,7 +249,7 @@ export function firewallEditor(fw, refs) {
     return el;
   }, { addLabel: 'Add port forward', empty: 'No port forwards.', ordered: false });
   const nat = rowList('one_to_one', fw.one_to_one, (n) => {
-    n = n || {};
+    n = n && typeof n === 'object' ? n : {};
     const iface = text(n.interface, { name: 'interface', placeholder: 'eth0' });
     const pub = text(n.public_address, { name: 'public_address', placeholder: '203.0.113.10' });
     const priv = text(n.private_address, { name: 'private_address', placeholder: '10.1.0.10' });
@@ -272,11 +277,12 @@ export function firewallEditor(fw, refs) {
 
 // appRulesEditor edits an application's rules {prefixes, protocol, ports}.
 export function appRulesEditor(rules) {
-  return rowList('rules', rules && rules.length ? rules : [{}], (r) => {
-    r = r || {};
-    const prefixes = text((r.prefixes || []).join(', '), { name: 'prefixes', placeholder: '198.51.100.0/24, …' });
+  return rowList('rules', Array.isArray(rules) && rules.length ? rules : rules && !Array.isArray(rules) ? rules : [{}], (r) => {
+    r = r && typeof r === 'object' ? r : {};
+    const list = (v) => (Array.isArray(v) ? v : []);
+    const prefixes = text(list(r.prefixes).join(', '), { name: 'prefixes', placeholder: '198.51.100.0/24, …' });
     const proto = select(PROTOCOLS, r.protocol, { name: 'protocol' });
-    const ports = text((r.ports || []).join(', '), { name: 'ports', placeholder: '443, 8000-8010' });
+    const ports = text(list(r.ports).join(', '), { name: 'ports', placeholder: '443, 8000-8010' });
     const el = h('div', { class: 'grid' }, fld('Server prefixes (CIDR)', prefixes, 'prefixes'), fld('Protocol', proto, 'protocol'),
       fld('Server ports', ports, 'ports', 'tcp or udp'));
     el.get = () => {
@@ -314,7 +320,14 @@ export function withJSON(make, value, field) {
       err.textContent = 'not valid JSON: ' + e.message;
       return;
     }
-    ed = make(v);
+    let next;
+    try {
+      next = make(v);
+    } catch (e) {
+      err.textContent = 'this JSON does not fit the form (' + e.message + '): fix it, or save it as it is';
+      return;
+    }
+    ed = next;
     json = null;
     clear(box, ed);
     toggle.textContent = 'Edit as JSON';
