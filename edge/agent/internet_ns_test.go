@@ -21,14 +21,17 @@ import (
 )
 
 // TestInternetStatusInStats: the whole agent (default appliers: hostnet
-// addresses the WAN and installs its routing table and rule, the edge
-// firewall is in force, the data plane runs) in namespace wc-*-e checks
-// the Internet through its WAN, a veth pair to namespace wc-*-t where the
-// target lives beyond the gateway. A test manage (in the edge's
-// namespace, on loopback) gets the WAN's status in stats as soon as the
-// verdict changes (the stats period is an hour): reachable, unreachable
-// after the target goes away, reachable when it is back. The edge's
-// /metrics has the gauges.
+// addresses the WANs and installs their routing tables and rules, the
+// edge firewall is in force, the data plane runs) in namespace wc-*-e
+// checks the Internet through two WANs: A, a veth pair to namespace
+// wc-*-t (ISP A) where the target lives beyond the gateway, and B, a veth
+// pair to wc-*-u (ISP B) where it does not. ISP A routes B's addresses
+// back, so an echo of B leaking out of A (the main table's default route
+// is A's) would be answered. A test manage (in the edge's namespace, on
+// loopback) gets the WANs' statuses in stats as soon as a verdict changes
+// (the stats period is an hour): A reachable and B not; A unreachable
+// after the target goes away, reachable when it is back; B reachable once
+// ISP B has the target too. The edge's /metrics has the gauges.
 const internetNSEnv = "TRELLIS_AGENT_INTERNET_NS"
 
 func TestInternetStatusInStats(t *testing.T) {
@@ -48,14 +51,14 @@ func TestInternetStatusInStats(t *testing.T) {
 	b := make([]byte, 3)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
-	nsE, nsT := "wc-"+id+"-e", "wc-"+id+"-t"
+	nsE, nsT, nsU := "wc-"+id+"-e", "wc-"+id+"-t", "wc-"+id+"-u"
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
 		}
 	}
-	for _, ns := range []string{nsE, nsT} {
+	for _, ns := range []string{nsE, nsT, nsU} {
 		run("netns", "add", ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 		run("-n", ns, "link", "set", "lo", "up")
@@ -66,11 +69,17 @@ func TestInternetStatusInStats(t *testing.T) {
 	run("-n", nsT, "addr", "add", "192.0.2.2/24", "dev", peer)
 	run("-n", nsT, "link", "set", peer, "up")
 	run("-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo")
+	run("-n", nsT, "route", "add", "203.0.113.0/24", "via", "192.0.2.1")
+	wanB, peerB := "wc"+id+"c", "wc"+id+"d"
+	run("link", "add", wanB, "netns", nsE, "type", "veth", "peer", "name", peerB, "netns", nsU)
+	run("-n", nsE, "link", "set", wanB, "up")
+	run("-n", nsU, "addr", "add", "203.0.113.2/24", "dev", peerB)
+	run("-n", nsU, "link", "set", peerB, "up")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsE, os.Args[0], "-test.run=^TestInternetStatusInStats$", "-test.v")
-	cmd.Env = append(os.Environ(), internetNSEnv+"="+nsT+","+wan)
+	cmd.Env = append(os.Environ(), internetNSEnv+"="+strings.Join([]string{nsT, wan, nsU, wanB}, ","))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestInternetStatusInStats") {
 		t.Fatalf("in namespace %s: %v\n%s", nsE, err, out)
@@ -79,7 +88,8 @@ func TestInternetStatusInStats(t *testing.T) {
 }
 
 func internetStatusInStats(t *testing.T) {
-	nsT, wan, _ := strings.Cut(os.Getenv(internetNSEnv), ",")
+	ids := strings.Split(os.Getenv(internetNSEnv), ",")
+	nsT, wan, nsU, wanB := ids[0], ids[1], ids[2], ids[3]
 	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
 	fm.refuseRegister.Store("")
 	fm.answerPings.Store(true)
@@ -114,33 +124,50 @@ func internetStatusInStats(t *testing.T) {
 	// An hour between periodic stats: every stats message below is sent
 	// because a verdict changed.
 	fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-A", Approval: "approved", HeartbeatSeconds: 30, StatsEverySeconds: 3600})
-	cfg := configMsg(`{"device_id":"dev-A","name":"A","interfaces":[{"name":"` + wan + `","role":"wan","address":"192.0.2.1/24","gateway":"192.0.2.2","nat":true}],
+	cfg := configMsg(`{"device_id":"dev-A","name":"A","interfaces":[{"name":"` + wan + `","role":"wan","address":"192.0.2.1/24","gateway":"192.0.2.2","nat":true},
+	  {"name":"` + wanB + `","role":"wan","address":"203.0.113.1/24","gateway":"203.0.113.2","nat":true}],
 	  "internet_check":{"targets":["198.51.100.7","198.51.100.9"],"interval_s":1,"timeout_ms":300,"fail_rounds":2}}`)
 	fc.send(t, devproto.TypeConfig, "", cfg)
 	if ap := body[devproto.Applied](t, fc.expect(t, devproto.TypeApplied)); !ap.OK {
 		t.Fatalf("applied %+v", ap)
 	}
-	// next reads stats until the WAN's status has the wanted verdict (a
-	// few messages at most: each was sent for a change).
-	next := func(reachable bool) devproto.InternetStatus {
+	// until reads stats until both WANs have the wanted verdicts (a few
+	// messages at most: each was sent for a change) and returns their
+	// statuses.
+	until := func(a, b bool) (devproto.InternetStatus, devproto.InternetStatus) {
 		t.Helper()
-		for i := 0; i < 5; i++ {
+		for i := 0; i < 8; i++ {
 			st := body[devproto.Stats](t, fc.expect(t, devproto.TypeStats))
+			var sa, sb *devproto.InternetStatus
 			for _, ifc := range st.Interfaces {
-				if ifc.Name == wan && ifc.Internet != nil {
-					t.Logf("stats: %s %+v", wan, *ifc.Internet)
-					if ifc.Internet.Reachable == reachable {
-						return *ifc.Internet
-					}
+				switch ifc.Name {
+				case wan:
+					sa = ifc.Internet
+				case wanB:
+					sb = ifc.Internet
 				}
 			}
+			t.Logf("stats: A %+v, B %+v", sa, sb)
+			if sa != nil && sb != nil && sa.Reachable == a && sb.Reachable == b {
+				return *sa, *sb
+			}
 		}
-		t.Fatalf("stats never said %s reachable=%v", wan, reachable)
-		return devproto.InternetStatus{}
+		t.Fatalf("stats never said A reachable=%v and B reachable=%v", a, b)
+		return devproto.InternetStatus{}, devproto.InternetStatus{}
 	}
-	st := next(true)
+	next := func(reachable bool) devproto.InternetStatus {
+		t.Helper()
+		st, _ := until(reachable, false)
+		return st
+	}
+	st, stB := until(true, false)
 	if st.Target != "198.51.100.7" || st.RTTMillis <= 0 || st.LossPct != 50 || st.Error != "" || st.Since.IsZero() {
 		t.Fatalf("reachable status %+v", st)
+	}
+	// B's echoes leave through B, whose ISP has no target (and no echo of
+	// B leaked out of A: ISP A would have answered it).
+	if stB.Target != "" || !strings.Contains(stB.Error, "no answer from 198.51.100.7, 198.51.100.9 within 300ms (from 203.0.113.1 on "+wanB+")") {
+		t.Fatalf("B: %+v", stB)
 	}
 	text := metricsText(t, "http://"+metricsAddr+"/metrics")
 	for _, want := range []string{
@@ -174,6 +201,14 @@ func internetStatusInStats(t *testing.T) {
 	back := time.Now()
 	next(true)
 	t.Logf("FIGURE: target back → manage got Reachable=true after %v", time.Since(back).Round(time.Millisecond))
+
+	// ISP B gets the target too: B reachable, through its own gateway.
+	if out, err := exec.Command("ip", "-n", nsU, "addr", "add", "198.51.100.7/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("adding the target beyond B: %v %s", err, out)
+	}
+	if _, stB = until(true, true); stB.Target != "198.51.100.7" || stB.Error != "" {
+		t.Fatalf("B reachable: %+v", stB)
+	}
 }
 
 func metricsText(t *testing.T, url string) string {
