@@ -86,6 +86,7 @@ func TestOperatorFlow(t *testing.T) {
 	// The sites' Internet column: edge2's one WAN does not reach it.
 	until(t, ctx, "sites' Internet", `(() => { const c = (n) => (document.querySelector('table.sites tr[data-device="' + n + '"] .inetsum')||{textContent:""}).textContent;
 		return c("edge1") === "1 / 1 WAN" && c("edge2") === "0 / 1 WAN" })()`, 15*time.Second)
+	until(t, ctx, "sites' health", `(document.querySelector('table.sites tr[data-device="edge1"] .healthsum')||{textContent:""}).textContent.includes("mem 42 %")`, 15*time.Second)
 	sh.take(t, ctx, "dashboard")
 
 	// edge3 goes offline: its tunnels wait (pending, with the reason),

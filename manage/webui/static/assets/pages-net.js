@@ -43,10 +43,12 @@ export async function dashboard(main, ctx) {
   const sample = async () => {
     let rx = 0, tx = 0, rp = 0, tp = 0, n = 0;
     const inet = {}; // device id → [WANs reaching the Internet, WANs checked, reasons]
+    const health = {}; // device id → the health of its latest report
     await Promise.all(approved.map(async (d) => {
       try {
         const st = await get(O(org) + '/devices/' + enc(d.id) + '/stats');
         const x = (inet[d.id] = [0, 0, []]);
+        if (st.stats && st.stats.health && typeof st.stats.health === 'object') health[d.id] = st.stats.health;
         for (const i of (st.stats && st.stats.interfaces) || []) {
           rx += i.rx_bytes; tx += i.tx_bytes; rp += i.rx_packets; tp += i.tx_packets;
           if (i.internet && typeof i.internet === 'object') {
@@ -65,6 +67,15 @@ export async function dashboard(main, ctx) {
       if (!x || !x[1]) { clear(el, '—'); el.title = 'no Internet check reported'; continue; }
       clear(el, badge(x[0] + ' / ' + x[1] + ' WAN' + (x[1] > 1 ? 's' : ''), x[0] === x[1] ? 'ok' : x[0] ? 'warn' : 'bad'));
       el.title = x[2].join('; ') || 'every checked WAN reaches the Internet';
+    }
+    // The Health column: CPU, memory and disk use, the highest coloured.
+    for (const el of main.querySelectorAll('.healthsum')) {
+      const hl = health[el.dataset.device];
+      const v = (k) => (hl && typeof hl[k] === 'number' && isFinite(hl[k]) ? hl[k] : null);
+      const parts = [['CPU', v('cpu_pct')], ['mem', v('mem_used_pct')], ['disk', v('disk_used_pct')]].filter(([, x]) => x !== null);
+      if (!parts.length) { clear(el, '—'); continue; }
+      const top = Math.max(...parts.map(([, x]) => x));
+      clear(el, h('span', { class: top >= 95 ? 'bad' : top >= 85 ? 'warn' : '' }, parts.map(([k, x]) => k + ' ' + x.toFixed(0) + ' %').join(', ')));
     }
     samples.push([Date.now(), rx, tx, rp, tp]);
     if (samples.length > 360) samples.shift();
@@ -194,6 +205,7 @@ function sites(org, devices) {
     ['Status', (d) => d.approval === 'pending' ? badge('pending') : badge(d.conn_state)],
     ['Config', (d) => d.approval === 'pending' ? '—' : badge(d.sync_status)],
     ['Internet', (d) => h('span', { class: 'inetsum', dataset: { device: d.id } }, '—')],
+    ['Health', (d) => h('span', { class: 'healthsum', dataset: { device: d.id } }, '—')],
     ['Last seen', (d) => ago(d.last_seen_at)],
   ], devices, { empty: 'No devices yet: create an organization token (Tokens) and start trellis-edge with it.', class: 'sites', rowAttrs: (d) => ({ dataset: { device: d.hostname } }) });
 }
