@@ -14,13 +14,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
 	"github.com/trellis-sdwan/trellis/edge/firewall"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 // TestICMPInNamespaces checks for real: namespace wc-*-e (the edge; the
 // test runs itself again inside it) reaches a target address in
-// namespace wc-*-t over a veth pair. The target goes away and comes back;
+// namespace wc-*-t over a veth pair; the other target is refused there
+// with an ICMP "administratively prohibited" (nftables reject), which
+// ends its wait and names the router. The target goes away and comes back;
 // the link goes down; a WAN with a dead end (a veth pair
 // inside the edge's namespace) must not
 // leak its echoes out of the veth; a WAN that does not exist is reported
@@ -62,9 +69,15 @@ func TestICMPInNamespaces(t *testing.T) {
 		{nsT, "addr", "add", "192.0.2.2/24", "dev", peer}, {nsT, "link", "set", peer, "up"},
 		{nsT, "addr", "add", "198.51.100.7/32", "dev", "lo"},
 		{nsT, "route", "add", "203.0.113.0/24", "via", "192.0.2.1"},
+		{nsT, "addr", "add", "198.51.100.9/32", "dev", "lo"},
 	} {
 		ip(t, append([]string{"-n"}, c...)...)
 	}
+	// The ICMP errors of the reject are not rate limited in the target.
+	if out, err := exec.Command("ip", "netns", "exec", nsT, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v %s", err, out)
+	}
+	rejectIn(t, nsT, netip.MustParseAddr("198.51.100.9"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsE, os.Args[0], "-test.run=^TestICMPInNamespaces$", "-test.v")
@@ -74,6 +87,34 @@ func TestICMPInNamespaces(t *testing.T) {
 		t.Fatalf("in namespace %s: %v\n%s", nsE, err, out)
 	}
 	t.Logf("in namespace %s:\n%s", nsE, out)
+}
+
+// rejectIn makes namespace ns answer packets to dst with ICMP
+// "administratively prohibited" (table ip wcreject).
+func rejectIn(t *testing.T, ns string, dst netip.Addr) {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseLasting()
+	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "wcreject"})
+	pol := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "input", Table: tbl, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &pol})
+	c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: dst.AsSlice()},
+		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 13}, // communication administratively prohibited
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("nftables in %s: %v", ns, err)
+	}
 }
 
 func ip(t *testing.T, args ...string) {
@@ -167,7 +208,8 @@ func icmpInNamespace(t *testing.T) {
 	cut := time.Now()
 	st = waitStatus(t, c, wan, "unreachable after the target went away", down)
 	t.Logf("FIGURE: target cut → Reachable=false after %v (interval 1 s, timeout 300 ms, fail_rounds 2)", time.Since(cut).Round(time.Millisecond))
-	if !strings.Contains(st.Error, "no answer from 198.51.100.9, 198.51.100.7") || st.Target != "198.51.100.7" || !st.Since.After(cut) {
+	if !strings.Contains(st.Error, "no answer from 198.51.100.9 (administratively prohibited, said 198.51.100.9), 198.51.100.7 within 300ms") ||
+		st.Target != "198.51.100.7" || !st.Since.After(cut) {
 		t.Fatalf("%s after the cut: %+v", wan, st)
 	}
 	ip(t, "-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo")
