@@ -43,6 +43,20 @@ func testInternetCheck(ctx context.Context, t *testing.T, s *siteLab, cuts []int
 	if !v.Custom || !slices.Equal(v.Settings.Targets, []string{s.Plan.InternetAddr.String()}) || v.Settings.IntervalSeconds != 1 || v.Settings.FailRounds != 2 {
 		t.Fatalf("Internet check in force: %+v, want the organization's: %s every 1 s, 2 rounds", v, s.Plan.InternetAddr)
 	}
+	// Every edge runs the organization's check (the document it stored).
+	labtest.WaitFor(t, time.Minute, "every edge stored the organization's Internet check", func() error {
+		for site := range s.sites.Devices {
+			d, err := s.storedDoc(site + "/edge")
+			if err != nil {
+				return err
+			}
+			ic := d.InternetCheck
+			if ic == nil || !slices.Equal(ic.Targets, v.Settings.Targets) || ic.IntervalSeconds != 1 || ic.FailRounds != 2 {
+				return fmt.Errorf("%s: Internet check %+v", site, ic)
+			}
+		}
+		return nil
+	})
 	// wans asks manage for every WAN's Internet check, by "s1/wan1".
 	wans := func() (map[string]lab.WANInternet, error) {
 		ws, err := s.WANsInternet(ctx, s.c, s.mi)
@@ -154,19 +168,26 @@ func testInternetCheck(ctx context.Context, t *testing.T, s *siteLab, cuts []int
 			t.Errorf("%s/%s: alert severity %s, want %s (%s)", c.site, c.wan, a.Severity, c.severity, a.Message)
 		}
 	}
-	// The in-app notifications of the admin list every raised alert.
-	labtest.WaitFor(t, 30*time.Second, "a notification of every raised alert", func() error {
-		for _, c := range cuts {
-			a := raised[c.site+"/"+c.wan]
-			ns, err := s.c.ListNotifications(ctx, client.ListParams{Limit: 10, Filter: map[string]string{"alert_id": a.ID}})
-			if err != nil {
-				return err
+	// notified waits until the admin's in-app notifications of every
+	// raised alert include one that ok accepts.
+	notified := func(what string, ok func(internetCut, client.Notification) bool) {
+		t.Helper()
+		labtest.WaitFor(t, 30*time.Second, what, func() error {
+			for _, c := range cuts {
+				a := raised[c.site+"/"+c.wan]
+				ns, err := s.c.ListNotifications(ctx, client.ListParams{Limit: 10, Filter: map[string]string{"alert_id": a.ID}})
+				if err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(ns.Items, func(n client.Notification) bool { return ok(c, n) }) {
+					return fmt.Errorf("%s/%s: notifications of alert %s: %+v", c.site, c.wan, a.ID, ns.Items)
+				}
 			}
-			if len(ns.Items) == 0 || ns.Items[0].Type != alertWANInternet || ns.Items[0].Severity != c.severity {
-				return fmt.Errorf("%s/%s: notifications of alert %s: %+v", c.site, c.wan, a.ID, ns.Items)
-			}
-		}
-		return nil
+			return nil
+		})
+	}
+	notified("an in-app notification of every raised alert", func(c internetCut, n client.Notification) bool {
+		return n.Type == alertWANInternet && n.Severity == c.severity && !strings.HasPrefix(n.Title, "Resolved")
 	})
 	// Only the Internet is gone: the sites still reach each other over
 	// the tunnels, cut WANs included.
@@ -190,17 +211,7 @@ func testInternetCheck(ctx context.Context, t *testing.T, s *siteLab, cuts []int
 		return nil
 	})
 	t.Logf("INTERNET: restore → alert resolved %.1fs (manage clears a condition after 60 s)", time.Since(restoredAt).Seconds())
-	labtest.WaitFor(t, 30*time.Second, "a notification of every resolved alert", func() error {
-		for _, c := range cuts {
-			a := raised[c.site+"/"+c.wan]
-			ns, err := s.c.ListNotifications(ctx, client.ListParams{Limit: 10, Filter: map[string]string{"alert_id": a.ID}})
-			if err != nil {
-				return err
-			}
-			if !slices.ContainsFunc(ns.Items, func(n client.Notification) bool { return strings.HasPrefix(n.Title, "Resolved") }) {
-				return fmt.Errorf("%s/%s: no notification of the resolution: %+v", c.site, c.wan, ns.Items)
-			}
-		}
-		return nil
+	notified("an in-app notification of every resolution", func(_ internetCut, n client.Notification) bool {
+		return strings.HasPrefix(n.Title, "Resolved")
 	})
 }
