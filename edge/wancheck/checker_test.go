@@ -19,6 +19,7 @@ type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []fakeWaiter
+	calls   int // After calls: a WAN loop calls it once per round, after recording it
 }
 
 type fakeWaiter struct {
@@ -35,6 +36,7 @@ func (c *fakeClock) Now() time.Time {
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.calls++
 	ch := make(chan time.Time, 1)
 	if d <= 0 {
 		ch <- c.now
@@ -136,26 +138,23 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-// settle waits until every WAN loop has finished n rounds in all and is
-// waiting for its next one (a deadlock guard, not a timing assertion).
-func (h *harness) settle(rounds map[string]int) {
+// settle waits until the WAN loops have recorded n rounds in all since
+// the harness started (a deadlock guard, not a timing assertion).
+func (h *harness) settle(n int) {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		done := true
-		for iface, n := range rounds {
-			if h.prober.count(iface) < n {
-				done = false
-			}
-		}
 		h.clock.mu.Lock()
-		waiting := len(h.clock.waiters)
+		calls := h.clock.calls
 		h.clock.mu.Unlock()
-		if done && waiting >= len(rounds) {
+		if calls >= n {
+			if calls > n {
+				h.t.Fatalf("%d rounds recorded, want %d", calls, n)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("WAN loops did not reach rounds %v (have %v, %d waiting)", rounds, h.prober.rounds, waiting)
+			h.t.Fatalf("WAN loops recorded %d rounds, want %d (probes %v)", calls, n, h.prober.rounds)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -182,7 +181,10 @@ func TestCheckerRoundsAndVerdicts(t *testing.T) {
 		t.Fatalf("status before Configure: %v", st)
 	}
 	h.c.Configure(s, []WAN{{Interface: "wan0"}, {Interface: "wan1"}})
-	h.settle(map[string]int{"wan0": 1})
+	h.settle(2) // a round each at once
+	if n := h.prober.count("wan0"); n != 1 {
+		t.Fatalf("wan0 probed %d times in its first round", n)
+	}
 	st := h.c.Status()
 	// wan0: B answers (A does not): reachable through B, 50 % loss.
 	w0 := st["wan0"]
@@ -206,7 +208,7 @@ func TestCheckerRoundsAndVerdicts(t *testing.T) {
 	// A is now the faster one answering.
 	h.prober.set(func(p *fakeProber) { p.up[tA] = true })
 	h.clock.advance(10 * time.Second)
-	h.settle(map[string]int{"wan0": 2})
+	h.settle(4)
 	if w0 := h.c.Status()["wan0"]; w0.Target != tA.String() || w0.RTTMillis != 5 || w0.LossPct != 25 {
 		t.Fatalf("wan0 with both answering: %+v", w0)
 	}
@@ -216,14 +218,14 @@ func TestCheckerRoundsAndVerdicts(t *testing.T) {
 	h.prober.set(func(p *fakeProber) { p.up = map[netip.Addr]bool{} })
 	for i := 3; i <= 4; i++ {
 		h.clock.advance(10 * time.Second)
-		h.settle(map[string]int{"wan0": i})
+		h.settle(2 * i)
 		w0 := h.c.Status()["wan0"]
 		if !w0.Reachable || !strings.Contains(w0.Error, "no answer from 198.51.100.1 (silence), 198.51.100.2 (silence) within 1s") || w0.Target != tA.String() || w0.RTTMillis != 5 {
 			t.Fatalf("round %d: %+v", i, w0)
 		}
 	}
 	h.clock.advance(10 * time.Second)
-	h.settle(map[string]int{"wan0": 5})
+	h.settle(10)
 	flipped := h.clock.Now()
 	if w0 := h.c.Status()["wan0"]; w0.Reachable || !w0.Since.Equal(flipped) || w0.LossPct != 100*(1+0+2+2+2)/10.0 {
 		t.Fatalf("after three failed rounds: %+v", w0)
@@ -239,7 +241,10 @@ func TestCheckerRoundsAndVerdicts(t *testing.T) {
 	h.amu.Unlock()
 	h.prober.set(func(p *fakeProber) { p.up[tA] = true })
 	h.clock.advance(10 * time.Second)
-	h.settle(map[string]int{"wan0": 6, "wan1": 1})
+	h.settle(12)
+	if n := h.prober.count("wan1"); n != 1 {
+		t.Fatalf("wan1 probed %d times once it had an address", n)
+	}
 	st = h.c.Status()
 	if !st["wan0"].Reachable || !st["wan0"].Since.Equal(h.clock.Now()) || !st["wan1"].Reachable {
 		t.Fatalf("after a good round: %+v", st)
@@ -248,7 +253,7 @@ func TestCheckerRoundsAndVerdicts(t *testing.T) {
 	// A probe that cannot run at all counts as a failed round.
 	h.prober.set(func(p *fakeProber) { p.fail = errors.New("operation not permitted") })
 	h.clock.advance(10 * time.Second)
-	h.settle(map[string]int{"wan0": 7, "wan1": 2})
+	h.settle(14)
 	if w0 := h.c.Status()["wan0"]; !w0.Reachable || w0.Error != "probing from 192.0.2.1 on wan0: operation not permitted" {
 		t.Fatalf("probe error: %+v", w0)
 	}
@@ -261,7 +266,7 @@ func TestCheckerConfigure(t *testing.T) {
 	h.prober.set(func(p *fakeProber) { p.up[tA] = true })
 	s := Settings{Targets: []netip.Addr{tA}, Interval: 10 * time.Second, Timeout: time.Second, FailRounds: 3}
 	h.c.Configure(s, []WAN{{Interface: "wan0"}, {Interface: "wan1"}})
-	h.settle(map[string]int{"wan0": 1, "wan1": 1})
+	h.settle(2)
 
 	// New settings: a round at once with them (without the clock moving),
 	// the verdict kept.
@@ -269,33 +274,19 @@ func TestCheckerConfigure(t *testing.T) {
 	s2.Targets = []netip.Addr{tB}
 	h.prober.set(func(p *fakeProber) { p.up[tB] = true })
 	h.c.Configure(s2, []WAN{{Interface: "wan0"}, {Interface: "wan1"}})
-	h.settle(map[string]int{"wan0": 2, "wan1": 2})
+	h.settle(4)
 	if w0 := h.c.Status()["wan0"]; w0.Target != tB.String() {
 		t.Fatalf("after new targets: %+v", w0)
 	}
 
 	// wan1 leaves the document: its checks stop and its status goes.
 	h.c.Configure(s2, []WAN{{Interface: "wan0"}})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		h.clock.mu.Lock()
-		n := len(h.clock.waiters)
-		h.clock.mu.Unlock()
-		// wan1's stale timer stays in the fake clock; wan0's is there too.
-		if n >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no loop waiting")
-		}
-		time.Sleep(time.Millisecond)
-	}
 	if st := h.c.Status(); len(st) != 1 || st["wan0"].Target == "" {
 		t.Fatalf("after removing wan1: %v", st)
 	}
 	before := h.prober.count("wan1")
 	h.clock.advance(10 * time.Second)
-	h.settle(map[string]int{"wan0": 3})
+	h.settle(5) // wan0 only
 	if n := h.prober.count("wan1"); n != before {
 		t.Fatalf("wan1 probed after it left the document (%d → %d rounds)", before, n)
 	}
@@ -307,7 +298,7 @@ func TestCheckerConfigure(t *testing.T) {
 	}
 	// Back on: a fresh start, unknown until the first round.
 	h.c.Configure(s, []WAN{{Interface: "wan0"}})
-	h.settle(map[string]int{"wan0": 4})
+	h.settle(6)
 	if w0, ok := h.c.Status()["wan0"]; !ok || !w0.Since.Equal(h.clock.Now()) {
 		t.Fatalf("restarted checks: %+v", w0)
 	}
