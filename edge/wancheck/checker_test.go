@@ -359,3 +359,35 @@ func TestSettingsFrom(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSettingsFrom: any check is refused or gives settings within the
+// documented bounds; never a panic.
+func FuzzSettingsFrom(f *testing.F) {
+	f.Add("1.1.1.1", "8.8.8.8", 5, 1000, 3)
+	f.Add("", "", 0, 0, 0)
+	f.Add("::1", "256.1.1.1", -1, 1<<31-1, 21)
+	f.Fuzz(func(t *testing.T, a, b string, interval, timeout, fail int) {
+		var targets []string
+		for _, s := range []string{a, b} {
+			if s != "" {
+				targets = append(targets, s)
+			}
+		}
+		s, err := SettingsFrom(&devproto.InternetCheck{Targets: targets, IntervalSeconds: interval, TimeoutMillis: timeout, FailRounds: fail})
+		if err != nil || !s.On() {
+			if s.On() {
+				t.Fatalf("refused settings are on: %+v", s)
+			}
+			return
+		}
+		if len(s.Targets) != len(targets) || len(s.Targets) > MaxTargets || s.Interval < MinInterval || s.Interval > MaxInterval ||
+			s.Timeout < MinTimeout || s.Timeout > MaxTimeout || s.Timeout >= s.Interval || s.FailRounds < 1 || s.FailRounds > MaxFailRounds {
+			t.Fatalf("accepted out of bounds: %+v", s)
+		}
+		for _, ta := range s.Targets {
+			if !ta.Is4() || ta.IsUnspecified() || ta.IsMulticast() {
+				t.Fatalf("accepted target %v", ta)
+			}
+		}
+	})
+}

@@ -94,12 +94,13 @@ func SettingsFrom(c *devproto.InternetCheck) (Settings, error) {
 		}
 		s.Targets = append(s.Targets, a)
 	}
-	if c.IntervalSeconds < int(MinInterval/time.Second) || c.IntervalSeconds > int(MaxInterval/time.Second) {
+	intervalOK := c.IntervalSeconds >= int(MinInterval/time.Second) && c.IntervalSeconds <= int(MaxInterval/time.Second)
+	if !intervalOK {
 		errs = append(errs, fmt.Errorf("interval_s %d: want %d to %d", c.IntervalSeconds, int(MinInterval/time.Second), int(MaxInterval/time.Second)))
 	}
 	if c.TimeoutMillis < int(MinTimeout/time.Millisecond) || c.TimeoutMillis > int(MaxTimeout/time.Millisecond) {
 		errs = append(errs, fmt.Errorf("timeout_ms %d: want %d to %d", c.TimeoutMillis, int(MinTimeout/time.Millisecond), int(MaxTimeout/time.Millisecond)))
-	} else if s.Timeout >= s.Interval && c.IntervalSeconds > 0 {
+	} else if intervalOK && s.Timeout >= s.Interval {
 		errs = append(errs, fmt.Errorf("timeout_ms %d: must be below the interval (%d s)", c.TimeoutMillis, c.IntervalSeconds))
 	}
 	if c.FailRounds < 1 || c.FailRounds > MaxFailRounds {
