@@ -25,7 +25,9 @@ import (
 // edge firewall is in force, the data plane runs) in namespace wc-*-e
 // checks the Internet through two WANs: A, a veth pair to namespace
 // wc-*-t (ISP A) where the target lives beyond the gateway, and B, a veth
-// pair to wc-*-u (ISP B) where it does not. ISP A routes B's addresses
+// pair to wc-*-u (ISP B) where it does not; B takes its address by DHCP
+// from ISP B (busybox udhcpd; a static address without busybox), and its
+// echoes go from the lease's address. ISP A routes B's addresses
 // back, so an echo of B leaking out of A (the main table's default route
 // is A's) would be answered. A test manage (in the edge's namespace, on
 // loopback) gets the WANs' statuses in stats as soon as a verdict changes
@@ -75,11 +77,18 @@ func TestInternetStatusInStats(t *testing.T) {
 	run("-n", nsE, "link", "set", wanB, "up")
 	run("-n", nsU, "addr", "add", "203.0.113.2/24", "dev", peerB)
 	run("-n", nsU, "link", "set", peerB, "up")
+	dhcp := "static"
+	if _, err := exec.LookPath("busybox"); err == nil {
+		dhcp = "dhcp"
+		wcUDHCPD(t, nsU, peerB, "203.0.113.10")
+	} else {
+		t.Log("no busybox (udhcpd): WAN B gets a static address")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsE, os.Args[0], "-test.run=^TestInternetStatusInStats$", "-test.v")
-	cmd.Env = append(os.Environ(), internetNSEnv+"="+strings.Join([]string{nsT, wan, nsU, wanB}, ","))
+	cmd.Env = append(os.Environ(), internetNSEnv+"="+strings.Join([]string{nsT, wan, nsU, wanB, dhcp}, ","))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestInternetStatusInStats") {
 		t.Fatalf("in namespace %s: %v\n%s", nsE, err, out)
@@ -90,6 +99,10 @@ func TestInternetStatusInStats(t *testing.T) {
 func internetStatusInStats(t *testing.T) {
 	ids := strings.Split(os.Getenv(internetNSEnv), ",")
 	nsT, wan, nsU, wanB := ids[0], ids[1], ids[2], ids[3]
+	wanBConfig, addrB := `"address":"203.0.113.1/24","gateway":"203.0.113.2"`, "203.0.113.1"
+	if ids[4] == "dhcp" {
+		wanBConfig, addrB = `"dhcp":true`, "203.0.113.10"
+	}
 	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
 	fm.refuseRegister.Store("")
 	fm.answerPings.Store(true)
@@ -125,7 +138,7 @@ func internetStatusInStats(t *testing.T) {
 	// because a verdict changed.
 	fc.send(t, devproto.TypeWelcome, "", devproto.Welcome{DeviceID: "dev-A", Approval: "approved", HeartbeatSeconds: 30, StatsEverySeconds: 3600})
 	cfg := configMsg(`{"device_id":"dev-A","name":"A","interfaces":[{"name":"` + wan + `","role":"wan","address":"192.0.2.1/24","gateway":"192.0.2.2","nat":true},
-	  {"name":"` + wanB + `","role":"wan","address":"203.0.113.1/24","gateway":"203.0.113.2","nat":true}],
+	  {"name":"` + wanB + `","role":"wan",` + wanBConfig + `,"nat":true}],
 	  "internet_check":{"targets":["198.51.100.7","198.51.100.9"],"interval_s":1,"timeout_ms":300,"fail_rounds":2}}`)
 	fc.send(t, devproto.TypeConfig, "", cfg)
 	if ap := body[devproto.Applied](t, fc.expect(t, devproto.TypeApplied)); !ap.OK {
@@ -164,11 +177,18 @@ func internetStatusInStats(t *testing.T) {
 	if st.Target != "198.51.100.7" || st.RTTMillis <= 0 || st.LossPct != 50 || st.Error != "" || st.Since.IsZero() {
 		t.Fatalf("reachable status %+v", st)
 	}
-	// B's echoes leave through B, whose ISP has no target (and no echo of
-	// B leaked out of A: ISP A would have answered it).
-	if stB.Target != "" || !strings.Contains(stB.Error, "no answer from 198.51.100.7, 198.51.100.9 within 300ms (from 203.0.113.1 on "+wanB+")") {
+	// B's echoes leave through B, from its (leased) address, whose ISP
+	// has no target (and no echo of B leaked out of A: ISP A would have
+	// answered it). A DHCP WAN is unreachable at once while it has no
+	// address yet, and stays so (no stats for that: the verdict is the
+	// same), so this reads the control socket's status.
+	if stB.Target != "" {
 		t.Fatalf("B: %+v", stB)
 	}
+	waitFor(t, "B's echoes from "+addrB, func() bool {
+		in := a.StatusNow().Internet[wanB]
+		return strings.Contains(in.Error, "no answer from 198.51.100.7, 198.51.100.9 within 300ms (from "+addrB+" on "+wanB+")")
+	})
 	text := metricsText(t, "http://"+metricsAddr+"/metrics")
 	for _, want := range []string{
 		`trellis_edge_wan_internet_reachable{interface="` + wan + `"} 1`,
@@ -209,6 +229,33 @@ func internetStatusInStats(t *testing.T) {
 	if _, stB = until(true, true); stB.Target != "198.51.100.7" || stB.Error != "" {
 		t.Fatalf("B reachable: %+v", stB)
 	}
+}
+
+// wcUDHCPD runs busybox's DHCP server in namespace ns on iface, handing
+// out addr (in 203.0.113.0/24, router 203.0.113.2) for an hour; stopped
+// in cleanup.
+func wcUDHCPD(t *testing.T, ns, iface, addr string) {
+	t.Helper()
+	dir := t.TempDir()
+	conf, leases := filepath.Join(dir, "udhcpd.conf"), filepath.Join(dir, "udhcpd.leases")
+	if err := os.WriteFile(leases, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := "interface " + iface + "\nstart " + addr + "\nend " + addr + "\nlease_file " + leases + "\npidfile " + filepath.Join(dir, "udhcpd.pid") +
+		"\noption subnet 255.255.255.0\noption router 203.0.113.2\noption lease 3600\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, "busybox", "udhcpd", "-f", conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting udhcpd: %v", err)
+	}
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-waited
+	})
 }
 
 func metricsText(t *testing.T, url string) string {
