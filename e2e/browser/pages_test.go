@@ -55,8 +55,12 @@ func TestPages(t *testing.T) {
 	sh.take(t, ctx, "token")
 
 	// A job on a device: the device answers, the result shows.
-	do(t, ctx, "device jobs", chromedp.Navigate(o+"/devices/"+edges[0].id), chromedp.WaitVisible("#f-job-kind"),
-		chromedp.SetValue("#f-job-kind", "logs"), chromedp.Click(`form:has(#f-job-kind) button[type=submit]`))
+	do(t, ctx, "device jobs", chromedp.Navigate(o+"/devices/"+edges[0].id), chromedp.WaitVisible("#f-job-kind"))
+	// The interface list refreshes: edge1's Internet check fails while
+	// the page is open, and the page shows it (checked below).
+	until(t, ctx, "Internet reachable", `(document.querySelector('tr[data-iface="eth0"] .internet')||{dataset:{}}).dataset.internet === "reachable"`, 10*time.Second)
+	edges[0].cutInternet("no answer from 1.1.1.1, 8.8.8.8")
+	do(t, ctx, "a job", chromedp.SetValue("#f-job-kind", "logs"), chromedp.Click(`form:has(#f-job-kind) button[type=submit]`))
 	until(t, ctx, "job done", `[...document.querySelectorAll("#jobs-list td[data-label=State]")].some(td => td.textContent === "done")`, 20*time.Second)
 	sh.take(t, ctx, "device-job")
 	// Its health: the latest figures, and charts from the history.
@@ -65,6 +69,7 @@ func TestPages(t *testing.T) {
 		document.querySelectorAll("#chart-load path, #chart-load circle").length === 1`, 45*time.Second)
 	do(t, ctx, "scroll to the charts", chromedp.ScrollIntoView("#chart-resources"))
 	sh.take(t, ctx, "device-health")
+	until(t, ctx, "Internet unreachable without a reload", `(document.querySelector('tr[data-iface="eth0"] .internet')||{dataset:{}}).dataset.internet === "unreachable"`, 15*time.Second)
 	// Its traffic per application.
 	until(t, ctx, "application traffic", `(document.querySelector('#device-apps tr[data-app="zoom"]')||{textContent:""}).textContent.includes("Zoom")`, 15*time.Second)
 

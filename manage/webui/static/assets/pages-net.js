@@ -328,10 +328,19 @@ export async function deviceDetail(main, ctx) {
   await Promise.all(loaders.map((f) => f().catch((err) => toast(err.message, 'bad'))));
 }
 
+// interfaces shows the device's interfaces (refreshed every 10 s: link,
+// status and Internet checks change) and the form assigning one (kept
+// open across refreshes).
 async function interfaces(org, P, box, ctx) {
-  const [r, labels] = await Promise.all([get(P + '/interfaces'), all(O(org) + '/path-labels')]);
-  const labelName = Object.fromEntries(labels.map((l) => [l.id, l.name]));
+  const listBox = h('div', { id: 'iface-list' });
   const editor = h('div', { id: 'iface-editor' });
+  clear(box, listBox, editor);
+  let labels = await all(O(org) + '/path-labels');
+  const draw = async () => {
+    const r = await get(P + '/interfaces');
+    if (!ctx.alive()) return;
+    drawList(r, labels);
+  };
   const edit = (i) => {
     const a = i.assignment || {};
     const f = form([
@@ -363,22 +372,28 @@ async function interfaces(org, P, box, ctx) {
       await put(P + '/interfaces/' + enc(i.name), body);
       toast(i.name + ' saved');
       clear(editor);
-      await interfaces(org, P, box, ctx);
+      labels = await all(O(org) + '/path-labels');
+      await draw();
     }, { id: 'if-' + i.name });
     clear(editor, h('h3', null, 'Assign ' + i.name), f);
     f.querySelector('select').focus();
   };
-  clear(box, table([
-    ['Name', (i) => h('code', null, i.name)],
-    ['Role', (i) => (i.assignment && i.assignment.role) || 'unassigned'],
-    ['Addresses', (i) => ((i.addresses || []).join(', ') || (i.assignment && i.assignment.address) || '—')],
-    ['Link', (i) => i.reported ? (i.link_up ? 'up' : 'down') : 'not reported'],
-    ['Status', (i) => h('span', { title: i.reason || '' }, badge(i.status), i.reason ? h('small', { class: 'muted' }, ' ' + i.reason) : null)],
-    ['Labels', (i) => ((i.assignment && i.assignment.labels) || []).map((l) => labelName[l] || short(l)).join(', ') || '—'],
-    ['Internet', (i) => internetCell(i)],
-    ['Endpoint', (i) => i.endpoint || i.endpoint_pending || '—'],
-    ['', (i) => action('Assign', async () => edit(i), { class: 'small assign', title: 'Assign ' + i.name })],
-  ], r.items || [], { empty: 'The device has reported no interfaces yet.', rowAttrs: (i) => ({ dataset: { iface: i.name } }) }), editor);
+  const drawList = (r, labels) => {
+    const labelName = Object.fromEntries(labels.map((l) => [l.id, l.name]));
+    clear(listBox, table([
+      ['Name', (i) => h('code', null, i.name)],
+      ['Role', (i) => (i.assignment && i.assignment.role) || 'unassigned'],
+      ['Addresses', (i) => ((i.addresses || []).join(', ') || (i.assignment && i.assignment.address) || '—')],
+      ['Link', (i) => i.reported ? (i.link_up ? 'up' : 'down') : 'not reported'],
+      ['Status', (i) => h('span', { title: i.reason || '' }, badge(i.status), i.reason ? h('small', { class: 'muted' }, ' ' + i.reason) : null)],
+      ['Labels', (i) => ((i.assignment && i.assignment.labels) || []).map((l) => labelName[l] || short(l)).join(', ') || '—'],
+      ['Internet', (i) => internetCell(i)],
+      ['Endpoint', (i) => i.endpoint || i.endpoint_pending || '—'],
+      ['', (i) => action('Assign', async () => edit(i), { class: 'small assign', title: 'Assign ' + i.name })],
+    ], r.items || [], { empty: 'The device has reported no interfaces yet.', rowAttrs: (i) => ({ dataset: { iface: i.name } }) }));
+  };
+  await draw();
+  every(10000, draw);
 }
 
 // internetCell shows a WAN's last Internet check ("internet" of the
