@@ -1,9 +1,12 @@
 package browser
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -53,4 +56,13 @@ func TestPhoneWidth(t *testing.T) {
 	}
 	do(t, ctx, "open the menu", chromedp.Click("button.menu"), chromedp.WaitVisible(`#nav a[href$="/tunnels"]`))
 	sh.take(t, ctx, "phone-menu")
+
+	// A dark system setting gives the dark colours (the policy editor).
+	do(t, ctx, "dark colours", chromedp.Func(func(c context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(c, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	}), chromedp.Navigate(m.base+"/#/o/"+m.org+"/policies/"+pol.ID), chromedp.WaitVisible("#poled fieldset.rule"))
+	until(t, ctx, "a dark page", `getComputedStyle(document.body).backgroundColor === "rgb(18, 23, 21)"`, 5*time.Second)
+	sh.take(t, ctx, "phone-dark-policy")
 }
