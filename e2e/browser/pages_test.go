@@ -88,6 +88,7 @@ func TestPages(t *testing.T) {
 	firewallStep(t, ctx, m, sh)
 	appStep(t, ctx, m, sh)
 	monitorSettingsStep(t, ctx, m, sh)
+	groupStep(t, ctx, m, sh)
 
 	for _, p := range []struct{ name, url, ready string }{
 		{"accounts", m.base + "/#/accounts", `document.querySelectorAll("main tbody tr").length > 0`},

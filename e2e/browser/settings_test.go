@@ -3,6 +3,7 @@ package browser
 import (
 	"context"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,4 +105,36 @@ func monitorSettingsStep(t *testing.T, ctx context.Context, m *manage, sh *shots
 	}
 	do(t, ctx, "scroll to the thresholds", chromedp.ScrollIntoView("#f-th-rtt_ms_warning"))
 	sh.take(t, ctx, "thresholds")
+}
+
+// groupStep creates a group on the accounts page, renames it and
+// deletes it (the confirmation accepted), each checked through the API.
+func groupStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
+	t.Helper()
+	var accs struct{ Items []struct{ ID string } }
+	m.call(t, "GET", "/api/v1/accounts", nil, &accs, 200)
+	groups := func() []string {
+		var g struct{ Items []struct{ Name string } }
+		m.call(t, "GET", "/api/v1/accounts/"+accs.Items[0].ID+"/groups", nil, &g, 200)
+		var out []string
+		for _, x := range g.Items {
+			out = append(out, x.Name)
+		}
+		return out
+	}
+	before := len(groups())
+	do(t, ctx, "accounts", chromedp.Navigate(m.base+"/#/accounts"), chromedp.WaitVisible("#f-grp-name"),
+		chromedp.SendKeys("#f-grp-name", "Branches"), chromedp.Click(`form:has(#f-grp-name) button[type=submit]`),
+		chromedp.WaitVisible(`tr[data-group="Branches"] button.rename`), chromedp.Click(`tr[data-group="Branches"] button.rename`),
+		chromedp.WaitVisible("#f-accedit-name"), chromedp.SetValue("#f-accedit-name", "Branch offices"),
+		chromedp.Click(`form:has(#f-accedit-name) button[type=submit]`), chromedp.WaitVisible(`tr[data-group="Branch offices"]`))
+	if g := groups(); len(g) != before+1 || !slices.Contains(g, "Branch offices") {
+		t.Fatalf("groups after renaming through the page: %q", g)
+	}
+	sh.take(t, ctx, "groups")
+	do(t, ctx, "delete the group", chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		chromedp.Click(`tr[data-group="Branch offices"] button.danger`), chromedp.WaitNotPresent(`tr[data-group="Branch offices"]`))
+	if g := groups(); len(g) != before || slices.Contains(g, "Branch offices") {
+		t.Fatalf("groups after deleting through the page: %q", g)
+	}
 }

@@ -137,6 +137,15 @@ async function internetCheck(org, box) {
 export async function accounts(main, ctx) {
   const accs = await all('/accounts');
   const rows = await Promise.all(accs.map(async (a) => ({ ...a, groups: await all(A(a.id) + '/groups').catch(() => []) })));
+  const again = () => ctx.go('/accounts');
+  const editBox = h('div', { id: 'account-edit' });
+  // edit shows one small form (rename a group, change an account) below
+  // the tables.
+  const edit = (title, fields, label, fn) => {
+    clear(editBox, section(title, form(fields, label, async (v) => { await fn(v); again(); }, { id: 'accedit', class: 'inline' })));
+    editBox.querySelector('input').focus();
+  };
+  const groups = rows.flatMap((a) => a.groups.map((g) => ({ ...g, account: a })));
   clear(main, h('h1', null, 'Accounts'),
     table([
       ['Name', (a) => a.name],
@@ -144,7 +153,23 @@ export async function accounts(main, ctx) {
       ['Force TOTP', (a) => h('label', null, checkbox(a.force_totp, async (on) => { await patch(A(a.id), { force_totp: on }); toast('Saved'); }), on(a.force_totp))],
       ['Device limit', (a) => a.device_limit || 'unlimited'],
       ['Created', (a) => when(a.created_at)],
-    ], rows),
+      ['', (a) => h('span', { class: 'rowactions' },
+        action('Change', async () => edit('Change ' + a.name, [
+          { name: 'name', label: 'Name', required: true, value: a.name },
+          { name: 'device_limit', label: 'Device limit (0: none)', type: 'number', min: 0, value: a.device_limit || 0 },
+        ], 'Save account', async (v) => { await patch(A(a.id), { name: v.name, device_limit: v.device_limit || 0 }); toast('Account saved'); }), { class: 'small' }),
+        action('Delete', async () => { await del(A(a.id)); toast('Account ' + a.name + ' deleted'); again(); },
+          { class: 'small danger', confirm: 'Delete account ' + a.name + ' with all its organizations, devices and users\' memberships?' }))],
+    ], rows, { rowAttrs: (a) => ({ dataset: { account: a.name } }) }),
+    section('Groups', table([
+      ['Account', (g) => g.account.name], ['Group', (g) => g.name], ['Created', (g) => when(g.created_at)],
+      ['', (g) => h('span', { class: 'rowactions' },
+        action('Rename', async () => edit('Rename group ' + g.name, [{ name: 'name', label: 'Name', required: true, value: g.name }], 'Rename group',
+          async (v) => { await patch(A(g.account.id) + '/groups/' + enc(g.id), { name: v.name }); toast('Group renamed'); }), { class: 'small rename' }),
+        action('Delete', async () => { await del(A(g.account.id) + '/groups/' + enc(g.id)); toast('Group ' + g.name + ' deleted'); again(); },
+          { class: 'small danger', confirm: 'Delete group ' + g.name + '? (only an empty group can be deleted)' }))],
+    ], groups, { empty: 'No groups.', rowAttrs: (g) => ({ dataset: { group: g.name } }) })),
+    editBox,
     section('New account', form([
       { name: 'name', label: 'Name', required: true },
       { name: 'force_totp', label: 'Require TOTP for all members', type: 'checkbox' },
