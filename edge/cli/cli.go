@@ -264,11 +264,42 @@ func (c *cli) statusCmd() *cobra.Command {
 			if st.LastError != "" {
 				fmt.Fprintf(w, "last error:\t%s\n", st.LastError)
 			}
+			for _, line := range internetLines(st.Internet) {
+				fmt.Fprintln(w, line)
+			}
 			return w.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&c.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// internetLines describes each WAN's Internet check verdict, sorted by
+// interface name, one "internet <iface>:\t..." line each.
+func internetLines(m map[string]devproto.InternetStatus) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		s := m[n]
+		var v string
+		if s.Reachable {
+			v = fmt.Sprintf("reachable, %.1f ms via %s, loss %.0f %%", s.RTTMillis, s.Target, s.LossPct)
+		} else {
+			v = "UNREACHABLE"
+			if s.Error != "" {
+				v += ": " + s.Error
+			}
+		}
+		if !s.Since.IsZero() {
+			v += " (since " + s.Since.UTC().Format(time.RFC3339) + ")"
+		}
+		out = append(out, "internet "+n+":\t"+v)
+	}
+	return out
 }
 
 func orDash(s string) string {

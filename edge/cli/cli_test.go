@@ -11,6 +11,7 @@ import (
 
 	"github.com/trellis-sdwan/trellis/edge/agent"
 	"github.com/trellis-sdwan/trellis/edge/state"
+	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
 func run(args ...string) (int, string, string) {
@@ -66,5 +67,28 @@ func TestCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, state.CredentialFile)); !os.IsNotExist(err) {
 		t.Fatalf("credential still there after reset: %v", err)
+	}
+}
+
+func TestInternetLines(t *testing.T) {
+	since := time.Date(2026, 11, 25, 15, 2, 11, 0, time.UTC)
+	got := internetLines(map[string]devproto.InternetStatus{
+		"wan1": {Reachable: false, Error: "no answer from 1.1.1.1", LossPct: 100, Since: since},
+		"wan0": {Reachable: true, Target: "8.8.8.8", RTTMillis: 12.34, LossPct: 10},
+	})
+	want := []string{
+		"internet wan0:\treachable, 12.3 ms via 8.8.8.8, loss 10 %",
+		"internet wan1:\tUNREACHABLE: no answer from 1.1.1.1 (since 2026-11-25T15:02:11Z)",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: got %q, want %q", i, got[i], want[i])
+		}
+	}
+	if l := internetLines(nil); len(l) != 0 {
+		t.Errorf("no checks: got %q", l)
 	}
 }
