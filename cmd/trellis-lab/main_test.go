@@ -131,6 +131,27 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if _, err := run(t, append(g, "impair", "s1/wan9", "--up")...); err == nil {
 		t.Error("unknown link accepted")
 	}
+	// The Internet beyond a WAN: cut at its ISP, shown, restored.
+	out, err = run(t, append(g, "impair", "s1/wan1", "--internet-cut")...)
+	if err != nil || !strings.Contains(out, "s1/wan1: Internet cut: s1/isp1 drops what it would forward to 100.64.0.1") {
+		t.Errorf("impair --internet-cut: %v\n%s", err, out)
+	}
+	if out, err = run(t, append(g, "status")...); err != nil || !strings.Contains(out, "s1/wan1: Internet cut (s1/isp1") {
+		t.Errorf("status with the Internet cut: %v\n%s", err, out)
+	}
+	if _, err := run(t, append(g, "impair", "s1/wan1", "--internet-cut", "--internet-restore")...); err == nil {
+		t.Error("--internet-cut --internet-restore accepted")
+	}
+	if _, err := run(t, append(g, "impair", "s1/wan9", "--internet-cut")...); err == nil {
+		t.Error("--internet-cut of an unknown link accepted")
+	}
+	out, err = run(t, append(g, "impair", "s1/wan1", "--internet-restore")...)
+	if err != nil || !strings.Contains(out, "s1/wan1: Internet beyond the link not cut") || strings.Contains(out, "Internet cut:") {
+		t.Errorf("impair --internet-restore: %v\n%s", err, out)
+	}
+	if out, err = run(t, append(g, "status")...); err != nil || strings.Contains(out, "Internet cut") {
+		t.Errorf("status after restoring the Internet: %v\n%s", err, out)
+	}
 	if _, err := run(t, append(g, "up", "--no-manage")...); err == nil {
 		t.Error("second up accepted")
 	}
@@ -202,7 +223,8 @@ func TestManageCommands(t *testing.T) {
 		t.Errorf("up --forward \"\" printed a forwarded address:\n%s", out)
 	}
 	out, err = run(t, append(g, "status")...)
-	if err != nil || !strings.Contains(out, "trellis-edge") || !strings.Contains(out, "s2       approved   connected     in-sync") || !strings.Contains(out, "TUNNEL") {
+	if err != nil || !strings.Contains(out, "trellis-edge") || !strings.Contains(out, "s2       approved   connected     in-sync") || !strings.Contains(out, "TUNNEL") ||
+		!strings.Contains(out, "INTERNET") || !strings.Contains(out, "s2/wan1") {
 		t.Errorf("status: %v\n%s", err, out)
 	}
 	// What up promises: LAN hosts of different sites reach each other
@@ -210,6 +232,13 @@ func TestManageCommands(t *testing.T) {
 	l, err := lab.Open(root, prefix)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The edges' Internet checks ping the lab's internet router, not
+	// manage's default public addresses.
+	for _, p := range l.State.Processes {
+		if p.Name == lab.ManageProc && !strings.Contains(strings.Join(p.Argv, " "), "--internet-check-targets "+l.Plan.InternetAddr.String()) {
+			t.Errorf("trellis-manage runs without the lab's Internet check target: %q", p.Argv)
+		}
 	}
 	h1, _ := l.Plan.Node("s1/h1")
 	for _, dst := range []netip.Addr{lab.HostAddr(2, 1, 1).Addr(), l.Plan.InternetAddr} {
