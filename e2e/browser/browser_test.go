@@ -265,3 +265,19 @@ func js(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// eventually reads path from the API until done holds for the answer (a
+// change the page has sent may still be on its way), at most 10 s, and
+// returns the last answer, decoded afresh each time.
+func eventually[T any](t *testing.T, m *manage, path string, done func(T) bool) T {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var v T
+		m.call(t, "GET", path, nil, &v, 200)
+		if done(v) || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,6 +1,8 @@
 package browser
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +80,8 @@ func TestOperatorFlow(t *testing.T) {
 		t.Errorf("tunnel 1 RTT shows %q (%v)", rtt, err)
 	}
 
+	routeStep(t, ctx, m, edges[0], sh)
+
 	// The dashboard: totals and a matrix of up cells (6: both directions).
 	do(t, ctx, "dashboard", chromedp.Navigate(m.base+"/"+org+"/dashboard"), chromedp.WaitVisible("#tunnel-matrix"))
 	until(t, ctx, "matrix all up", `document.querySelectorAll("#tunnel-matrix td.cell.up").length === 6`, 20*time.Second)
@@ -103,4 +107,41 @@ func TestOperatorFlow(t *testing.T) {
 		t.Errorf("session after logout: %q %v", s, err)
 	}
 	sh.take(t, ctx, "logged-out")
+}
+
+// routeStep adds a static route through a gateway on edge1's page, then
+// changes it to go through one of its tunnels; the API shows each.
+func routeStep(t *testing.T, ctx context.Context, m *manage, e *edge, sh *shots) {
+	t.Helper()
+	P := "/api/v1/organizations/" + m.org + "/devices/" + e.id + "/routes"
+	do(t, ctx, "add a route", chromedp.Navigate(m.base+"/#/o/"+m.org+"/devices/"+e.id), chromedp.WaitVisible("#f-route-destination"),
+		chromedp.Click("details:has(#f-route-destination) summary"),
+		chromedp.SendKeys("#f-route-destination", "10.50.0.0/16"), chromedp.SendKeys("#f-route-gateway", "192.0.2.1"),
+		chromedp.SendKeys("#f-route-description", "the lab"), chromedp.Click("form:has(#f-route-destination) button[type=submit]"),
+		chromedp.WaitVisible(`tr[data-route="10.50.0.0/16"] button.edit`))
+	type route struct {
+		Destination, Gateway, Description string
+		Tunnel                            int
+	}
+	var rs struct{ Items []route }
+	m.call(t, "GET", P, nil, &rs, 200)
+	if len(rs.Items) != 1 || rs.Items[0].Gateway != "192.0.2.1" || rs.Items[0].Description != "the lab" {
+		t.Fatalf("route through the API: %+v", rs.Items)
+	}
+	var ts struct{ Items []struct{ Number int } }
+	m.call(t, "GET", "/api/v1/organizations/"+m.org+"/devices/"+e.id+"/tunnels", nil, &ts, 200)
+	if len(ts.Items) == 0 {
+		t.Fatal("edge1 has no tunnel")
+	}
+	n := strconv.Itoa(ts.Items[0].Number)
+	do(t, ctx, "through tunnel "+n, chromedp.Click(`tr[data-route="10.50.0.0/16"] button.edit`), chromedp.WaitVisible("#f-routeedit-gateway"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#f-routeedit-gateway").value = ""`), chromedp.SetValue("#f-routeedit-tunnel", n),
+		chromedp.Click("form:has(#f-routeedit-gateway) button[type=submit]"))
+	until(t, ctx, "the route via tunnel "+n, `(document.querySelector('tr[data-route="10.50.0.0/16"] td[data-label=Via]')||{textContent:""}).textContent === "tunnel `+n+`"`, 10*time.Second)
+	var after struct{ Items []route }
+	m.call(t, "GET", P, nil, &after, 200)
+	if len(after.Items) != 1 || after.Items[0].Gateway != "" || after.Items[0].Tunnel != ts.Items[0].Number {
+		t.Fatalf("route after the change: %+v", after.Items)
+	}
+	sh.take(t, ctx, "route")
 }

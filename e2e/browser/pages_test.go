@@ -113,15 +113,8 @@ func TestPages(t *testing.T) {
 		do(t, ctx, "alert types", chromedp.WaitVisible(`#f-prefs-types input[value="tunnel_down"]`),
 			chromedp.Click(`#f-prefs-types input[value="tunnel_down"]`), chromedp.Click(`#f-prefs-types input[value="wan_internet_unreachable"]`),
 			chromedp.Click(`form:has(#f-prefs-types) button[type=submit]`))
-		var prefs struct{ Types []string }
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			m.call(t, "GET", "/api/v1/notifications/preferences", nil, &prefs, 200)
-			if len(prefs.Types) > 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		type prefsT struct{ Types []string }
+		prefs := eventually(t, m, "/api/v1/notifications/preferences", func(p prefsT) bool { return len(p.Types) > 0 })
 		if !reflect.DeepEqual(prefs.Types, []string{"tunnel_down", "wan_internet_unreachable"}) {
 			t.Fatalf("preferences through the API: %+v", prefs)
 		}

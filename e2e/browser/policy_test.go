@@ -90,16 +90,9 @@ func policyStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
 	do(t, ctx, "ports, move up, save", chromedp.SendKeys(r2+"input[name=ports]", "6881-6889"),
 		chromedp.Click(r2+`.rulehead button[title="Move up"]`),
 		chromedp.Click("#poled > .actions button[type=submit]"))
-	var pol struct{ Rules []pathRule }
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/policies/"+pid, nil, &pol, 200)
-		if len(pol.Rules) == 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if len(pol.Rules) != 2 || !pol.Rules[0].Block || pol.Rules[0].Priority != 10 || pol.Rules[0].Match.Protocol != "udp" ||
+	type polT struct{ Rules []pathRule }
+	pol := eventually(t, m, "/api/v1/organizations/"+m.org+"/policies/"+pid, func(p polT) bool { return len(p.Rules) == 2 })
+	if len(pol.Rules) != 2 || !pol.Rules[0].Block || len(pol.Rules[0].Labels) != 0 || pol.Rules[0].Mode != "" || pol.Rules[0].Priority != 10 || pol.Rules[0].Match.Protocol != "udp" ||
 		!reflect.DeepEqual(pol.Rules[0].Match.Ports, []string{"6881-6889"}) || pol.Rules[1].ID != got.ID || pol.Rules[1].Priority != 20 {
 		t.Fatalf("rules after the change: %+v", pol.Rules)
 	}
@@ -194,7 +187,7 @@ func firewallStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
 	do(t, ctx, "back to the form", chromedp.Click("#poled button.jsontoggle"), chromedp.WaitVisible(`#poled [data-section="outbound"] fieldset.rule`))
 	until(t, ctx, "the edit in the form", `document.querySelector('#poled [data-section="outbound"] input[name=description]').value === "no direct SMTP"`, 5*time.Second)
 	do(t, ctx, "save", chromedp.Click("#poled > .actions button[type=submit]"))
-	var list struct {
+	type fwList struct {
 		Items []struct {
 			Kind     string
 			Firewall struct {
@@ -213,14 +206,9 @@ func firewallStep(t *testing.T, ctx context.Context, m *manage, sh *shots) {
 			}
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/policies?name=branch+firewall", nil, &list, 200)
-		if (len(list.Items) == 1 && len(list.Items[0].Firewall.Outbound) == 1 && list.Items[0].Firewall.Outbound[0].Description == "no direct SMTP") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	list := eventually(t, m, "/api/v1/organizations/"+m.org+"/policies?name=branch+firewall", func(l fwList) bool {
+		return len(l.Items) == 1 && len(l.Items[0].Firewall.Outbound) == 1 && l.Items[0].Firewall.Outbound[0].Description == "no direct SMTP"
+	})
 	if len(list.Items) != 1 || list.Items[0].Kind != "firewall" || len(list.Items[0].Firewall.Outbound) != 1 || len(list.Items[0].Firewall.PortForwards) != 1 {
 		t.Fatalf("firewall through the API: %+v", list.Items)
 	}

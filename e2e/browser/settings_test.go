@@ -89,17 +89,10 @@ func monitorSettingsStep(t *testing.T, ctx context.Context, m *manage, sh *shots
 	}
 	do(t, ctx, "resource thresholds", chromedp.SetValue("#f-th-resources_cpu_pct_warning", "80"), chromedp.SetValue("#f-th-resources_disk_used_pct_critical", "99"),
 		chromedp.Click(`form:has(#f-th-rtt_ms_warning) button[type=submit]`))
-	var th struct {
+	type thT struct {
 		Resources map[string]struct{ Warning, Critical float64 }
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m.call(t, "GET", "/api/v1/organizations/"+m.org+"/alert-thresholds", nil, &th, 200)
-		if th.Resources["cpu_pct"].Warning == 80 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	th := eventually(t, m, "/api/v1/organizations/"+m.org+"/alert-thresholds", func(x thT) bool { return x.Resources["cpu_pct"].Warning == 80 })
 	if th.Resources["cpu_pct"].Warning != 80 || th.Resources["disk_used_pct"].Critical != 99 {
 		t.Fatalf("resource thresholds through the API: %+v", th.Resources)
 	}

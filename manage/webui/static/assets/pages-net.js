@@ -431,21 +431,42 @@ async function routes(P, box) {
     { name: 'gateway', label: 'Gateway', placeholder: 'or a tunnel number below' },
     { name: 'tunnel', label: 'Tunnel number', type: 'number' },
     { name: 'metric', label: 'Metric', type: 'number' },
+    { name: 'description', label: 'Description' },
   ], 'Add route', async (v) => {
     const body = { destination: v.destination };
     if (v.gateway) body.gateway = v.gateway;
     if (v.tunnel) body.tunnel = v.tunnel;
     if (v.metric !== undefined) body.metric = v.metric;
+    if (v.description) body.description = v.description;
     await post(P + '/routes', body);
     toast('Route added');
     await routes(P, box);
   }, { id: 'route', class: 'inline' });
+  const editBox = h('div', { id: 'route-edit' });
+  // edit changes a route: every field is sent (an empty gateway and
+  // tunnel 0 switch between the two kinds of next hop).
+  const edit = (r) => {
+    clear(editBox, h('h3', null, 'Change the route to ' + r.destination), form([
+      { name: 'destination', label: 'Destination (CIDR)', required: true, value: r.destination },
+      { name: 'gateway', label: 'Gateway', value: r.gateway || '' },
+      { name: 'tunnel', label: 'Tunnel number', type: 'number', value: r.tunnel || '' },
+      { name: 'metric', label: 'Metric', type: 'number', value: r.metric ?? '' },
+      { name: 'description', label: 'Description', value: r.description || '' },
+    ], 'Save route', async (v) => {
+      await patch(P + '/routes/' + enc(r.id), { destination: v.destination, gateway: v.gateway, tunnel: v.tunnel || 0, metric: v.metric || 0, description: v.description });
+      toast('Route saved');
+      await routes(P, box);
+    }, { id: 'routeedit', class: 'inline' }));
+    editBox.querySelector('input').focus();
+  };
   clear(box, table([
     ['Destination', (r) => h('code', null, r.destination)],
     ['Via', (r) => r.tunnel ? 'tunnel ' + r.tunnel : r.gateway],
     ['Metric', (r) => r.metric],
-    ['', (r) => action('Delete', async () => { await del(P + '/routes/' + enc(r.id)); await routes(P, box); }, { class: 'small danger' })],
-  ], rs, { empty: 'No static routes.' }), h('details', null, h('summary', null, 'Add a static route'), add));
+    ['Description', (r) => r.description || '—'],
+    ['', (r) => h('span', { class: 'rowactions' }, action('Change', async () => edit(r), { class: 'small edit' }),
+      action('Delete', async () => { await del(P + '/routes/' + enc(r.id)); await routes(P, box); }, { class: 'small danger' }))],
+  ], rs, { empty: 'No static routes.', rowAttrs: (r) => ({ dataset: { route: r.destination } }) }), editBox, h('details', null, h('summary', null, 'Add a static route'), add));
 }
 
 async function leases(P, box) {
