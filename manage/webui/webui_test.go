@@ -3,6 +3,8 @@ package webui
 import (
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,54 @@ func TestNoInlineScript(t *testing.T) {
 				t.Errorf("%s contains %q", p, bad)
 			}
 		}
+	}
+}
+
+// TestModuleImports: every module a script imports is embedded, and
+// exports every name imported from it (a missing one stops the whole UI
+// from loading, with no page to show the error on).
+func TestModuleImports(t *testing.T) {
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	importRe := regexp.MustCompile(`(?s)import\s*\{([^}]*)\}\s*from\s*'(\./[^']+)'`)
+	exportRe := regexp.MustCompile(`(?m)^export\s+(?:async\s+)?(?:function\*?|const|let|class)\s+([A-Za-z_$][\w$]*)`)
+	exports := map[string]map[string]bool{}
+	for p, f := range h.files {
+		if !strings.HasSuffix(p, ".js") {
+			continue
+		}
+		exports[p] = map[string]bool{}
+		for _, m := range exportRe.FindAllStringSubmatch(string(f.body), -1) {
+			exports[p][m[1]] = true
+		}
+	}
+	imports := 0
+	for p, f := range h.files {
+		if !strings.HasSuffix(p, ".js") {
+			continue
+		}
+		for _, m := range importRe.FindAllStringSubmatch(string(f.body), -1) {
+			target := path.Join(path.Dir(p), m[2])
+			names, ok := exports[target]
+			if !ok {
+				t.Errorf("%s imports %s, which is not embedded", p, m[2])
+				continue
+			}
+			for _, n := range strings.Split(m[1], ",") {
+				n = strings.TrimSpace(strings.SplitN(strings.TrimSpace(n), " as ", 2)[0])
+				if n == "" {
+					continue
+				}
+				imports++
+				if !names[n] {
+					t.Errorf("%s imports %q from %s, which does not export it", p, n, m[2])
+				}
+			}
+		}
+	}
+	if imports < 50 {
+		t.Errorf("only %d imported names found: is the pattern still right?", imports)
 	}
 }
