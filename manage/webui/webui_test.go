@@ -3,7 +3,10 @@ package webui
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -160,5 +163,32 @@ func TestModuleImports(t *testing.T) {
 	}
 	if imports < 50 {
 		t.Errorf("only %d imported names found: is the pattern still right?", imports)
+	}
+}
+
+// TestScriptSyntax parses every module with Node.js when it is installed
+// (a syntax error would stop the whole UI; the browser tests see it too,
+// but only where Chromium is).
+func TestScriptSyntax(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("no node on PATH: module syntax is checked by the browser tests only")
+	}
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for p, f := range h.files {
+		if !strings.HasSuffix(p, ".js") {
+			continue
+		}
+		name := filepath.Join(dir, strings.TrimSuffix(path.Base(p), ".js")+".mjs")
+		if err := os.WriteFile(name, f.body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(node, "--check", name).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", p, err, out)
+		}
 	}
 }
