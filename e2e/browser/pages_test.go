@@ -165,4 +165,9 @@ func TestInvitation(t *testing.T) {
 		chromedp.WaitVisible("#org-list"))
 	until(t, ctx, "the organization is listed", `document.querySelectorAll("#org-list li").length === 1`, 10*time.Second)
 	sh.take(t, ctx, "invitee")
+	// A viewer sees the policy form, and the API's refusal when using it.
+	do(t, ctx, "a viewer's policy", chromedp.Navigate(m.base+"/#/o/"+m.org+"/policies"), chromedp.WaitVisible("#f-pol-name"),
+		chromedp.SendKeys("#f-pol-name", "not mine to make"), chromedp.Click("#pol-form > .actions button[type=submit]"))
+	until(t, ctx, "the refusal", `(document.querySelector("#pol-form .formstatus .error")||{textContent:""}).textContent.includes("forbidden")`, 10*time.Second)
+	sh.take(t, ctx, "viewer-refused")
 }
