@@ -90,7 +90,9 @@ func TestOperatorFlow(t *testing.T) {
 	// The sites' Internet column: edge2's one WAN does not reach it.
 	until(t, ctx, "sites' Internet", `(() => { const c = (n) => (document.querySelector('table.sites tr[data-device="' + n + '"] .inetsum')||{textContent:""}).textContent;
 		return c("edge1") === "1 / 1 WAN" && c("edge2") === "0 / 1 WAN" })()`, 15*time.Second)
-	until(t, ctx, "sites' health", `(document.querySelector('table.sites tr[data-device="edge1"] .healthsum')||{textContent:""}).textContent.includes("mem 42 %")`, 15*time.Second)
+	// Health below the default thresholds: not coloured.
+	until(t, ctx, "sites' health", `(() => { const c = document.querySelector('table.sites tr[data-device="edge1"] .healthsum span');
+		return !!c && c.textContent.includes("mem 42 %") && c.className === "" })()`, 15*time.Second)
 	sh.take(t, ctx, "dashboard")
 
 	// edge3 goes offline: its tunnels wait (pending, with the reason),

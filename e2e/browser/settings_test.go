@@ -88,16 +88,21 @@ func monitorSettingsStep(t *testing.T, ctx context.Context, m *manage, sh *shots
 		return
 	}
 	do(t, ctx, "resource thresholds", chromedp.SetValue("#f-th-resources_cpu_pct_warning", "80"), chromedp.SetValue("#f-th-resources_disk_used_pct_critical", "99"),
+		chromedp.SetValue("#f-th-resources_disk_used_pct_warning", "60"),
 		chromedp.Click(`form:has(#f-th-rtt_ms_warning) button[type=submit]`))
 	type thT struct {
 		Resources map[string]struct{ Warning, Critical float64 }
 	}
 	th := eventually(t, m, "/api/v1/organizations/"+m.org+"/alert-thresholds", func(x thT) bool { return x.Resources["cpu_pct"].Warning == 80 })
-	if th.Resources["cpu_pct"].Warning != 80 || th.Resources["disk_used_pct"].Critical != 99 {
+	if th.Resources["cpu_pct"].Warning != 80 || th.Resources["disk_used_pct"].Critical != 99 || th.Resources["disk_used_pct"].Warning != 60 {
 		t.Fatalf("resource thresholds through the API: %+v", th.Resources)
 	}
 	do(t, ctx, "scroll to the thresholds", chromedp.ScrollIntoView("#f-th-rtt_ms_warning"))
 	sh.take(t, ctx, "thresholds")
+	// The devices' disk use (63 %) is now above the warning level: the
+	// dashboard says so.
+	do(t, ctx, "dashboard", chromedp.Navigate(o+"/dashboard"), chromedp.WaitVisible("table.sites"))
+	until(t, ctx, "a disk warning", `(document.querySelector('table.sites .healthsum span')||{className:""}).className === "warn"`, 15*time.Second)
 }
 
 // groupStep creates a group on the accounts page, renames it and

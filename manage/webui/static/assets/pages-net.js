@@ -19,7 +19,7 @@ function devLink(org, d) {
 
 export async function dashboard(main, ctx) {
   const { org } = ctx;
-  const [devices, tunnels, feats] = await Promise.all([all(O(org) + '/devices'), all(O(org) + '/tunnels'), features()]);
+  const [devices, tunnels, feats, lim] = await Promise.all([all(O(org) + '/devices'), all(O(org) + '/tunnels'), features(), resourceLimits(org)]);
   const byId = Object.fromEntries(devices.map((d) => [d.id, d]));
   const approved = devices.filter((d) => d.approval === 'approved');
   const up = tunnels.filter((t) => t.status === 'up').length;
@@ -72,10 +72,11 @@ export async function dashboard(main, ctx) {
     for (const el of main.querySelectorAll('.healthsum')) {
       const hl = health[el.dataset.device];
       const v = (k) => (hl && typeof hl[k] === 'number' && isFinite(hl[k]) ? hl[k] : null);
-      const parts = [['CPU', v('cpu_pct')], ['mem', v('mem_used_pct')], ['disk', v('disk_used_pct')]].filter(([, x]) => x !== null);
+      const parts = [['CPU', 'cpu_pct'], ['mem', 'mem_used_pct'], ['disk', 'disk_used_pct']].map(([k, f]) => [k, v(f), f]).filter(([, x]) => x !== null);
       if (!parts.length) { clear(el, '—'); continue; }
-      const top = Math.max(...parts.map(([, x]) => x));
-      clear(el, h('span', { class: top >= 95 ? 'bad' : top >= 85 ? 'warn' : '' }, parts.map(([k, x]) => k + ' ' + x.toFixed(0) + ' %').join(', ')));
+      const levels = parts.map(([, x, f]) => resourceLevel(x, lim ? lim[f] || { warning: 0, critical: 0 } : null));
+      const worst = levels.includes('bad') ? 'bad' : levels.includes('warn') ? 'warn' : '';
+      clear(el, h('span', { class: worst }, parts.map(([k, x]) => k + ' ' + x.toFixed(0) + ' %').join(', ')));
     }
     samples.push([Date.now(), rx, tx, rp, tp]);
     if (samples.length > 360) samples.shift();
@@ -310,8 +311,10 @@ export async function deviceDetail(main, ctx) {
     () => routes(P, parts.routes),
     () => leases(P, parts.leases),
     async () => {
-      await stats(P, parts.stats, parts.health);
-      every(10000, () => stats(P, parts.stats, parts.health, ctx));
+      // The organization's resource thresholds colour the health tiles.
+      const lim = await resourceLimits(org);
+      await stats(P, parts.stats, parts.health, null, lim);
+      every(10000, () => stats(P, parts.stats, parts.health, ctx, lim));
     },
     async () => {
       if (!(await features()).has(/stats\/history$/)) return;
@@ -477,7 +480,7 @@ async function leases(P, box) {
   ], r.items || [], { empty: 'No leases reported.' }), r.reported_at ? h('p', { class: 'muted small' }, 'Reported ' + ago(r.reported_at)) : null);
 }
 
-async function stats(P, box, healthBox, ctx) {
+async function stats(P, box, healthBox, ctx, lim) {
   let st;
   try {
     st = await get(P + '/stats');
@@ -490,7 +493,7 @@ async function stats(P, box, healthBox, ctx) {
   }
   if (ctx && !ctx.alive()) return;
   const s = st.stats || {};
-  health(healthBox, s.health, st.at);
+  health(healthBox, s.health, st.at, lim);
   clear(box, h('p', { class: 'muted small' }, 'Reported ' + ago(st.at)),
     table([
       ['Interface', (i) => i.name], ['Link', (i) => i.link_up ? 'up' : 'down'],
@@ -518,16 +521,36 @@ async function appStats(P, box, ctx) {
 
 // health shows the device's latest resource use (the stats report's
 // health, absent from edges that do not report it).
-function health(box, hl, at) {
+// resourceLimits are the organization's device resource thresholds
+// ("resources" of GET .../alert-thresholds), or null (no such API).
+async function resourceLimits(org) {
+  try {
+    const th = await get(O(org) + '/alert-thresholds');
+    return th && th.resources && typeof th.resources === 'object' ? th.resources : null;
+  } catch {
+    return null;
+  }
+}
+
+// resourceLevel is the colour of a use figure: bad at or above the
+// critical threshold, warn at or above the warning one (0: that level
+// is off); without thresholds, 95 and 85 %.
+function resourceLevel(v, l) {
+  if (v === null || v === undefined) return '';
+  const crit = l ? l.critical : 95, warn = l ? l.warning : 85;
+  return crit > 0 && v >= crit ? 'bad' : warn > 0 && v >= warn ? 'warn' : '';
+}
+
+function health(box, hl, at, lim) {
   if (!hl || typeof hl !== 'object') return clear(box, h('p', { class: 'empty' }, 'The device reports no health figures (an older edge, or it could not read them).'));
   const n = (v) => (typeof v === 'number' && isFinite(v) ? v : null);
-  const level = (v) => (v === null ? '' : v >= 95 ? 'bad' : v >= 85 ? 'warn' : '');
+  const limOf = (k) => (lim ? lim[k] || { warning: 0, critical: 0 } : null);
   const p = (v) => (v === null ? '—' : v.toFixed(1) + ' %');
   const cpu = n(hl.cpu_pct), mem = n(hl.mem_used_pct), disk = n(hl.disk_used_pct), load = n(hl.load1), up = n(hl.uptime_seconds);
   clear(box, h('div', { class: 'tiles health' },
-    tile('CPU', p(cpu), 'busy, all cores', level(cpu)),
-    tile('Memory', p(mem), hl.mem_total_bytes ? 'used of ' + bytes(hl.mem_total_bytes) : 'used', level(mem)),
-    tile('Disk', p(disk), 'used (state directory)', level(disk)),
+    tile('CPU', p(cpu), 'busy, all cores', resourceLevel(cpu, limOf('cpu_pct'))),
+    tile('Memory', p(mem), hl.mem_total_bytes ? 'used of ' + bytes(hl.mem_total_bytes) : 'used', resourceLevel(mem, limOf('mem_used_pct'))),
+    tile('Disk', p(disk), 'used (state directory)', resourceLevel(disk, limOf('disk_used_pct'))),
     tile('Load', load === null ? '—' : load.toFixed(2), '1-minute average'),
     tile('Uptime', up === null || up === 0 ? '—' : duration(up), 'since the box booted')),
   h('p', { class: 'muted small' }, 'Reported ' + ago(at)));
