@@ -55,7 +55,7 @@ func startManage(t *testing.T) *manage {
 	chromium(t) // skip before starting anything
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminPassword: adminPassword,
-		PasswordParams: auth.TestPasswordParams, Out: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		PasswordParams: auth.TestPasswordParams, Out: io.Discard, InternetCheck: server.InternetCheckConfig{Off: true}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
