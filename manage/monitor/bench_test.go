@@ -45,9 +45,17 @@ func benchIngest(b *testing.B, st store.Store, internet bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Two assigned WANs with link and address, as the periodic check
-	// would have learnt (the Internet alert checks run on them).
-	svc.wans[f.dev.ID] = []WANState{{Name: "eth0", Reported: true, LinkUp: true, HasAddress: true}, {Name: "eth1", Reported: true, LinkUp: true, HasAddress: true}}
+	// Two assigned WANs with link and address (the Internet alert checks
+	// run on them); Stats reads them from the store, once a report here
+	// as in production (reports come more than wansFresh apart).
+	org, dev := f.org.ID, f.dev.ID
+	if err := st.SetDeviceReport(ctx, org, dev, store.DeviceReport{Interfaces: []store.Interface{
+		{Name: "eth0", LinkUp: true, Addresses: []string{"192.0.2.10/24"}}, {Name: "eth1", LinkUp: true, Addresses: []string{"198.51.100.10/24"}}}}); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.SetInterfaceConfig(ctx, org, dev, []store.InterfaceAssignment{{Name: "eth0", Role: store.RoleWAN, DHCP: true}, {Name: "eth1", Role: store.RoleWAN, DHCP: true}}); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for i := range b.N {
 		f.clk.add(time.Minute)

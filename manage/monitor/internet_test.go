@@ -222,3 +222,38 @@ func TestAlertTypeInfos(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceWANAssignedAfterStart: a WAN assigned after manage started
+// (no device check since) is judged on the first report that follows:
+// the condition starts there and the alert is raised one hold-down later.
+func TestServiceWANAssignedAfterStart(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	ctx := t.Context()
+	org, dev := f.org.ID, f.dev.ID
+	d := f.dev
+	d.Approval = store.ApprovalApproved
+	must(t, f.st.UpdateDevice(ctx, &d))
+	must(t, f.st.SetDeviceConnection(ctx, org, dev, store.ConnConnected, f.clk.now()))
+	must(t, f.svc.Restore(ctx)) // the device has no WAN yet
+	report := func() {
+		t.Helper()
+		must(t, f.svc.Stats(ctx, org, dev, devproto.Stats{Interfaces: []devproto.InterfaceStats{
+			{Name: "wan0", LinkUp: true, Internet: down("no answer from 192.0.2.1")}}}, f.clk.now()))
+	}
+	report() // not a WAN: nothing to say
+	must(t, f.st.SetDeviceReport(ctx, org, dev, store.DeviceReport{Interfaces: []store.Interface{
+		{Name: "wan0", LinkUp: true, Addresses: []string{"192.0.2.10/24"}}}}))
+	must(t, f.st.SetInterfaceConfig(ctx, org, dev, []store.InterfaceAssignment{{Name: "wan0", Role: store.RoleWAN, DHCP: true}}))
+	f.clk.add(wansFresh)
+	report()
+	f.clk.add(DefaultHoldDown.Raise)
+	report()
+	al, err := f.st.ListAlerts(ctx, org, store.ListOptions{Filter: map[string]string{"state": store.AlertActive, "type": AlertWANInternet}})
+	must(t, err)
+	if len(al.Items) != 1 || al.Items[0].Subject != "wan0" || al.Items[0].Severity != SeverityCritical {
+		t.Fatalf("one hold-down after the first report of the new WAN: %+v", al.Items)
+	}
+	if got, want := al.Items[0].FirstSeen, f.clk.now().Add(-DefaultHoldDown.Raise); !got.Equal(want) {
+		t.Errorf("condition first seen %s, want %s (the first report after the assignment)", got, want)
+	}
+}

@@ -25,6 +25,7 @@ type Store interface {
 	GetOrganization(ctx context.Context, id string) (store.Organization, error)
 	ListOrganizations(ctx context.Context, ids []string, opt store.ListOptions) (store.Page[store.Organization], error)
 	ListDevices(ctx context.Context, orgID string, opt store.ListOptions) (store.Page[store.Device], error)
+	GetDevice(ctx context.Context, orgID, id string) (store.Device, error)
 	ListTunnels(ctx context.Context, orgID string, opt store.ListOptions) (store.Page[store.Tunnel], error)
 	ListMembershipsByAccount(ctx context.Context, accountID string) ([]store.Membership, error)
 	GetUser(ctx context.Context, id string) (store.User, error)
@@ -109,7 +110,7 @@ type Service struct {
 	ids    map[Key]string // raised key → alert id
 	ths    map[string]orgThresholds
 	up     map[string]map[string]map[int]bool // org → device → tunnel → up
-	wans   map[string][]WANState              // device → assigned WANs (last check)
+	wans   map[string]wansAt                  // device → assigned WANs (last read)
 
 	// retries are the users whose daily digest failed to send, with
 	// their next attempt (DigestRetries).
@@ -173,7 +174,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "monitor"), now: cfg.Now, rates: NewRates(),
 		engine: NewEngine(cfg.HoldDown), ids: map[Key]string{}, ths: map[string]orgThresholds{},
-		up: map[string]map[string]map[int]bool{}, wans: map[string][]WANState{}, sendq: make(chan func(context.Context), 1024),
+		up: map[string]map[string]map[int]bool{}, wans: map[string]wansAt{}, sendq: make(chan func(context.Context), 1024),
 		start: cfg.Now(), retries: map[string]digestRetry{}}
 	s.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trellis_org_devices",
 		Help: "Approved devices per organization by state (total, connected, in_sync), from the store."}, []string{"org", "state"})
@@ -295,8 +296,8 @@ func (s *Service) Maintain(ctx context.Context) {
 // Stats ingests one stats report: its points and tunnel conditions.
 func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Stats, at time.Time) error {
 	pts := s.rates.Points(org, device, st, at)
+	wans := s.wansOf(ctx, org, device)
 	s.mu.Lock()
-	wans := s.wans[device]
 	byDev := s.up[org]
 	if byDev == nil {
 		byDev = map[string]map[int]bool{}
@@ -332,6 +333,42 @@ func (s *Service) Stats(ctx context.Context, org, device string, st devproto.Sta
 		return fmt.Errorf("storing stats of device %s: %w", device, err)
 	}
 	return nil
+}
+
+// wansAt is a device's assigned WANs as read from the store at a time.
+type wansAt struct {
+	wans []WANState
+	at   time.Time
+}
+
+// wansFresh is how long Stats trusts the WANs last read of a device: a
+// report right after a WAN was assigned (or manage started) is judged
+// against the assignment in force, not the one of the last device check.
+const wansFresh = 2 * time.Second
+
+// wansOf returns a device's assigned WANs, read again from the store when
+// the last reading is older than wansFresh (the last one known if that
+// read fails).
+func (s *Service) wansOf(ctx context.Context, org, device string) []WANState {
+	now := s.now()
+	s.mu.Lock()
+	w, ok := s.wans[device]
+	s.mu.Unlock()
+	if ok && now.Sub(w.at) < wansFresh && !now.Before(w.at) {
+		return w.wans
+	}
+	d, err := s.st.GetDevice(ctx, org, device)
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("monitor: reading a device's WANs", "org", org, "device", device, "err", err)
+		}
+		return w.wans
+	}
+	ws := deviceState(d).WANs
+	s.mu.Lock()
+	s.wans[device] = wansAt{ws, now}
+	s.mu.Unlock()
+	return ws
 }
 
 func wanNames(ws []WANState) []string {
@@ -555,7 +592,7 @@ func (s *Service) checkOrg(ctx context.Context, org string, seen map[string]bool
 				}
 			}
 			s.mu.Lock()
-			s.wans[d.ID] = ds.WANs
+			s.wans[d.ID] = wansAt{ds.WANs, s.now()}
 			s.mu.Unlock()
 			dobs := DeviceObservations(ds, s.cfg.ManageVersion)
 			if !ds.Approved || ds.Connected {
