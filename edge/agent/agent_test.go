@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -50,14 +51,28 @@ type fakeConn struct {
 	in chan devproto.Envelope
 }
 
-func newFakeManage(t *testing.T) *fakeManage {
+func newFakeManage(t *testing.T) *fakeManage { return newFakeManageOn(t, "") }
+
+// newFakeManageOn starts a fake manage (TLS) listening on addr (host:port;
+// "": a port of the loopback address), closed when t ends.
+func newFakeManageOn(t *testing.T, addr string) *fakeManage {
+	t.Helper()
 	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
 	fm.refuseRegister.Store("")
 	fm.answerPings.Store(true)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+devproto.PathRegister, fm.register)
 	mux.HandleFunc("GET "+devproto.PathChannel, fm.channel)
-	fm.srv = httptest.NewTLSServer(mux)
+	fm.srv = httptest.NewUnstartedServer(mux)
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fm.srv.Listener.Close()
+		fm.srv.Listener = ln
+	}
+	fm.srv.StartTLS()
 	t.Cleanup(fm.srv.Close)
 	fm.token = signToken(t, fm.srv)
 	return fm
@@ -212,19 +227,29 @@ type runningAgent struct {
 
 func startAgent(t *testing.T, fm *fakeManage, dir string, rec Applier, guard time.Duration) *runningAgent {
 	t.Helper()
-	tokFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokFile, []byte(fm.token+"\n"), 0o600); err != nil {
+	return runAgent(t, fm, Options{
+		StateDir: dir, MachineID: "m1", GuardTimeout: guard,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Appliers: []Applier{rec}, Ring: NewLogRing(100),
+	})
+}
+
+// runAgent runs an agent with opts against fm until t ends: its token
+// file (opts.TokenFile) holds fm's token; without opts.Logger it logs
+// nothing, or everything to stderr when the test is verbose.
+func runAgent(t *testing.T, fm *fakeManage, opts Options) *runningAgent {
+	t.Helper()
+	opts.TokenFile = filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(opts.TokenFile, []byte(fm.token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 	}
-	a, err := New(Options{
-		StateDir: dir, TokenFile: tokFile, MachineID: "m1", GuardTimeout: guard,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		Appliers: []Applier{rec}, Logger: log, Ring: NewLogRing(100),
-	})
+	a, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

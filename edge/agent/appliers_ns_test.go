@@ -3,62 +3,38 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
-// The appliers change the host (routes, a TUN device, UDP sockets), so this
-// test re-runs itself inside a network namespace of its own (tag-agent-*),
-// where every thread of the process lives.
-const nsEnv = "TRELLIS_AGENT_NS_TEST"
+// The appliers change the host (routes, a TUN device, UDP sockets), so the
+// namespace tests re-run themselves inside a network namespace of their
+// own (tag-agent-<pid>-<test>), where every thread of the process lives.
+var agentNS = nstest.Scope{Prefix: "tag-agent", Env: "TRELLIS_AGENT_NS_TEST", Why: "network namespace, TUN device, routes"}
 
-func TestAppliersInNamespace(t *testing.T) {
-	inNamespace(t, "TestAppliersInNamespace", appliersInNamespace)
+func TestAppliersInNamespace(t *testing.T) { inNamespace(t, appliersInNamespace) }
+
+func TestEventsInNamespace(t *testing.T) { inNamespace(t, eventsInNamespace) }
+
+// inNamespace runs body in a fresh network namespace (agentNS.Isolate):
+// the test binary runs itself again under `ip netns exec` with only this
+// test selected.
+func inNamespace(t *testing.T, body func(*testing.T)) {
+	t.Helper()
+	nstest.RequireRoot(t, agentNS.Why)
+	nstest.RequireTUN(t)
+	agentNS.Isolate(t, body)
 }
 
-func TestEventsInNamespace(t *testing.T) { inNamespace(t, "TestEventsInNamespace", eventsInNamespace) }
-
-// inNamespace runs body in a fresh network namespace: the test binary runs
-// itself again under `ip netns exec` with only this test selected.
-func inNamespace(t *testing.T, name string, body func(*testing.T)) {
-	if os.Getenv(nsEnv) != "" {
-		body(t)
-		return
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespace, TUN device, routes)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
-	}
-	ns := fmt.Sprintf("tag-agent-%d-%s", os.Getpid(), strings.ToLower(strings.TrimPrefix(name, "Test")))
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+name+"$", "-test.v")
-	cmd.Env = append(os.Environ(), nsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
-		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", ns, out)
-}
-
+// sh runs ip with args; t fails at once when it fails.
 func sh(t *testing.T, args ...string) {
 	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
-	}
+	nstest.Run(t, append([]string{"ip"}, args...)...)
 }
 
 func hasRoute(t *testing.T, dst string, proto netlink.RouteProtocol, dev string) bool {

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/edge/dhcpd"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -25,48 +25,21 @@ const (
 	dhcpClientEnv = "TRELLIS_AGENT_DHCP_CLIENT_NS"
 )
 
-func cmdOK(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func TestDHCPApplierInNamespace(t *testing.T) {
 	if os.Getenv(dhcpNSEnv) != "" {
 		dhcpApplierInNamespace(t, os.Getenv(dhcpClientEnv))
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, veth pair, UDP port 67)")
-	}
-	for _, tool := range []string{"ip", "busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	nstest.RequireRoot(t, "network namespaces, veth pair, UDP port 67")
+	nstest.RequireCommand(t, "busybox")
 	sns, cns := fmt.Sprintf("h4%da", os.Getpid()), fmt.Sprintf("h4%db", os.Getpid())
-	for _, ns := range []string{sns, cns} {
-		cmdOK(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		cmdOK(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	cmdOK(t, "ip", "-n", sns, "link", "add", "h4lan0", "type", "veth", "peer", "name", "h4host0", "netns", cns)
-	cmdOK(t, "ip", "-n", sns, "link", "set", "h4lan0", "up")
-	cmdOK(t, "ip", "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:01", "up")
+	nstest.AddNS(t, sns)
+	nstest.AddNS(t, cns)
+	nstest.Veth(t, nstest.End{Name: "h4lan0", NS: sns, Up: true}, nstest.End{Name: "h4host0", NS: cns})
+	sh(t, "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:01", "up")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", sns, os.Args[0], "-test.run=^TestDHCPApplierInNamespace$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), dhcpNSEnv+"=1", dhcpClientEnv+"="+cns)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestDHCPApplierInNamespace") {
-		t.Fatalf("in namespace %s: %v\n%s", sns, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", sns, out)
+	nstest.Rerun(ctx, t, sns, dhcpNSEnv+"=1", dhcpClientEnv+"="+cns)
 }
 
 // leaseOnce runs udhcpc once in ns and returns the address it bound.
@@ -79,7 +52,12 @@ func leaseOnce(t *testing.T, ns string) string {
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	log := cmdOK(t, "ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "h4host0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", script)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log, err := nstest.Command(ctx, ns, "busybox", "udhcpc", "-i", "h4host0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("udhcpc in %s: %v\n%s", ns, err, log)
+	}
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatalf("udhcpc bound nothing: %v\n%s", err, log)
@@ -88,7 +66,7 @@ func leaseOnce(t *testing.T, ns string) string {
 }
 
 func dhcpApplierInNamespace(t *testing.T, cns string) {
-	cmdOK(t, "ip", "addr", "add", "192.168.88.1/24", "dev", "h4lan0")
+	sh(t, "addr", "add", "192.168.88.1/24", "dev", "h4lan0")
 	state := t.TempDir()
 	ap := NewDHCPApplier(state, nil)
 	t.Cleanup(func() { ap.Close() })
@@ -201,11 +179,11 @@ func dhcpApplierInNamespace(t *testing.T, cns string) {
 	if err := ap.Apply(ctx, nil, doc4); err != nil {
 		t.Fatal(err)
 	}
-	cmdOK(t, "ip", "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:02")
+	sh(t, "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:02")
 	if got := leaseOnce(t, cns); got != "192.168.88.101" {
 		t.Errorf("second client bound %s, want 192.168.88.101", got)
 	}
-	cmdOK(t, "ip", "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:01")
+	sh(t, "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:01")
 	if got := leaseOnce(t, cns); got != "192.168.88.100" {
 		t.Errorf("first client bound %s after the restart, want its 192.168.88.100", got)
 	}

@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/trellis-sdwan/trellis/edge/firewall"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -23,30 +22,11 @@ import (
 // and rolled back with the previous ruleset still in force, and clearing
 // removes the table, the routing rules and the 1:1 address.
 func TestFirewallApplierInNamespace(t *testing.T) {
-	name := "TestFirewallApplierInNamespace"
-	if os.Getenv(nsEnv) != "" {
-		firewallApplierInNamespace(t)
-		return
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespace, nftables, routing rules)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	ns := fmt.Sprintf("h8a-agent-%d-fw", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+name+"$", "-test.v")
-	cmd.Env = append(os.Environ(), nsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
-		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", ns, out)
+	fwNS.Isolate(t, firewallApplierInNamespace)
 }
+
+// fwNS names the firewall test's namespace: h8a-agent-<pid>-<test>.
+var fwNS = nstest.Scope{Prefix: "h8a-agent", Env: agentNS.Env, Why: "network namespace, nftables, routing rules"}
 
 func firewallApplierInNamespace(t *testing.T) {
 	for _, l := range []string{"h8a-w1", "h8a-w2", "h8a-l1"} {

@@ -12,11 +12,11 @@ import (
 )
 
 func TestInterfaceReportsInNamespace(t *testing.T) {
-	inNamespace(t, "TestInterfaceReportsInNamespace", interfaceReportsInNamespace)
+	inNamespace(t, interfaceReportsInNamespace)
 }
 
 func TestInterfacesAndRoutesInNamespace(t *testing.T) {
-	inNamespace(t, "TestInterfacesAndRoutesInNamespace", interfacesAndRoutesInNamespace)
+	inNamespace(t, interfacesAndRoutesInNamespace)
 }
 
 // interfaceReportsInNamespace: a document addressing a WAN makes the edge

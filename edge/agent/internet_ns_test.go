@@ -2,14 +2,11 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"fmt"
 	"io"
-	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -41,42 +39,19 @@ func TestInternetStatusInStats(t *testing.T) {
 		internetStatusInStats(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, TUN device, raw sockets)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
-	}
-	b := make([]byte, 3)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	nsE, nsT, nsU := "wc-"+id+"-e", "wc-"+id+"-t", "wc-"+id+"-u"
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
-		}
-	}
+	nstest.RequireRoot(t, "network namespaces, TUN device, raw sockets")
+	nstest.RequireTUN(t)
+	nsE, nsT, nsU := internetScope.Name("e"), internetScope.Name("t"), internetScope.Name("u")
 	for _, ns := range []string{nsE, nsT, nsU} {
-		run("netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		run("-n", ns, "link", "set", "lo", "up")
+		nstest.AddNS(t, ns)
 	}
+	id := fmt.Sprint(os.Getpid())
 	wan, peer := "wc"+id+"a", "wc"+id+"b"
-	run("link", "add", wan, "netns", nsE, "type", "veth", "peer", "name", peer, "netns", nsT)
-	run("-n", nsE, "link", "set", wan, "up")
-	run("-n", nsT, "addr", "add", "192.0.2.2/24", "dev", peer)
-	run("-n", nsT, "link", "set", peer, "up")
-	run("-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo")
-	run("-n", nsT, "route", "add", "203.0.113.0/24", "via", "192.0.2.1")
+	nstest.Veth(t, nstest.End{Name: wan, NS: nsE, Up: true}, nstest.End{Name: peer, NS: nsT, Addr: "192.0.2.2/24", Up: true})
+	sh(t, "-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo")
+	sh(t, "-n", nsT, "route", "add", "203.0.113.0/24", "via", "192.0.2.1")
 	wanB, peerB := "wc"+id+"c", "wc"+id+"d"
-	run("link", "add", wanB, "netns", nsE, "type", "veth", "peer", "name", peerB, "netns", nsU)
-	run("-n", nsE, "link", "set", wanB, "up")
-	run("-n", nsU, "addr", "add", "203.0.113.2/24", "dev", peerB)
-	run("-n", nsU, "link", "set", peerB, "up")
+	nstest.Veth(t, nstest.End{Name: wanB, NS: nsE, Up: true}, nstest.End{Name: peerB, NS: nsU, Addr: "203.0.113.2/24", Up: true})
 	dhcp := "static"
 	if _, err := exec.LookPath("busybox"); err == nil {
 		dhcp = "dhcp"
@@ -87,14 +62,11 @@ func TestInternetStatusInStats(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsE, os.Args[0], "-test.run=^TestInternetStatusInStats$", "-test.v")
-	cmd.Env = append(os.Environ(), internetNSEnv+"="+strings.Join([]string{nsT, wan, nsU, wanB, dhcp}, ","))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestInternetStatusInStats") {
-		t.Fatalf("in namespace %s: %v\n%s", nsE, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", nsE, out)
+	nstest.Rerun(ctx, t, nsE, internetNSEnv+"="+strings.Join([]string{nsT, wan, nsU, wanB, dhcp}, ","))
 }
+
+// internetScope names the Internet test's namespaces: wc-<pid>-….
+var internetScope = nstest.Scope{Prefix: "wc"}
 
 func internetStatusInStats(t *testing.T) {
 	ids := strings.Split(os.Getenv(internetNSEnv), ",")
@@ -103,34 +75,10 @@ func internetStatusInStats(t *testing.T) {
 	if ids[4] == "dhcp" {
 		wanBConfig, addrB = `"dhcp":true`, "203.0.113.10"
 	}
-	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
-	fm.refuseRegister.Store("")
-	fm.answerPings.Store(true)
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+devproto.PathRegister, fm.register)
-	mux.HandleFunc("GET "+devproto.PathChannel, fm.channel)
-	fm.srv = httptest.NewTLSServer(mux)
-	t.Cleanup(fm.srv.Close)
-	fm.token = signToken(t, fm.srv)
-
-	tokFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokFile, []byte(fm.token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logw io.Writer = io.Discard
-	if testing.Verbose() {
-		logw = os.Stderr
-	}
+	fm := newFakeManage(t)
 	const metricsAddr = "127.0.0.1:9478" // a namespace of the test's own
-	a, err := New(Options{StateDir: t.TempDir(), TokenFile: tokFile, MachineID: "A", TUNName: "wctun0", MetricsAddr: metricsAddr,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second, Logger: slog.New(slog.NewTextHandler(logw, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, acancel := context.WithCancel(context.Background())
-	aDone := make(chan error, 1)
-	go func() { aDone <- a.Run(actx) }()
-	defer func() { acancel(); <-aDone }()
+	a := runAgent(t, fm, Options{StateDir: t.TempDir(), MachineID: "A", TUNName: "wctun0", MetricsAddr: metricsAddr,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second}).a
 
 	fc := fm.nextConn(t)
 	fc.expect(t, devproto.TypeHello)
@@ -203,9 +151,7 @@ func internetStatusInStats(t *testing.T) {
 	// The target goes away beyond the gateway, at a random point of the
 	// round cycle (for the figure logged).
 	time.Sleep(mrand.N(time.Second))
-	if out, err := exec.Command("ip", "-n", nsT, "addr", "del", "198.51.100.7/32", "dev", "lo").CombinedOutput(); err != nil {
-		t.Fatalf("removing the target: %v %s", err, out)
-	}
+	sh(t, "-n", nsT, "addr", "del", "198.51.100.7/32", "dev", "lo")
 	cut := time.Now()
 	st = next(false)
 	t.Logf("FIGURE: target cut → manage got Reachable=false after %v (interval 1 s, timeout 300 ms, fail_rounds 2, early stats)", time.Since(cut).Round(time.Millisecond))
@@ -215,17 +161,13 @@ func internetStatusInStats(t *testing.T) {
 	if !strings.Contains(metricsText(t, "http://"+metricsAddr+"/metrics"), `trellis_edge_wan_internet_reachable{interface="`+wan+`"} 0`) {
 		t.Fatal("/metrics does not say unreachable")
 	}
-	if out, err := exec.Command("ip", "-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo").CombinedOutput(); err != nil {
-		t.Fatalf("restoring the target: %v %s", err, out)
-	}
+	sh(t, "-n", nsT, "addr", "add", "198.51.100.7/32", "dev", "lo")
 	back := time.Now()
 	next(true)
 	t.Logf("FIGURE: target back → manage got Reachable=true after %v", time.Since(back).Round(time.Millisecond))
 
 	// ISP B gets the target too: B reachable, through its own gateway.
-	if out, err := exec.Command("ip", "-n", nsU, "addr", "add", "198.51.100.7/32", "dev", "lo").CombinedOutput(); err != nil {
-		t.Fatalf("adding the target beyond B: %v %s", err, out)
-	}
+	sh(t, "-n", nsU, "addr", "add", "198.51.100.7/32", "dev", "lo")
 	if _, stB = until(true, true); stB.Target != "198.51.100.7" || stB.Error != "" {
 		t.Fatalf("B reachable: %+v", stB)
 	}

@@ -2,19 +2,14 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/trellis-sdwan/trellis/edge/natprobe/natprobetest"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -31,53 +26,31 @@ func TestSTUNFromWANWithoutTunnels(t *testing.T) {
 		return
 	}
 	needNamespaces(t)
-	b := make([]byte, 3)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	nsA, nsS := "h7b-"+id+"-a", "h7b-"+id+"-s"
-	for _, ns := range []string{nsA, nsS} {
-		sh(t, "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "-n", ns, "link", "set", "lo", "up")
-	}
-	sh(t, "link", "add", "h7bag0", "netns", nsA, "type", "veth", "peer", "name", "h7bas0", "netns", nsS)
-	sh(t, "-n", nsA, "addr", "add", "192.0.2.1/24", "dev", "h7bag0")
-	sh(t, "-n", nsS, "addr", "add", "192.0.2.2/24", "dev", "h7bas0")
-	sh(t, "-n", nsA, "link", "set", "h7bag0", "up")
-	sh(t, "-n", nsS, "link", "set", "h7bas0", "up")
+	nsA, nsS := stunScope.Name("a"), stunScope.Name("s")
+	nstest.AddNS(t, nsA)
+	nstest.AddNS(t, nsS)
+	nstest.Veth(t, nstest.End{Name: "h7bag0", NS: nsA, Addr: "192.0.2.1/24", Up: true},
+		nstest.End{Name: "h7bas0", NS: nsS, Addr: "192.0.2.2/24", Up: true})
 
 	srv := listenSTUNIn(t, nsS, "192.0.2.2")
-	reexecIn(t, nsA, "TestSTUNFromWANWithoutTunnels", stunNSEnv)
+	reexecIn(t, nsA, stunNSEnv)
 	if srv.Requests.Load() == 0 {
 		t.Fatal("the STUN server saw no request")
 	}
 }
+
+// stunScope names the namespaces of the STUN and NAT tests: h7b-<pid>-….
+var stunScope = nstest.Scope{Prefix: "h7b"}
 
 // listenSTUNIn starts the two-port STUN test server on ip in namespace ns
 // (its sockets are made there; the server stops in t.Cleanup).
 func listenSTUNIn(t *testing.T, ns, ip string) *natprobetest.Server {
 	t.Helper()
 	var srv *natprobetest.Server
-	err := func() error {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return err
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			return err
-		}
-		defer netns.Set(orig)
+	err := nstest.Do(ns, func() (err error) {
 		srv, err = natprobetest.Listen(netip.MustParseAddr(ip), 3478, 3479)
 		return err
-	}()
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,31 +58,18 @@ func listenSTUNIn(t *testing.T, ns, ip string) *natprobetest.Server {
 	return srv
 }
 
-// reexecIn runs test name again inside namespace ns with env set.
-func reexecIn(t *testing.T, ns, name, env string) {
+// reexecIn runs the current test again inside namespace ns with env set.
+func reexecIn(t *testing.T, ns, env string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+name+"$", "-test.v")
-	cmd.Env = append(os.Environ(), env+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
-		t.Fatalf("in namespace %s: %v\n%s", ns, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", ns, out)
+	nstest.Rerun(ctx, t, ns, env+"=1")
 }
 
 func needNamespaces(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, TUN device)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
-	}
+	nstest.RequireRoot(t, "network namespaces, TUN device")
+	nstest.RequireTUN(t)
 }
 
 // TestNATTypeBehindFullCone: an edge behind a full-cone NAT is first
@@ -124,34 +84,21 @@ func TestNATTypeBehindFullCone(t *testing.T) {
 		return
 	}
 	needNamespaces(t)
-	b := make([]byte, 3)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	nsA, nsR, nsS := "h7b-"+id+"-a", "h7b-"+id+"-r", "h7b-"+id+"-s"
+	nsA, nsR, nsS := stunScope.Name("a"), stunScope.Name("r"), stunScope.Name("s")
 	for _, ns := range []string{nsA, nsR, nsS} {
-		sh(t, "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		sh(t, "-n", ns, "link", "set", "lo", "up")
+		nstest.AddNS(t, ns)
 	}
-	sh(t, "link", "add", "h7bna0", "netns", nsA, "type", "veth", "peer", "name", "h7bnr0", "netns", nsR)
-	sh(t, "link", "add", "h7bnr1", "netns", nsR, "type", "veth", "peer", "name", "h7bns0", "netns", nsS)
-	for _, c := range [][]string{
-		{nsA, "addr", "add", "192.168.77.2/24", "dev", "h7bna0"}, {nsA, "link", "set", "h7bna0", "up"},
-		{nsA, "route", "add", "default", "via", "192.168.77.1"},
-		{nsR, "addr", "add", "192.168.77.1/24", "dev", "h7bnr0"}, {nsR, "link", "set", "h7bnr0", "up"},
-		{nsR, "addr", "add", "203.0.113.1/24", "dev", "h7bnr1"}, {nsR, "link", "set", "h7bnr1", "up"},
-		{nsS, "addr", "add", "203.0.113.2/24", "dev", "h7bns0"}, {nsS, "link", "set", "h7bns0", "up"},
-	} {
-		sh(t, append([]string{"-n"}, c...)...)
-	}
-	if out, err := exec.Command("ip", "netns", "exec", nsR, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
-		t.Fatalf("sysctl: %v %s", err, out)
-	}
+	nstest.Veth(t, nstest.End{Name: "h7bna0", NS: nsA, Addr: "192.168.77.2/24", Up: true},
+		nstest.End{Name: "h7bnr0", NS: nsR, Addr: "192.168.77.1/24", Up: true})
+	nstest.Veth(t, nstest.End{Name: "h7bnr1", NS: nsR, Addr: "203.0.113.1/24", Up: true},
+		nstest.End{Name: "h7bns0", NS: nsS, Addr: "203.0.113.2/24", Up: true})
+	sh(t, "-n", nsA, "route", "add", "default", "via", "192.168.77.1")
+	nstest.Run(t, "ip", "netns", "exec", nsR, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	if err := natprobetest.AddNAT(nsR, devproto.NATFullCone, "h7bnr0", "h7bnr1", netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("192.168.77.2")); err != nil {
 		t.Fatal(err)
 	}
 	listenSTUNIn(t, nsS, "203.0.113.2")
-	reexecIn(t, nsA, "TestNATTypeBehindFullCone", natNSEnv)
+	reexecIn(t, nsA, natNSEnv)
 }
 
 func natTypeBehindFullCone(t *testing.T) {

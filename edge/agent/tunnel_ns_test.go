@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -120,21 +117,7 @@ type agentPairConfig struct {
 // stop when the test ends, and B must stop cleanly.
 func startAgentPair(t *testing.T, pc agentPairConfig) map[string]*fakeConn {
 	t.Helper()
-	fm := &fakeManage{t: t, conns: make(chan *fakeConn, 16)}
-	fm.refuseRegister.Store("")
-	fm.answerPings.Store(true)
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+devproto.PathRegister, fm.register)
-	mux.HandleFunc("GET "+devproto.PathChannel, fm.channel)
-	ln, err := net.Listen("tcp", "192.0.2.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fm.srv = httptest.NewUnstartedServer(mux)
-	fm.srv.Listener = ln
-	fm.srv.StartTLS()
-	t.Cleanup(fm.srv.Close)
-	fm.token = signToken(t, fm.srv)
+	fm := newFakeManageOn(t, "192.0.2.1:0")
 
 	// Agent B in namespace B, as a helper process.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -162,19 +145,8 @@ func startAgentPair(t *testing.T, pc agentPairConfig) map[string]*fakeConn {
 	})
 
 	// Agent A here.
-	tokFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokFile, []byte(fm.token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(Options{StateDir: t.TempDir(), TokenFile: tokFile, MachineID: "A", TUNName: pc.tunA,
+	runAgent(t, fm, Options{StateDir: t.TempDir(), MachineID: "A", TUNName: pc.tunA,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, acancel := context.WithCancel(context.Background())
-	aDone := make(chan error, 1)
-	go func() { aDone <- a.Run(actx) }()
-	t.Cleanup(func() { acancel(); <-aDone })
 
 	keyAB, keyBA := strings.Repeat("ab", 20), strings.Repeat("ba", 20)
 	docs := map[string]string{

@@ -2,54 +2,22 @@ package dataplane
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 )
 
 // These tests run two engines in two network namespaces joined by a veth
-// pair (root only) and exercise the runtime configuration API.
-
-func nsRun(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// inNS runs f on an OS thread switched into namespace ns, so that the TUN
-// device, sockets and netlink calls made by f belong to it.
-func inNS(t *testing.T, ns string, f func() error) error {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return f()
-}
+// pair (root only) and exercise the runtime configuration API. The engines
+// are started on threads switched into their namespaces (nstest.Do), so
+// that their TUN devices, sockets and netlink calls belong there.
 
 func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -71,6 +39,9 @@ func tunnelStatus(e *Engine, name string) (TunnelStatus, bool) {
 	return TunnelStatus{}, false
 }
 
+// nsScope names the namespaces of this package's tests: tdp-<pid>-….
+var nsScope = nstest.Scope{Prefix: "tdp"}
+
 func mirrored(tc TunnelConfig) TunnelConfig {
 	m := tc
 	m.Local, m.Peer = tc.Peer, tc.Local
@@ -79,22 +50,11 @@ func mirrored(tc TunnelConfig) TunnelConfig {
 }
 
 func TestRuntimeReconfiguration(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and TUN devices")
-	}
-	b := make([]byte, 3)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	nsA, nsB := "tdp-"+id+"-a", "tdp-"+id+"-b"
-	for _, ns := range []string{nsA, nsB} {
-		nsRun(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	nsRun(t, "ip", "link", "add", "tdpwa", "netns", nsA, "type", "veth", "peer", "name", "tdpwb", "netns", nsB)
-	nsRun(t, "ip", "-n", nsA, "addr", "add", "192.0.2.1/30", "dev", "tdpwa")
-	nsRun(t, "ip", "-n", nsB, "addr", "add", "192.0.2.2/30", "dev", "tdpwb")
-	nsRun(t, "ip", "-n", nsA, "link", "set", "tdpwa", "up")
-	nsRun(t, "ip", "-n", nsB, "link", "set", "tdpwb", "up")
+	nstest.RequireRoot(t, "network namespaces, TUN devices")
+	nsA, nsB := nsScope.Name("a"), nsScope.Name("b")
+	nstest.AddNS(t, nsA)
+	nstest.AddNS(t, nsB)
+	nstest.Veth(t, nstest.End{Name: "tdpwa", NS: nsA, Addr: "192.0.2.1/30", Up: true}, nstest.End{Name: "tdpwb", NS: nsB, Addr: "192.0.2.2/30", Up: true})
 
 	t1 := tunnelConfig("t1", 1, gcmSA(0x1001, 1), gcmSA(0x2001, 2))
 	t1.WANInterface = "tdpwa"
@@ -112,7 +72,7 @@ func TestRuntimeReconfiguration(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := func(ns string, tc TunnelConfig, routes []RouteConfig) *Engine {
 		var e *Engine
-		err := inNS(t, ns, func() (err error) {
+		err := nstest.Do(ns, func() (err error) {
 			e, err = New(context.Background(), Config{TUN: TUNConfig{Name: "tdp0"}, ProbeInterval: 200 * time.Millisecond,
 				Tunnels: []TunnelConfig{tc}, Routes: routes}, log)
 			return err
@@ -133,10 +93,10 @@ func TestRuntimeReconfiguration(t *testing.T) {
 	before, _ := tunnelStatus(a, "t1")
 
 	// Add t2 on both sides: t1 keeps its state.
-	if err := inNS(t, nsA, func() error { return a.AddTunnel(t2) }); err != nil {
+	if err := nstest.Do(nsA, func() error { return a.AddTunnel(t2) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := inNS(t, nsB, func() error { return bEng.AddTunnel(forB(t2)) }); err != nil {
+	if err := nstest.Do(nsB, func() error { return bEng.AddTunnel(forB(t2)) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.AddTunnel(t2); err == nil {
@@ -215,8 +175,8 @@ func TestRuntimeReconfiguration(t *testing.T) {
 		t.Log("iputils ping missing: skipping the path MTU check")
 		return
 	}
-	nsRun(t, "ip", "-n", nsA, "addr", "add", "10.255.0.1/32", "dev", "tdp0")
-	nsRun(t, "ip", "-n", nsA, "route", "add", "172.16.2.0/24", "dev", "tdp0", "src", "10.255.0.1")
+	nstest.Run(t, "ip", "-n", nsA, "addr", "add", "10.255.0.1/32", "dev", "tdp0")
+	nstest.Run(t, "ip", "-n", nsA, "route", "add", "172.16.2.0/24", "dev", "tdp0", "src", "10.255.0.1")
 	out, _ := exec.Command("ip", "netns", "exec", nsA, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1362", "172.16.2.9").CombinedOutput()
 	if !strings.Contains(string(out), "1370") {
 		t.Errorf("ping of 1390 bytes did not learn MTU 1370 from the data plane:\n%s", out)

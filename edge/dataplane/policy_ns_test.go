@@ -6,13 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/trellis-sdwan/trellis/edge/dataplane/classify"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/ippkt"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 )
 
 // TestPathRulesAcrossLabels runs two engines in two namespaces joined by
@@ -21,24 +20,13 @@ import (
 // underlay moves the application to A. Then A's WAN of label A is shaped
 // and the traffic goes through the scheduler.
 func TestPathRulesAcrossLabels(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and TUN devices")
-	}
-	nsA, nsB := "h8c-pa", "h8c-pb"
-	for _, ns := range []string{nsA, nsB} {
-		exec.Command("ip", "netns", "del", ns).Run() // leftovers of a killed run
-		nsRun(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	nsRun(t, "ip", "link", "add", "h8ca1", "netns", nsA, "type", "veth", "peer", "name", "h8cb1", "netns", nsB)
-	nsRun(t, "ip", "link", "add", "h8ca2", "netns", nsA, "type", "veth", "peer", "name", "h8cb2", "netns", nsB)
-	for _, c := range [][]string{
-		{nsA, "192.0.2.1/30", "h8ca1"}, {nsB, "192.0.2.2/30", "h8cb1"},
-		{nsA, "198.51.100.1/30", "h8ca2"}, {nsB, "198.51.100.2/30", "h8cb2"},
-	} {
-		nsRun(t, "ip", "-n", c[0], "addr", "add", c[1], "dev", c[2])
-		nsRun(t, "ip", "-n", c[0], "link", "set", c[2], "up")
-	}
+	nstest.RequireRoot(t, "network namespaces, TUN devices")
+	h8c := nstest.Scope{Prefix: "h8c"} // h8c-<pid>-…
+	nsA, nsB := h8c.Name("pa"), h8c.Name("pb")
+	nstest.AddNS(t, nsA)
+	nstest.AddNS(t, nsB)
+	nstest.Veth(t, nstest.End{Name: "h8ca1", NS: nsA, Addr: "192.0.2.1/30", Up: true}, nstest.End{Name: "h8cb1", NS: nsB, Addr: "192.0.2.2/30", Up: true})
+	nstest.Veth(t, nstest.End{Name: "h8ca2", NS: nsA, Addr: "198.51.100.1/30", Up: true}, nstest.End{Name: "h8cb2", NS: nsB, Addr: "198.51.100.2/30", Up: true})
 	tA := labelled("ta", 1, "A")
 	tA.WANInterface, tA.WANAddress, tA.Remote = "h8ca1", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddrPort("192.0.2.2:4789")
 	tB := labelled("tb", 2, "B")
@@ -64,7 +52,7 @@ func TestPathRulesAcrossLabels(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := func(ns string, cfg Config) *Engine {
 		var e *Engine
-		if err := inNS(t, ns, func() (err error) { e, err = New(context.Background(), cfg, log); return err }); err != nil {
+		if err := nstest.Do(ns, func() (err error) { e, err = New(context.Background(), cfg, log); return err }); err != nil {
 			t.Fatalf("starting engine in %s: %v", ns, err)
 		}
 		t.Cleanup(func() { e.Close() })
@@ -72,8 +60,8 @@ func TestPathRulesAcrossLabels(t *testing.T) {
 	}
 	a := start(nsA, cfgA)
 	start(nsB, cfgB)
-	nsRun(t, "ip", "-n", nsA, "route", "add", "172.16.2.0/24", "dev", "h8c0", "src", "10.255.0.1")
-	nsRun(t, "ip", "-n", nsB, "route", "add", "10.255.0.0/24", "dev", "h8c0", "src", "172.16.2.1")
+	nstest.Run(t, "ip", "-n", nsA, "route", "add", "172.16.2.0/24", "dev", "h8c0", "src", "10.255.0.1")
+	nstest.Run(t, "ip", "-n", nsB, "route", "add", "10.255.0.0/24", "dev", "h8c0", "src", "172.16.2.1")
 	for _, name := range []string{"ta", "tb"} {
 		waitUntil(t, 10*time.Second, name+" up", func() bool { ts, _ := tunnelStatus(a, name); return ts.Up && ts.ProbesRecv >= 2 })
 	}
@@ -83,7 +71,7 @@ func TestPathRulesAcrossLabels(t *testing.T) {
 	var conns []*net.UDPConn
 	for _, port := range []int{5001, 7000} {
 		var c *net.UDPConn
-		if err := inNS(t, nsB, func() (err error) {
+		if err := nstest.Do(nsB, func() (err error) {
 			c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(172, 16, 2, 1), Port: port})
 			return err
 		}); err != nil {
@@ -93,7 +81,7 @@ func TestPathRulesAcrossLabels(t *testing.T) {
 		conns = append(conns, c)
 	}
 	var sender *net.UDPConn
-	if err := inNS(t, nsA, func() (err error) {
+	if err := nstest.Do(nsA, func() (err error) {
 		sender, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 255, 0, 1)})
 		return err
 	}); err != nil {
@@ -149,7 +137,7 @@ func TestPathRulesAcrossLabels(t *testing.T) {
 
 	// Cut label B's underlay: tb goes down after 3 lost probes and the
 	// application moves to label A.
-	nsRun(t, "ip", "-n", nsA, "link", "set", "h8ca2", "down")
+	nstest.Run(t, "ip", "-n", nsA, "link", "set", "h8ca2", "down")
 	waitUntil(t, 10*time.Second, "tb down", func() bool { ts, _ := tunnelStatus(a, "tb"); return !ts.Up })
 	c = burst(n)
 	if c["ta"] < 2*n || c["tb"] > 10 {

@@ -2,13 +2,11 @@ package wancheck
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/trellis-sdwan/trellis/edge/firewall"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -36,37 +35,27 @@ import (
 // echo replies are established traffic and get in.
 const nsEnv = "TRELLIS_WANCHECK_NS"
 
+// scope names the namespaces of the test: wc-<pid>-….
+var scope = nstest.Scope{Prefix: "wc", Env: nsEnv, Why: "network namespaces, raw sockets"}
+
 func TestICMPInNamespaces(t *testing.T) {
-	if os.Getenv(nsEnv) != "" {
+	if scope.Inside() {
 		icmpInNamespace(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, raw sockets)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	b := make([]byte, 3)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	nsE, nsT := "wc-"+id+"-e", "wc-"+id+"-t"
-	for _, ns := range []string{nsE, nsT} {
-		ip(t, "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		ip(t, "-n", ns, "link", "set", "lo", "up")
-	}
+	nstest.RequireRoot(t, scope.Why)
+	id := fmt.Sprint(os.Getpid())
+	nsE, nsT := scope.Name("e"), scope.Name("t")
+	nstest.AddNS(t, nsE)
+	nstest.AddNS(t, nsT)
 	wan, peer, dead, deadPeer := "wc"+id+"e", "wc"+id+"t", "wc"+id+"d", "wc"+id+"p"
-	ip(t, "link", "add", wan, "netns", nsE, "type", "veth", "peer", "name", peer, "netns", nsT)
+	nstest.Veth(t, nstest.End{Name: wan, NS: nsE, Addr: "192.0.2.1/24", Up: true}, nstest.End{Name: peer, NS: nsT, Addr: "192.0.2.2/24", Up: true})
+	// The dead-end WAN (its peer in the same namespace, where the echoes
+	// die): its address is routed back by the target's side, so an echo
+	// leaking out of the veth would be answered.
+	nstest.Veth(t, nstest.End{Name: dead, NS: nsE, Addr: "203.0.113.1/24", Up: true}, nstest.End{Name: deadPeer, NS: nsE, Up: true})
 	for _, c := range [][]string{
-		{nsE, "addr", "add", "192.0.2.1/24", "dev", wan}, {nsE, "link", "set", wan, "up"},
 		{nsE, "route", "add", "198.51.100.0/24", "via", "192.0.2.2"},
-		// The dead-end WAN (its peer in the same namespace, where the
-		// echoes die): its address is routed back by the target's
-		// side, so an echo leaking out of the veth would be answered.
-		{nsE, "link", "add", dead, "type", "veth", "peer", "name", deadPeer},
-		{nsE, "addr", "add", "203.0.113.1/24", "dev", dead}, {nsE, "link", "set", dead, "up"}, {nsE, "link", "set", deadPeer, "up"},
-		{nsT, "addr", "add", "192.0.2.2/24", "dev", peer}, {nsT, "link", "set", peer, "up"},
 		{nsT, "addr", "add", "198.51.100.7/32", "dev", "lo"},
 		{nsT, "route", "add", "203.0.113.0/24", "via", "192.0.2.1"},
 		{nsT, "addr", "add", "198.51.100.9/32", "dev", "lo"},
@@ -74,19 +63,11 @@ func TestICMPInNamespaces(t *testing.T) {
 		ip(t, append([]string{"-n"}, c...)...)
 	}
 	// The ICMP errors of the reject are not rate limited in the target.
-	if out, err := exec.Command("ip", "netns", "exec", nsT, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0").CombinedOutput(); err != nil {
-		t.Fatalf("sysctl: %v %s", err, out)
-	}
+	nstest.Run(t, "ip", "netns", "exec", nsT, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
 	rejectIn(t, nsT, netip.MustParseAddr("198.51.100.9"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", nsE, os.Args[0], "-test.run=^TestICMPInNamespaces$", "-test.v")
-	cmd.Env = append(os.Environ(), nsEnv+"=1", "TRELLIS_WANCHECK_IDS="+strings.Join([]string{nsT, wan, peer, dead}, ","))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestICMPInNamespaces") {
-		t.Fatalf("in namespace %s: %v\n%s", nsE, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", nsE, out)
+	nstest.Rerun(ctx, t, nsE, nsEnv+"="+id, "TRELLIS_WANCHECK_IDS="+strings.Join([]string{nsT, wan, peer, dead}, ","))
 }
 
 // rejectIn makes namespace ns answer packets to dst with ICMP
@@ -117,11 +98,10 @@ func rejectIn(t *testing.T, ns string, dst netip.Addr) {
 	}
 }
 
+// ip runs ip with args; t fails at once when it fails.
 func ip(t *testing.T, args ...string) {
 	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
-	}
+	nstest.Run(t, append([]string{"ip"}, args...)...)
 }
 
 // waitStatus polls the checker until cond holds for iface (bounded: the

@@ -47,6 +47,16 @@ func RequireTUN(t testing.TB) {
 	}
 }
 
+// RequireCommand skips t unless every command in names is on PATH.
+func RequireCommand(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("needs %s", n)
+		}
+	}
+}
+
 // Run runs the command args[0] with the arguments args[1:] and returns
 // its combined output; t fails at once when it fails.
 func Run(t testing.TB, args ...string) string {
@@ -75,18 +85,23 @@ type End struct {
 	Up   bool   // set the link up
 }
 
-// Veth creates the veth pair a–b, moves each end into its namespace,
-// adds its address and sets it up as asked. The pair is deleted when t
-// ends (or with the namespace of an end that was moved).
+// Veth creates the veth pair a–b with each end right in its namespace
+// (neither end passes through this one on the way), adds its address and
+// sets it up as asked. The pair is deleted when t ends (or with the
+// namespace of an end).
 func Veth(t testing.TB, a, b End) {
 	t.Helper()
-	Run(t, "ip", "link", "add", a.Name, "type", "veth", "peer", "name", b.Name)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", a.Name).Run() })
-	for _, e := range []End{a, b} {
-		if e.NS != "" {
-			Run(t, "ip", "link", "set", e.Name, "netns", e.NS)
-		}
+	args := []string{"ip", "link", "add", a.Name}
+	if a.NS != "" {
+		args = append(args, "netns", a.NS)
 	}
+	args = append(args, "type", "veth", "peer", "name", b.Name)
+	if b.NS != "" {
+		args = append(args, "netns", b.NS)
+	}
+	Run(t, args...)
+	del := ipIn(a.NS, "link", "del", a.Name)
+	t.Cleanup(func() { _ = exec.Command(del[0], del[1:]...).Run() })
 	for _, e := range []End{a, b} {
 		if e.Addr != "" {
 			Run(t, ipIn(e.NS, "addr", "add", e.Addr, "dev", e.Name)...)

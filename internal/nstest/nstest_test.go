@@ -150,3 +150,25 @@ func TestIsolate(t *testing.T) {
 		t.Errorf("namespace %s left behind", scope.Name("isolate-child"))
 	}
 }
+
+// TestRequireCommand: a test needing a command that is not on PATH is
+// skipped, one needing commands that are is not.
+func TestRequireCommand(t *testing.T) {
+	for _, c := range []struct {
+		names []string
+		skip  bool
+	}{
+		{[]string{"sh"}, false},
+		{[]string{"sh", "trellis-nstest-no-such-command"}, true},
+		{nil, false},
+	} {
+		var skipped bool
+		t.Run(strings.Join(c.names, "+"), func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			RequireCommand(t, c.names...)
+		})
+		if skipped != c.skip {
+			t.Errorf("RequireCommand(%q): skipped %v, want %v", c.names, skipped, c.skip)
+		}
+	}
+}
