@@ -763,7 +763,7 @@ func TestSitesSymmetricNATHub(t *testing.T) {
 // wan1 (a warning: wan2 still reaches it) and s2's only WAN (critical);
 // then a WAN whose link goes down is shown no_link with a reason, the
 // tunnels over it are not up and say why, and the sites keep talking over
-// the other WAN.
+// the other WAN; the link back, the WAN is ok and its tunnel up again.
 func TestSitesWANHealth(t *testing.T) {
 	top := lab.Topology{Sites: []lab.Site{{WANs: []lab.WAN{{}, {}}}, {}}}
 	s := upSites(t, top)
@@ -823,4 +823,35 @@ func wanWithoutLink(ctx context.Context, t *testing.T, s *siteLab) {
 	t.Logf("s1 wan2 without link: no_link (%s)", reason)
 	s.reachAll(ctx, t, 30*time.Second)
 	s.step(t, "WAN without link marked, its tunnel not up, traffic over wan1")
+
+	// The link comes back: the edge puts back the routes the kernel took
+	// with it, manage shows wan2 ok and its tunnel up again.
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "wan2", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set wan2 up: %v %s", err, out)
+	}
+	back := time.Now()
+	labtest.WaitFor(t, time.Minute, "s1's wan2 ok and its tunnel up again", func() error {
+		il, err := s.c.ListInterfaces(ctx, s.mi.OrgID, s1)
+		if err != nil {
+			return err
+		}
+		for _, in := range il.Items {
+			if in.Name == "wan2" && in.Status != "ok" {
+				return fmt.Errorf("wan2: status %q reason %q", in.Status, in.Reason)
+			}
+		}
+		ts, err := s.Tunnels(ctx, s.c, s.mi)
+		if err != nil {
+			return err
+		}
+		for _, tu := range ts {
+			if ((tu.DeviceA == s1 && tu.InterfaceA == "wan2") || (tu.DeviceB == s1 && tu.InterfaceB == "wan2")) && tu.Status != "up" {
+				return fmt.Errorf("tunnel %d over wan2: %s %q", tu.Number, tu.Status, tu.Reason)
+			}
+		}
+		return nil
+	})
+	t.Logf("s1 wan2 link back: ok and tunnel up after %.1fs", time.Since(back).Seconds())
+	s.reachAll(ctx, t, 30*time.Second)
+	s.step(t, "WAN link back: its tunnel up again")
 }
