@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 )
 
 // The real-client test runs the server in a network namespace of its own
@@ -42,37 +44,19 @@ func TestRealClient(t *testing.T) {
 		realClient(t, os.Getenv(nsClientEnv))
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, veth pair, UDP port 67)")
-	}
-	for _, tool := range []string{"ip", "busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	nstest.RequireRoot(t, "network namespaces, veth pair, UDP port 67")
+	nstest.RequireCommand(t, "busybox")
 	if out, _ := exec.Command("busybox", "udhcpc", "--help").CombinedOutput(); !strings.Contains(string(out), "udhcpc") {
 		t.Skip("busybox has no udhcpc")
 	}
 	sns, cns := fmt.Sprintf("h4%ds", os.Getpid()), fmt.Sprintf("h4%dc", os.Getpid())
-	for _, ns := range []string{sns, cns} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(t, "ip", "-n", sns, "link", "add", srvIf, "type", "veth", "peer", "name", cliIf, "netns", cns)
-	run(t, "ip", "-n", sns, "addr", "add", "192.168.77.1/24", "dev", srvIf)
-	run(t, "ip", "-n", sns, "link", "set", srvIf, "up")
-	run(t, "ip", "-n", cns, "link", "set", cliIf, "up")
+	nstest.AddNS(t, sns)
+	nstest.AddNS(t, cns)
+	nstest.Veth(t, nstest.End{Name: srvIf, NS: sns, Addr: "192.168.77.1/24", Up: true}, nstest.End{Name: cliIf, NS: cns, Up: true})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", sns, os.Args[0], "-test.run=^TestRealClient$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), nsServerEnv+"=1", nsClientEnv+"="+cns)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestRealClient") {
-		t.Fatalf("in namespace %s: %v\n%s", sns, err, out)
-	}
-	t.Logf("in namespace %s:\n%s", sns, out)
+	nstest.Rerun(ctx, t, sns, nsServerEnv+"=1", nsClientEnv+"="+cns)
 }
 
 // udhcpcResult is what the client's script saw when it bound a lease.
