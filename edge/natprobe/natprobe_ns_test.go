@@ -3,25 +3,20 @@ package natprobe
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/trellis-sdwan/trellis/edge/dataplane"
 	"github.com/trellis-sdwan/trellis/edge/dataplane/esp"
 	"github.com/trellis-sdwan/trellis/edge/natprobe/natprobetest"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -48,50 +43,20 @@ type natLab struct {
 	edgeIf, publicIf     string
 }
 
+// scope names the namespaces of these tests: h7b-<pid>-<case>-….
+var scope = nstest.Scope{Prefix: "h7b"}
+
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, nftables, TUN devices)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
-	}
+	nstest.RequireRoot(t, "network namespaces, nftables, TUN devices")
+	nstest.RequireTUN(t)
 }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// inNS runs f on an OS thread switched into namespace ns: sockets, TUN
-// devices and netlink calls made by f belong to it.
+// inNS runs f on an OS thread switched into namespace ns (nstest.Do):
+// sockets, TUN devices and netlink calls made by f belong to it.
 func inNS(t *testing.T, ns string, f func() error) {
 	t.Helper()
-	err := func() error {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return err
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			return err
-		}
-		defer netns.Set(orig)
-		return f()
-	}()
-	if err != nil {
+	if err := nstest.Do(ns, f); err != nil {
 		t.Fatalf("in namespace %s: %v", ns, err)
 	}
 }
@@ -100,36 +65,19 @@ func inNS(t *testing.T, ns string, f func() error) {
 // (a devproto.NAT* constant). Everything goes away in t.Cleanup.
 func newNATLab(t *testing.T, n int, nat string) *natLab {
 	t.Helper()
-	b := make([]byte, 3)
-	rand.Read(b)
-	id := hex.EncodeToString(b)
-	l := &natLab{t: t, edge: "h7b-" + id + "-e", router: "h7b-" + id + "-r", public: "h7b-" + id + "-p",
+	l := &natLab{t: t, edge: scope.Name(fmt.Sprintf("%d-e", n)), router: scope.Name(fmt.Sprintf("%d-r", n)), public: scope.Name(fmt.Sprintf("%d-p", n)),
 		edgeIf: fmt.Sprintf("h7b%de", n), publicIf: fmt.Sprintf("h7b%dp", n)}
 	for _, ns := range []string{l.edge, l.router, l.public} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		nstest.AddNS(t, ns)
 	}
 	rIn, rOut := fmt.Sprintf("h7b%dri", n), fmt.Sprintf("h7b%dro", n)
-	run(t, "ip", "link", "add", l.edgeIf, "netns", l.edge, "type", "veth", "peer", "name", rIn, "netns", l.router)
-	run(t, "ip", "link", "add", l.publicIf, "netns", l.public, "type", "veth", "peer", "name", rOut, "netns", l.router)
-	for _, c := range [][]string{
-		{l.edge, "addr", "add", edgeAddr + "/24", "dev", l.edgeIf},
-		{l.edge, "link", "set", l.edgeIf, "up"},
-		{l.edge, "route", "add", "default", "via", routerIn},
-		{l.router, "addr", "add", routerIn + "/24", "dev", rIn},
-		{l.router, "addr", "add", routerOut + "/24", "dev", rOut},
-		{l.router, "link", "set", rIn, "up"},
-		{l.router, "link", "set", rOut, "up"},
-		{l.public, "addr", "add", publicAddr + "/24", "dev", l.publicIf},
-		{l.public, "link", "set", l.publicIf, "up"},
-	} {
-		run(t, append([]string{"ip", "-n", c[0]}, c[1:]...)...)
-	}
-	run(t, "ip", "netns", "exec", l.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	nstest.Veth(t, nstest.End{Name: l.edgeIf, NS: l.edge, Addr: edgeAddr + "/24", Up: true}, nstest.End{Name: rIn, NS: l.router, Addr: routerIn + "/24", Up: true})
+	nstest.Veth(t, nstest.End{Name: l.publicIf, NS: l.public, Addr: publicAddr + "/24", Up: true}, nstest.End{Name: rOut, NS: l.router, Addr: routerOut + "/24", Up: true})
+	nstest.Run(t, "ip", "-n", l.edge, "route", "add", "default", "via", routerIn)
+	nstest.Run(t, "ip", "netns", "exec", l.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	if nat == devproto.NATNone {
 		// The public side routes the private subnet back: no NAT at all.
-		run(t, "ip", "-n", l.public, "route", "add", "192.168.77.0/24", "via", routerOut)
+		nstest.Run(t, "ip", "-n", l.public, "route", "add", "192.168.77.0/24", "via", routerOut)
 		return l
 	}
 	addNAT(t, l.router, nat, rIn, rOut, netip.MustParseAddr(routerOut), netip.MustParseAddr(edgeAddr))
@@ -346,13 +294,10 @@ type site struct {
 // the STUN server (203.0.113.2).
 func newTwoSites(t *testing.T, n int, natA, natB string) (inet string, a, b *site) {
 	t.Helper()
-	bs := make([]byte, 3)
-	rand.Read(bs)
-	id := hex.EncodeToString(bs)
-	inet = "h7b-" + id + "-i"
+	inet = scope.Name(fmt.Sprintf("%d-i", n))
 	nss := []string{inet}
 	mk := func(side string, nat string, private, inner, public, gw string) *site {
-		s := &site{edge: "h7b-" + id + "-e" + side, router: "h7b-" + id + "-r" + side, wanIf: fmt.Sprintf("h7b%d%se", n, side),
+		s := &site{edge: scope.Name(fmt.Sprintf("%d-e%s", n, side)), router: scope.Name(fmt.Sprintf("%d-r%s", n, side)), wanIf: fmt.Sprintf("h7b%d%se", n, side),
 			private: netip.MustParseAddr(private), public: netip.MustParseAddr(public), nat: nat}
 		nss = append(nss, s.edge, s.router)
 		return s
@@ -360,11 +305,9 @@ func newTwoSites(t *testing.T, n int, natA, natB string) (inet string, a, b *sit
 	a = mk("a", natA, "192.168.77.2", "192.168.77.1", "203.0.113.1", "203.0.113.2")
 	b = mk("b", natB, "192.168.78.2", "192.168.78.1", "198.51.100.1", "198.51.100.2")
 	for _, ns := range nss {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		nstest.AddNS(t, ns)
 	}
-	run(t, "ip", "netns", "exec", inet, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	nstest.Run(t, "ip", "netns", "exec", inet, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	for _, x := range []struct {
 		s                       *site
 		side, inner, gw, subnet string
@@ -372,25 +315,13 @@ func newTwoSites(t *testing.T, n int, natA, natB string) (inet string, a, b *sit
 		s := x.s
 		rIn, rOut, iIf := fmt.Sprintf("h7b%d%sri", n, x.side), fmt.Sprintf("h7b%d%sro", n, x.side), fmt.Sprintf("h7b%d%si", n, x.side)
 		s.outIf = rOut
-		run(t, "ip", "link", "add", s.wanIf, "netns", s.edge, "type", "veth", "peer", "name", rIn, "netns", s.router)
-		run(t, "ip", "link", "add", rOut, "netns", s.router, "type", "veth", "peer", "name", iIf, "netns", inet)
-		for _, c := range [][]string{
-			{s.edge, "addr", "add", s.private.String() + "/24", "dev", s.wanIf},
-			{s.edge, "link", "set", s.wanIf, "up"},
-			{s.edge, "route", "add", "default", "via", x.inner},
-			{s.router, "addr", "add", x.inner + "/24", "dev", rIn},
-			{s.router, "addr", "add", s.public.String() + "/24", "dev", rOut},
-			{s.router, "link", "set", rIn, "up"},
-			{s.router, "link", "set", rOut, "up"},
-			{s.router, "route", "add", "default", "via", x.gw},
-			{inet, "addr", "add", x.gw + "/24", "dev", iIf},
-			{inet, "link", "set", iIf, "up"},
-		} {
-			run(t, append([]string{"ip", "-n", c[0]}, c[1:]...)...)
-		}
-		run(t, "ip", "netns", "exec", s.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		nstest.Veth(t, nstest.End{Name: s.wanIf, NS: s.edge, Addr: s.private.String() + "/24", Up: true}, nstest.End{Name: rIn, NS: s.router, Addr: x.inner + "/24", Up: true})
+		nstest.Veth(t, nstest.End{Name: rOut, NS: s.router, Addr: s.public.String() + "/24", Up: true}, nstest.End{Name: iIf, NS: inet, Addr: x.gw + "/24", Up: true})
+		nstest.Run(t, "ip", "-n", s.edge, "route", "add", "default", "via", x.inner)
+		nstest.Run(t, "ip", "-n", s.router, "route", "add", "default", "via", x.gw)
+		nstest.Run(t, "ip", "netns", "exec", s.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 		if s.nat == devproto.NATNone {
-			run(t, "ip", "-n", inet, "route", "add", x.subnet, "via", s.public.String())
+			nstest.Run(t, "ip", "-n", inet, "route", "add", x.subnet, "via", s.public.String())
 			continue
 		}
 		addNAT(t, s.router, s.nat, rIn, rOut, s.public, s.private)
@@ -546,10 +477,10 @@ func TestISPAddressChange(t *testing.T) {
 		}
 	}
 	waitAnswered("before the change", map[*site]uint64{})
-	run(t, "ip", "netns", "exec", a.router, "sysctl", "-qw", "net.ipv4.conf.all.promote_secondaries=1", "net.ipv4.conf."+a.outIf+".promote_secondaries=1")
-	run(t, "ip", "-n", a.router, "addr", "add", "203.0.113.11/24", "dev", a.outIf)
-	run(t, "ip", "-n", a.router, "addr", "del", a.public.String()+"/24", "dev", a.outIf)
-	run(t, "ip", "-n", a.router, "route", "replace", "default", "via", "203.0.113.2")
+	nstest.Run(t, "ip", "netns", "exec", a.router, "sysctl", "-qw", "net.ipv4.conf.all.promote_secondaries=1", "net.ipv4.conf."+a.outIf+".promote_secondaries=1")
+	nstest.Run(t, "ip", "-n", a.router, "addr", "add", "203.0.113.11/24", "dev", a.outIf)
+	nstest.Run(t, "ip", "-n", a.router, "addr", "del", a.public.String()+"/24", "dev", a.outIf)
+	nstest.Run(t, "ip", "-n", a.router, "route", "replace", "default", "via", "203.0.113.2")
 	changed := time.Now()
 	mark := map[*site]uint64{a: tunnelOf(engines[a]).ProbesRecv, b: tunnelOf(engines[b]).ProbesRecv}
 	waitAnswered("after the change", mark)
