@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -32,44 +31,11 @@ func TestDeviceLifecycleOverHTTPS(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	c := pinnedClient(srv.Fingerprint())
-	base := "https://" + srv.Addr()
-	call := func(method, path, token string, body any, out any) int {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		if out != nil {
-			_ = json.Unmarshal(raw, out)
-		}
-		return res.StatusCode
-	}
-	var login struct{ Token string }
-	if st := call("POST", "/api/v1/auth/login", "", map[string]string{"email": DefaultAdminEmail, "password": cfg.AdminPassword}, &login); st != 200 {
-		t.Fatalf("login %d", st)
-	}
-	var orgs struct{ Items []struct{ ID string } }
-	call("GET", "/api/v1/organizations", login.Token, nil, &orgs)
-	org := orgs.Items[0].ID
-	var tok struct{ Token string }
-	if st := call("POST", "/api/v1/organizations/"+org+"/tokens", login.Token, map[string]string{"name": "edges"}, &tok); st != 201 {
-		t.Fatalf("token %d", st)
-	}
+	api := httpsAPI(t, srv)
+	c, call := api.c, api.call
+	session, org := api.login(cfg.AdminPassword)
+	login := struct{ Token string }{session}
+	tok := struct{ Token string }{api.edgeToken(session, org)}
 
 	var reg devproto.RegisterResponse
 	info := devproto.DeviceInfo{MachineID: "0123456789abcdef", Hostname: "edge1", OS: "Debian",
@@ -129,7 +95,7 @@ func TestDeviceLifecycleOverHTTPS(t *testing.T) {
 	if dev.SyncStatus != "in-sync" || dev.ConnState != "connected" || dev.DesiredVersion != cfgMsg.Version {
 		t.Fatalf("device %+v", dev)
 	}
-	res, err := c.Get(base + "/metrics")
+	res, err := c.Get(api.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -76,47 +73,18 @@ func TestInternetCheckFlags(t *testing.T) {
 // TestInternetCheckDefaultsServed: the server's default is what the API
 // shows an organization without its own settings.
 func TestInternetCheckDefaultsServed(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	cfg := testConfig(t, t.TempDir(), io.Discard)
 	cfg.Listen, cfg.HTTPListen = "", "127.0.0.1:0"
 	cfg.AdminPassword = "correct horse battery"
 	cfg.InternetCheck = InternetCheckConfig{Targets: []string{"127.0.0.1"}, Interval: 2 * time.Second, Timeout: 500 * time.Millisecond, FailRounds: 2}
-	srv, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	base := "http://" + srv.HTTPAddr() + "/api/v1"
-	call := func(method, path, token string, body string, out any) int {
-		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		_ = json.Unmarshal(raw, out)
-		return res.StatusCode
-	}
-	var login struct{ Token string }
-	if st := call("POST", "/auth/login", "", `{"email":"`+DefaultAdminEmail+`","password":"correct horse battery"}`, &login); st != 200 {
-		t.Fatalf("login %d", st)
-	}
-	var orgs struct{ Items []struct{ ID string } }
-	call("GET", "/organizations", login.Token, "", &orgs)
+	api := httpAPI(t, startServer(t, cfg))
+	token, org := api.login(cfg.AdminPassword)
 	var v struct {
 		Settings, Defaults devproto.InternetCheck
 		Custom             bool
 	}
-	if st := call("GET", "/organizations/"+orgs.Items[0].ID+"/internet-check", login.Token, "", &v); st != 200 {
+	if st := api.call("GET", "/api/v1/organizations/"+org+"/internet-check", token, nil, &v); st != 200 {
 		t.Fatalf("GET %d", st)
 	}
 	want := devproto.InternetCheck{Targets: []string{"127.0.0.1"}, IntervalSeconds: 2, TimeoutMillis: 500, FailRounds: 2}
@@ -126,37 +94,12 @@ func TestInternetCheckDefaultsServed(t *testing.T) {
 	}
 
 	// An approved device's document carries it.
-	org := orgs.Items[0].ID
-	var tok struct{ Token string }
-	if st := call("POST", "/organizations/"+org+"/tokens", login.Token, `{"name":"edges"}`, &tok); st != 201 {
-		t.Fatalf("token %d", st)
-	}
 	info := devproto.DeviceInfo{MachineID: "internet-check-1", Hostname: "edge1", OS: "Debian"}
-	body, _ := json.Marshal(devproto.RegisterRequest{Token: tok.Token, Info: info})
-	res, err := http.Post("http://"+srv.HTTPAddr()+devproto.PathRegister, "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg devproto.RegisterResponse
-	_ = json.NewDecoder(res.Body).Decode(&reg)
-	res.Body.Close()
-	if res.StatusCode != 201 {
-		t.Fatalf("register %d", res.StatusCode)
-	}
-	if st := call("POST", "/organizations/"+org+"/devices/"+reg.DeviceID+"/approve", login.Token, "", nil); st != 200 {
+	reg := api.register(api.edgeToken(token, org), info)
+	if st := api.call("POST", "/api/v1/organizations/"+org+"/devices/"+reg.DeviceID+"/approve", token, nil, nil); st != 200 {
 		t.Fatalf("approve %d", st)
 	}
-	ws, _, err := websocket.Dial(ctx, "ws://"+srv.HTTPAddr()+devproto.PathChannel, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + reg.Credential}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	hello, _ := json.Marshal(devproto.Hello{Info: info})
-	env, _ := json.Marshal(devproto.Envelope{V: devproto.Version, Type: devproto.TypeHello, Time: time.Now(), Body: hello})
-	if err := ws.Write(ctx, websocket.MessageText, env); err != nil {
-		t.Fatal(err)
-	}
+	ws := api.hello(ctx, reg, info)
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
 	for {

@@ -1,16 +1,12 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -65,63 +61,14 @@ func TestStatsIntervalFlag(t *testing.T) {
 // TestStatsIntervalInWelcome: the period a server runs with is the one a
 // registered edge is told in Welcome.
 func TestStatsIntervalInWelcome(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	cfg := testConfig(t, t.TempDir(), io.Discard)
 	cfg.AdminPassword = "correct horse battery"
 	cfg.StatsInterval = 7 * time.Second
-	srv, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	c := pinnedClient(srv.Fingerprint())
-	base := "https://" + srv.Addr()
-	call := func(method, path, token string, body, out any) int {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, base+path, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		_ = json.Unmarshal(raw, out)
-		return res.StatusCode
-	}
-	var login struct{ Token string }
-	if st := call("POST", "/api/v1/auth/login", "", map[string]string{"email": DefaultAdminEmail, "password": cfg.AdminPassword}, &login); st != 200 {
-		t.Fatalf("login %d", st)
-	}
-	var orgs struct{ Items []struct{ ID string } }
-	call("GET", "/api/v1/organizations", login.Token, nil, &orgs)
-	var tok struct{ Token string }
-	if st := call("POST", "/api/v1/organizations/"+orgs.Items[0].ID+"/tokens", login.Token, map[string]string{"name": "edges"}, &tok); st != 201 {
-		t.Fatalf("token %d", st)
-	}
+	api := httpsAPI(t, startServer(t, cfg))
+	token, org := api.login(cfg.AdminPassword)
 	info := devproto.DeviceInfo{MachineID: "stats-interval-1", Hostname: "edge1", OS: "Debian"}
-	var reg devproto.RegisterResponse
-	if st := call("POST", devproto.PathRegister, "", devproto.RegisterRequest{Token: tok.Token, Info: info}, &reg); st != 201 {
-		t.Fatalf("register %d", st)
-	}
-	ws, _, err := websocket.Dial(ctx, "wss://"+srv.Addr()+devproto.PathChannel, &websocket.DialOptions{HTTPClient: c,
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + reg.Credential}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	body, _ := json.Marshal(devproto.Hello{Info: info})
-	env, _ := json.Marshal(devproto.Envelope{V: devproto.Version, Type: devproto.TypeHello, Time: time.Now(), Body: body})
-	if err := ws.Write(ctx, websocket.MessageText, env); err != nil {
-		t.Fatal(err)
-	}
+	ws := api.hello(ctx, api.register(api.edgeToken(token, org), info), info)
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
 	_, b, err := ws.Read(rctx)
