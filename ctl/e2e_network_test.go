@@ -22,10 +22,8 @@ func TestEndToEndNetwork(t *testing.T) {
 // the store as registration would (approved, with reported interfaces):
 // no edge runs here.
 func endToEndNetwork(t *testing.T, m *manage) {
-	admin := newEnv(t)
-	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin := m.admin(t)
 	org := admin.readConfig().OrgID
-	ctx := t.Context()
 
 	sites := []struct{ name, wan, lan string }{
 		{"paris-1", "192.0.2.10/24", "10.1.0.1/24"},
@@ -34,15 +32,11 @@ func endToEndNetwork(t *testing.T, m *manage) {
 	}
 	ids := map[string]string{}
 	for _, s := range sites {
-		d := store.Device{OrgID: org, MachineID: "machine-" + s.name, Name: s.name, Approval: store.ApprovalApproved,
+		ids[s.name] = m.addDevice(t, store.Device{OrgID: org, MachineID: "machine-" + s.name, Name: s.name, Approval: store.ApprovalApproved,
 			Interfaces: []store.Interface{
 				{Name: "eth0", MAC: "02:00:00:00:00:01", Addresses: []string{s.wan}, Gateway: "192.0.2.1", LinkUp: true},
 				{Name: "eth1", MAC: "02:00:00:00:00:02", Addresses: []string{}, LinkUp: true},
-			}}
-		if err := m.store.CreateDevice(ctx, &d); err != nil {
-			t.Fatal(err)
-		}
-		ids[s.name] = d.ID
+			}}).ID
 	}
 	admin.must("", "path-labels", "create", "MPLS", "--type", "tunnel")
 

@@ -22,14 +22,10 @@ func TestEndToEndPolicies(t *testing.T) {
 // endToEndPolicies drives applications, policies, rules, QoS and
 // assignments through trellisctl against the real controller.
 func endToEndPolicies(t *testing.T, m *manage) {
-	admin := newEnv(t)
-	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin := m.admin(t)
 	org := admin.readConfig().OrgID
-	d := store.Device{OrgID: org, MachineID: "machine-branch", Name: "branch-1", Approval: store.ApprovalApproved,
-		Interfaces: []store.Interface{{Name: "eth0", Addresses: []string{"192.0.2.10/24"}, LinkUp: true}, {Name: "eth1", LinkUp: true}}}
-	if err := m.store.CreateDevice(t.Context(), &d); err != nil {
-		t.Fatal(err)
-	}
+	d := m.addDevice(t, store.Device{OrgID: org, MachineID: "machine-branch", Name: "branch-1", Approval: store.ApprovalApproved,
+		Interfaces: []store.Interface{{Name: "eth0", Addresses: []string{"192.0.2.10/24"}, LinkUp: true}, {Name: "eth1", LinkUp: true}}})
 	admin.must("", "interfaces", "set", "branch-1", "eth0", "--role", "wan", "--address", "192.0.2.10/24", "--gateway", "192.0.2.1", "--nat")
 	admin.must("", "interfaces", "set", "branch-1", "eth1", "--role", "lan", "--address", "10.1.0.1/24")
 	admin.must("", "path-labels", "create", "MPLS", "--type", "tunnel")

@@ -352,8 +352,7 @@ func endToEnd(t *testing.T, m *manage) {
 
 func TestEndToEndTOTP(t *testing.T) {
 	m := startManage(t)
-	e := newEnv(t)
-	e.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	e := m.admin(t)
 
 	enr := jsonOut[client.TOTPEnrollment](t, e.must("", "totp", "enroll", "-o", "json"))
 	if enr.Secret == "" || !strings.HasPrefix(enr.OTPAuthURL, "otpauth://") {
@@ -393,13 +392,10 @@ func TestEndToEndTOTP(t *testing.T) {
 // seedDevice creates a pending device as if an edge had registered.
 func (m *manage) seedDevice(t *testing.T, orgID, machineID, name string) string {
 	t.Helper()
-	d := store.Device{OrgID: orgID, MachineID: machineID, Name: name, Hostname: name, OS: "Debian 13",
+	d := m.addDevice(t, store.Device{OrgID: orgID, MachineID: machineID, Name: name, Hostname: name, OS: "Debian 13",
 		Versions: map[string]string{"edge": "0.1.0"}, Approval: store.ApprovalPending,
 		ConnState: store.ConnDisconnected, SyncStatus: store.SyncPending,
-		Interfaces: []store.Interface{{Name: "wan0", MAC: "52:54:00:12:34:56", Addresses: []string{"192.0.2.10/24"}, LinkUp: true}}}
-	if err := m.store.CreateDevice(t.Context(), &d); err != nil {
-		t.Fatal(err)
-	}
+		Interfaces: []store.Interface{{Name: "wan0", MAC: "52:54:00:12:34:56", Addresses: []string{"192.0.2.10/24"}, LinkUp: true}}})
 	return d.ID
 }
 
@@ -569,8 +565,7 @@ func TestEndToEndLoginRateLimit(t *testing.T) {
 
 func TestEndToEndForcedTOTP(t *testing.T) {
 	m := startManage(t)
-	e := newEnv(t)
-	e.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	e := m.admin(t)
 	e.must("", "accounts", "update", "Default", "--force-totp")
 	e.must("", "logout")
 	r := e.must(m.password+"\n", "login", m.email)

@@ -24,14 +24,10 @@ func TestSummarize(t *testing.T) {
 // history against the real controller and says when no report is kept.
 func TestDeviceHealthCommand(t *testing.T) {
 	m := startManage(t)
-	admin := newEnv(t)
-	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin := m.admin(t)
 	org := admin.readConfig().OrgID
 	ctx := t.Context()
-	d := store.Device{OrgID: org, MachineID: "machine-health", Name: "lyon-1", Approval: store.ApprovalApproved}
-	if err := m.store.CreateDevice(ctx, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := m.addDevice(t, store.Device{OrgID: org, MachineID: "machine-health", Name: "lyon-1", Approval: store.ApprovalApproved})
 	now := time.Now().UTC()
 	var pts []store.MetricPoint
 	for i, v := range []float64{10, 20, 60} {

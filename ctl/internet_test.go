@@ -13,8 +13,7 @@ import (
 // against the real controller (started with checks off by default).
 func TestInternetCheckCommands(t *testing.T) {
 	m := startManage(t)
-	admin := newEnv(t)
-	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin := m.admin(t)
 	r := admin.must("", "internet-check", "show")
 	if !strings.Contains(r.stdout, "In force  off") || !strings.Contains(r.stdout, "the server's defaults") {
 		t.Fatalf("show:\n%s", r.stdout)

@@ -67,3 +67,22 @@ func startManageWith(t *testing.T, plainHTTP bool, db string) *manage {
 	m.store = srv.Store()
 	return m
 }
+
+// admin is a trellisctl environment logged in to m as its first admin
+// (the certificate pinned by its fingerprint).
+func (m *manage) admin(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	return e
+}
+
+// addDevice puts d straight into m's store (as a registration would) and
+// returns it with its id.
+func (m *manage) addDevice(t *testing.T, d store.Device) store.Device {
+	t.Helper()
+	if err := m.store.CreateDevice(t.Context(), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

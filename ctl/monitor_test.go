@@ -19,14 +19,10 @@ import (
 // alerts and notifications are put in the store as the monitor would.
 func TestEndToEndMonitoring(t *testing.T) {
 	m := startManage(t)
-	admin := newEnv(t)
-	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin := m.admin(t)
 	org := admin.readConfig().OrgID
 	ctx := t.Context()
-	d := store.Device{OrgID: org, MachineID: "machine-paris", Name: "paris-1", Approval: store.ApprovalApproved}
-	if err := m.store.CreateDevice(ctx, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := m.addDevice(t, store.Device{OrgID: org, MachineID: "machine-paris", Name: "paris-1", Approval: store.ApprovalApproved})
 	now := time.Now().UTC()
 	var pts []store.MetricPoint
 	for i := range 5 {
@@ -126,8 +122,7 @@ func TestEndToEndMonitoring(t *testing.T) {
 // keeping the levels not given and the tunnel levels.
 func TestResourceThresholdsCommand(t *testing.T) {
 	m := startManage(t)
-	admin := newEnv(t)
-	admin.must(m.password+"\n", "login", "--server", m.url, "--fingerprint", m.fingerprint, m.email)
+	admin := m.admin(t)
 	admin.must("", "alerts", "thresholds", "--rtt-warning", "40", "--rtt-critical", "80")
 	th := jsonOut[client.ThresholdsView](t, admin.must("", "alerts", "thresholds", "--cpu-warning", "75", "--disk-critical", "99"))
 	r := th.Resources
