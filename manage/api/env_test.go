@@ -275,3 +275,23 @@ func (e *env) world() *world {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// recordChanges records the devices the API says changed (OnDeviceChange,
+// as "org/device"); the function returned gives those recorded since the
+// last call and forgets them.
+func (e *env) recordChanges() func() []string {
+	var mu sync.Mutex
+	var changes []string
+	e.api.cfg.OnDeviceChange = func(org, dev string) {
+		mu.Lock()
+		defer mu.Unlock()
+		changes = append(changes, org+"/"+dev)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := changes
+		changes = nil
+		return out
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/trellis-sdwan/trellis/manage/store"
@@ -19,9 +18,7 @@ func TestInternetCheckAPI(t *testing.T) { testInternetCheckAPI(t, newEnv(t)) }
 
 func testInternetCheckAPI(t *testing.T, e *env) {
 	w := e.world()
-	var mu sync.Mutex
-	var changes []string
-	e.api.cfg.OnDeviceChange = func(org, dev string) { mu.Lock(); changes = append(changes, org+"/"+dev); mu.Unlock() }
+	changed := e.recordChanges()
 	e.api.cfg.InternetCheck = &devproto.InternetCheck{Targets: []string{"192.0.2.1", "192.0.2.2"}, IntervalSeconds: 10, TimeoutMillis: 1000, FailRounds: 3}
 	base := "/organizations/" + w.orgA.ID + "/internet-check"
 	type view struct {
@@ -49,12 +46,9 @@ func testInternetCheckAPI(t *testing.T, e *env) {
 	if got := get(base, w.aliceTok); got.Settings.IntervalSeconds != 5 || !got.Custom {
 		t.Fatalf("GET after PUT: %+v", got)
 	}
-	mu.Lock()
-	if !slices.Contains(changes, w.orgA.ID+"/") {
+	if changes := changed(); !slices.Contains(changes, w.orgA.ID+"/") {
 		t.Fatalf("PUT did not recompile the organization: %v", changes)
 	}
-	changes = nil
-	mu.Unlock()
 	au, err := e.st.ListAudit(t.Context(), w.accA.ID, store.ListOptions{Filter: map[string]string{"action": "internet_check.set"}})
 	if err != nil || au.Total != 1 {
 		t.Fatalf("audit: %+v %v", au, err)
@@ -117,11 +111,9 @@ func testInternetCheckAPI(t *testing.T, e *env) {
 	if v := get(base, w.aliceTok); v.Custom || !slices.Equal(v.Settings.Targets, v.Defaults.Targets) {
 		t.Fatalf("after DELETE: %+v", v)
 	}
-	mu.Lock()
-	if len(changes) != 2 { // the PUT (off) and the first DELETE
+	if changes := changed(); len(changes) != 2 { // the PUT (off) and the first DELETE
 		t.Fatalf("recompilations %v", changes)
 	}
-	mu.Unlock()
 
 	// No server default: the defaults show no targets (checks off).
 	e.api.cfg.InternetCheck = nil

@@ -19,20 +19,7 @@ func TestPolicyAPI(t *testing.T) { testPolicyAPI(t, newEnv(t)) }
 
 func testPolicyAPI(t *testing.T, e *env) {
 	w := e.world()
-	var mu sync.Mutex
-	var changes []string
-	e.api.cfg.OnDeviceChange = func(org, dev string) {
-		mu.Lock()
-		defer mu.Unlock()
-		changes = append(changes, org+"/"+dev)
-	}
-	changed := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		out := changes
-		changes = nil
-		return out
-	}
+	changed := e.recordChanges()
 	org := "/organizations/" + w.orgA.ID
 	tok := w.aliceTok
 	viewer := e.login(e.user("vera@acme.test", membership(w.accA.ID, store.ScopeOrganization, w.orgA.ID, store.RoleViewer)).Email)
