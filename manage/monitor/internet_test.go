@@ -118,10 +118,7 @@ func TestServiceWANInternet(t *testing.T) {
 	f := newFixture(t, storetest.OpenSQLite(t))
 	ctx := t.Context()
 	org, dev := f.org.ID, f.dev.ID
-	d := f.dev
-	d.Approval = store.ApprovalApproved
-	must(t, f.st.UpdateDevice(ctx, &d))
-	must(t, f.st.SetDeviceConnection(ctx, org, dev, store.ConnConnected, f.clk.now()))
+	f.approveAndConnect(t)
 	must(t, f.st.SetDeviceReport(ctx, org, dev, store.DeviceReport{Versions: map[string]string{"edge": "0.2.0"}, Interfaces: []store.Interface{
 		{Name: "wan0", LinkUp: true, Addresses: []string{"192.0.2.10/24"}}, {Name: "wan1", LinkUp: true, Addresses: []string{"198.51.100.10/24"}}}}))
 	must(t, f.st.SetInterfaceConfig(ctx, org, dev, []store.InterfaceAssignment{{Name: "wan0", Role: store.RoleWAN, DHCP: true}, {Name: "wan1", Role: store.RoleWAN, DHCP: true}}))
@@ -230,10 +227,7 @@ func TestServiceWANAssignedAfterStart(t *testing.T) {
 	f := newFixture(t, storetest.OpenSQLite(t))
 	ctx := t.Context()
 	org, dev := f.org.ID, f.dev.ID
-	d := f.dev
-	d.Approval = store.ApprovalApproved
-	must(t, f.st.UpdateDevice(ctx, &d))
-	must(t, f.st.SetDeviceConnection(ctx, org, dev, store.ConnConnected, f.clk.now()))
+	f.approveAndConnect(t)
 	must(t, f.svc.Restore(ctx)) // the device has no WAN yet
 	report := func() {
 		t.Helper()

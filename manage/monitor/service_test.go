@@ -104,6 +104,17 @@ func newFixture(t testing.TB, st store.Store) *fixture {
 	return f
 }
 
+// approveAndConnect approves the fixture's device and marks it connected
+// at the fixture clock's time.
+func (f *fixture) approveAndConnect(t testing.TB) {
+	t.Helper()
+	ctx := t.Context()
+	d := f.dev
+	d.Approval = store.ApprovalApproved
+	must(t, f.st.UpdateDevice(ctx, &d))
+	must(t, f.st.SetDeviceConnection(ctx, f.org.ID, f.dev.ID, store.ConnConnected, f.clk.now()))
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
@@ -383,10 +394,7 @@ func TestServiceStaleConditionsResolve(t *testing.T) {
 	}
 
 	// A WAN without address, then assigned as LAN: resolved.
-	d := f.dev
-	d.Approval = store.ApprovalApproved
-	must(t, f.st.UpdateDevice(ctx, &d))
-	must(t, f.st.SetDeviceConnection(ctx, org, dev, store.ConnConnected, f.clk.now()))
+	f.approveAndConnect(t)
 	must(t, f.st.SetDeviceReport(ctx, org, dev, store.DeviceReport{Interfaces: []store.Interface{{Name: "eth1", LinkUp: true, Addresses: []string{}}}}))
 	must(t, f.st.SetInterfaceConfig(ctx, org, dev, []store.InterfaceAssignment{{Name: "eth1", Role: store.RoleWAN, DHCP: true}}))
 	f.clk.add(DefaultStartGrace)
