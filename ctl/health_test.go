@@ -26,8 +26,7 @@ func TestDeviceHealthCommand(t *testing.T) {
 	m := startManage(t)
 	admin := m.admin(t)
 	org := admin.readConfig().OrgID
-	ctx := t.Context()
-	d := m.addDevice(t, store.Device{OrgID: org, MachineID: "machine-health", Name: "lyon-1", Approval: store.ApprovalApproved})
+	d := m.approvedDevice(t, org, "machine-health", "lyon-1")
 	now := time.Now().UTC()
 	var pts []store.MetricPoint
 	for i, v := range []float64{10, 20, 60} {
@@ -35,9 +34,7 @@ func TestDeviceHealthCommand(t *testing.T) {
 		pts = append(pts, store.MetricPoint{OrgID: org, DeviceID: d.ID, Kind: monitor.KindDevice, Metric: monitor.MetricCPU, TS: ts, Avg: v, Min: v, Max: v, N: 1},
 			store.MetricPoint{OrgID: org, DeviceID: d.ID, Kind: monitor.KindDevice, Metric: monitor.MetricDisk, TS: ts, Avg: 50, Min: 50, Max: 50, N: 1})
 	}
-	if err := m.store.InsertMetricPoints(ctx, pts); err != nil {
-		t.Fatal(err)
-	}
+	m.insertPoints(t, pts)
 	r := admin.must("", "devices", "health", "lyon-1")
 	for _, want := range []string{"no health reported", "cpu_pct  30", "disk_used_pct  50   50   50   3"} {
 		if !strings.Contains(strings.Join(strings.Fields(r.stdout), " "), strings.Join(strings.Fields(want), " ")) {

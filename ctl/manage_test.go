@@ -86,3 +86,18 @@ func (m *manage) addDevice(t *testing.T, d store.Device) store.Device {
 	}
 	return d
 }
+
+// approvedDevice puts an approved device named name into org.
+func (m *manage) approvedDevice(t *testing.T, org, machineID, name string) store.Device {
+	t.Helper()
+	return m.addDevice(t, store.Device{OrgID: org, MachineID: machineID, Name: name, Approval: store.ApprovalApproved})
+}
+
+// insertPoints puts metric history straight into m's store (as the
+// monitor would).
+func (m *manage) insertPoints(t *testing.T, pts []store.MetricPoint) {
+	t.Helper()
+	if err := m.store.InsertMetricPoints(t.Context(), pts); err != nil {
+		t.Fatal(err)
+	}
+}

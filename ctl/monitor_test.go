@@ -22,16 +22,14 @@ func TestEndToEndMonitoring(t *testing.T) {
 	admin := m.admin(t)
 	org := admin.readConfig().OrgID
 	ctx := t.Context()
-	d := m.addDevice(t, store.Device{OrgID: org, MachineID: "machine-paris", Name: "paris-1", Approval: store.ApprovalApproved})
+	d := m.approvedDevice(t, org, "machine-paris", "paris-1")
 	now := time.Now().UTC()
 	var pts []store.MetricPoint
 	for i := range 5 {
 		pts = append(pts, store.MetricPoint{OrgID: org, DeviceID: d.ID, Kind: monitor.KindInterface, Key: "eth0", Metric: monitor.MetricRxBps,
 			TS: now.Add(-time.Duration(5-i) * time.Minute).Unix(), Avg: 1000, Min: 1000, Max: 1000})
 	}
-	if err := m.store.InsertMetricPoints(ctx, pts); err != nil {
-		t.Fatal(err)
-	}
+	m.insertPoints(t, pts)
 	h := jsonOut[client.History](t, admin.must("", "stats", "history", "--device", "paris-1", "--interface", "eth0", "--metric", "rx_bps", "--step", "1m", "-o", "json"))
 	if len(h.Series) != 1 || len(h.Series[0].Points) != 5 || h.Series[0].Points[0].Avg != 1000 {
 		t.Fatalf("history: %+v", h)
