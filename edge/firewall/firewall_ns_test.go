@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/trellis-sdwan/trellis/edge/hostnet"
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -41,17 +42,17 @@ const (
 func setup(t *testing.T) topo {
 	t.Helper()
 	tp := topo{
-		lan:  peerNS(t, "lan", lan1, "h8a-lanp", "10.8.1.2/24", "10.8.1.1"),
-		lan2: peerNS(t, "lan2", lan2, "h8a-lan2p", "10.8.2.2/24", "10.8.2.1"),
-		isp1: peerNS(t, "isp1", wan1, "h8a-wan1p", "198.18.1.2/24", ""),
-		isp2: peerNS(t, "isp2", wan2, "h8a-wan2p", "198.18.2.2/24", ""),
+		lan:  scope.Peer(t, "lan", lan1, "h8a-lanp", "10.8.1.2/24", "10.8.1.1"),
+		lan2: scope.Peer(t, "lan2", lan2, "h8a-lan2p", "10.8.2.2/24", "10.8.2.1"),
+		isp1: scope.Peer(t, "isp1", wan1, "h8a-wan1p", "198.18.1.2/24", ""),
+		isp2: scope.Peer(t, "isp2", wan2, "h8a-wan2p", "198.18.2.2/24", ""),
 	}
-	run(t, "ip", "-n", tp.lan, "addr", "add", "10.8.1.3/24", "dev", "h8a-lanp")
-	run(t, "ip", "link", "set", "lo", "up")
+	nstest.Run(t, "ip", "-n", tp.lan, "addr", "add", "10.8.1.3/24", "dev", "h8a-lanp")
+	nstest.Run(t, "ip", "link", "set", "lo", "up")
 	for i, isp := range []string{tp.isp1, tp.isp2} {
 		tag := []string{"isp1", "isp2"}[i]
 		for _, a := range []string{"203.0.113.10", "203.0.113.20"} {
-			run(t, "ip", "-n", isp, "addr", "add", a+"/32", "dev", "lo")
+			nstest.Run(t, "ip", "-n", isp, "addr", "add", a+"/32", "dev", "lo")
 			for _, p := range []string{"5000", "6000", "6001", "6002"} {
 				serve(t, isp, "udp", a+":"+p, tag)
 				serve(t, isp, "tcp", a+":"+p, tag)
@@ -131,7 +132,7 @@ func fullDoc() *devproto.Desired {
 }
 
 func TestFirewallInNamespace(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
+	scope.Isolate(t, func(t *testing.T) {
 		tp := setup(t)
 		// Without the firewall, the Internet reaches the edge.
 		if _, err := eventually(tp.isp1, "tcp", "", "198.18.1.1:7022", "edge"); err != nil {
@@ -149,8 +150,8 @@ func TestFirewallInNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		tunPorts := openTUN(t, "h8a-tun")
-		run(t, "ip", "link", "set", "h8a-tun", "up")
-		run(t, "ip", "route", "add", "10.9.0.0/24", "dev", "h8a-tun")
+		nstest.Run(t, "ip", "link", "set", "h8a-tun", "up")
+		nstest.Run(t, "ip", "route", "add", "10.9.0.0/24", "dev", "h8a-tun")
 		m, err := New(Options{TUN: "h8a-tun"})
 		if err != nil {
 			t.Fatal(err)
@@ -243,12 +244,12 @@ func TestFirewallInNamespace(t *testing.T) {
 		pass("breakout voip on lte", tp.lan, "udp", "10.8.1.2:15000", "203.0.113.10:5000", "isp2 ")
 		pass("breakout others on routing", tp.lan, "udp", "", "203.0.113.10:6000", "isp1 ")
 		// WAN2 loses its carrier: VoIP moves to bb (WAN1), same socket.
-		run(t, "ip", "-n", tp.isp2, "link", "set", "h8a-wan2p", "down")
+		nstest.Run(t, "ip", "-n", tp.isp2, "link", "set", "h8a-wan2p", "down")
 		cut := time.Now()
 		waitUsable(t, m, wan2, false)
 		pass("failover to bb", tp.lan, "udp", "10.8.1.2:15000", "203.0.113.10:5000", "isp1 ")
 		t.Logf("breakout failover: the VoIP flow answered through bb %v after the carrier loss", time.Since(cut).Round(time.Millisecond))
-		run(t, "ip", "-n", tp.isp2, "link", "set", "h8a-wan2p", "up")
+		nstest.Run(t, "ip", "-n", tp.isp2, "link", "set", "h8a-wan2p", "up")
 		waitUsable(t, m, wan2, true)
 		pass("back on lte for new flows", tp.lan, "udp", "10.8.1.2:15001", "203.0.113.10:5000", "isp2 ")
 		pass("moved flow stays on bb", tp.lan, "udp", "10.8.1.2:15000", "203.0.113.10:5000", "isp1 ")
@@ -259,7 +260,7 @@ func TestFirewallInNamespace(t *testing.T) {
 
 		// WAN2 loses its address: the watcher notices, VoIP moves to bb; hostnet puts the
 		// address back and new flows return to lte.
-		run(t, "ip", "addr", "del", "198.18.2.1/24", "dev", wan2)
+		nstest.Run(t, "ip", "addr", "del", "198.18.2.1/24", "dev", wan2)
 		waitUsable(t, m, wan2, false)
 		pass("address lost: on bb", tp.lan, "udp", "10.8.1.2:15002", "203.0.113.10:5000", "isp1 ")
 		if err := tp.host.Apply(tp.spec); err != nil {
@@ -283,7 +284,7 @@ func TestFirewallInNamespace(t *testing.T) {
 		seen := map[string]int{}
 		for i := 20; i < 36; i++ {
 			src := fmt.Sprintf("10.8.1.%d", i)
-			run(t, "ip", "-n", tp.lan, "addr", "add", src+"/24", "dev", "h8a-lanp")
+			nstest.Run(t, "ip", "-n", tp.lan, "addr", "add", src+"/24", "dev", "h8a-lanp")
 			first, err := eventually(tp.lan, "udp", src+":0", "203.0.113.10:5000", "isp")
 			if err != nil {
 				t.Errorf("balance from %s: %q %v", src, first, err)
@@ -444,7 +445,7 @@ func bigDoc() *devproto.Desired {
 // compiler emits, as compiled; a batch the kernel refuses leaves the
 // previous ruleset in force.
 func TestInstallInNamespace(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
+	scope.Isolate(t, func(t *testing.T) {
 		rs, err := Compile(bigDoc(), Env{TUN: "trellis0", Usable: map[string]bool{"w1": true, "w2": true, "w3": true}})
 		if err != nil {
 			t.Fatal(err)

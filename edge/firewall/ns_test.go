@@ -21,29 +21,12 @@ import (
 // there, all named h8a-<pid>-….
 var scope = nstest.Scope{Prefix: "h8a", Env: "TRELLIS_FIREWALL_NS_TEST", Why: "network namespaces, nftables, routing rules"}
 
-// The helpers the namespace tests of this package call, bound to scope.
-
-func inNamespace(t *testing.T, body func(*testing.T)) { t.Helper(); scope.Isolate(t, body) }
-func nsName(suffix string) string                     { return scope.Name(suffix) }
-func run(t *testing.T, args ...string) string         { t.Helper(); return nstest.Run(t, args...) }
-
-// peerNS creates namespace nsName(suffix) and a veth pair: local stays
-// here, remote goes into the namespace with addr (and a default route via
-// gw).
-func peerNS(t *testing.T, suffix, local, remote, addr, gw string) string {
-	t.Helper()
-	return scope.Peer(t, suffix, local, remote, addr, gw)
-}
-
-// inNS runs f on a thread switched into namespace ns ("" = here).
-func inNS(ns string, f func() error) error { return nstest.Do(ns, f) }
-
 // serve answers every TCP connection or UDP datagram on addr (in ns) with
 // "<tag> <local> <remote>", until the test ends.
 func serve(t *testing.T, ns, network, addr, tag string) {
 	t.Helper()
 	var wg sync.WaitGroup
-	err := inNS(ns, func() error {
+	err := nstest.Do(ns, func() error {
 		switch network {
 		case "tcp", "echo":
 			ln, err := net.Listen("tcp", addr)
@@ -110,7 +93,7 @@ func (w writerTo) Write(b []byte) (int, error) { return w.pc.WriteTo(b, w.to) }
 // answer; a dropped request is an error after a second.
 func ask(ns, network, laddr, raddr string) (string, error) {
 	var answer string
-	err := inNS(ns, func() error {
+	err := nstest.Do(ns, func() error {
 		d := net.Dialer{Timeout: time.Second}
 		if laddr != "" {
 			var err error
@@ -234,7 +217,7 @@ func openTUN(t *testing.T, name string) <-chan uint16 {
 // sendUDP sends one datagram from ns to raddr (no answer expected).
 func sendUDP(t *testing.T, ns, raddr string) {
 	t.Helper()
-	err := inNS(ns, func() error {
+	err := nstest.Do(ns, func() error {
 		c, err := net.Dial("udp", raddr)
 		if err != nil {
 			return err

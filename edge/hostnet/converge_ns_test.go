@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -17,7 +18,7 @@ import (
 func mainDefaults(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(run(t, "ip", "route", "show", "default", "table", "main")), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(nstest.Run(t, "ip", "route", "show", "default", "table", "main")), "\n") {
 		if l = strings.TrimSpace(l); l != "" {
 			out = append(out, l)
 		}
@@ -45,10 +46,10 @@ func waitRoutes(t *testing.T, stage string, want []string) {
 // by itself (watching netlink), without a new document, and does not
 // bring up a link an administrator set down.
 func TestRoutesBackAfterLinkFlap(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
-		run(t, "ip", "link", "set", "lo", "up")
-		peerNS(t, "inet1", "h10a0", "h10a1", "203.0.113.1/24", "")
-		peerNS(t, "inet2", "h10b0", "h10b1", "198.51.100.1/24", "")
+	scope.Isolate(t, func(t *testing.T) {
+		nstest.Run(t, "ip", "link", "set", "lo", "up")
+		scope.Peer(t, "inet1", "h10a0", "h10a1", "203.0.113.1/24", "")
+		scope.Peer(t, "inet2", "h10b0", "h10b1", "198.51.100.1/24", "")
 		h, err := New(Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +70,7 @@ func TestRoutesBackAfterLinkFlap(t *testing.T) {
 		}
 		waitRoutes(t, "applied", all)
 
-		run(t, "ip", "link", "set", "h10b0", "down")
+		nstest.Run(t, "ip", "link", "set", "h10b0", "down")
 		// The kernel took wan2's routes away.
 		waitRoutes(t, "wan2 down", all[:3])
 		// A re-sync while it is down leaves it down (and adds nothing
@@ -84,7 +85,7 @@ func TestRoutesBackAfterLinkFlap(t *testing.T) {
 			t.Fatalf("routes with wan2 down: %v", got)
 		}
 
-		run(t, "ip", "link", "set", "h10b0", "up")
+		nstest.Run(t, "ip", "link", "set", "h10b0", "up")
 		waitRoutes(t, "wan2 up again", all)
 		// Our own routes only; nothing duplicated.
 		if got := mainDefaults(t); len(got) != 2 {
@@ -92,14 +93,14 @@ func TestRoutesBackAfterLinkFlap(t *testing.T) {
 		}
 
 		// A route of ours someone deleted comes back too.
-		run(t, "ip", "route", "del", "default", "table", "101")
+		nstest.Run(t, "ip", "route", "del", "default", "table", "101")
 		waitRoutes(t, "table 101 default deleted", all)
 
 		// Both links flap at once.
-		run(t, "ip", "link", "set", "h10a0", "down")
-		run(t, "ip", "link", "set", "h10b0", "down")
-		run(t, "ip", "link", "set", "h10a0", "up")
-		run(t, "ip", "link", "set", "h10b0", "up")
+		nstest.Run(t, "ip", "link", "set", "h10a0", "down")
+		nstest.Run(t, "ip", "link", "set", "h10b0", "down")
+		nstest.Run(t, "ip", "link", "set", "h10a0", "up")
+		nstest.Run(t, "ip", "link", "set", "h10b0", "up")
 		waitRoutes(t, "both flapped", all)
 		if !slices.Contains(ourRules(t), "from 198.51.100.2/32 lookup 102 prio 1002") {
 			t.Fatalf("rules %v", ourRules(t))
@@ -112,14 +113,14 @@ func TestRoutesBackAfterLinkFlap(t *testing.T) {
 // kernel keeps same-metric routes side by side and uses the first one, so
 // a foreign route left there would win over the document's.
 func TestPreexistingDefaultRoute(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
-		run(t, "ip", "link", "set", "lo", "up")
-		peerNS(t, "inet", "h10w0", "h10w1", "203.0.113.1/24", "")
-		peerNS(t, "other", "h10o0", "h10o1", "192.0.2.1/24", "")
-		run(t, "ip", "addr", "add", "203.0.113.2/24", "dev", "h10w0")
-		run(t, "ip", "link", "set", "h10w0", "up")
-		run(t, "ip", "addr", "add", "192.0.2.2/24", "dev", "h10o0")
-		run(t, "ip", "link", "set", "h10o0", "up")
+	scope.Isolate(t, func(t *testing.T) {
+		nstest.Run(t, "ip", "link", "set", "lo", "up")
+		scope.Peer(t, "inet", "h10w0", "h10w1", "203.0.113.1/24", "")
+		scope.Peer(t, "other", "h10o0", "h10o1", "192.0.2.1/24", "")
+		nstest.Run(t, "ip", "addr", "add", "203.0.113.2/24", "dev", "h10w0")
+		nstest.Run(t, "ip", "link", "set", "h10w0", "up")
+		nstest.Run(t, "ip", "addr", "add", "192.0.2.2/24", "dev", "h10o0")
+		nstest.Run(t, "ip", "link", "set", "h10o0", "up")
 		wan := devproto.InterfaceConfig{Name: "h10w0", Role: "wan", Address: "203.0.113.2/24", Gateway: "203.0.113.1"}
 		ours := "default via 203.0.113.1 dev h10w0 proto 84 metric 100"
 		tests := []struct {
@@ -141,8 +142,8 @@ func TestPreexistingDefaultRoute(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				run(t, append([]string{"ip", "route", "add", "default"}, tc.pre...)...)
-				defer run(t, "ip", "route", "flush", "default")
+				nstest.Run(t, append([]string{"ip", "route", "add", "default"}, tc.pre...)...)
+				defer nstest.Run(t, "ip", "route", "flush", "default")
 				h, err := New(Options{})
 				if err != nil {
 					t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -83,12 +84,12 @@ func inRange(a netip.Addr, first, last string) bool {
 // client moves to a new address, reporting each change; a restarted host
 // asks for (and keeps) the same address; the empty spec removes it.
 func TestDHCPInNamespace(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
+	scope.Isolate(t, func(t *testing.T) {
 		if _, err := exec.LookPath("busybox"); err != nil {
 			t.Skip("needs busybox (udhcpd)")
 		}
-		run(t, "ip", "link", "set", "lo", "up")
-		srv := peerNS(t, "dhcps", "h3dh0", "h3dh1", "10.77.0.1/24", "")
+		nstest.Run(t, "ip", "link", "set", "lo", "up")
+		srv := scope.Peer(t, "dhcps", "h3dh0", "h3dh1", "10.77.0.1/24", "")
 		stop := udhcpd(t, srv, "h3dh1", "10.77.0.100", "10.77.0.110", 12)
 
 		changes := make(chan Change, 16)
@@ -219,12 +220,12 @@ func TestDHCPInNamespace(t *testing.T) {
 // TestCarrierInNamespace: the DHCP client's wake-up fires when its link
 // gets its carrier back, not for other links or other changes.
 func TestCarrierInNamespace(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
-		run(t, "ip", "link", "add", "h3cr0", "type", "veth", "peer", "name", "h3cr1")
-		run(t, "ip", "link", "add", "h3co0", "type", "veth", "peer", "name", "h3co1")
-		run(t, "ip", "link", "set", "h3cr0", "up")
-		run(t, "ip", "link", "set", "h3co0", "up")
-		run(t, "ip", "link", "set", "h3co1", "up")
+	scope.Isolate(t, func(t *testing.T) {
+		nstest.Run(t, "ip", "link", "add", "h3cr0", "type", "veth", "peer", "name", "h3cr1")
+		nstest.Run(t, "ip", "link", "add", "h3co0", "type", "veth", "peer", "name", "h3co1")
+		nstest.Run(t, "ip", "link", "set", "h3cr0", "up")
+		nstest.Run(t, "ip", "link", "set", "h3co0", "up")
+		nstest.Run(t, "ip", "link", "set", "h3co1", "up")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		ups := carrierUps(ctx, "h3cr0")
@@ -232,16 +233,16 @@ func TestCarrierInNamespace(t *testing.T) {
 			t.Fatal("cannot watch links")
 		}
 		// Another link and an MTU change say nothing.
-		run(t, "ip", "link", "set", "h3co1", "down")
-		run(t, "ip", "link", "set", "h3co1", "up")
-		run(t, "ip", "link", "set", "h3cr0", "mtu", "1400")
+		nstest.Run(t, "ip", "link", "set", "h3co1", "down")
+		nstest.Run(t, "ip", "link", "set", "h3co1", "up")
+		nstest.Run(t, "ip", "link", "set", "h3cr0", "mtu", "1400")
 		select {
 		case <-ups:
 			t.Fatal("wake-up without h3cr0 getting a carrier")
 		case <-time.After(500 * time.Millisecond):
 		}
 		// The carrier comes: one signal.
-		run(t, "ip", "link", "set", "h3cr1", "up")
+		nstest.Run(t, "ip", "link", "set", "h3cr1", "up")
 		select {
 		case <-ups:
 		case <-time.After(10 * time.Second):
@@ -258,9 +259,9 @@ func TestCarrierInNamespace(t *testing.T) {
 // TestOnLinkGatewayInNamespace: a lease with a /32 address and a router
 // outside it (as clouds hand out) gets its default route on-link.
 func TestOnLinkGatewayInNamespace(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
-		run(t, "ip", "link", "add", "h3ol0", "type", "veth", "peer", "name", "h3ol1")
-		run(t, "ip", "link", "set", "h3ol1", "up")
+	scope.Isolate(t, func(t *testing.T) {
+		nstest.Run(t, "ip", "link", "add", "h3ol0", "type", "veth", "peer", "name", "h3ol1")
+		nstest.Run(t, "ip", "link", "set", "h3ol1", "up")
 		h, err := New(Options{DHCPTimeout: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

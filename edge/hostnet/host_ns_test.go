@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/trellis-sdwan/trellis/internal/nstest"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -29,15 +30,15 @@ func mustSpec(t *testing.T, ics ...devproto.InterfaceConfig) Spec {
 // converges, the empty spec removes everything the host added and nothing
 // else, and a restarted host still knows what it added.
 func TestStaticInNamespace(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
-		run(t, "ip", "link", "set", "lo", "up")
-		inet := peerNS(t, "inet", "h3wan0", "h3wan1", "203.0.113.1/24", "")
-		lanh := peerNS(t, "lanh", "h3lan0", "h3lan1", "192.168.77.10/24", "192.168.77.1")
+	scope.Isolate(t, func(t *testing.T) {
+		nstest.Run(t, "ip", "link", "set", "lo", "up")
+		inet := scope.Peer(t, "inet", "h3wan0", "h3wan1", "203.0.113.1/24", "")
+		lanh := scope.Peer(t, "lanh", "h3lan0", "h3lan1", "192.168.77.10/24", "192.168.77.1")
 		// Not ours: an address already on the WAN, and an interface the
 		// document leaves unassigned.
-		run(t, "ip", "addr", "add", "192.0.2.99/24", "dev", "h3wan0")
-		run(t, "ip", "link", "add", "h3x0", "type", "veth", "peer", "name", "h3x1")
-		run(t, "ip", "addr", "add", "10.99.0.1/24", "dev", "h3x0")
+		nstest.Run(t, "ip", "addr", "add", "192.0.2.99/24", "dev", "h3wan0")
+		nstest.Run(t, "ip", "link", "add", "h3x0", "type", "veth", "peer", "name", "h3x1")
+		nstest.Run(t, "ip", "addr", "add", "10.99.0.1/24", "dev", "h3x0")
 		fwdBefore := sysctlValue(t, ipForwardPath)
 		// A strict reverse-path filter is loosened while forwarding.
 		if err := writeSysctl(rpFilterPath, "1"); err != nil {
@@ -110,7 +111,7 @@ func TestStaticInNamespace(t *testing.T) {
 
 		// The edge's own WAN address answers the LAN through the LAN (the
 		// main table's specific routes come before the WAN's table).
-		edge := nsName("staticinnamespace")
+		edge := scope.Name("staticinnamespace")
 		seen, echoed = udpProbe(t, lanh, "192.168.77.10", edge, "203.0.113.2:5355")
 		if seen != "192.168.77.10" || !echoed {
 			t.Fatalf("LAN to the WAN address: edge saw %q, echo back %v (want 192.168.77.10, true)", seen, echoed)
@@ -185,8 +186,8 @@ func TestStaticInNamespace(t *testing.T) {
 // naming it; the rest of the spec is still applied. rp_filter: loosened
 // when one interface is strict, left alone when none is.
 func TestMissingInterfaceInNamespace(t *testing.T) {
-	inNamespace(t, func(t *testing.T) {
-		run(t, "ip", "link", "add", "h3m0", "type", "veth", "peer", "name", "h3m1")
+	scope.Isolate(t, func(t *testing.T) {
+		nstest.Run(t, "ip", "link", "add", "h3m0", "type", "veth", "peer", "name", "h3m1")
 		// Strict only on one interface: "all" becomes loose, then back.
 		for path, v := range map[string]string{rpFilterPath: "0", confDir + "/default/rp_filter": "0", confDir + "/h3m0/rp_filter": "1"} {
 			if err := writeSysctl(path, v); err != nil {

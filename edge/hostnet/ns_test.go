@@ -18,20 +18,6 @@ import (
 // child leaves is removed by the parent (nstest.Scope.Isolate).
 var scope = nstest.Scope{Prefix: "h3", Env: "TRELLIS_HOSTNET_NS_TEST", Why: "network namespaces, addresses, routes, nftables"}
 
-// The helpers the namespace tests of this package call, bound to scope:
-// nsName names a namespace of this test run (h3-<pid of the parent test
-// process>-suffix); peerNS creates namespace nsName(suffix) and a veth
-// pair, local here and remote in the namespace with address addr (and a
-// default route via gw when set).
-
-func inNamespace(t *testing.T, body func(*testing.T)) { t.Helper(); scope.Isolate(t, body) }
-func nsName(suffix string) string                     { return scope.Name(suffix) }
-func run(t *testing.T, args ...string) string         { t.Helper(); return nstest.Run(t, args...) }
-func peerNS(t *testing.T, suffix, local, remote, addr, gw string) string {
-	t.Helper()
-	return scope.Peer(t, suffix, local, remote, addr, gw)
-}
-
 // inNS runs f on a thread switched into namespace ns (sockets created in
 // f stay in ns).
 func inNS(t *testing.T, ns string, f func()) {
