@@ -17,9 +17,11 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -133,6 +135,32 @@ func ipIn(ns string, args ...string) []string {
 		return append([]string{"ip"}, args...)
 	}
 	return append([]string{"ip", "-n", ns}, args...)
+}
+
+// Addrs is the IPv4 addresses (with prefix length, e.g. "192.0.2.1/24")
+// of link in the calling thread's namespace; t fails at once when there
+// is no such link.
+func Addrs(t testing.TB, link string) []string {
+	t.Helper()
+	l, err := netlink.LinkByName(link)
+	if err != nil {
+		t.Fatalf("link %s: %v", link, err)
+	}
+	as, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatalf("addresses of %s: %v", link, err)
+	}
+	var out []string
+	for _, a := range as {
+		out = append(out, a.IPNet.String())
+	}
+	return out
+}
+
+// HasAddr reports whether link has the IPv4 address cidr (Addrs).
+func HasAddr(t testing.TB, link, cidr string) bool {
+	t.Helper()
+	return slices.Contains(Addrs(t, link), cidr)
 }
 
 // Do runs f on an OS thread switched into namespace ns ("": here, as

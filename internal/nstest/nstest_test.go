@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,17 @@ func TestVethBetweenNamespaces(t *testing.T) {
 			if (err == nil) != c.found {
 				t.Errorf("in namespace %q: link %s found %v, want %v (%v)", c.ns, c.link, err == nil, c.found, err)
 			}
+		}
+		if err := Do(a, func() error {
+			if got := Addrs(t, "ntvetha"); !slices.Equal(got, []string{"192.0.2.1/24"}) {
+				t.Errorf("Addrs(ntvetha) = %v, want [192.0.2.1/24]", got)
+			}
+			if !HasAddr(t, "ntvetha", "192.0.2.1/24") || HasAddr(t, "ntvetha", "192.0.2.2/24") || HasAddr(t, "ntvetha", "192.0.2.1/32") {
+				t.Error("HasAddr(ntvetha) wrong")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 		if err := Do(scope.Name("none"), func() error { return nil }); err == nil {
 			t.Error("Do in a namespace that does not exist succeeded")
