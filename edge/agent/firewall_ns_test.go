@@ -68,7 +68,7 @@ func firewallApplierInNamespace(t *testing.T) {
 	if got := outboundRules(t); len(got) != 1 {
 		t.Fatalf("outbound chain: %d rules, want 1", len(got))
 	}
-	if !addrOn(t, "h8a-w1", "198.18.11.9/32") {
+	if !nstest.HasAddr(t, "h8a-w1", "198.18.11.9/32") {
 		t.Error("1:1 address not added")
 	}
 	if rs := fwRules(t); len(rs) != 2 {
@@ -96,7 +96,7 @@ func firewallApplierInNamespace(t *testing.T) {
 	if tableThere(t) {
 		t.Error("table inet trellis_fw left after clear")
 	}
-	if addrOn(t, "h8a-w1", "198.18.11.9/32") {
+	if nstest.HasAddr(t, "h8a-w1", "198.18.11.9/32") {
 		t.Error("1:1 address left after clear")
 	}
 	if rs := fwRules(t); len(rs) != 0 {
@@ -128,24 +128,6 @@ func outboundRules(t *testing.T) []*nftables.Rule {
 		t.Fatalf("reading chain outbound: %v", err)
 	}
 	return rs
-}
-
-func addrOn(t *testing.T, dev, cidr string) bool {
-	t.Helper()
-	l, err := netlink.LinkByName(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range as {
-		if a.IPNet.String() == cidr {
-			return true
-		}
-	}
-	return false
 }
 
 func fwRules(t *testing.T) []string {

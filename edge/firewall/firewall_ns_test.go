@@ -223,7 +223,7 @@ func TestFirewallInNamespace(t *testing.T) {
 		}
 
 		// 1:1 NAT both ways.
-		if !hasAddress(t, wan1, "198.18.1.50/32") {
+		if !nstest.HasAddr(t, wan1, "198.18.1.50/32") {
 			t.Errorf("1:1 NAT: 198.18.1.50/32 not on %s", wan1)
 		}
 		got, err = eventually(tp.isp1, "tcp", "", "198.18.1.50:80", "lanhost ")
@@ -322,7 +322,7 @@ func TestFirewallInNamespace(t *testing.T) {
 		}
 		pass("no rules: outbound allowed", tp.lan, "tcp", "", "203.0.113.10:6001", "isp1 ")
 		blocked("no rules: inbound still denied", tp.isp1, "tcp", "", "198.18.1.1:7023")
-		if hasAddress(t, wan1, "198.18.1.50/32") {
+		if nstest.HasAddr(t, wan1, "198.18.1.50/32") {
 			t.Error("1:1 NAT address left behind")
 		}
 		if rules := ourRules(t); len(rules) != 0 {
@@ -345,7 +345,7 @@ func TestFirewallInNamespace(t *testing.T) {
 		if rules := ourRules(t); len(rules) != 0 {
 			t.Errorf("routing rules left after nil: %v", rules)
 		}
-		if hasAddress(t, wan1, "198.18.1.50/32") {
+		if nstest.HasAddr(t, wan1, "198.18.1.50/32") {
 			t.Error("1:1 NAT address left after nil")
 		}
 		if tableExists(t) {
@@ -368,24 +368,6 @@ func waitUsable(t *testing.T, m *Manager, wan string, want bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("the firewall did not notice %s becoming usable=%v", wan, want)
-}
-
-func hasAddress(t *testing.T, dev, cidr string) bool {
-	t.Helper()
-	l, err := netlink.LinkByName(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range as {
-		if a.IPNet.String() == cidr {
-			return true
-		}
-	}
-	return false
 }
 
 func ourRules(t *testing.T) []string {

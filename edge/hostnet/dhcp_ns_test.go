@@ -110,8 +110,8 @@ func TestDHCPInNamespace(t *testing.T) {
 		}
 		checkLease := func(stage string, addr netip.Prefix) {
 			t.Helper()
-			if !hasAddr(t, "h3dh0", addr.String()) {
-				t.Fatalf("%s: address %v missing: %v", stage, addr, addrsOf(t, "h3dh0"))
+			if !nstest.HasAddr(t, "h3dh0", addr.String()) {
+				t.Fatalf("%s: address %v missing: %v", stage, addr, nstest.Addrs(t, "h3dh0"))
 			}
 			want := []string{
 				"0.0.0.0/0 via 10.77.0.1 dev h3dh0 metric 100",
@@ -165,14 +165,14 @@ func TestDHCPInNamespace(t *testing.T) {
 			t.Fatalf("new lease %v, want 10.77.0.200-210", second.Address)
 		}
 		checkLease("second lease", second.Address)
-		if hasAddr(t, "h3dh0", first.Address.String()) {
-			t.Fatalf("old address left: %v", addrsOf(t, "h3dh0"))
+		if nstest.HasAddr(t, "h3dh0", first.Address.String()) {
+			t.Fatalf("old address left: %v", nstest.Addrs(t, "h3dh0"))
 		}
 
 		// A restart keeps the address installed and gets the same lease
 		// again: no change reported.
 		h.Close()
-		if !hasAddr(t, "h3dh0", second.Address.String()) {
+		if !nstest.HasAddr(t, "h3dh0", second.Address.String()) {
 			t.Fatal("closing the host removed the leased address")
 		}
 		h2, err := New(opts)
@@ -202,7 +202,7 @@ func TestDHCPInNamespace(t *testing.T) {
 		if err := h2.Apply(Spec{}); err != nil {
 			t.Fatal(err)
 		}
-		if got := addrsOf(t, "h3dh0"); len(got) != 0 {
+		if got := nstest.Addrs(t, "h3dh0"); len(got) != 0 {
 			t.Fatalf("addresses left: %v", got)
 		}
 		if got := kernelRoutes(t); len(got) != 0 {

@@ -62,10 +62,10 @@ func TestStaticInNamespace(t *testing.T) {
 		}
 		check := func(stage string, addr, gw string, metric int) {
 			t.Helper()
-			if !hasAddr(t, "h3wan0", addr) || !hasAddr(t, "h3wan0", "192.0.2.99/24") || !hasAddr(t, "h3lan0", "192.168.77.1/24") {
-				t.Fatalf("%s: addresses wan %v lan %v", stage, addrsOf(t, "h3wan0"), addrsOf(t, "h3lan0"))
+			if !nstest.HasAddr(t, "h3wan0", addr) || !nstest.HasAddr(t, "h3wan0", "192.0.2.99/24") || !nstest.HasAddr(t, "h3lan0", "192.168.77.1/24") {
+				t.Fatalf("%s: addresses wan %v lan %v", stage, nstest.Addrs(t, "h3wan0"), nstest.Addrs(t, "h3lan0"))
 			}
-			if got := addrsOf(t, "h3x0"); !reflect.DeepEqual(got, []string{"10.99.0.1/24"}) {
+			if got := nstest.Addrs(t, "h3x0"); !reflect.DeepEqual(got, []string{"10.99.0.1/24"}) {
 				t.Fatalf("%s: unassigned interface touched: %v", stage, got)
 			}
 			p := pfx(addr)
@@ -139,10 +139,10 @@ func TestStaticInNamespace(t *testing.T) {
 		if err := h2.Apply(mustSpec(t, wan2, devproto.InterfaceConfig{Name: "h3lan0", Role: "unassigned"})); err != nil {
 			t.Fatalf("apply changed: %v", err)
 		}
-		if hasAddr(t, "h3wan0", "203.0.113.2/24") || !hasAddr(t, "h3wan0", "203.0.113.3/24") || !hasAddr(t, "h3wan0", "192.0.2.99/24") {
-			t.Fatalf("changed: WAN addresses %v", addrsOf(t, "h3wan0"))
+		if nstest.HasAddr(t, "h3wan0", "203.0.113.2/24") || !nstest.HasAddr(t, "h3wan0", "203.0.113.3/24") || !nstest.HasAddr(t, "h3wan0", "192.0.2.99/24") {
+			t.Fatalf("changed: WAN addresses %v", nstest.Addrs(t, "h3wan0"))
 		}
-		if hasAddr(t, "h3lan0", "192.168.77.1/24") {
+		if nstest.HasAddr(t, "h3lan0", "192.168.77.1/24") {
 			t.Fatal("the LAN address stayed after the LAN was unassigned")
 		}
 		want := []string{
@@ -167,7 +167,7 @@ func TestStaticInNamespace(t *testing.T) {
 		if err := h2.Apply(Spec{}); err != nil {
 			t.Fatalf("apply empty: %v", err)
 		}
-		if got := addrsOf(t, "h3wan0"); !reflect.DeepEqual(got, []string{"192.0.2.99/24"}) {
+		if got := nstest.Addrs(t, "h3wan0"); !reflect.DeepEqual(got, []string{"192.0.2.99/24"}) {
 			t.Fatalf("empty: WAN addresses %v", got)
 		}
 		if got := kernelRoutes(t); len(got) != 0 {
@@ -176,7 +176,7 @@ func TestStaticInNamespace(t *testing.T) {
 		if got := ourRules(t); len(got) != 0 {
 			t.Fatalf("empty: rules left %v", got)
 		}
-		if got := addrsOf(t, "h3x0"); !reflect.DeepEqual(got, []string{"10.99.0.1/24"}) {
+		if got := nstest.Addrs(t, "h3x0"); !reflect.DeepEqual(got, []string{"10.99.0.1/24"}) {
 			t.Fatalf("unassigned interface touched: %v", got)
 		}
 	})
@@ -205,7 +205,7 @@ func TestMissingInterfaceInNamespace(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "h3nope") {
 			t.Fatalf("error %v, want one naming h3nope", err)
 		}
-		if !hasAddr(t, "h3m0", "192.168.5.1/24") {
+		if !nstest.HasAddr(t, "h3m0", "192.168.5.1/24") {
 			t.Fatal("the LAN was not configured")
 		}
 		if rp := sysctlValue(t, rpFilterPath); rp != "2" {
@@ -214,7 +214,7 @@ func TestMissingInterfaceInNamespace(t *testing.T) {
 		if err := h.Apply(Spec{}); err != nil {
 			t.Fatal(err)
 		}
-		if hasAddr(t, "h3m0", "192.168.5.1/24") {
+		if nstest.HasAddr(t, "h3m0", "192.168.5.1/24") {
 			t.Fatal("LAN address left")
 		}
 		if rp := sysctlValue(t, rpFilterPath); rp != "0" {

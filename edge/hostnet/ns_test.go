@@ -27,33 +27,6 @@ func inNS(t *testing.T, ns string, f func()) {
 	}
 }
 
-func addrsOf(t *testing.T, name string) []string {
-	t.Helper()
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, a := range as {
-		out = append(out, a.IPNet.String())
-	}
-	return out
-}
-
-func hasAddr(t *testing.T, name, cidr string) bool {
-	t.Helper()
-	for _, a := range addrsOf(t, name) {
-		if a == cidr {
-			return true
-		}
-	}
-	return false
-}
-
 // kernelRoutes lists the protocol-84 IPv4 routes of all tables as text.
 func kernelRoutes(t *testing.T) []string {
 	t.Helper()
