@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -399,21 +400,48 @@ func (m *manage) seedDevice(t *testing.T, orgID, machineID, name string) string 
 	return d.ID
 }
 
+// client is a client of m logged in as its first admin.
+func (m *manage) client(t *testing.T) *client.Client {
+	t.Helper()
+	cl, err := client.New(client.Options{BaseURL: m.url, Fingerprint: m.fingerprint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.Login(t.Context(), m.email, m.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.SetToken(res.Token)
+	return cl
+}
+
+// checkRoutesExist makes every call but those named in skip: each must
+// reach a route the server has (no method_not_allowed, no "no such
+// endpoint") and fail, if at all, with an API error.
+func checkRoutesExist(t *testing.T, calls map[string]func() error, skip ...string) {
+	t.Helper()
+	for name, call := range calls {
+		if slices.Contains(skip, name) {
+			continue
+		}
+		err := call()
+		if client.HasCode(err, "method_not_allowed") || (err != nil && strings.Contains(err.Error(), "no such endpoint")) {
+			t.Errorf("%s: the server has no such route: %v", name, err)
+		}
+		var ae *client.Error
+		if err != nil && !errors.As(err, &ae) {
+			t.Errorf("%s: %v is not an API error", name, err)
+		}
+	}
+}
+
 // TestClientRoutesExist calls every method of the client against the real
 // API: none may hit a route the server does not have (the catch-all answers
 // "no such endpoint" or method_not_allowed).
 func TestClientRoutesExist(t *testing.T) {
 	m := startManage(t)
-	cl, err := client.New(client.Options{BaseURL: m.url, Fingerprint: m.fingerprint})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := m.client(t)
 	ctx := t.Context()
-	res, err := cl.Login(ctx, m.email, m.password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.SetToken(res.Token)
 	const x = "00000000-0000-0000-0000-000000000000"
 	s := "s"
 	p := client.ListParams{}
@@ -527,19 +555,7 @@ func TestClientRoutesExist(t *testing.T) {
 		"OpenAPI":             func() error { _, err := cl.OpenAPI(ctx); return err },
 		"Logout":              func() error { return cl.Logout(ctx) },
 	}
-	for name, call := range calls {
-		if name == "Logout" {
-			continue // last, below
-		}
-		err := call()
-		if client.HasCode(err, "method_not_allowed") || (err != nil && strings.Contains(err.Error(), "no such endpoint")) {
-			t.Errorf("%s: the server has no such route: %v", name, err)
-		}
-		var ae *client.Error
-		if err != nil && !errors.As(err, &ae) {
-			t.Errorf("%s: %v is not an API error", name, err)
-		}
-	}
+	checkRoutesExist(t, calls, "Logout") // last, below
 	if err := calls["Logout"](); err != nil {
 		t.Errorf("Logout: %v", err)
 	}
