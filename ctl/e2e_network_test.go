@@ -7,14 +7,10 @@ import (
 
 	"github.com/trellis-sdwan/trellis/client"
 	"github.com/trellis-sdwan/trellis/manage/store"
-	"github.com/trellis-sdwan/trellis/manage/store/storetest"
 )
 
 func TestEndToEndNetwork(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { endToEndNetwork(t, startManage(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		endToEndNetwork(t, startManageWith(t, false, storetest.NewPostgresDSN(t)))
-	})
+	onBothStores(t, endToEndNetwork)
 }
 
 // endToEndNetwork drives interfaces, tunnels, static routes and leases

@@ -8,14 +8,10 @@ import (
 
 	"github.com/trellis-sdwan/trellis/client"
 	"github.com/trellis-sdwan/trellis/manage/store"
-	"github.com/trellis-sdwan/trellis/manage/store/storetest"
 )
 
 func TestEndToEndPolicies(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { endToEndPolicies(t, startManage(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		endToEndPolicies(t, startManageWith(t, false, storetest.NewPostgresDSN(t)))
-	})
+	onBothStores(t, endToEndPolicies)
 }
 
 // endToEndPolicies drives applications, policies, rules, QoS and

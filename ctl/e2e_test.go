@@ -12,7 +12,6 @@ import (
 	"github.com/trellis-sdwan/trellis/client"
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/store"
-	"github.com/trellis-sdwan/trellis/manage/store/storetest"
 )
 
 // The end-to-end tests drive trellisctl through Main against the real
@@ -40,10 +39,7 @@ func (e *env) fails(code string, stdin string, args ...string) result {
 }
 
 func TestEndToEnd(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { endToEnd(t, startManage(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		endToEnd(t, startManageWith(t, false, storetest.NewPostgresDSN(t)))
-	})
+	onBothStores(t, endToEnd)
 }
 
 // endToEnd drives every resource through trellisctl against m.

@@ -9,6 +9,7 @@ import (
 	"github.com/trellis-sdwan/trellis/manage/auth"
 	"github.com/trellis-sdwan/trellis/manage/server"
 	"github.com/trellis-sdwan/trellis/manage/store"
+	"github.com/trellis-sdwan/trellis/manage/store/storetest"
 )
 
 // manage is a running controller for the end-to-end tests.
@@ -100,4 +101,11 @@ func (m *manage) insertPoints(t *testing.T, pts []store.MetricPoint) {
 	if err := m.store.InsertMetricPoints(t.Context(), pts); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// onBothStores runs body against a controller on SQLite (subtest
+// "sqlite") and one on PostgreSQL ("postgres", skipped without one).
+func onBothStores(t *testing.T, body func(*testing.T, *manage)) {
+	t.Run("sqlite", func(t *testing.T) { body(t, startManage(t)) })
+	t.Run("postgres", func(t *testing.T) { body(t, startManageWith(t, false, storetest.NewPostgresDSN(t))) })
 }
