@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -273,6 +274,29 @@ func (s Scope) Isolate(t *testing.T, body func(*testing.T)) {
 	Run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { s.DeleteAll() })
 	Rerun(context.Background(), t, ns, fmt.Sprintf("%s=%d", s.Env, os.Getpid()))
+}
+
+// PrepareTimeout bounds the re-run of a test by Prepare.
+const PrepareTimeout = 3 * time.Minute
+
+// Prepare runs body in a namespace that setup prepares: in the parent it
+// skips unless root, runs setup (which makes the namespaces and links the
+// test needs, may skip for other needs, and returns the namespace to run
+// body in and environment variables the child gets besides Env), re-runs
+// the test there (for at most PrepareTimeout) and fails unless it passed;
+// in the child it runs body. What setup made is removed when the test
+// ends, by the cleanups it registered.
+func (s Scope) Prepare(t *testing.T, setup func(*testing.T) (ns string, env []string), body func(*testing.T)) {
+	t.Helper()
+	if s.Inside() {
+		body(t)
+		return
+	}
+	RequireRoot(t, s.Why)
+	ns, env := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), PrepareTimeout)
+	defer cancel()
+	Rerun(ctx, t, ns, append(env, fmt.Sprintf("%s=%d", s.Env, os.Getpid()))...)
 }
 
 // Peer is Peer(t, Name(suffix), local, remote, addr, gw); it returns

@@ -184,3 +184,41 @@ func TestRequireCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepare: the body runs in a child process, in the namespace setup
+// made, with the environment setup asked for; setup runs in the parent
+// only, and what it made is gone when the test ends.
+func TestPrepare(t *testing.T) {
+	var ran bool
+	t.Run("child", func(t *testing.T) {
+		scope.Prepare(t, func(t *testing.T) (string, []string) {
+			ran = true
+			ns := scope.Name("prepared")
+			AddNS(t, ns)
+			return ns, []string{"TRELLIS_NSTEST_PREPARED=yes"}
+		}, func(t *testing.T) {
+			out, err := exec.Command("ip", "netns", "identify", fmt.Sprint(os.Getpid())).Output()
+			if err != nil {
+				t.Fatalf("ip netns identify: %v", err)
+			}
+			if got, want := strings.TrimSpace(string(out)), scope.Name("prepared"); got != want {
+				t.Fatalf("running in namespace %q, want %q", got, want)
+			}
+			if got := os.Getenv("TRELLIS_NSTEST_PREPARED"); got != "yes" {
+				t.Fatalf("TRELLIS_NSTEST_PREPARED=%q in the child", got)
+			}
+		})
+	})
+	if scope.Inside() {
+		if ran {
+			t.Error("setup ran in the child")
+		}
+		return
+	}
+	if !ran {
+		t.Error("setup did not run in the parent")
+	}
+	if nsExists(scope.Name("prepared")) {
+		t.Errorf("namespace %s left behind", scope.Name("prepared"))
+	}
+}
