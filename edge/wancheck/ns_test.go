@@ -38,12 +38,12 @@ const nsEnv = "TRELLIS_WANCHECK_NS"
 // scope names the namespaces of the test: wc-<pid>-….
 var scope = nstest.Scope{Prefix: "wc", Env: nsEnv, Why: "network namespaces, raw sockets"}
 
-func TestICMPInNamespaces(t *testing.T) {
-	if scope.Inside() {
-		icmpInNamespace(t)
-		return
-	}
-	nstest.RequireRoot(t, scope.Why)
+func TestICMPInNamespaces(t *testing.T) { scope.Prepare(t, icmpTopology, icmpInNamespace) }
+
+// icmpTopology makes the edge's and the target's namespaces, joined by
+// the WAN's veth pair, and the dead-end WAN; it returns the edge's
+// namespace and the names icmpInNamespace needs (TRELLIS_WANCHECK_IDS).
+func icmpTopology(t *testing.T) (string, []string) {
 	id := fmt.Sprint(os.Getpid())
 	nsE, nsT := scope.Name("e"), scope.Name("t")
 	nstest.AddNS(t, nsE)
@@ -65,9 +65,7 @@ func TestICMPInNamespaces(t *testing.T) {
 	// The ICMP errors of the reject are not rate limited in the target.
 	nstest.Run(t, "ip", "netns", "exec", nsT, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
 	rejectIn(t, nsT, netip.MustParseAddr("198.51.100.9"))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nstest.Rerun(ctx, t, nsE, nsEnv+"="+id, "TRELLIS_WANCHECK_IDS="+strings.Join([]string{nsT, wan, peer, dead}, ","))
+	return nsE, []string{"TRELLIS_WANCHECK_IDS=" + strings.Join([]string{nsT, wan, peer, dead}, ",")}
 }
 
 // rejectIn makes namespace ns answer packets to dst with ICMP
