@@ -3,7 +3,6 @@ package dhcpd
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -19,8 +18,8 @@ import (
 )
 
 // The real-client test runs the server in a network namespace of its own
-// (h4<pid>s, where the whole re-executed test binary lives) and busybox
-// udhcpc in another (h4<pid>c), joined by a veth pair.
+// (h4-<pid>-s, where the whole re-executed test binary lives) and busybox
+// udhcpc in another (h4-<pid>-c), joined by a veth pair.
 const (
 	nsServerEnv = "TRELLIS_DHCPD_NS_SERVER"
 	nsClientEnv = "TRELLIS_DHCPD_NS_CLIENT"
@@ -39,24 +38,21 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-func TestRealClient(t *testing.T) {
-	if os.Getenv(nsServerEnv) != "" {
-		realClient(t, os.Getenv(nsClientEnv))
-		return
-	}
-	nstest.RequireRoot(t, "network namespaces, veth pair, UDP port 67")
-	nstest.RequireCommand(t, "busybox")
-	if out, _ := exec.Command("busybox", "udhcpc", "--help").CombinedOutput(); !strings.Contains(string(out), "udhcpc") {
-		t.Skip("busybox has no udhcpc")
-	}
-	sns, cns := fmt.Sprintf("h4%ds", os.Getpid()), fmt.Sprintf("h4%dc", os.Getpid())
-	nstest.AddNS(t, sns)
-	nstest.AddNS(t, cns)
-	nstest.Veth(t, nstest.End{Name: srvIf, NS: sns, Addr: "192.168.77.1/24", Up: true}, nstest.End{Name: cliIf, NS: cns, Up: true})
+// scope names the test's namespaces: h4-<pid>-s (the server's), h4-<pid>-c.
+var scope = nstest.Scope{Prefix: "h4", Env: nsServerEnv, Why: "network namespaces, veth pair, UDP port 67"}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	nstest.Rerun(ctx, t, sns, nsServerEnv+"=1", nsClientEnv+"="+cns)
+func TestRealClient(t *testing.T) {
+	scope.Prepare(t, func(t *testing.T) (string, []string) {
+		nstest.RequireCommand(t, "busybox")
+		if out, _ := exec.Command("busybox", "udhcpc", "--help").CombinedOutput(); !strings.Contains(string(out), "udhcpc") {
+			t.Skip("busybox has no udhcpc")
+		}
+		sns, cns := scope.Name("s"), scope.Name("c")
+		nstest.AddNS(t, sns)
+		nstest.AddNS(t, cns)
+		nstest.Veth(t, nstest.End{Name: srvIf, NS: sns, Addr: "192.168.77.1/24", Up: true}, nstest.End{Name: cliIf, NS: cns, Up: true})
+		return sns, []string{nsClientEnv + "=" + cns}
+	}, func(t *testing.T) { realClient(t, os.Getenv(nsClientEnv)) })
 }
 
 // udhcpcResult is what the client's script saw when it bound a lease.
