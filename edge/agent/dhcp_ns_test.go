@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -18,28 +17,22 @@ import (
 )
 
 // TestDHCPApplierInNamespace runs the DHCP applier in a namespace of its
-// own (h4<pid>s: the test binary re-runs itself there) and busybox udhcpc
-// in another (h4<pid>c), joined by a veth pair.
-const (
-	dhcpNSEnv     = "TRELLIS_AGENT_DHCP_NS"
-	dhcpClientEnv = "TRELLIS_AGENT_DHCP_CLIENT_NS"
-)
+// own (h4-<pid>-a: the test binary re-runs itself there) and busybox
+// udhcpc in another (h4-<pid>-b), joined by a veth pair.
+const dhcpClientEnv = "TRELLIS_AGENT_DHCP_CLIENT_NS"
+
+var dhcpScope = nstest.Scope{Prefix: "h4", Env: "TRELLIS_AGENT_DHCP_NS", Why: "network namespaces, veth pair, UDP port 67"}
 
 func TestDHCPApplierInNamespace(t *testing.T) {
-	if os.Getenv(dhcpNSEnv) != "" {
-		dhcpApplierInNamespace(t, os.Getenv(dhcpClientEnv))
-		return
-	}
-	nstest.RequireRoot(t, "network namespaces, veth pair, UDP port 67")
-	nstest.RequireCommand(t, "busybox")
-	sns, cns := fmt.Sprintf("h4%da", os.Getpid()), fmt.Sprintf("h4%db", os.Getpid())
-	nstest.AddNS(t, sns)
-	nstest.AddNS(t, cns)
-	nstest.Veth(t, nstest.End{Name: "h4lan0", NS: sns, Up: true}, nstest.End{Name: "h4host0", NS: cns})
-	sh(t, "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:01", "up")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	nstest.Rerun(ctx, t, sns, dhcpNSEnv+"=1", dhcpClientEnv+"="+cns)
+	dhcpScope.Prepare(t, func(t *testing.T) (string, []string) {
+		nstest.RequireCommand(t, "busybox")
+		sns, cns := dhcpScope.Name("a"), dhcpScope.Name("b")
+		nstest.AddNS(t, sns)
+		nstest.AddNS(t, cns)
+		nstest.Veth(t, nstest.End{Name: "h4lan0", NS: sns, Up: true}, nstest.End{Name: "h4host0", NS: cns})
+		sh(t, "-n", cns, "link", "set", "h4host0", "address", "52:54:00:88:00:01", "up")
+		return sns, []string{dhcpClientEnv + "=" + cns}
+	}, func(t *testing.T) { dhcpApplierInNamespace(t, os.Getenv(dhcpClientEnv)) })
 }
 
 // leaseOnce runs udhcpc once in ns and returns the address it bound.

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -35,11 +34,20 @@ import (
 const internetNSEnv = "TRELLIS_AGENT_INTERNET_NS"
 
 func TestInternetStatusInStats(t *testing.T) {
-	if os.Getenv(internetNSEnv) != "" {
-		internetStatusInStats(t)
-		return
-	}
-	nstest.RequireRoot(t, "network namespaces, TUN device, raw sockets")
+	internetScope.Prepare(t, internetTopology, internetStatusInStats)
+}
+
+// internetScope names the Internet test's namespaces: wc-<pid>-….
+var internetScope = nstest.Scope{Prefix: "wc", Env: internetNSEnv, Why: "network namespaces, TUN device, raw sockets"}
+
+// internetIDsEnv carries the names internetStatusInStats needs to the
+// child: ISP A's namespace, WAN A, ISP B's namespace, WAN B, and how B is
+// addressed ("dhcp" or "static").
+const internetIDsEnv = "TRELLIS_AGENT_INTERNET_IDS"
+
+// internetTopology makes the edge's namespace and the two ISPs' (ISP B
+// with a DHCP server when busybox is there) and returns the edge's.
+func internetTopology(t *testing.T) (string, []string) {
 	nstest.RequireTUN(t)
 	nsE, nsT, nsU := internetScope.Name("e"), internetScope.Name("t"), internetScope.Name("u")
 	for _, ns := range []string{nsE, nsT, nsU} {
@@ -59,17 +67,11 @@ func TestInternetStatusInStats(t *testing.T) {
 	} else {
 		t.Log("no busybox (udhcpd): WAN B gets a static address")
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nstest.Rerun(ctx, t, nsE, internetNSEnv+"="+strings.Join([]string{nsT, wan, nsU, wanB, dhcp}, ","))
+	return nsE, []string{internetIDsEnv + "=" + strings.Join([]string{nsT, wan, nsU, wanB, dhcp}, ",")}
 }
 
-// internetScope names the Internet test's namespaces: wc-<pid>-….
-var internetScope = nstest.Scope{Prefix: "wc"}
-
 func internetStatusInStats(t *testing.T) {
-	ids := strings.Split(os.Getenv(internetNSEnv), ",")
+	ids := strings.Split(os.Getenv(internetIDsEnv), ",")
 	nsT, wan, nsU, wanB := ids[0], ids[1], ids[2], ids[3]
 	wanBConfig, addrB := `"address":"203.0.113.1/24","gateway":"203.0.113.2"`, "203.0.113.1"
 	if ids[4] == "dhcp" {

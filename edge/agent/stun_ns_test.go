@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"net/netip"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -21,26 +20,24 @@ import (
 const stunNSEnv = "TRELLIS_AGENT_STUN_NS"
 
 func TestSTUNFromWANWithoutTunnels(t *testing.T) {
-	if os.Getenv(stunNSEnv) != "" {
-		stunFromWAN(t)
-		return
-	}
-	needNamespaces(t)
-	nsA, nsS := stunScope.Name("a"), stunScope.Name("s")
-	nstest.AddNS(t, nsA)
-	nstest.AddNS(t, nsS)
-	nstest.Veth(t, nstest.End{Name: "h7bag0", NS: nsA, Addr: "192.0.2.1/24", Up: true},
-		nstest.End{Name: "h7bas0", NS: nsS, Addr: "192.0.2.2/24", Up: true})
-
-	srv := listenSTUNIn(t, nsS, "192.0.2.2")
-	reexecIn(t, nsA, stunNSEnv)
-	if srv.Requests.Load() == 0 {
+	var srv *natprobetest.Server
+	stunScope.Prepare(t, func(t *testing.T) (string, []string) {
+		nstest.RequireTUN(t)
+		nsA, nsS := stunScope.Name("a"), stunScope.Name("s")
+		nstest.AddNS(t, nsA)
+		nstest.AddNS(t, nsS)
+		nstest.Veth(t, nstest.End{Name: "h7bag0", NS: nsA, Addr: "192.0.2.1/24", Up: true},
+			nstest.End{Name: "h7bas0", NS: nsS, Addr: "192.0.2.2/24", Up: true})
+		srv = listenSTUNIn(t, nsS, "192.0.2.2")
+		return nsA, nil
+	}, stunFromWAN)
+	if srv != nil && srv.Requests.Load() == 0 {
 		t.Fatal("the STUN server saw no request")
 	}
 }
 
 // stunScope names the namespaces of the STUN and NAT tests: h7b-<pid>-….
-var stunScope = nstest.Scope{Prefix: "h7b"}
+var stunScope = nstest.Scope{Prefix: "h7b", Env: stunNSEnv, Why: "network namespaces, TUN device"}
 
 // listenSTUNIn starts the two-port STUN test server on ip in namespace ns
 // (its sockets are made there; the server stops in t.Cleanup).
@@ -58,47 +55,29 @@ func listenSTUNIn(t *testing.T, ns, ip string) *natprobetest.Server {
 	return srv
 }
 
-// reexecIn runs the current test again inside namespace ns with env set.
-func reexecIn(t *testing.T, ns, env string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nstest.Rerun(ctx, t, ns, env+"=1")
-}
-
-func needNamespaces(t *testing.T) {
-	t.Helper()
-	nstest.RequireRoot(t, "network namespaces, TUN device")
-	nstest.RequireTUN(t)
-}
-
 // TestNATTypeBehindFullCone: an edge behind a full-cone NAT is first
 // reported "restricted" (endpoint-independent mapping, filtering not
 // asked yet), then, once the filtering question could be asked (after
 // the quiet time, shortened here), "full-cone".
-const natNSEnv = "TRELLIS_AGENT_NAT_NS"
-
 func TestNATTypeBehindFullCone(t *testing.T) {
-	if os.Getenv(natNSEnv) != "" {
-		natTypeBehindFullCone(t)
-		return
-	}
-	needNamespaces(t)
-	nsA, nsR, nsS := stunScope.Name("a"), stunScope.Name("r"), stunScope.Name("s")
-	for _, ns := range []string{nsA, nsR, nsS} {
-		nstest.AddNS(t, ns)
-	}
-	nstest.Veth(t, nstest.End{Name: "h7bna0", NS: nsA, Addr: "192.168.77.2/24", Up: true},
-		nstest.End{Name: "h7bnr0", NS: nsR, Addr: "192.168.77.1/24", Up: true})
-	nstest.Veth(t, nstest.End{Name: "h7bnr1", NS: nsR, Addr: "203.0.113.1/24", Up: true},
-		nstest.End{Name: "h7bns0", NS: nsS, Addr: "203.0.113.2/24", Up: true})
-	sh(t, "-n", nsA, "route", "add", "default", "via", "192.168.77.1")
-	nstest.Run(t, "ip", "netns", "exec", nsR, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	if err := natprobetest.AddNAT(nsR, devproto.NATFullCone, "h7bnr0", "h7bnr1", netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("192.168.77.2")); err != nil {
-		t.Fatal(err)
-	}
-	listenSTUNIn(t, nsS, "203.0.113.2")
-	reexecIn(t, nsA, natNSEnv)
+	stunScope.Prepare(t, func(t *testing.T) (string, []string) {
+		nstest.RequireTUN(t)
+		nsA, nsR, nsS := stunScope.Name("a"), stunScope.Name("r"), stunScope.Name("s")
+		for _, ns := range []string{nsA, nsR, nsS} {
+			nstest.AddNS(t, ns)
+		}
+		nstest.Veth(t, nstest.End{Name: "h7bna0", NS: nsA, Addr: "192.168.77.2/24", Up: true},
+			nstest.End{Name: "h7bnr0", NS: nsR, Addr: "192.168.77.1/24", Up: true})
+		nstest.Veth(t, nstest.End{Name: "h7bnr1", NS: nsR, Addr: "203.0.113.1/24", Up: true},
+			nstest.End{Name: "h7bns0", NS: nsS, Addr: "203.0.113.2/24", Up: true})
+		sh(t, "-n", nsA, "route", "add", "default", "via", "192.168.77.1")
+		nstest.Run(t, "ip", "netns", "exec", nsR, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		if err := natprobetest.AddNAT(nsR, devproto.NATFullCone, "h7bnr0", "h7bnr1", netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("192.168.77.2")); err != nil {
+			t.Fatal(err)
+		}
+		listenSTUNIn(t, nsS, "203.0.113.2")
+		return nsA, nil
+	}, natTypeBehindFullCone)
 }
 
 func natTypeBehindFullCone(t *testing.T) {
