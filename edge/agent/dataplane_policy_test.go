@@ -22,14 +22,7 @@ func TestDataplanePolicyConfig(t *testing.T) {
 	    "mode":"quality","fallback":"drop","max_loss_pct":2,"max_latency_ms":150}],
 	 "qos":{"classes":[{"class":"real-time","cap_pct":20,"dscp":46},{"class":"best-effort","weight":5,"dscp":-1}]},
 	 "wan_qos":[{"interface":"eth1","uplink_kbps":10000,"downlink_kbps":50000},{"interface":"eth2","uplink_kbps":0}]}`
-	d, err := DecodeDesired([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := DataplaneConfig(d, "trellis0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := dataplaneConfigOf(t, doc)
 	if cfg.Tunnels[0].Label != "lbl-mpls" {
 		t.Fatalf("tunnel label %q", cfg.Tunnels[0].Label)
 	}

@@ -10,12 +10,10 @@ import (
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
-func TestDataplaneConfigWANs(t *testing.T) {
-	doc := `{"stun_servers":["100.64.0.2:3478","100.64.0.2:3479"],"interfaces":[
-	  {"name":"eth1","role":"wan","address":"192.0.2.1/24","gateway":"192.0.2.254"},
-	  {"name":"eth2","role":"wan","dhcp":true},
-	  {"name":"eth3","role":"lan","address":"172.16.1.1/24"},
-	  {"name":"eth4","role":"unassigned"}]}`
+// dataplaneConfigOf is the data plane configuration (TUN trellis0) of
+// the document doc; t fails at once when either step fails.
+func dataplaneConfigOf(t *testing.T, doc string) dataplane.Config {
+	t.Helper()
 	d, err := DecodeDesired([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +22,16 @@ func TestDataplaneConfigWANs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func TestDataplaneConfigWANs(t *testing.T) {
+	doc := `{"stun_servers":["100.64.0.2:3478","100.64.0.2:3479"],"interfaces":[
+	  {"name":"eth1","role":"wan","address":"192.0.2.1/24","gateway":"192.0.2.254"},
+	  {"name":"eth2","role":"wan","dhcp":true},
+	  {"name":"eth3","role":"lan","address":"172.16.1.1/24"},
+	  {"name":"eth4","role":"unassigned"}]}`
+	cfg := dataplaneConfigOf(t, doc)
 	want := []dataplane.WANConfig{{Interface: "eth1", Address: netip.MustParseAddr("192.0.2.1")}, {Interface: "eth2"}}
 	if len(cfg.WANs) != len(want) || cfg.WANs[0] != want[0] || cfg.WANs[1] != want[1] {
 		t.Fatalf("WANs %+v, want %+v", cfg.WANs, want)

@@ -316,14 +316,7 @@ func TestDataplaneConfig(t *testing.T) {
 	  "outbound":{"spi":4098,"key":"` + key + `"},"inbound":{"spi":8194,"key":"` + key + `"},
 	  "remote_prefixes":["172.16.2.0/24"]}],
 	 "routes":[{"destination":"172.17.0.0/16","tunnel":2},{"destination":"0.0.0.0/0","gateway":"192.0.2.254"}]}`
-	d, err := DecodeDesired([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := DataplaneConfig(d, "trellis0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := dataplaneConfigOf(t, doc)
 	if cfg.UDPPort != 4790 || len(cfg.Tunnels) != 2 || cfg.Tunnels[1].Name != "t2" || cfg.Tunnels[0].Site != "B" {
 		t.Fatalf("config %+v", cfg)
 	}
@@ -331,7 +324,7 @@ func TestDataplaneConfig(t *testing.T) {
 		t.Fatalf("routes %+v", cfg.Routes)
 	}
 	bad := strings.Replace(doc, `"local_overlay":"10.100.0.2"`, `"local_overlay":"10.100.0.8"`, 1)
-	d, err = DecodeDesired([]byte(bad))
+	d, err := DecodeDesired([]byte(bad))
 	if err != nil {
 		t.Fatal(err)
 	}
