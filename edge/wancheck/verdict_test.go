@@ -116,28 +116,22 @@ func TestVerdictLossWindow(t *testing.T) {
 	bad := roundResult{Sent: 4, Lost: 4, Err: "x"}
 	good := roundResult{OK: true, Target: "a", Sent: 4, Lost: 0}
 	half := roundResult{OK: true, Target: "a", Sent: 4, Lost: 2}
-	for i := 0; i < 10; i++ {
-		v.record(bad, t0, 1)
-	}
-	if v.st.LossPct != 100 {
-		t.Fatalf("loss %v after 10 bad rounds", v.st.LossPct)
-	}
-	for i := 0; i < 5; i++ {
-		v.record(good, t0, 1)
-	}
-	if v.st.LossPct != 50 {
-		t.Fatalf("loss %v after 5 bad and 5 good rounds in the window", v.st.LossPct)
-	}
-	for i := 0; i < 5; i++ {
-		v.record(half, t0, 1)
-	}
-	if v.st.LossPct != 25 {
-		t.Fatalf("loss %v after 5 good and 5 half rounds", v.st.LossPct)
-	}
-	for i := 0; i < 10; i++ {
-		v.record(good, t0, 1)
-	}
-	if v.st.LossPct != 0 {
-		t.Fatalf("loss %v after 10 good rounds", v.st.LossPct)
+	for _, step := range []struct {
+		r    roundResult
+		n    int
+		want float64
+		what string
+	}{
+		{bad, 10, 100, "10 bad rounds"},
+		{good, 5, 50, "5 bad and 5 good rounds in the window"},
+		{half, 5, 25, "5 good and 5 half rounds"},
+		{good, 10, 0, "10 good rounds"},
+	} {
+		for i := 0; i < step.n; i++ {
+			v.record(step.r, t0, 1)
+		}
+		if v.st.LossPct != step.want {
+			t.Fatalf("loss %v after %s", v.st.LossPct, step.what)
+		}
 	}
 }
