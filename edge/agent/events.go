@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/trellis-sdwan/trellis/edge/netwatch"
 	"github.com/trellis-sdwan/trellis/edge/sysinfo"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -15,19 +16,14 @@ var sysinfoCounters = sysinfo.Counters
 // watchNetlink turns link and address notifications into events: link up
 // and down (operational state transitions) and address changes.
 func (a *Agent) watchNetlink(ctx context.Context) {
-	links := make(chan netlink.LinkUpdate, 64)
-	addrs := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	defer close(done)
-	onErr := func(err error) { a.log.Debug("netlink subscription", "err", err) }
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		a.log.Warn("cannot watch links; no link events will be reported", "err", err)
-		links = nil
+	subs, err := netwatch.Subscribe(done, netwatch.Links|netwatch.Addrs,
+		func(err error) { a.log.Debug("netlink subscription", "err", err) })
+	if err != nil {
+		a.log.Warn("no events will be reported for what is not watched", "err", err)
 	}
-	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		a.log.Warn("cannot watch addresses; no address events will be reported", "err", err)
-		addrs = nil
-	}
+	links, addrs := subs.Links, subs.Addrs
 	up := map[int]bool{}
 	names := map[int]string{}
 	if ls, err := netlink.LinkList(); err == nil {

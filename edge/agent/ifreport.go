@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/trellis-sdwan/trellis/edge/natprobe"
+	"github.com/trellis-sdwan/trellis/edge/netwatch"
 	"github.com/trellis-sdwan/trellis/edge/sysinfo"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
@@ -315,22 +314,14 @@ func (a *Agent) reportInterfaces() {
 // change (netlink notifications, debounced), when a DHCP lease changes a
 // WAN, and on a slow poll.
 func (a *Agent) watchInterfaces(ctx context.Context) {
-	links := make(chan netlink.LinkUpdate, 64)
-	addrs := make(chan netlink.AddrUpdate, 64)
-	routes := make(chan netlink.RouteUpdate, 256)
 	done := make(chan struct{})
 	defer close(done)
-	onErr := func(err error) { a.log.Debug("netlink subscription (interface reports)", "err", err) }
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		a.log.Warn("cannot watch links; interface changes are found by polling", "err", err)
-		links = nil
+	subs, err := netwatch.Subscribe(done, netwatch.Links|netwatch.Addrs|netwatch.Routes,
+		func(err error) { a.log.Debug("netlink subscription (interface reports)", "err", err) })
+	if err != nil {
+		a.log.Warn("interface changes not watched are found by polling", "err", err)
 	}
-	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		addrs = nil
-	}
-	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		routes = nil
-	}
+	links, addrs, routes := subs.Links, subs.Addrs, subs.Routes
 	var dhcp, public <-chan struct{}
 	if ia := a.interfacesApplier(); ia != nil {
 		dhcp = ia.Changes()

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/trellis-sdwan/trellis/edge/hostnet"
+	"github.com/trellis-sdwan/trellis/edge/netwatch"
 	"github.com/trellis-sdwan/trellis/wire/devproto"
 )
 
@@ -188,19 +189,14 @@ func mapsEqual(a, b map[string]bool) bool {
 // Watch re-evaluates breakout steering whenever a link or address
 // changes (debounced), until ctx ends.
 func (m *Manager) Watch(ctx context.Context) {
-	links := make(chan netlink.LinkUpdate, 64)
-	addrs := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	defer close(done)
-	onErr := func(err error) { m.log.Debug("netlink subscription (firewall)", "err", err) }
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		m.log.Warn("cannot watch links; breakout failover falls back to polling", "err", err)
-		links = nil
+	subs, err := netwatch.Subscribe(done, netwatch.Links|netwatch.Addrs,
+		func(err error) { m.log.Debug("netlink subscription (firewall)", "err", err) })
+	if err != nil {
+		m.log.Warn("breakout failover falls back to polling for what is not watched", "err", err)
 	}
-	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		m.log.Warn("cannot watch addresses; breakout failover falls back to polling", "err", err)
-		addrs = nil
-	}
+	links, addrs := subs.Links, subs.Addrs
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()

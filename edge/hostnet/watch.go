@@ -4,8 +4,9 @@ import (
 	"net"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/trellis-sdwan/trellis/edge/netwatch"
 )
 
 // resyncDebounce lets a burst of netlink notifications (a link coming
@@ -26,22 +27,14 @@ const resyncPoll = 30 * time.Second
 // of the host's protocol deleted kicks a debounced Resync. Links are not
 // brought up by it: a WAN an administrator set down stays down.
 func (h *Host) watch() {
-	links := make(chan netlink.LinkUpdate, 64)
-	addrs := make(chan netlink.AddrUpdate, 64)
-	routes := make(chan netlink.RouteUpdate, 256)
 	done := make(chan struct{})
 	defer close(done)
-	onErr := func(err error) { h.log.Debug("netlink subscription (host re-sync)", "err", err) }
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		h.log.Warn("cannot watch links; routes a link lost are restored by polling", "err", err)
-		links = nil
+	subs, err := netwatch.Subscribe(done, netwatch.Links|netwatch.Addrs|netwatch.Routes,
+		func(err error) { h.log.Debug("netlink subscription (host re-sync)", "err", err) })
+	if err != nil {
+		h.log.Warn("what a link change takes away is restored by polling where not watched", "err", err)
 	}
-	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		addrs = nil
-	}
-	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		routes = nil
-	}
+	links, addrs, routes := subs.Links, subs.Addrs, subs.Routes
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
